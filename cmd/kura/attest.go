@@ -1,0 +1,372 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	apimaa "github.com/kura-project/kura/internal/api/maa"
+	"github.com/kura-project/kura/internal/attest/appraisal"
+	"github.com/kura-project/kura/internal/attest/sim"
+	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/server"
+)
+
+func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("attest verify", flag.ContinueOnError)
+	typ := fs.String("type", "SevSnpVm", "attestation type")
+	at := fs.String("at", "", "verification time, RFC 3339 (default now)")
+	data := fs.String("data", "./kura-data", "data directory with cached collateral and policies")
+	trustSim := fs.Bool("trust-simulator", false, "trust kura's simulated TEE (its root in DATA/sim)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{2, errors.New("attest verify takes one request body file")}
+	}
+	canon, ok := apimaa.CanonicalType(*typ)
+	if !ok {
+		return &exitError{2, fmt.Errorf("unknown attestation type %q", *typ)}
+	}
+	when := time.Now()
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("--at: %w", err)}
+		}
+		when = t
+	}
+	body, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	cfg := config.Default()
+	cfg.DataDir, cfg.TrustSimulator = *data, *trustSim
+	a, err := server.OpenAttestation(cfg, func() time.Time { return when })
+	if err != nil {
+		return err
+	}
+	defer a.Store.Close()
+	req, err := apimaa.DecodeRequest(canon, body)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	svc := newAppraisal(a, when)
+	out, err := svc.Appraise(ctx, req, when)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out.Claims)
+}
+
+// client is an HTTPS client for a kura server that trusts the dev CA in
+// DATA/tls/ca.pem (or --ca) and sends the admin token when it has one.
+type client struct {
+	url   string
+	http  *http.Client
+	token string
+}
+
+func clientFlags(fs *flag.FlagSet) func() (*client, error) {
+	url := fs.String("url", "https://127.0.0.1:8443", "kura server URL")
+	data := fs.String("data", "./kura-data", "data directory (for DATA/tls/ca.pem and DATA/dev/admin-token)")
+	ca := fs.String("ca", "", "CA certificate to trust (default DATA/tls/ca.pem, else the system roots)")
+	tokenFile := fs.String("token-file", "", "bearer token file (default DATA/dev/admin-token if present)")
+	return func() (*client, error) {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		caFile := *ca
+		if caFile == "" {
+			if _, err := os.Stat(filepath.Join(*data, "tls", "ca.pem")); err == nil {
+				caFile = filepath.Join(*data, "tls", "ca.pem")
+			}
+		}
+		if caFile != "" {
+			b, err := os.ReadFile(caFile)
+			if err != nil {
+				return nil, err
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(b) {
+				return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+			}
+			tc.RootCAs = pool
+		}
+		c := &client{url: strings.TrimRight(*url, "/"), http: &http.Client{
+			Timeout:   30 * time.Second,
+			Transport: &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 64},
+		}}
+		tf := *tokenFile
+		if tf == "" {
+			if _, err := os.Stat(filepath.Join(*data, "dev", "admin-token")); err == nil {
+				tf = filepath.Join(*data, "dev", "admin-token")
+			}
+		}
+		if tf != "" {
+			b, err := os.ReadFile(tf)
+			if err != nil {
+				return nil, err
+			}
+			c.token = strings.TrimSpace(string(b))
+		}
+		return c, nil
+	}
+}
+
+// do sends a request and returns the body of a 2xx answer, or an error
+// carrying the server's error message.
+func (c *client) do(ctx context.Context, method, path, ctype string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.url+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
+			return nil, fmt.Errorf("%s (%s): %s", resp.Status, e.Error.Code, e.Error.Message)
+		}
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+// decodeJWT returns the header and payload of a compact JWS, unverified
+// (for display only).
+func decodeJWT(tok string) (map[string]any, map[string]any, error) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, nil, errors.New("not a compact JWS")
+	}
+	var h, p map[string]any
+	for i, dst := range []*map[string]any{&h, &p} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := json.Unmarshal(b, dst); err != nil {
+			return nil, nil, err
+		}
+	}
+	return h, p, nil
+}
+
+func attestSNP(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("attest snp", flag.ContinueOnError)
+	mk := clientFlags(fs)
+	apiVersion := fs.String("api-version", "2025-06-01", "api-version to send")
+	raw := fs.Bool("raw", false, "print the token itself instead of its decoded header and claims")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{2, errors.New("attest snp takes one request body file")}
+	}
+	body, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	c, err := mk()
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/attest/SevSnpVm?api-version="+*apiVersion, "application/json", body)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil {
+		return fmt.Errorf("server answer: %w", err)
+	}
+	if *raw {
+		fmt.Fprintln(stdout, out.Token)
+		return nil
+	}
+	h, p, err := decodeJWT(out.Token)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"header": h, "claims": p})
+}
+
+func collateralImport(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("collateral import", flag.ContinueOnError)
+	data := fs.String("data", "./kura-data", "data directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return &exitError{2, errors.New("collateral import takes one or more files (VCEK, VLEK as DER or PEM; AMD CRLs)")}
+	}
+	cfg := config.Default()
+	cfg.DataDir = *data
+	a, err := server.OpenAttestation(cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	defer a.Store.Close()
+	for _, f := range fs.Args() {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		n, err := a.Collateral.Import(ctx, b)
+		if err != nil {
+			return &exitError{1, fmt.Errorf("%s: %w", f, err)}
+		}
+		fmt.Fprintf(stdout, "%s: imported %d item(s)\n", f, n)
+	}
+	return nil
+}
+
+func policyCmd(ctx context.Context, op string, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("policy "+op, flag.ContinueOnError)
+	mk := clientFlags(fs)
+	typ := fs.String("type", "SevSnpVm", "attestation type")
+	file := fs.String("file", "", "policy text file (set)")
+	apiVersion := fs.String("api-version", "2025-06-01", "api-version to send")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := mk()
+	if err != nil {
+		return err
+	}
+	path := "/policies/" + *typ
+	var resp []byte
+	switch op {
+	case "get":
+		resp, err = c.do(ctx, http.MethodGet, path+"?api-version="+*apiVersion, "", nil)
+	case "set":
+		if *file == "" {
+			return &exitError{2, errors.New("policy set needs --file")}
+		}
+		text, rerr := os.ReadFile(*file)
+		if rerr != nil {
+			return rerr
+		}
+		resp, err = c.do(ctx, http.MethodPut, path+"?api-version="+*apiVersion, "text/plain", []byte(unsignedPolicyJWS(string(text))))
+	case "reset":
+		resp, err = c.do(ctx, http.MethodPost, path+":reset?api-version="+*apiVersion, "text/plain", []byte(unsignedPolicyJWS("")))
+	default:
+		return &exitError{2, fmt.Errorf("unknown policy subcommand %q (get, set, reset)", op)}
+	}
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil {
+		return fmt.Errorf("server answer: %w", err)
+	}
+	_, claims, err := decodeJWT(out.Token)
+	if err != nil {
+		return err
+	}
+	if r, ok := claims["x-ms-policy-result"]; ok {
+		fmt.Fprintf(stdout, "result: %v\n", r)
+	}
+	if jws, ok := claims["x-ms-policy"].(string); ok {
+		parts := strings.Split(jws, ".")
+		if len(parts) == 3 {
+			if pb, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+				var doc struct{ AttestationPolicy string }
+				if json.Unmarshal(pb, &doc) == nil {
+					if text, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(doc.AttestationPolicy, "=")); err == nil {
+						fmt.Fprint(stdout, string(text))
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// unsignedPolicyJWS wraps policy text as an unsigned MAA policy JWS; an
+// empty text makes the empty document a reset takes.
+func unsignedPolicyJWS(text string) string {
+	payload := "{}"
+	if text != "" {
+		b, _ := json.Marshal(map[string]string{"AttestationPolicy": base64.RawURLEncoding.EncodeToString([]byte(text))})
+		payload = string(b)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + "."
+}
+
+func simSNP(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("sim snp", flag.ContinueOnError)
+	rt := fs.String("runtime-data", "", "runtime data file; its SHA-256 goes into report_data")
+	out := fs.String("out", "", "where to write the SevSnpVm request body")
+	data := fs.String("data", "./kura-data", "data directory holding the simulated root (DATA/sim)")
+	dataType := fs.String("data-type", "", "runtimeData dataType: JSON or Binary (default: JSON if the file is JSON)")
+	nonce := fs.String("nonce", "", "nonce to send")
+	debug := fs.Bool("debug", false, "simulate a debuggable guest")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rt == "" || *out == "" {
+		return &exitError{2, errors.New("sim snp needs --runtime-data and --out")}
+	}
+	runtime, err := os.ReadFile(*rt)
+	if err != nil {
+		return err
+	}
+	dt := *dataType
+	if dt == "" {
+		dt = "Binary"
+		if json.Valid(runtime) {
+			dt = "JSON"
+		}
+	}
+	a, err := sim.LoadOrCreate(filepath.Join(*data, "sim"), time.Now())
+	if err != nil {
+		return err
+	}
+	body, err := a.Body(runtime, dt, *nonce, sim.Options{Debug: *debug})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, body, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: simulated SEV-SNP evidence (TEST ONLY root in %s), report_data = SHA-256(runtime data)\n", *out, filepath.Join(*data, "sim"))
+	return nil
+}
+
+func newAppraisal(a *server.Attestation, when time.Time) *appraisal.Service {
+	return appraisal.NewService(a.Verifiers, a.Policies, nil, func() time.Time { return when })
+}

@@ -1,0 +1,152 @@
+// Command kura is the kura trust plane: attestation service, and the tools
+// around it. Run `kura help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/server"
+)
+
+const usage = `kura — a self-hosted trust plane for confidential computing
+
+Usage:
+  kura serve [--dev] [--addr 127.0.0.1:8443] [--data ./kura-data] [flags]
+  kura attest verify --type SevSnpVm [--at RFC3339] [--data DIR] BODY.json
+  kura attest snp [--url URL] [--data DIR] BODY.json
+  kura collateral import [--data DIR] FILE...
+  kura policy get|set|reset --type SevSnpVm [--file POLICY] [--url URL] [--data DIR]
+  kura sim snp --runtime-data FILE --out FILE [--data DIR]
+  kura bench attest [--clients N] [--duration 10s] [--alg RS256|ES256|ES384]
+
+Run "kura COMMAND -h" for a command's flags.
+`
+
+// exitError carries an exit code with its message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "kura:", err)
+		}
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitError{2, errors.New("no command")}
+	}
+	cmd, rest := args[0], args[1:]
+	sub := func() (string, []string, error) {
+		if len(rest) == 0 {
+			return "", nil, &exitError{2, fmt.Errorf("%s needs a subcommand", cmd)}
+		}
+		return rest[0], rest[1:], nil
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, stderr)
+	case "attest":
+		s, r, err := sub()
+		if err != nil {
+			return err
+		}
+		switch s {
+		case "verify":
+			return attestVerify(ctx, r, stdout)
+		case "snp":
+			return attestSNP(ctx, r, stdout)
+		}
+		return &exitError{2, fmt.Errorf("unknown attest subcommand %q (verify, snp)", s)}
+	case "collateral":
+		s, r, err := sub()
+		if err != nil {
+			return err
+		}
+		if s != "import" {
+			return &exitError{2, fmt.Errorf("unknown collateral subcommand %q (import)", s)}
+		}
+		return collateralImport(ctx, r, stdout)
+	case "policy":
+		s, r, err := sub()
+		if err != nil {
+			return err
+		}
+		return policyCmd(ctx, s, r, stdout)
+	case "sim":
+		s, r, err := sub()
+		if err != nil {
+			return err
+		}
+		if s != "snp" {
+			return &exitError{2, fmt.Errorf("unknown sim subcommand %q (snp)", s)}
+		}
+		return simSNP(r, stdout)
+	case "bench":
+		s, r, err := sub()
+		if err != nil {
+			return err
+		}
+		if s != "attest" {
+			return &exitError{2, fmt.Errorf("unknown bench subcommand %q (attest)", s)}
+		}
+		return benchAttest(ctx, r, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return &exitError{2, fmt.Errorf("unknown command %q", cmd)}
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := config.Load(args, os.Getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{2, err}
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	srv, err := server.New(ctx, cfg, log, time.Now)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if cfg.Dev {
+		log.Info("development mode", "ca", cfg.DataDir+"/tls/ca.pem", "admin_token_file", cfg.DataDir+"/dev/admin-token",
+			"note", "simulated TEE trusted; never use --dev in production")
+	}
+	return srv.Serve(ctx, nil)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,292 @@
+// Package maa is the Microsoft Azure Attestation–compatible HTTP surface:
+// routes, request and response bodies, and MAA's error format. It translates
+// the wire to internal/attest/appraisal and back, and nothing else.
+package maa
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/appraisal"
+	"github.com/kura-project/kura/internal/token"
+)
+
+// APIVersions are the api-version values accepted.
+var APIVersions = []string{"2020-10-01", "2022-08-01", "2025-06-01"}
+
+// Types maps lower-cased attestation types to their canonical names. MAA
+// clients differ in case ("azureGuest"), so the path is matched without it.
+var canonicalTypes = map[string]string{
+	"sevsnpvm": "SevSnpVm", "tdxvm": "TdxVm", "sgxenclave": "SgxEnclave",
+	"openenclave": "OpenEnclave", "azureguest": "AzureGuest", "tpm": "Tpm",
+}
+
+// CanonicalType returns the canonical name of an attestation type.
+func CanonicalType(s string) (string, bool) {
+	t, ok := canonicalTypes[strings.ToLower(s)]
+	return t, ok
+}
+
+// Keyring is what the API needs from the token keyring.
+type Keyring interface {
+	Issue(claims map[string]any) (string, error)
+	JWKS() []token.JWK
+	Issuer() string
+	Alg() token.Alg
+}
+
+// Handler serves the MAA surface.
+type Handler struct {
+	Service  *appraisal.Service
+	Keys     Keyring
+	Policies *PolicyStore
+	// Authorize reports whether the request carries administrator rights;
+	// policy routes require it.
+	Authorize func(r *http.Request) bool
+	Log       *slog.Logger
+}
+
+// Register adds the routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /attest/{type}", h.attest)
+	mux.HandleFunc("GET /certs", h.certs)
+	mux.HandleFunc("GET /.well-known/openid-configuration", h.openid)
+	mux.HandleFunc("GET /policies/{type}", h.getPolicy)
+	mux.HandleFunc("PUT /policies/{type}", h.setPolicy)
+	mux.HandleFunc("POST /policies/{typeop}", h.resetPolicy)
+}
+
+// Error writes MAA's error body {"error":{"code","message"}} with the
+// x-ms-error-code header.
+func Error(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("x-ms-error-code", code)
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// checkAPIVersion answers 400 unless api-version is one kura speaks.
+func checkAPIVersion(w http.ResponseWriter, r *http.Request) bool {
+	v := r.URL.Query().Get("api-version")
+	if v == "" {
+		Error(w, http.StatusBadRequest, "MissingApiVersionParameter", "the api-version query parameter is required (one of "+strings.Join(APIVersions, ", ")+")")
+		return false
+	}
+	for _, ok := range APIVersions {
+		if v == ok {
+			return true
+		}
+	}
+	Error(w, http.StatusBadRequest, "UnsupportedApiVersion", fmt.Sprintf("api-version %q is not supported (one of %s)", v, strings.Join(APIVersions, ", ")))
+	return false
+}
+
+// readBody reads the whole body; the server's limit turns an oversized body
+// into a 413 here.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			Error(w, http.StatusRequestEntityTooLarge, "RequestTooLarge", fmt.Sprintf("request body exceeds the limit of %d bytes", mbe.Limit))
+			return nil, false
+		}
+		Error(w, http.StatusBadRequest, "InvalidRequest", "reading the request body failed: "+err.Error())
+		return nil, false
+	}
+	return b, true
+}
+
+// wireData is RuntimeData / InitTimeData on the wire.
+type wireData struct {
+	Data     string `json:"data"`
+	DataType string `json:"dataType"`
+}
+
+// attestRequest is the union of the attest bodies kura accepts.
+type attestRequest struct {
+	Report      string          `json:"report"`
+	Quote       string          `json:"quote"`
+	RuntimeData *wireData       `json:"runtimeData"`
+	InitTime    *wireData       `json:"initTimeData"`
+	Nonce       json.RawMessage `json:"nonce"`
+	DraftPolicy string          `json:"draftPolicyForAttestation"`
+}
+
+// DecodeRequest turns an attest body into a domain request. It is exported
+// so `kura attest verify` decodes recorded bodies exactly as the server does.
+func DecodeRequest(typ string, body []byte) (appraisal.Request, error) {
+	var req appraisal.Request
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var in attestRequest
+	if err := dec.Decode(&in); err != nil {
+		return req, attest.BadWrap("body", jsonErr(err, body), "not a valid %s request", typ)
+	}
+	if dec.More() {
+		return req, attest.Bad("body", "trailing data after the JSON object")
+	}
+	req.Type = typ
+	evidence := in.Report
+	field := "report"
+	if typ != "SevSnpVm" {
+		evidence, field = in.Quote, "quote"
+	}
+	if evidence == "" {
+		return req, attest.Bad(field, "missing")
+	}
+	ev, err := attest.DecodeBase64(evidence)
+	if err != nil {
+		return req, attest.BadWrap(field, err, "not base64")
+	}
+	req.Evidence = ev
+	if req.RuntimeData, err = decodeData("runtimeData", in.RuntimeData); err != nil {
+		return req, err
+	}
+	if req.InitTimeData, err = decodeData("initTimeData", in.InitTime); err != nil {
+		return req, err
+	}
+	if req.Nonce, err = decodeNonce(in.Nonce); err != nil {
+		return req, err
+	}
+	req.DraftPolicy = in.DraftPolicy
+	return req, nil
+}
+
+// jsonErr adds the byte offset of a JSON syntax error.
+func jsonErr(err error, body []byte) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w (at byte %d)", err, se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("field %q: %s is not a %s (at byte %d)", te.Field, te.Value, te.Type, te.Offset)
+	}
+	if errors.Is(err, io.EOF) && len(bytes.TrimSpace(body)) == 0 {
+		return errors.New("empty body")
+	}
+	return err
+}
+
+func decodeData(name string, d *wireData) (*appraisal.Data, error) {
+	if d == nil {
+		return nil, nil
+	}
+	out := &appraisal.Data{}
+	switch strings.ToLower(d.DataType) {
+	case "", "binary":
+	case "json":
+		out.JSON = true
+	default:
+		return nil, attest.Bad(name+".dataType", "%q is neither Binary nor JSON", d.DataType)
+	}
+	b, err := attest.DecodeBase64(d.Data)
+	if err != nil {
+		return nil, attest.BadWrap(name+".data", err, "not base64")
+	}
+	out.Bytes = b
+	return out, nil
+}
+
+// decodeNonce accepts a string or a JSON number (the Confidential ACI sidecar
+// sends a uint64); the token echoes it as a string.
+func decodeNonce(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		if len(s) > 1024 {
+			return "", attest.Bad("nonce", "longer than 1024 characters")
+		}
+		return s, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil {
+		return n.String(), nil
+	}
+	return "", attest.Bad("nonce", "must be a string or a number")
+}
+
+func (h *Handler) attest(w http.ResponseWriter, r *http.Request) {
+	if !checkAPIVersion(w, r) {
+		return
+	}
+	typ, ok := CanonicalType(r.PathValue("type"))
+	if !ok || !h.Service.Supports(typ) {
+		Error(w, http.StatusBadRequest, "InvalidAttestationType", fmt.Sprintf("attestation type %q is not supported by this instance", r.PathValue("type")))
+		return
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	req, err := DecodeRequest(typ, body)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	tok, err := h.Service.Attest(r.Context(), req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+// fail maps domain errors to MAA's status codes and error codes.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ev *attest.EvidenceError
+	var pd *attest.PolicyDeniedError
+	var un *attest.UnavailableError
+	switch {
+	case errors.As(err, &ev):
+		Error(w, http.StatusBadRequest, "InvalidParameter", err.Error())
+	case errors.As(err, &pd):
+		Error(w, http.StatusBadRequest, "PolicyEvaluationError", err.Error())
+	case errors.As(err, &un), errors.Is(err, context.DeadlineExceeded):
+		h.log().ErrorContext(r.Context(), "attestation dependency failed", "err", err)
+		Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", err.Error())
+	default:
+		h.log().ErrorContext(r.Context(), "attestation failed", "err", err)
+		Error(w, http.StatusInternalServerError, "InternalError", "internal error; see the server log for the request id")
+	}
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log == nil {
+		return slog.Default()
+	}
+	return h.Log
+}
+
+func (h *Handler) certs(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, map[string]any{"keys": h.Keys.JWKS()})
+}
+
+func (h *Handler) openid(w http.ResponseWriter, r *http.Request) {
+	iss := h.Keys.Issuer()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                iss,
+		"jwks_uri":                              iss + "/certs",
+		"id_token_signing_alg_values_supported": []string{string(h.Keys.Alg())},
+		"response_types_supported":              []string{"token", "none"},
+		"claims_supported":                      []string{"x-ms-attestation-type", "x-ms-policy-hash", "x-ms-runtime", "x-ms-inittime", "x-ms-ver", "nonce"},
+	})
+}

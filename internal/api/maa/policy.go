@@ -1,0 +1,322 @@
+package maa
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strings"
+
+	"github.com/kura-project/kura/internal/attest/appraisal"
+	"github.com/kura-project/kura/internal/policy/maa"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// PolicyStore wraps the domain policy store with the configured policy
+// signers. With signers configured (MAA's isolated mode) every upload must be
+// signed by one of them; without, unsigned uploads are accepted too.
+type PolicyStore struct {
+	*appraisal.PolicyStore
+	Signers []*x509.Certificate
+}
+
+// UploadError is a refused policy upload; the API answers 400 with it.
+type UploadError struct{ Msg string }
+
+func (e *UploadError) Error() string { return e.Msg }
+
+func uploadErr(format string, args ...any) error {
+	return &UploadError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// ParseUpload parses a policy JWS as MAA clients send it: payload
+// {"AttestationPolicy": base64url(policy text)}, alg none or RS256/ES256/ES384
+// with the signing certificate in x5c. It returns the policy text (empty for
+// a reset) and the signing certificate (nil when unsigned).
+func (ps *PolicyStore) ParseUpload(jws string) (string, *x509.Certificate, error) {
+	jws = strings.TrimSpace(jws)
+	parts := strings.Split(jws, ".")
+	if len(parts) != 3 {
+		return "", nil, uploadErr("policy must be a JWS in compact form (header.payload.signature), found %d parts", len(parts))
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[0], "="))
+	if err != nil {
+		return "", nil, uploadErr("JWS header is not base64url: %v", err)
+	}
+	var hdr struct {
+		Alg string   `json:"alg"`
+		X5c []string `json:"x5c"`
+	}
+	if err := json.Unmarshal(hb, &hdr); err != nil {
+		return "", nil, uploadErr("JWS header is not JSON: %v", err)
+	}
+	pb, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return "", nil, uploadErr("JWS payload is not base64url: %v", err)
+	}
+	var cert *x509.Certificate
+	switch hdr.Alg {
+	case "none":
+		if parts[2] != "" {
+			return "", nil, uploadErr("an unsigned (alg none) JWS must have an empty signature")
+		}
+		if len(ps.Signers) > 0 {
+			return "", nil, uploadErr("this instance requires policies signed by a configured policy signer; the upload is unsigned")
+		}
+	case "RS256", "ES256", "ES384":
+		if cert, err = ps.verify(hdr.Alg, hdr.X5c, parts); err != nil {
+			return "", nil, err
+		}
+	case "":
+		return "", nil, uploadErr("JWS header has no alg")
+	default:
+		return "", nil, uploadErr("JWS alg %q is not accepted (none, RS256, ES256, ES384)", hdr.Alg)
+	}
+	if len(bytes.TrimSpace(pb)) == 0 {
+		return "", cert, nil // reset with an empty document
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(pb, &doc); err != nil {
+		return "", nil, uploadErr("JWS payload is not a JSON object: %v", err)
+	}
+	raw, ok := doc["AttestationPolicy"]
+	if !ok {
+		if len(doc) == 0 {
+			return "", cert, nil
+		}
+		return "", nil, uploadErr("JWS payload has no AttestationPolicy member")
+	}
+	var enc string
+	if err := json.Unmarshal(raw, &enc); err != nil {
+		return "", nil, uploadErr("AttestationPolicy must be a base64url string")
+	}
+	text, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(enc, "="))
+	if err != nil {
+		return "", nil, uploadErr("AttestationPolicy is not base64url: %v", err)
+	}
+	return string(text), cert, nil
+}
+
+func (ps *PolicyStore) verify(alg string, x5c []string, parts []string) (*x509.Certificate, error) {
+	if len(x5c) == 0 {
+		return nil, uploadErr("a signed policy must carry its signing certificate in x5c")
+	}
+	der, err := base64.StdEncoding.DecodeString(x5c[0])
+	if err != nil {
+		return nil, uploadErr("x5c[0] is not base64: %v", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, uploadErr("x5c[0] is not a certificate: %v", err)
+	}
+	trusted := false
+	for _, s := range ps.Signers {
+		if bytes.Equal(s.Raw, cert.Raw) {
+			trusted = true
+		}
+	}
+	if !trusted {
+		sum := sha256.Sum256(cert.Raw)
+		return nil, uploadErr("policy signer certificate %q (SHA-256 %x) is not a configured policy signer", cert.Subject.CommonName, sum[:8])
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[2], "="))
+	if err != nil {
+		return nil, uploadErr("JWS signature is not base64url: %v", err)
+	}
+	input := []byte(parts[0] + "." + parts[1])
+	if err := verifyJWS(alg, cert.PublicKey, input, sig); err != nil {
+		return nil, uploadErr("policy signature does not verify with the x5c certificate: %v", err)
+	}
+	return cert, nil
+}
+
+// verifyJWS checks a JWS signature (RS256, or ES256/ES384 in raw r||s form).
+func verifyJWS(alg string, pub any, input, sig []byte) error {
+	switch alg {
+	case "RS256":
+		k, ok := pub.(*rsa.PublicKey)
+		if !ok {
+			return errors.New("RS256 needs an RSA key")
+		}
+		d := sha256.Sum256(input)
+		return rsa.VerifyPKCS1v15(k, crypto.SHA256, d[:], sig)
+	case "ES256", "ES384":
+		k, ok := pub.(*ecdsa.PublicKey)
+		if !ok {
+			return errors.New(alg + " needs an EC key")
+		}
+		h, size := crypto.SHA256, 32
+		if alg == "ES384" {
+			h, size = crypto.SHA384, 48
+		}
+		if k.Curve.Params().BitSize != size*8 || len(sig) != 2*size {
+			return errors.New("key curve or signature length does not fit " + alg)
+		}
+		hh := h.New()
+		hh.Write(input)
+		r, s := new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:])
+		if !ecdsa.Verify(k, hh.Sum(nil), r, s) {
+			return errors.New("verification failed")
+		}
+		return nil
+	}
+	return errors.New("unsupported alg " + alg)
+}
+
+// unsignedJWS wraps policy text as MAA's StoredAttestationPolicy JWS.
+func unsignedJWS(text string) string {
+	p, _ := json.Marshal(map[string]string{"AttestationPolicy": base64.RawURLEncoding.EncodeToString([]byte(text))})
+	return base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + base64.RawURLEncoding.EncodeToString(p) + "."
+}
+
+func (h *Handler) policyRoute(w http.ResponseWriter, r *http.Request, raw string) (string, bool) {
+	if !checkAPIVersion(w, r) {
+		return "", false
+	}
+	if h.Authorize == nil || !h.Authorize(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
+		Error(w, http.StatusUnauthorized, "Unauthorized", "access to /policies requires a valid administrator bearer token")
+		return "", false
+	}
+	typ, ok := CanonicalType(raw)
+	if !ok {
+		Error(w, http.StatusBadRequest, "InvalidAttestationType", fmt.Sprintf("attestation type %q is unknown", raw))
+		return "", false
+	}
+	if _, ok := appraisal.DefaultPolicies[typ]; !ok {
+		Error(w, http.StatusBadRequest, "InvalidAttestationType", fmt.Sprintf("attestation type %q is not supported by this instance", typ))
+		return "", false
+	}
+	return typ, true
+}
+
+func (h *Handler) policyToken(w http.ResponseWriter, result string, sp store.Policy, sentJWS string, signer *x509.Certificate) {
+	jws := sp.JWS
+	if jws == "" {
+		jws = unsignedJWS(sp.Text)
+	}
+	claims := map[string]any{"x-ms-policy": jws}
+	if result != "" {
+		claims["x-ms-policy-result"] = result
+	}
+	if sentJWS != "" {
+		sum := sha256.Sum256([]byte(sentJWS))
+		claims["x-ms-policy-token-hash"] = base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	if signer != nil {
+		claims["x-ms-policy-signer"] = map[string]any{"kty": keyType(signer), "x5c": []string{base64.StdEncoding.EncodeToString(signer.Raw)}}
+	}
+	tok, err := h.Keys.Issue(claims)
+	if err != nil {
+		Error(w, http.StatusInternalServerError, "InternalError", "signing the policy result failed")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+func keyType(c *x509.Certificate) string {
+	if _, ok := c.PublicKey.(*ecdsa.PublicKey); ok {
+		return "EC"
+	}
+	return "RSA"
+}
+
+func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request) {
+	typ, ok := h.policyRoute(w, r, r.PathValue("type"))
+	if !ok {
+		return
+	}
+	sp, err := h.Policies.Get(r.Context(), typ)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var signer *x509.Certificate
+	if sp.Signer != nil {
+		signer, _ = x509.ParseCertificate(sp.Signer)
+	}
+	h.policyToken(w, "", sp, "", signer)
+}
+
+func (h *Handler) setPolicy(w http.ResponseWriter, r *http.Request) {
+	typ, ok := h.policyRoute(w, r, r.PathValue("type"))
+	if !ok {
+		return
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	jws := string(body)
+	text, cert, err := h.Policies.ParseUpload(jws)
+	if err != nil {
+		Error(w, http.StatusBadRequest, "InvalidPolicy", err.Error())
+		return
+	}
+	if strings.TrimSpace(text) == "" {
+		Error(w, http.StatusBadRequest, "InvalidPolicy", "the policy document is empty; use POST /policies/"+typ+":reset to return to the default")
+		return
+	}
+	sp := store.Policy{Type: typ, Text: text, JWS: strings.TrimSpace(jws)}
+	if cert != nil {
+		sp.Signer = cert.Raw
+	}
+	if err := h.Policies.Set(r.Context(), sp); err != nil {
+		var pe *maa.ParseError
+		if errors.As(err, &pe) {
+			Error(w, http.StatusBadRequest, "InvalidPolicy", "policy does not parse: "+pe.Error())
+			return
+		}
+		h.fail(w, r, err)
+		return
+	}
+	h.policyToken(w, "Updated", sp, sp.JWS, cert)
+}
+
+func (h *Handler) resetPolicy(w http.ResponseWriter, r *http.Request) {
+	raw, op, found := strings.Cut(r.PathValue("typeop"), ":")
+	if !found || op != "reset" {
+		Error(w, http.StatusNotFound, "NotFound", "no such operation: POST "+r.URL.Path)
+		return
+	}
+	typ, ok := h.policyRoute(w, r, raw)
+	if !ok {
+		return
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	jws := strings.TrimSpace(string(body))
+	var cert *x509.Certificate
+	if jws != "" || len(h.Policies.Signers) > 0 {
+		text, c, err := h.Policies.ParseUpload(jws)
+		if err != nil {
+			Error(w, http.StatusBadRequest, "InvalidPolicy", err.Error())
+			return
+		}
+		if strings.TrimSpace(text) != "" {
+			Error(w, http.StatusBadRequest, "InvalidPolicy", "a reset takes a JWS with an empty policy document")
+			return
+		}
+		cert = c
+	}
+	if err := h.Policies.Reset(r.Context(), typ); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sp, err := h.Policies.Get(r.Context(), typ)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.policyToken(w, "Removed", sp, jws, cert)
+}

@@ -1,0 +1,100 @@
+package snp
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"time"
+
+	"github.com/kura-project/kura/internal/attest"
+)
+
+// Bundle is the evidence MAA's SevSnpVm API carries in its "report" field
+// (after base64url decoding): the report, the VCEK/VLEK chain as base64 PEM,
+// and optional endorsements.
+type Bundle struct {
+	SnpReport     string `json:"SnpReport"`
+	VcekCertChain string `json:"VcekCertChain,omitempty"`
+	Endorsements  string `json:"Endorsements,omitempty"`
+}
+
+// maxBundle bounds the decoded bundle; a report with a three-certificate
+// chain and endorsements is well under it.
+const maxBundle = 256 << 10
+
+// DecodeBundle parses a report bundle strictly and returns the evidence.
+func DecodeBundle(b []byte) (Evidence, error) { return decodeBundle(b, x509.ParseCertificate) }
+
+func decodeBundle(b []byte, parse func([]byte) (*x509.Certificate, error)) (Evidence, error) {
+	if len(b) > maxBundle {
+		return Evidence{}, attest.Bad("report", "report bundle is %d bytes, limit %d", len(b), maxBundle)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var bu Bundle
+	if err := dec.Decode(&bu); err != nil {
+		return Evidence{}, attest.BadWrap("report", err, "report is not the JSON bundle {SnpReport, VcekCertChain, Endorsements}")
+	}
+	if dec.More() {
+		return Evidence{}, attest.Bad("report", "trailing data after the JSON bundle")
+	}
+	if bu.SnpReport == "" {
+		return Evidence{}, attest.Bad("report.SnpReport", "missing")
+	}
+	raw, err := attest.DecodeBase64(bu.SnpReport)
+	if err != nil {
+		return Evidence{}, attest.BadWrap("report.SnpReport", err, "not base64")
+	}
+	rep, err := ParseReport(raw)
+	if err != nil {
+		return Evidence{}, err
+	}
+	ev := Evidence{Report: rep}
+	if bu.VcekCertChain != "" {
+		pemBytes, err := attest.DecodeBase64(bu.VcekCertChain)
+		if err != nil {
+			return Evidence{}, attest.BadWrap("report.VcekCertChain", err, "not base64")
+		}
+		if ev.Certs, err = parseCertificates(pemBytes, parse); err != nil {
+			return Evidence{}, attest.BadWrap("report.VcekCertChain", err, "certificates")
+		}
+		if len(ev.Certs) > 4 {
+			return Evidence{}, attest.Bad("report.VcekCertChain", "%d certificates; at most 4 (VCEK or VLEK, ASK or ASVK, ARK)", len(ev.Certs))
+		}
+	}
+	if bu.Endorsements != "" {
+		// UVM endorsements (Confidential ACI) are accepted for wire
+		// compatibility but not evaluated: they must be well-formed JSON and
+		// contribute no claim.
+		e, err := attest.DecodeBase64(bu.Endorsements)
+		if err != nil {
+			return Evidence{}, attest.BadWrap("report.Endorsements", err, "not base64")
+		}
+		if !json.Valid(e) {
+			return Evidence{}, attest.Bad("report.Endorsements", "not JSON")
+		}
+	}
+	return ev, nil
+}
+
+// Attester adapts a Verifier to attest.Verifier for MAA's SevSnpVm type.
+type Attester struct{ V *Verifier }
+
+// Verify implements attest.Verifier.
+func (a Attester) Verify(ctx context.Context, evidence []byte, now time.Time) (*attest.Verified, error) {
+	ev, err := decodeBundle(evidence, a.V.parseCertificate)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.V.Verify(ctx, ev, now)
+	if err != nil {
+		return nil, err
+	}
+	return &attest.Verified{
+		AttestationType: "sevsnpvm",
+		Claims:          res.Claims(),
+		ReportData:      res.Report.ReportData,
+		InitData:        res.Report.HostData,
+	}, nil
+}

@@ -1,0 +1,458 @@
+package snp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kura-project/kura/internal/attest"
+)
+
+// KeySource finds endorsement key certificates (DER) for reports that arrive
+// without one: a local cache of imported or previously seen keys, and, when
+// an operator enables it, AMD's key distribution service.
+type KeySource interface {
+	EndorsementKeys(ctx context.Context, r *Report) ([][]byte, error)
+}
+
+// CRLSource returns the current CRL for a product line and key kind, or nil
+// when none has been imported. A CRL that is present is always enforced.
+type CRLSource interface {
+	CRL(ctx context.Context, productLine string, kind SigningKey) (*x509.RevocationList, error)
+}
+
+// Verifier checks reports against pinned roots. It caches endorsement keys it
+// has already chained to a root, so a repeat verification costs one P-384
+// signature check. Safe for concurrent use.
+type Verifier struct {
+	roots *Roots
+	keys  KeySource
+	crls  CRLSource
+
+	mu        sync.RWMutex
+	verified  map[[32]byte]*endorsement
+	crlOK     map[[32]byte]bool
+	certs     map[[32]byte]*x509.Certificate // parsed certificates by SHA-256 of their DER
+	maxCached int
+}
+
+// endorsement is a VCEK or VLEK whose chain has been verified once.
+type endorsement struct {
+	cert      *x509.Certificate
+	pub       *ecdsa.PublicKey
+	ext       *Extensions
+	id        certIdentity
+	root      Root
+	notBefore time.Time // latest NotBefore of leaf, intermediate, ARK
+	notAfter  time.Time // earliest NotAfter of the three
+}
+
+// NewVerifier returns a verifier trusting roots. keys and crls may be nil.
+func NewVerifier(roots *Roots, keys KeySource, crls CRLSource) *Verifier {
+	if roots == nil {
+		roots = &Roots{}
+	}
+	return &Verifier{roots: roots, keys: keys, crls: crls,
+		verified: map[[32]byte]*endorsement{}, crlOK: map[[32]byte]bool{},
+		certs: map[[32]byte]*x509.Certificate{}, maxCached: 4096}
+}
+
+// Evidence is a report with the certificates that came with it.
+type Evidence struct {
+	Report *Report
+	// Certs are certificates sent with the report. Only VCEK/VLEK leaves are
+	// used; ASK and ARK certificates here are ignored in favour of pinned roots.
+	Certs []*x509.Certificate
+}
+
+// Result is a verified report.
+type Result struct {
+	Report      *Report
+	ProductLine string
+	Key         *x509.Certificate
+	Extensions  *Extensions
+	Simulated   bool
+	root        Root
+}
+
+// Verify checks the report's signature and its endorsement key's chain to a
+// pinned root at time now, and that the key was issued for this chip and TCB.
+func (v *Verifier) Verify(ctx context.Context, ev Evidence, now time.Time) (*Result, error) {
+	r := ev.Report
+	if r == nil {
+		return nil, attest.Bad("SnpReport", "missing")
+	}
+	candidates, err := v.candidates(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	var firstErr error
+	for _, c := range candidates {
+		res, err := v.verifyWith(ctx, r, c, now)
+		if err == nil {
+			if err := checkSentChain(ev.Certs, c, res); err != nil {
+				return nil, err
+			}
+			return res, nil
+		}
+		var ue *attest.UnavailableError
+		if errors.As(err, &ue) {
+			return nil, err
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, firstErr
+}
+
+// checkSentChain refuses evidence whose accompanying ASK/ARK certificates are
+// not the pinned ones for the endorsement key's product line. They are never
+// used for trust, but a chain from another product line means the evidence was
+// assembled wrongly, and saying so beats silently ignoring it.
+func checkSentChain(sent []*x509.Certificate, leaf *x509.Certificate, res *Result) error {
+	for _, c := range sent {
+		if c == leaf || c.Subject.CommonName == leaf.Subject.CommonName {
+			continue
+		}
+		if !bytes.Equal(c.Raw, res.root.Intermediate.Raw) && !bytes.Equal(c.Raw, res.root.ARK.Raw) {
+			return attest.Bad("VcekCertChain", "certificate %q (issuer %q) is not part of the %s chain of this %s", c.Subject.CommonName, c.Issuer.CommonName, res.ProductLine, res.Report.SigningKey)
+		}
+	}
+	return nil
+}
+
+// candidates lists the endorsement key certificates to try, evidence first.
+func (v *Verifier) candidates(ctx context.Context, ev Evidence) ([]*x509.Certificate, error) {
+	r := ev.Report
+	want := "SEV-VCEK"
+	if r.SigningKey == VLEK {
+		want = "SEV-VLEK"
+	}
+	var out []*x509.Certificate
+	var other []string
+	for _, c := range ev.Certs {
+		if c.Subject.CommonName == want {
+			out = append(out, c)
+		} else {
+			other = append(other, c.Subject.CommonName)
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	if v.keys != nil {
+		ders, err := v.keys.EndorsementKeys(ctx, r)
+		if err != nil {
+			return nil, &attest.UnavailableError{Err: fmt.Errorf("look up %s: %w", r.SigningKey, err)}
+		}
+		for _, d := range ders {
+			c, err := x509.ParseCertificate(d)
+			if err != nil {
+				continue // a corrupt cache entry must not decide; the next one may
+			}
+			if c.Subject.CommonName == want {
+				out = append(out, c)
+			}
+		}
+	}
+	if len(out) == 0 {
+		if len(other) > 0 {
+			return nil, attest.Bad("VcekCertChain", "the report is signed by a %s but the chain holds none (found %q)", r.SigningKey, other)
+		}
+		return nil, attest.Bad("VcekCertChain", "the report is signed by a %s; none was sent and none is cached for chip %s at TCB 0x%016x (import it with `kura collateral import`)", r.SigningKey, shortHex(r.ChipID), r.ReportedTCB)
+	}
+	return out, nil
+}
+
+func shortHex(b []byte) string {
+	h := hexs(b)
+	if len(h) > 16 {
+		return h[:16] + "…"
+	}
+	return h
+}
+
+func (v *Verifier) verifyWith(ctx context.Context, r *Report, leaf *x509.Certificate, now time.Time) (*Result, error) {
+	e, err := v.endorse(leaf)
+	if err != nil {
+		return nil, err
+	}
+	if now.Before(e.notBefore) || now.After(e.notAfter) {
+		return nil, v.validityError(e, now)
+	}
+	if err := v.checkRevocation(ctx, e, now); err != nil {
+		return nil, err
+	}
+	if e.id.kind != r.SigningKey {
+		return nil, attest.Bad("VcekCertChain", "report is signed by a %s but the certificate is a %s", r.SigningKey, e.id.kind)
+	}
+	if err := checkBinding(r, e); err != nil {
+		return nil, err
+	}
+	if err := checkSignature(r, e.pub); err != nil {
+		return nil, err
+	}
+	return &Result{Report: r, ProductLine: e.id.productLine, Key: e.cert, Extensions: e.ext, Simulated: e.root.Simulated, root: e.root}, nil
+}
+
+// parseCertificate parses DER, reusing the parse of identical bytes seen
+// before: clients send the same VCEK, ASK and ARK with every report, and
+// parsing them costs more than the rest of the request's decoding. The
+// parsed certificate is only a cache of the bytes; trust is decided later.
+func (v *Verifier) parseCertificate(der []byte) (*x509.Certificate, error) {
+	key := sha256.Sum256(der)
+	v.mu.RLock()
+	c := v.certs[key]
+	v.mu.RUnlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if len(v.certs) >= v.maxCached {
+		clear(v.certs)
+	}
+	v.certs[key] = c
+	v.mu.Unlock()
+	return c, nil
+}
+
+// endorse returns the verified endorsement for leaf, checking its chain on
+// first sight. Time validity is not cached: it is checked on every call.
+func (v *Verifier) endorse(leaf *x509.Certificate) (*endorsement, error) {
+	key := sha256.Sum256(leaf.Raw)
+	v.mu.RLock()
+	e := v.verified[key]
+	v.mu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	e, err := v.chain(leaf)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if len(v.verified) >= v.maxCached {
+		clear(v.verified) // simple bound; re-verifying costs ~1 ms per key
+	}
+	v.verified[key] = e
+	v.mu.Unlock()
+	return e, nil
+}
+
+func (v *Verifier) chain(leaf *x509.Certificate) (*endorsement, error) {
+	const field = "VcekCertChain"
+	id, err := identify(leaf)
+	if err != nil {
+		return nil, attest.BadWrap(field, err, "endorsement key certificate")
+	}
+	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P384() {
+		return nil, attest.Bad(field, "%s public key is not ECDSA P-384", id.kind)
+	}
+	ext, err := ParseExtensions(leaf)
+	if err != nil {
+		return nil, attest.BadWrap(field, err, "%s extensions", id.kind)
+	}
+	if !productNameMatches(ext.ProductName, id.productLine) {
+		return nil, attest.Bad(field, "%s productName %q does not match its issuer %q", id.kind, ext.ProductName, leaf.Issuer.CommonName)
+	}
+	roots := v.roots.For(id.productLine, id.kind)
+	if len(roots) == 0 {
+		return nil, attest.Bad(field, "no trusted AMD root for product line %q (%s)", id.productLine, id.kind)
+	}
+	var lastErr error
+	for _, root := range roots {
+		if err := leaf.CheckSignatureFrom(root.Intermediate); err != nil {
+			lastErr = err
+			continue
+		}
+		e := &endorsement{cert: leaf, pub: pub, ext: ext, id: id, root: root}
+		e.notBefore = latest(leaf.NotBefore, root.Intermediate.NotBefore, root.ARK.NotBefore)
+		e.notAfter = earliest(leaf.NotAfter, root.Intermediate.NotAfter, root.ARK.NotAfter)
+		return e, nil
+	}
+	inter := "ASK"
+	if id.kind == VLEK {
+		inter = "ASVK"
+	}
+	return nil, attest.BadWrap(field, lastErr, "%s is not signed by any trusted %s-%s", id.kind, inter, id.productLine)
+}
+
+func (v *Verifier) validityError(e *endorsement, now time.Time) error {
+	for _, c := range []struct {
+		name string
+		cert *x509.Certificate
+	}{{e.id.kind.String(), e.cert}, {"ASK/ASVK", e.root.Intermediate}, {"ARK", e.root.ARK}} {
+		if now.Before(c.cert.NotBefore) {
+			return attest.Bad("VcekCertChain", "%s is not valid before %s (verification time %s)", c.name, c.cert.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
+		if now.After(c.cert.NotAfter) {
+			return attest.Bad("VcekCertChain", "%s expired at %s (verification time %s)", c.name, c.cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
+	}
+	return attest.Bad("VcekCertChain", "certificate chain not valid at %s", now.UTC().Format(time.RFC3339))
+}
+
+func (v *Verifier) checkRevocation(ctx context.Context, e *endorsement, now time.Time) error {
+	if v.crls == nil || e.root.Simulated {
+		return nil
+	}
+	crl, err := v.crls.CRL(ctx, e.id.productLine, e.id.kind)
+	if err != nil {
+		return &attest.UnavailableError{Err: fmt.Errorf("load CRL for %s: %w", e.id.productLine, err)}
+	}
+	if crl == nil {
+		return nil
+	}
+	key := sha256.Sum256(crl.Raw)
+	v.mu.RLock()
+	ok := v.crlOK[key]
+	v.mu.RUnlock()
+	if !ok {
+		if err := crl.CheckSignatureFrom(e.root.ARK); err != nil {
+			return attest.BadWrap("collateral", err, "the %s CRL on file is not signed by ARK-%s; re-import it", e.id.productLine, e.id.productLine)
+		}
+		v.mu.Lock()
+		v.crlOK[key] = true
+		v.mu.Unlock()
+	}
+	if now.Before(crl.ThisUpdate) || (!crl.NextUpdate.IsZero() && now.After(crl.NextUpdate)) {
+		return attest.Bad("collateral", "the %s CRL on file is valid %s..%s, not at %s; import a current CRL", e.id.productLine,
+			crl.ThisUpdate.UTC().Format(time.RFC3339), crl.NextUpdate.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	for _, rc := range crl.RevokedCertificateEntries {
+		for _, c := range []*x509.Certificate{e.root.Intermediate, e.cert} {
+			if rc.SerialNumber.Cmp(c.SerialNumber) == 0 && bytes.Equal(c.RawIssuer, crl.RawIssuer) {
+				return attest.Bad("VcekCertChain", "certificate %q (serial %s) is revoked by the %s CRL", c.Subject.CommonName, c.SerialNumber, e.id.productLine)
+			}
+		}
+	}
+	return nil
+}
+
+func productNameMatches(name, productLine string) bool {
+	base, _, _ := bytesCut(name, '-')
+	return base == productLine
+}
+
+func bytesCut(s string, sep byte) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == sep {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// checkBinding checks that the key was issued for this chip (VCEK) and for the
+// TCB the report claims, in the product line's TCB layout.
+func checkBinding(r *Report, e *endorsement) error {
+	const field = "VcekCertChain"
+	pl := e.id.productLine
+	if r.HasCPUID {
+		if cpl, ok := ProductLineFromCPUID(r.Family, r.Model); ok && cpl != pl {
+			return attest.Bad(field, "report CPUID family %02xh model %02xh is a %s part but the key is issued by %s", r.Family, r.Model, cpl, e.cert.Issuer.CommonName)
+		}
+	}
+	if e.id.kind == VCEK {
+		if len(e.ext.HWID) == 0 {
+			return attest.Bad(field, "VCEK has no hwID extension")
+		}
+		if !r.MaskChipKey {
+			hw := e.ext.HWID
+			want := r.ChipID
+			if len(hw) < len(want) {
+				// Turin VCEKs carry the first 8 bytes; the rest of CHIP_ID is zero.
+				if !allZero(want[len(hw):]) {
+					return attest.Bad("SnpReport", "CHIP_ID has non-zero bytes past the %d-byte hwID of a %s VCEK", len(hw), pl)
+				}
+				want = want[:len(hw)]
+			}
+			if !bytes.Equal(hw, want) {
+				return attest.Bad(field, "VCEK was issued for chip %s, the report comes from chip %s", shortHex(hw), shortHex(r.ChipID))
+			}
+		}
+	} else if e.ext.CSPID == "" {
+		return attest.Bad(field, "VLEK has no csp_id extension")
+	}
+	got := DecodeTCB(r.ReportedTCB, pl)
+	certTCB := DecodeTCB(e.ext.TCB(pl), pl)
+	if got.BL != certTCB.BL || got.TEE != certTCB.TEE || got.SNP != certTCB.SNP || got.UCODE != certTCB.UCODE || got.FMC != certTCB.FMC {
+		return attest.Bad(field, "reported TCB %s (%s) does not match the %s's TCB %s", got, describeTCB(got), e.id.kind, describeTCB(certTCB))
+	}
+	return nil
+}
+
+func describeTCB(t TCB) string {
+	if t.Turin {
+		return fmt.Sprintf("fmc=%d bl=%d tee=%d snp=%d ucode=%d", t.FMC, t.BL, t.TEE, t.SNP, t.UCODE)
+	}
+	return fmt.Sprintf("bl=%d tee=%d snp=%d ucode=%d", t.BL, t.TEE, t.SNP, t.UCODE)
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkSignature verifies the ECDSA P-384/SHA-384 signature over the signed
+// prefix. r and s are stored little-endian in 72-byte fields.
+func checkSignature(r *Report, pub *ecdsa.PublicKey) error {
+	digest := sha512.Sum384(r.Raw[:SignedSize])
+	rr := new(big.Int).SetBytes(reversed(r.SignatureR))
+	ss := new(big.Int).SetBytes(reversed(r.SignatureS))
+	if !ecdsa.Verify(pub, digest[:], rr, ss) {
+		return attest.Bad("SnpReport", "signature does not verify with the endorsement key (report altered, or signed by another key)")
+	}
+	return nil
+}
+
+func reversed(b []byte) []byte {
+	out := slices.Clone(b)
+	slices.Reverse(out)
+	return out
+}
+
+func latest(ts ...time.Time) time.Time {
+	m := ts[0]
+	for _, t := range ts[1:] {
+		if t.After(m) {
+			m = t
+		}
+	}
+	return m
+}
+
+func earliest(ts ...time.Time) time.Time {
+	m := ts[0]
+	for _, t := range ts[1:] {
+		if t.Before(m) {
+			m = t
+		}
+	}
+	return m
+}
+
+// VerifySignature checks only a report's signature with a known key: the
+// per-report cost once the key's chain is verified and cached. Benchmarks use
+// it as the floor of an attestation.
+func VerifySignature(r *Report, pub *ecdsa.PublicKey) error { return checkSignature(r, pub) }

@@ -1,0 +1,273 @@
+// Package bench measures kura end to end over HTTPS next to the floor its
+// cryptography sets, both in the same run on the same machine, so a figure
+// is always read against what the hardware could do at best.
+package bench
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/kura-project/kura/internal/attest/sim"
+	"github.com/kura-project/kura/internal/attest/snp"
+	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/server"
+)
+
+// Result is one measured run.
+type Result struct {
+	Ops      int
+	Errors   int
+	Duration time.Duration
+	P50, P99 time.Duration
+	CPU      time.Duration // process CPU time (user+system) spent during the run
+}
+
+// CPUPerOp is the process CPU time per operation.
+func (r Result) CPUPerOp() time.Duration {
+	if r.Ops == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.Ops)
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// PerSecond is the throughput.
+func (r Result) PerSecond() float64 { return float64(r.Ops) / r.Duration.Seconds() }
+
+// Run calls op from clients goroutines for d and records latencies. The
+// first error is returned with the result; errors are counted, not retried.
+func Run(ctx context.Context, clients int, d time.Duration, op func() error) (Result, error) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs atomic.Int64
+	var firstErr error
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	cpu0 := cpuTime()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1024)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t := time.Now()
+				if err := op(); err != nil {
+					errs.Add(1)
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				local = append(local, time.Since(t))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res := Result{Ops: len(lat), Errors: int(errs.Load()), Duration: time.Since(start), CPU: cpuTime() - cpu0}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		res.P50 = lat[len(lat)/2]
+		res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	return res, firstErr
+}
+
+// AttestRig is a running in-process kura (dev mode, simulated TEE trusted)
+// with an HTTPS client and a simulated evidence body.
+type AttestRig struct {
+	URL    string
+	Client *http.Client
+	Body   []byte
+	Alg    string
+
+	authority *sim.Authority
+	report    *snp.Report
+	cancel    context.CancelFunc
+	done      chan error
+	srv       *server.Server
+}
+
+// StartAttest starts kura on 127.0.0.1 with tokens signed with alg.
+func StartAttest(ctx context.Context, dir, alg string) (*AttestRig, error) {
+	cfg := config.Default()
+	cfg.Addr, cfg.DataDir, cfg.Dev, cfg.TokenAlg = "127.0.0.1:0", dir, true, alg
+	cfg.Issuer = "https://127.0.0.1"
+	log := slog.New(slog.DiscardHandler)
+	srv, err := server.New(ctx, cfg, log, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	addrc := make(chan net.Addr, 1)
+	rig := &AttestRig{Alg: alg, cancel: cancel, done: make(chan error, 1), srv: srv}
+	go func() { rig.done <- srv.Serve(rctx, func(a net.Addr) { addrc <- a }) }()
+	select {
+	case a := <-addrc:
+		rig.URL = "https://" + a.String()
+	case err := <-rig.done:
+		cancel()
+		srv.Close()
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "tls", "ca.pem"))
+	if err != nil {
+		rig.Close()
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	rig.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256,
+	}}
+	if rig.authority, err = sim.Load(filepath.Join(dir, "sim")); err != nil {
+		rig.Close()
+		return nil, err
+	}
+	runtime := []byte(`{"keys":[{"kid":"bench","kty":"RSA","e":"AQAB","n":"` + strings.Repeat("A", 342) + `"}]}`)
+	var rd [64]byte
+	sum := sha256.Sum256(runtime)
+	copy(rd[:], sum[:])
+	raw, err := rig.authority.Report(sim.Options{ReportData: rd})
+	if err != nil {
+		rig.Close()
+		return nil, err
+	}
+	if rig.report, err = snp.ParseReport(raw); err != nil {
+		rig.Close()
+		return nil, err
+	}
+	if rig.Body, err = sim.RequestBody(raw, rig.authority.ChainPEM(), runtime, "JSON", ""); err != nil {
+		rig.Close()
+		return nil, err
+	}
+	return rig, nil
+}
+
+// Close stops the server.
+func (r *AttestRig) Close() {
+	if r.Client != nil {
+		r.Client.CloseIdleConnections() // lets the server's graceful shutdown finish at once
+	}
+	r.cancel()
+	<-r.done
+	r.srv.Close()
+}
+
+// Attest sends the evidence once and checks for a token.
+func (r *AttestRig) Attest(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL+"/attest/SevSnpVm?api-version=2025-06-01", strings.NewReader(string(r.Body)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("attest: %s: %s", resp.Status, b)
+	}
+	if !strings.Contains(string(b), `"token"`) {
+		return errors.New("attest: no token in the answer")
+	}
+	return nil
+}
+
+// FloorOp returns one unit of the attestation floor: one ECDSA P-384 report
+// signature verification plus one token signature with alg, over a token
+// payload of realistic size.
+func (r *AttestRig) FloorOp() (func() error, error) {
+	pub, ok := r.authority.VCEK.PublicKey.(*ecdsa.PublicKey)
+	if !ok {
+		return nil, errors.New("simulated VCEK is not ECDSA")
+	}
+	sign, err := Signer(r.Alg)
+	if err != nil {
+		return nil, err
+	}
+	payload := make([]byte, 2400)
+	return func() error {
+		if err := snp.VerifySignature(r.report, pub); err != nil {
+			return err
+		}
+		return sign(payload)
+	}, nil
+}
+
+// Signer returns a function that makes one JWS signature with a fresh key of
+// alg, the way the token keyring signs.
+func Signer(alg string) (func([]byte) error, error) {
+	switch alg {
+	case "RS256":
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, err
+		}
+		return func(p []byte) error {
+			d := sha256.Sum256(p)
+			_, err := k.Sign(rand.Reader, d[:], crypto.SHA256)
+			return err
+		}, nil
+	case "ES256":
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return func(p []byte) error {
+			d := sha256.Sum256(p)
+			_, err := ecdsa.SignASN1(rand.Reader, k, d[:])
+			return err
+		}, nil
+	case "ES384":
+		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return func(p []byte) error {
+			d := sha512.Sum384(p)
+			_, err := ecdsa.SignASN1(rand.Reader, k, d[:])
+			return err
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown alg %q", alg)
+}

@@ -1,0 +1,189 @@
+// Package config is kura's one configuration struct and how it is filled:
+// built-in defaults, then a JSON config file, then KURA_* environment
+// variables, then command-line flags, each overriding the one before.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config configures `kura serve`.
+type Config struct {
+	Addr    string `json:"addr"`     // listen address (HTTPS only)
+	DataDir string `json:"data_dir"` // where the database, sealed root and dev material live
+	Dev     bool   `json:"dev"`      // self-signed TLS, self-unsealing root, admin token file, simulated TEE trusted
+
+	Issuer   string `json:"issuer"`    // token issuer URL; default https://<addr>
+	TokenAlg string `json:"token_alg"` // RS256 (default), ES256 or ES384
+
+	TLSCert string `json:"tls_cert"` // PEM certificate chain file
+	TLSKey  string `json:"tls_key"`  // PEM private key file
+
+	UnsealKeyFile  string `json:"unseal_key_file"`  // 32-byte key that unseals the software root (not needed with --dev)
+	AdminTokenFile string `json:"admin_token_file"` // file holding the administrator bearer token (not needed with --dev)
+
+	TrustSimulator bool     `json:"trust_simulator"` // trust kura's simulated TEE without --dev (for test rigs)
+	PolicySigners  []string `json:"policy_signers"`  // PEM certificate files; when set, policy uploads must be signed by one
+
+	KDSFetch   bool          `json:"kds_fetch"`   // fetch missing VCEKs from AMD KDS (off: air-gapped)
+	KDSURL     string        `json:"kds_url"`     // default https://kdsintf.amd.com
+	KDSTimeout time.Duration `json:"kds_timeout"` // default 10s
+
+	MaxBodyBytes int64  `json:"max_body_bytes"` // request body limit; default 1 MiB
+	LogLevel     string `json:"log_level"`      // debug, info, warn, error
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		Addr:         "127.0.0.1:8443",
+		DataDir:      "./kura-data",
+		TokenAlg:     "RS256",
+		KDSURL:       "https://kdsintf.amd.com",
+		KDSTimeout:   10 * time.Second,
+		MaxBodyBytes: 1 << 20,
+		LogLevel:     "info",
+	}
+}
+
+// Load fills a Config for `kura serve` from args (the flags after the
+// subcommand), the environment and the config file named by --config or
+// KURA_CONFIG.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	cfg := Default()
+	file := getenv("KURA_CONFIG")
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--config="); ok {
+			file = v
+		} else if (a == "--config" || a == "-config") && i+1 < len(args) {
+			file = args[i+1]
+		}
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return cfg, fmt.Errorf("config file: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("config file %s: %w", file, err)
+		}
+	}
+	if err := fromEnv(&cfg, getenv); err != nil {
+		return cfg, err
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.String("config", file, "JSON config file (also KURA_CONFIG)")
+	Flags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return cfg, cfg.Validate()
+}
+
+// Flags binds the command-line flags of `kura serve` to cfg.
+func Flags(fs *flag.FlagSet, cfg *Config) {
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (HTTPS)")
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory")
+	fs.BoolVar(&cfg.Dev, "dev", cfg.Dev, "development mode: generated TLS CA, self-unsealing root, admin token in DATA/dev/admin-token, simulated TEE trusted")
+	fs.StringVar(&cfg.Issuer, "issuer", cfg.Issuer, "token issuer URL (default https://ADDR)")
+	fs.StringVar(&cfg.TokenAlg, "token-alg", cfg.TokenAlg, "token signing algorithm: RS256, ES256 or ES384")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "TLS certificate chain (PEM)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "TLS private key (PEM)")
+	fs.StringVar(&cfg.UnsealKeyFile, "unseal-key-file", cfg.UnsealKeyFile, "file with the 32-byte unseal key of the software root")
+	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", cfg.AdminTokenFile, "file with the administrator bearer token")
+	fs.BoolVar(&cfg.TrustSimulator, "trust-simulator", cfg.TrustSimulator, "trust the simulated TEE outside --dev (test rigs only)")
+	fs.BoolVar(&cfg.KDSFetch, "kds-fetch", cfg.KDSFetch, "fetch missing VCEKs from AMD KDS")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body size limit")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn, error")
+}
+
+func fromEnv(cfg *Config, getenv func(string) string) error {
+	str := map[string]*string{
+		"KURA_ADDR": &cfg.Addr, "KURA_DATA": &cfg.DataDir, "KURA_ISSUER": &cfg.Issuer,
+		"KURA_TOKEN_ALG": &cfg.TokenAlg, "KURA_TLS_CERT": &cfg.TLSCert, "KURA_TLS_KEY": &cfg.TLSKey,
+		"KURA_UNSEAL_KEY_FILE": &cfg.UnsealKeyFile, "KURA_ADMIN_TOKEN_FILE": &cfg.AdminTokenFile,
+		"KURA_KDS_URL": &cfg.KDSURL, "KURA_LOG_LEVEL": &cfg.LogLevel,
+	}
+	for k, p := range str {
+		if v := getenv(k); v != "" {
+			*p = v
+		}
+	}
+	bools := map[string]*bool{"KURA_DEV": &cfg.Dev, "KURA_TRUST_SIMULATOR": &cfg.TrustSimulator, "KURA_KDS_FETCH": &cfg.KDSFetch}
+	for k, p := range bools {
+		if v := getenv(k); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: not a boolean", k, v)
+			}
+			*p = b
+		}
+	}
+	if v := getenv("KURA_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("KURA_MAX_BODY_BYTES=%q: not an integer", v)
+		}
+		cfg.MaxBodyBytes = n
+	}
+	if v := getenv("KURA_KDS_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("KURA_KDS_TIMEOUT=%q: %w", v, err)
+		}
+		cfg.KDSTimeout = d
+	}
+	if v := getenv("KURA_POLICY_SIGNERS"); v != "" {
+		cfg.PolicySigners = strings.Split(v, ",")
+	}
+	return nil
+}
+
+// Validate checks the configuration for contradictions and missing
+// production settings.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr is empty"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data directory is empty"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if !c.Dev {
+		if c.TLSCert == "" {
+			errs = append(errs, errors.New("HTTPS needs --tls-cert and --tls-key (or --dev for a generated development CA)"))
+		}
+		if c.UnsealKeyFile == "" {
+			errs = append(errs, errors.New("the software root needs --unseal-key-file (or --dev, which unseals itself)"))
+		}
+	}
+	if c.MaxBodyBytes < 4096 {
+		errs = append(errs, fmt.Errorf("max-body-bytes %d is below 4096", c.MaxBodyBytes))
+	}
+	switch c.TokenAlg {
+	case "RS256", "ES256", "ES384":
+	default:
+		errs = append(errs, fmt.Errorf("token-alg %q: want RS256, ES256 or ES384", c.TokenAlg))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}

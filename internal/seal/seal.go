@@ -1,0 +1,196 @@
+// Package seal is kura's root of trust. Every secret kura keeps in its store
+// (token-signing keys, key versions, ledger keys) is sealed here: encrypted
+// with AES-256-GCM under a fresh data key, and the data key wrapped by the
+// root key, with the object's identity as associated data so a ciphertext
+// cannot be moved to another object. The database is treated as untrusted.
+//
+// The root key itself never leaves its Root: the software root keeps it in a
+// file encrypted under an unseal key; an HSM root (PKCS#11) keeps it inside
+// the HSM.
+package seal
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Root wraps and unwraps data keys. Implementations bind aad to the wrap.
+type Root interface {
+	Wrap(dek, aad []byte) ([]byte, error)
+	Unwrap(wrapped, aad []byte) ([]byte, error)
+}
+
+// ErrSealed is returned while the root is not unsealed.
+var ErrSealed = errors.New("kura is sealed: unseal it before use")
+
+const envelopeVersion = 1
+
+// Sealer seals secrets under a Root with envelope encryption.
+type Sealer struct{ root Root }
+
+// New returns a Sealer over root.
+func New(root Root) *Sealer { return &Sealer{root: root} }
+
+// Seal encrypts plaintext for the object named by aad.
+func (s *Sealer) Seal(plaintext, aad []byte) ([]byte, error) {
+	dek := make([]byte, 32)
+	if _, err := rand.Read(dek); err != nil {
+		return nil, err
+	}
+	defer clear(dek)
+	wrapped, err := s.root.Wrap(dek, aad)
+	if err != nil {
+		return nil, fmt.Errorf("wrap data key: %w", err)
+	}
+	if len(wrapped) > 0xffff {
+		return nil, errors.New("wrapped data key too long")
+	}
+	ct, err := gcmSeal(dek, plaintext, aad)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, 3+len(wrapped)+len(ct))
+	out = append(out, envelopeVersion, byte(len(wrapped)>>8), byte(len(wrapped)))
+	out = append(out, wrapped...)
+	return append(out, ct...), nil
+}
+
+// Open decrypts a sealed secret of the object named by aad. Any tampering,
+// or a ciphertext of another object, fails without saying more.
+func (s *Sealer) Open(sealed, aad []byte) ([]byte, error) {
+	if len(sealed) < 3 || sealed[0] != envelopeVersion {
+		return nil, errors.New("sealed object: unknown format")
+	}
+	n := int(sealed[1])<<8 | int(sealed[2])
+	if len(sealed) < 3+n {
+		return nil, errors.New("sealed object: truncated")
+	}
+	dek, err := s.root.Unwrap(sealed[3:3+n], aad)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap data key: %w", err)
+	}
+	defer clear(dek)
+	return gcmOpen(dek, sealed[3+n:], aad)
+}
+
+func gcmSeal(key, plaintext, aad []byte) ([]byte, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	g, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, g.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return g.Seal(nonce, nonce, plaintext, aad), nil
+}
+
+func gcmOpen(key, ct, aad []byte) ([]byte, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	g, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	if len(ct) < g.NonceSize()+g.Overhead() {
+		return nil, errors.New("sealed object: truncated")
+	}
+	pt, err := g.Open(nil, ct[:g.NonceSize()], ct[g.NonceSize():], aad)
+	if err != nil {
+		return nil, errors.New("sealed object: authentication failed")
+	}
+	return pt, nil
+}
+
+// SoftwareRoot is an AES-256 root key held in memory, loaded from a file in
+// which it is encrypted under an unseal key.
+type SoftwareRoot struct{ key []byte }
+
+var rootAAD = []byte("kura root key v1")
+
+// Wrap implements Root.
+func (r *SoftwareRoot) Wrap(dek, aad []byte) ([]byte, error) {
+	if r == nil || r.key == nil {
+		return nil, ErrSealed
+	}
+	return gcmSeal(r.key, dek, aad)
+}
+
+// Unwrap implements Root.
+func (r *SoftwareRoot) Unwrap(wrapped, aad []byte) ([]byte, error) {
+	if r == nil || r.key == nil {
+		return nil, ErrSealed
+	}
+	return gcmOpen(r.key, wrapped, aad)
+}
+
+// OpenSoftwareRoot loads the root key sealed in file under unsealKey,
+// creating and saving a new root key on first use.
+func OpenSoftwareRoot(file string, unsealKey []byte) (*SoftwareRoot, error) {
+	if len(unsealKey) != 32 {
+		return nil, fmt.Errorf("unseal key must be 32 bytes, got %d", len(unsealKey))
+	}
+	b, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		ct, err := gcmSeal(unsealKey, key, rootAAD)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(file, ct, 0o600); err != nil {
+			return nil, fmt.Errorf("save sealed root key: %w", err)
+		}
+		return &SoftwareRoot{key: key}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read sealed root key: %w", err)
+	}
+	key, err := gcmOpen(unsealKey, b, rootAAD)
+	if err != nil {
+		return nil, errors.New("unseal: wrong unseal key or corrupted root key file")
+	}
+	return &SoftwareRoot{key: key}, nil
+}
+
+// LoadOrCreateKeyFile reads a 32-byte key from file, creating it (mode 0600)
+// when absent. Dev mode keeps its unseal key this way: it unseals itself.
+func LoadOrCreateKeyFile(file string) ([]byte, error) {
+	b, err := os.ReadFile(file)
+	if err == nil {
+		if len(b) != 32 {
+			return nil, fmt.Errorf("%s: key file must hold 32 bytes, holds %d", file, len(b))
+		}
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(file, k, 0o600); err != nil {
+		return nil, err
+	}
+	return k, nil
+}

@@ -1,0 +1,369 @@
+// Package server assembles kura: storage, the sealed root, trust roots,
+// verifiers, the token keyring and the HTTP surfaces, behind one HTTPS
+// listener with request ids, structured logs, body limits and graceful
+// shutdown.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	apimaa "github.com/kura-project/kura/internal/api/maa"
+	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/appraisal"
+	"github.com/kura-project/kura/internal/attest/collateral"
+	"github.com/kura-project/kura/internal/attest/sim"
+	"github.com/kura-project/kura/internal/attest/snp"
+	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/seal"
+	"github.com/kura-project/kura/internal/store"
+	"github.com/kura-project/kura/internal/store/sqlite"
+	"github.com/kura-project/kura/internal/token"
+)
+
+// Server is an assembled kura instance.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	store   store.Store
+	keyring *token.Keyring
+	handler http.Handler
+	tlsCert *tls.Certificate
+	adminH  [32]byte // SHA-256 of the admin token; zero: no admin
+	now     func() time.Time
+}
+
+// Attestation is the verification half of kura, without signing keys: what
+// `kura attest verify` needs to re-check evidence offline.
+type Attestation struct {
+	Store      store.Store
+	Collateral *collateral.Cache
+	Policies   *appraisal.PolicyStore
+	Verifiers  map[string]attest.Verifier
+}
+
+// OpenAttestation opens the store in cfg.DataDir and builds the verifiers
+// with the configured trust roots.
+func OpenAttestation(cfg config.Config, now func() time.Time) (*Attestation, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "kura.db"))
+	if err != nil {
+		return nil, err
+	}
+	roots, err := snp.AMDRoots()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if cfg.Dev || cfg.TrustSimulator {
+		a, err := sim.LoadOrCreate(filepath.Join(cfg.DataDir, "sim"), now())
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("simulated TEE: %w", err)
+		}
+		if err := roots.Add(a.Root()); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("simulated TEE root: %w", err)
+		}
+	}
+	var kds *collateral.KDS
+	if cfg.KDSFetch {
+		kds = &collateral.KDS{Base: cfg.KDSURL, Timeout: cfg.KDSTimeout}
+	}
+	cache := collateral.New(st, kds)
+	v := snp.NewVerifier(roots, cache, cache)
+	return &Attestation{
+		Store:      st,
+		Collateral: cache,
+		Policies:   appraisal.NewPolicyStore(st, now),
+		Verifiers:  map[string]attest.Verifier{"SevSnpVm": snp.Attester{V: v}},
+	}, nil
+}
+
+// New assembles a server from cfg. now is the clock (time.Now in production).
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	at, err := OpenAttestation(cfg, now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, store: at.Store, now: now}
+	ok := false
+	defer func() {
+		if !ok {
+			at.Store.Close()
+		}
+	}()
+
+	sealer, err := openSeal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	issuer := cfg.Issuer
+	if issuer == "" {
+		issuer = "https://" + cfg.Addr
+	}
+	alg, err := token.ParseAlg(cfg.TokenAlg)
+	if err != nil {
+		return nil, err
+	}
+	if s.keyring, err = token.Open(ctx, token.Config{Issuer: strings.TrimRight(issuer, "/"), Alg: alg, Now: now}, at.Store, sealer); err != nil {
+		return nil, fmt.Errorf("token keyring: %w", err)
+	}
+	if err := s.loadAdmin(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Dev {
+		if s.tlsCert, err = devTLS(cfg.DataDir, sealer, now()); err != nil {
+			return nil, fmt.Errorf("dev TLS: %w", err)
+		}
+	} else {
+		c, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		s.tlsCert = &c
+	}
+	signers, err := loadSigners(cfg.PolicySigners)
+	if err != nil {
+		return nil, err
+	}
+
+	svc := appraisal.NewService(at.Verifiers, at.Policies, s.keyring, now)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", s.ready)
+	(&apimaa.Handler{
+		Service: svc, Keys: s.keyring, Log: log,
+		Policies:  &apimaa.PolicyStore{PolicyStore: at.Policies, Signers: signers},
+		Authorize: s.isAdmin,
+	}).Register(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		apimaa.Error(w, http.StatusNotFound, "NotFound", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+	})
+	s.handler = s.middleware(mux)
+	ok = true
+	return s, nil
+}
+
+func openSeal(cfg config.Config) (*seal.Sealer, error) {
+	keyFile := cfg.UnsealKeyFile
+	if cfg.Dev && keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir, "dev", "unseal.key")
+		if _, err := seal.LoadOrCreateKeyFile(keyFile); err != nil {
+			return nil, fmt.Errorf("dev unseal key: %w", err)
+		}
+	}
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("unseal key: %w", err)
+	}
+	defer clear(key)
+	root, err := seal.OpenSoftwareRoot(filepath.Join(cfg.DataDir, "seal", "root.sealed"), key)
+	if err != nil {
+		return nil, err
+	}
+	return seal.New(root), nil
+}
+
+// loadAdmin sets up the administrator bearer token. Dev mode writes a fresh
+// random token to DATA/dev/admin-token (mode 0600) if there is none; only its
+// SHA-256 is kept in memory.
+func (s *Server) loadAdmin(cfg config.Config) error {
+	file := cfg.AdminTokenFile
+	if cfg.Dev && file == "" {
+		file = filepath.Join(cfg.DataDir, "dev", "admin-token")
+		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+			var b [32]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+				return err
+			}
+			if err := os.WriteFile(file, []byte(base64.RawURLEncoding.EncodeToString(b[:])+"\n"), 0o600); err != nil {
+				return fmt.Errorf("write admin token: %w", err)
+			}
+		}
+	}
+	if file == "" {
+		s.log.Warn("no administrator token configured (--admin-token-file): policy management is disabled")
+		return nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return fmt.Errorf("admin token in %s is shorter than 16 characters", file)
+	}
+	s.adminH = sha256.Sum256([]byte(tok))
+	return nil
+}
+
+// isAdmin compares the bearer token's hash in constant time.
+func (s *Server) isAdmin(r *http.Request) bool {
+	if s.adminH == ([32]byte{}) {
+		return false
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	h := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(h[:], s.adminH[:]) == 1
+}
+
+func loadSigners(files []string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("policy signer: %w", err)
+		}
+		cs, err := snp.ParseCertificates(b)
+		if err != nil {
+			return nil, fmt.Errorf("policy signer %s: %w", f, err)
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.ErrorContext(r.Context(), "readiness: store", "err", err)
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// Handler returns the HTTP handler (for in-process tests and benchmarks).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// TLSConfig returns the server's TLS configuration.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}, MinVersion: tls.VersionTLS12}
+}
+
+// Keyring returns the token keyring.
+func (s *Server) Keyring() *token.Keyring { return s.keyring }
+
+// Close releases the store.
+func (s *Server) Close() error { return s.store.Close() }
+
+// Serve listens on cfg.Addr until ctx is done, then shuts down gracefully,
+// letting requests in flight finish for up to 10 seconds. ready, if not
+// nil, receives the bound address once listening.
+func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		TLSConfig:         s.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	s.log.Info("kura listening", "addr", ln.Addr().String(), "dev", s.cfg.Dev, "issuer", s.keyring.Issuer(), "token_alg", string(s.keyring.Alg()))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// statusWriter records the status for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// middleware adds a request id (echoed as x-ms-request-id), the body limit,
+// panic containment and one access-log line per request. Only the method,
+// path, status, size class and duration are logged: never bodies or headers,
+// which carry evidence, tokens and keys.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		var idb [8]byte
+		rand.Read(idb[:])
+		id := hex.EncodeToString(idb[:])
+		w.Header().Set("x-ms-request-id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("handler panic", "request_id", id, "panic", fmt.Sprint(p))
+				if sw.status == 0 {
+					apimaa.Error(sw, http.StatusInternalServerError, "InternalError", "internal error (request id "+id+")")
+				}
+			}
+			s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
+				"status", sw.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}

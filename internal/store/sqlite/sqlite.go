@@ -1,0 +1,178 @@
+// Package sqlite is kura's embedded storage engine: SQLite through the
+// pure-Go modernc.org/sqlite driver, in WAL mode, so `kura serve` needs
+// nothing else on the machine.
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kura-project/kura/internal/store"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Store is a SQLite-backed store.Store.
+type Store struct{ db *sql.DB }
+
+var _ store.Store = (*Store)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS signing_keys (
+	id       TEXT PRIMARY KEY,
+	alg      TEXT NOT NULL,
+	cert     BLOB NOT NULL,
+	sealed   BLOB NOT NULL,
+	created  INTEGER NOT NULL,
+	retired  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS policies (
+	type     TEXT PRIMARY KEY,
+	text     TEXT NOT NULL,
+	jws      TEXT NOT NULL,
+	signer   BLOB,
+	updated  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS collateral (
+	kind      TEXT NOT NULL,
+	key       TEXT NOT NULL,
+	digest    BLOB NOT NULL,
+	der       BLOB NOT NULL,
+	not_after INTEGER NOT NULL,
+	PRIMARY KEY (kind, key, digest)
+);
+`
+
+// Open opens (creating if needed) the database file at path.
+func Open(path string) (*Store, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create schema in %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+func (s *Store) Close() error                   { return s.db.Close() }
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnix(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func (s *Store) PutSigningKey(ctx context.Context, k store.SigningKey) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO signing_keys (id, alg, cert, sealed, created, retired) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Alg, k.CertDER, k.Sealed, unix(k.Created), unix(k.Retired))
+	if err != nil {
+		return fmt.Errorf("store signing key: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) RetireSigningKey(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE signing_keys SET retired = ? WHERE id = ? AND retired = 0`, unix(at), id)
+	if err != nil {
+		return fmt.Errorf("retire signing key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("active signing key %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, alg, cert, sealed, created, retired FROM signing_keys ORDER BY created, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	defer rows.Close()
+	var out []store.SigningKey
+	for rows.Next() {
+		var k store.SigningKey
+		var created, retired int64
+		if err := rows.Scan(&k.ID, &k.Alg, &k.CertDER, &k.Sealed, &created, &retired); err != nil {
+			return nil, err
+		}
+		k.Created, k.Retired = fromUnix(created), fromUnix(retired)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) GetPolicy(ctx context.Context, typ string) (store.Policy, error) {
+	var p store.Policy
+	var updated int64
+	err := s.db.QueryRowContext(ctx, `SELECT type, text, jws, signer, updated FROM policies WHERE type = ?`, typ).
+		Scan(&p.Type, &p.Text, &p.JWS, &p.Signer, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("policy %q: %w", typ, store.ErrNotFound)
+	}
+	if err != nil {
+		return p, fmt.Errorf("get policy: %w", err)
+	}
+	p.Updated = fromUnix(updated)
+	return p, nil
+}
+
+func (s *Store) PutPolicy(ctx context.Context, p store.Policy) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO policies (type, text, jws, signer, updated) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (type) DO UPDATE SET text = excluded.text, jws = excluded.jws, signer = excluded.signer, updated = excluded.updated`,
+		p.Type, p.Text, p.JWS, p.Signer, unix(p.Updated))
+	if err != nil {
+		return fmt.Errorf("store policy: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) DeletePolicy(ctx context.Context, typ string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM policies WHERE type = ?`, typ); err != nil {
+		return fmt.Errorf("delete policy: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) PutCollateral(ctx context.Context, c store.Collateral) error {
+	d := sha256.Sum256(c.DER)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO collateral (kind, key, digest, der, not_after) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (kind, key, digest) DO NOTHING`, c.Kind, c.Key, d[:], c.DER, unix(c.NotAfter))
+	if err != nil {
+		return fmt.Errorf("store collateral: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Collateral, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT kind, key, der, not_after FROM collateral WHERE kind = ? AND key = ? ORDER BY not_after DESC`, kind, key)
+	if err != nil {
+		return nil, fmt.Errorf("look up collateral: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Collateral
+	for rows.Next() {
+		var c store.Collateral
+		var na int64
+		if err := rows.Scan(&c.Kind, &c.Key, &c.DER, &na); err != nil {
+			return nil, err
+		}
+		c.NotAfter = fromUnix(na)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

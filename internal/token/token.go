@@ -1,0 +1,398 @@
+// Package token signs attestation results as JWTs and publishes the keys that
+// verify them (JWKS with x5c, OpenID configuration), as MAA does.
+//
+// Signing keys are generated here, sealed (internal/seal) and stored; the
+// private key exists in plaintext only in memory. After a rotation the
+// retired key stays in the JWKS until the last token it signed has expired,
+// so relying parties never meet a token they cannot verify.
+package token
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Alg is a JWS signing algorithm kura issues tokens with.
+type Alg string
+
+const (
+	RS256 Alg = "RS256" // MAA's algorithm; the default
+	ES256 Alg = "ES256"
+	ES384 Alg = "ES384"
+)
+
+// ParseAlg validates an algorithm name.
+func ParseAlg(s string) (Alg, error) {
+	switch a := Alg(s); a {
+	case RS256, ES256, ES384:
+		return a, nil
+	}
+	return "", fmt.Errorf("token algorithm %q is not supported (RS256, ES256, ES384)", s)
+}
+
+// DefaultLifetime is MAA's fixed token lifetime.
+const DefaultLifetime = 8 * time.Hour
+
+// KeyStore is the part of the store the keyring needs.
+type KeyStore interface {
+	PutSigningKey(ctx context.Context, k store.SigningKey) error
+	RetireSigningKey(ctx context.Context, id string, at time.Time) error
+	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
+}
+
+// Sealer seals private keys at rest.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// Config configures a Keyring.
+type Config struct {
+	Issuer   string // token iss and the base of jku, e.g. https://kura.example:8443
+	Alg      Alg
+	Lifetime time.Duration
+	Now      func() time.Time
+}
+
+// Keyring holds the active signing key and the retired keys still published.
+type Keyring struct {
+	cfg    Config
+	store  KeyStore
+	sealer Sealer
+
+	mu     sync.RWMutex
+	active *key
+	keys   []*key // all published keys, oldest first
+}
+
+type key struct {
+	id      string
+	alg     Alg
+	signer  crypto.Signer
+	cert    *x509.Certificate
+	created time.Time
+	retired time.Time
+	header  string // base64url of the JOSE header, computed once
+}
+
+// Open loads the keyring from st, creating the first key if there is none or
+// if the active key's algorithm differs from cfg.Alg (a rotation).
+func Open(ctx context.Context, cfg Config, st KeyStore, sealer Sealer) (*Keyring, error) {
+	if cfg.Alg == "" {
+		cfg.Alg = RS256
+	}
+	if cfg.Lifetime == 0 {
+		cfg.Lifetime = DefaultLifetime
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	k := &Keyring{cfg: cfg, store: st, sealer: sealer}
+	if err := k.load(ctx); err != nil {
+		return nil, err
+	}
+	if k.active == nil || k.active.alg != cfg.Alg {
+		if err := k.Rotate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
+func (k *Keyring) load(ctx context.Context) error {
+	rows, err := k.store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	now := k.cfg.Now()
+	var keys []*key
+	var active *key
+	for _, r := range rows {
+		if !r.Retired.IsZero() && now.After(r.Retired.Add(k.cfg.Lifetime)) {
+			continue // every token it signed has expired
+		}
+		kk, err := k.restore(r)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, kk)
+		if r.Retired.IsZero() {
+			active = kk
+		}
+	}
+	k.mu.Lock()
+	k.keys, k.active = keys, active
+	k.mu.Unlock()
+	return nil
+}
+
+func (k *Keyring) restore(r store.SigningKey) (*key, error) {
+	der, err := k.sealer.Open(r.Sealed, aad(r.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open signing key %s: %w", r.ID, err)
+	}
+	defer clear(der)
+	priv, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", r.ID, err)
+	}
+	cert, err := x509.ParseCertificate(r.CertDER)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s certificate: %w", r.ID, err)
+	}
+	alg, err := ParseAlg(r.Alg)
+	if err != nil {
+		return nil, err
+	}
+	return k.newKey(r.ID, alg, priv.(crypto.Signer), cert, r.Created, r.Retired)
+}
+
+func aad(id string) []byte { return []byte("kura/token-signing-key/" + id) }
+
+func (k *Keyring) newKey(id string, alg Alg, signer crypto.Signer, cert *x509.Certificate, created, retired time.Time) (*key, error) {
+	h, err := json.Marshal(map[string]string{"alg": string(alg), "jku": k.cfg.Issuer + "/certs", "kid": id, "typ": "JWT"})
+	if err != nil {
+		return nil, err
+	}
+	return &key{id: id, alg: alg, signer: signer, cert: cert, created: created, retired: retired,
+		header: base64.RawURLEncoding.EncodeToString(h)}, nil
+}
+
+// Rotate makes a new active key; the previous one is retired and stays
+// published until every token it signed has expired.
+func (k *Keyring) Rotate(ctx context.Context) error {
+	now := k.cfg.Now()
+	signer, err := generate(k.cfg.Alg)
+	if err != nil {
+		return err
+	}
+	cert, err := selfSign(signer, k.cfg.Issuer, now)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(cert.Raw)
+	id := base64.StdEncoding.EncodeToString(sum[:]) // opaque, like MAA's kids
+	der, err := x509.MarshalPKCS8PrivateKey(signer)
+	if err != nil {
+		return err
+	}
+	sealed, err := k.sealer.Seal(der, aad(id))
+	clear(der)
+	if err != nil {
+		return fmt.Errorf("seal signing key: %w", err)
+	}
+	k.mu.RLock()
+	prev := k.active
+	k.mu.RUnlock()
+	if err := k.store.PutSigningKey(ctx, store.SigningKey{ID: id, Alg: string(k.cfg.Alg), CertDER: cert.Raw, Sealed: sealed, Created: now}); err != nil {
+		return err
+	}
+	if prev != nil {
+		if err := k.store.RetireSigningKey(ctx, prev.id, now); err != nil {
+			return err
+		}
+	}
+	nk, err := k.newKey(id, k.cfg.Alg, signer, cert, now, time.Time{})
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if prev != nil {
+		prev.retired = now
+	}
+	k.keys = append(k.keys, nk)
+	k.active = nk
+	return nil
+}
+
+func generate(alg Alg) (crypto.Signer, error) {
+	switch alg {
+	case RS256:
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case ES256:
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case ES384:
+		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	}
+	return nil, fmt.Errorf("unsupported algorithm %q", alg)
+}
+
+// selfSign makes the certificate published in x5c: MAA publishes a
+// self-signed certificate whose subject names the instance.
+func selfSign(signer crypto.Signer, issuer string, now time.Time) (*x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: issuer},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.AddDate(2, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
+	if err != nil {
+		return nil, fmt.Errorf("self-sign token certificate: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+// Issue signs claims as a JWT with the active key, adding iss, iat, nbf, exp
+// and jti. Claims must not set those five.
+func (k *Keyring) Issue(claims map[string]any) (string, error) {
+	now := k.cfg.Now()
+	for _, reserved := range []string{"iss", "iat", "nbf", "exp", "jti"} {
+		if _, ok := claims[reserved]; ok {
+			return "", fmt.Errorf("claim %q is set by the token issuer", reserved)
+		}
+	}
+	var jti [32]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		return "", err
+	}
+	body := make(map[string]any, len(claims)+5)
+	for c, v := range claims {
+		body[c] = v
+	}
+	body["iss"] = k.cfg.Issuer
+	body["iat"] = now.Unix()
+	body["nbf"] = now.Unix()
+	body["exp"] = now.Add(k.cfg.Lifetime).Unix()
+	body["jti"] = hex.EncodeToString(jti[:])
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return "", fmt.Errorf("encode token claims: %w", err)
+	}
+	k.mu.RLock()
+	kk := k.active
+	k.mu.RUnlock()
+	return kk.sign(payload)
+}
+
+func (kk *key) sign(payload []byte) (string, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(kk.header) + len(payload)*4/3 + 400)
+	buf.WriteString(kk.header)
+	buf.WriteByte('.')
+	enc := base64.NewEncoder(base64.RawURLEncoding, &buf)
+	enc.Write(payload)
+	enc.Close()
+	sig, err := signJWS(kk.signer, kk.alg, buf.Bytes())
+	if err != nil {
+		return "", err
+	}
+	buf.WriteByte('.')
+	enc = base64.NewEncoder(base64.RawURLEncoding, &buf)
+	enc.Write(sig)
+	enc.Close()
+	return buf.String(), nil
+}
+
+// signJWS signs input for alg, producing JOSE's signature encoding (raw r||s
+// for ECDSA, not ASN.1).
+func signJWS(signer crypto.Signer, alg Alg, input []byte) ([]byte, error) {
+	switch alg {
+	case RS256:
+		d := sha256.Sum256(input)
+		return signer.Sign(rand.Reader, d[:], crypto.SHA256)
+	case ES256, ES384:
+		var h crypto.Hash = crypto.SHA256
+		size := 32
+		if alg == ES384 {
+			h, size = crypto.SHA384, 48
+		}
+		hh := h.New()
+		hh.Write(input)
+		priv := signer.(*ecdsa.PrivateKey)
+		r, s, err := ecdsa.Sign(rand.Reader, priv, hh.Sum(nil))
+		if err != nil {
+			return nil, err
+		}
+		out := make([]byte, 2*size)
+		r.FillBytes(out[:size])
+		s.FillBytes(out[size:])
+		return out, nil
+	}
+	return nil, fmt.Errorf("unsupported algorithm %q", alg)
+}
+
+// Published returns the keys currently published in the JWKS: the active
+// key and retired keys whose tokens may still be valid.
+func (k *Keyring) published() []*key {
+	now := k.cfg.Now()
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	var out []*key
+	for _, kk := range k.keys {
+		if !kk.retired.IsZero() && now.After(kk.retired.Add(k.cfg.Lifetime)) {
+			continue
+		}
+		out = append(out, kk)
+	}
+	return out
+}
+
+// JWK is one JSON Web Key as published at /certs.
+type JWK struct {
+	Alg string   `json:"alg"`
+	Kid string   `json:"kid"`
+	Kty string   `json:"kty"`
+	Use string   `json:"use"`
+	X5c []string `json:"x5c"`
+	N   string   `json:"n,omitempty"`
+	E   string   `json:"e,omitempty"`
+	Crv string   `json:"crv,omitempty"`
+	X   string   `json:"x,omitempty"`
+	Y   string   `json:"y,omitempty"`
+}
+
+// JWKS returns the published keys. x5c is always present: MAA's Go and JS
+// clients verify with x5c[0] and skip keys without it.
+func (k *Keyring) JWKS() []JWK {
+	var out []JWK
+	b64 := base64.RawURLEncoding.EncodeToString
+	for _, kk := range k.published() {
+		j := JWK{Alg: string(kk.alg), Kid: kk.id, Use: "sig", X5c: []string{base64.StdEncoding.EncodeToString(kk.cert.Raw)}}
+		switch pub := kk.signer.Public().(type) {
+		case *rsa.PublicKey:
+			j.Kty, j.N, j.E = "RSA", b64(pub.N.Bytes()), b64(big.NewInt(int64(pub.E)).Bytes())
+		case *ecdsa.PublicKey:
+			size := (pub.Curve.Params().BitSize + 7) / 8
+			j.Kty, j.Crv = "EC", pub.Curve.Params().Name
+			if pt, err := pub.Bytes(); err == nil { // uncompressed: 0x04 || X || Y
+				j.X, j.Y = b64(pt[1:1+size]), b64(pt[1+size:])
+			}
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// Issuer returns the configured issuer URL.
+func (k *Keyring) Issuer() string { return k.cfg.Issuer }
+
+// Alg returns the active key's algorithm.
+func (k *Keyring) Alg() Alg {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.active.alg
+}
