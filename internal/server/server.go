@@ -88,6 +88,7 @@ func OpenAttestation(cfg config.Config, now func() time.Time) (*Attestation, err
 		kds = &collateral.KDS{Base: cfg.KDSURL, Timeout: cfg.KDSTimeout}
 	}
 	cache := collateral.New(st, kds)
+	cache.Roots = roots
 	v := snp.NewVerifier(roots, cache, cache)
 	return &Attestation{
 		Store:      st,

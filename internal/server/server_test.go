@@ -113,7 +113,9 @@ func pemOf(ders ...[]byte) []byte {
 // errBody decodes MAA's error body and checks the header.
 func errBody(t *testing.T, b []byte, h http.Header) (string, string) {
 	t.Helper()
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	if err := json.Unmarshal(b, &e); err != nil {
 		t.Fatalf("error body %q: %v", b, err)
 	}
@@ -389,7 +391,7 @@ func TestTokensVerifyWithJOSE(t *testing.T) {
 			if err := json.Unmarshal(jwksBody, &set); err != nil {
 				t.Fatalf("JWKS does not parse with go-jose: %v", err)
 			}
-			sig, err := jose.ParseSigned(out.Token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+			sig, err := jose.ParseSignedCompact(out.Token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -417,7 +419,7 @@ func TestTokensVerifyWithJOSE(t *testing.T) {
 			// A token altered after signing fails.
 			parts := strings.Split(out.Token, ".")
 			tampered := parts[0] + "." + b64u(bytes.Replace(payload, []byte("sevsnpvm"), []byte("tdxvm"), 1)) + "." + parts[2]
-			if ts, err := jose.ParseSigned(tampered, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)}); err == nil {
+			if ts, err := jose.ParseSignedCompact(tampered, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)}); err == nil {
 				if _, err := ts.Verify(keys[0].Key); err == nil {
 					t.Error("tampered token verified")
 				}
@@ -452,7 +454,7 @@ func TestKeyRotation(t *testing.T) {
 		return s
 	}
 	verifies := func(tok string, set jose.JSONWebKeySet) bool {
-		sig, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+		sig, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			return false
 		}

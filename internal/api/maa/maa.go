@@ -153,6 +153,9 @@ func DecodeRequest(typ string, body []byte) (appraisal.Request, error) {
 	if err != nil {
 		return req, attest.BadWrap(field, err, "not base64")
 	}
+	if len(ev) == 0 {
+		return req, attest.Bad(field, "empty")
+	}
 	req.Evidence = ev
 	if req.RuntimeData, err = decodeData("runtimeData", in.RuntimeData); err != nil {
 		return req, err

@@ -36,6 +36,17 @@ type Store interface {
 type Cache struct {
 	st  Store
 	kds *KDS // nil: never touch the network
+	// Roots, when set, are the pinned roots imported CRLs must be signed by.
+	Roots *snp.Roots
+}
+
+func signedByPinned(crl *x509.RevocationList, roots []snp.Root, pl string) bool {
+	for _, r := range roots {
+		if r.ProductLine == pl && crl.CheckSignatureFrom(r.ARK) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // New returns a cache over st; kds may be nil.
@@ -106,23 +117,19 @@ func (c *Cache) EndorsementKeys(ctx context.Context, r *snp.Report) ([][]byte, e
 	return [][]byte{der}, nil
 }
 
-// CRL implements snp.CRLSource: the newest stored CRL for the product line.
-func (c *Cache) CRL(ctx context.Context, productLine string, kind snp.SigningKey) (*x509.RevocationList, error) {
+// CRLs implements snp.CRLSource.
+func (c *Cache) CRLs(ctx context.Context, productLine string) ([]*x509.RevocationList, error) {
 	items, err := c.st.Collateral(ctx, "crl", crlKey(productLine))
 	if err != nil {
 		return nil, err
 	}
-	var best *x509.RevocationList
+	var out []*x509.RevocationList
 	for _, it := range items {
-		crl, err := x509.ParseRevocationList(it.DER)
-		if err != nil {
-			continue
-		}
-		if best == nil || crl.ThisUpdate.After(best.ThisUpdate) {
-			best = crl
+		if crl, err := x509.ParseRevocationList(it.DER); err == nil {
+			out = append(out, crl)
 		}
 	}
-	return best, nil
+	return out, nil
 }
 
 // crlKey: AMD's CRL for a product line is issued by the ARK and covers both
@@ -144,6 +151,9 @@ func (c *Cache) Put(ctx context.Context, der []byte) error {
 	pl, ok := strings.CutPrefix(cn, "ARK-")
 	if !ok || pl == "" {
 		return fmt.Errorf("CRL issuer %q is not an AMD ARK", cn)
+	}
+	if c.Roots != nil && !signedByPinned(crl, c.Roots.All(), pl) {
+		return fmt.Errorf("CRL issued by %q is not signed by any pinned ARK-%s", cn, pl)
 	}
 	return c.st.PutCollateral(ctx, store.Collateral{Kind: "crl", Key: crlKey(pl), DER: der, NotAfter: crl.NextUpdate})
 }

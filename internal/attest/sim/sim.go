@@ -45,6 +45,7 @@ const TCB uint64 = 0x7308000000000003
 type Authority struct {
 	ARK, ASK, VCEK *x509.Certificate
 	vcekKey        *ecdsa.PrivateKey
+	arkKey         *ecdsa.PrivateKey // only for authorities made by New; Save does not keep it
 	ChipID         [64]byte
 }
 
@@ -64,7 +65,7 @@ func New(now time.Time) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Authority{vcekKey: vcekKey}
+	a := &Authority{vcekKey: vcekKey, arkKey: arkKey}
 	if _, err := rand.Read(a.ChipID[:]); err != nil {
 		return nil, err
 	}
@@ -360,4 +361,20 @@ func (a *Authority) Body(runtime []byte, dataType, nonce string, o Options) ([]b
 		return nil, err
 	}
 	return RequestBody(raw, a.ChainPEM(), runtime, dataType, nonce)
+}
+
+// CRL returns a CRL issued by the simulated ARK revoking serials, for tests
+// of revocation handling. Only an authority made by New (not loaded) has the
+// ARK key to sign it.
+func (a *Authority) CRL(revoked []*big.Int, thisUpdate, nextUpdate time.Time) ([]byte, error) {
+	if a.arkKey == nil {
+		return nil, errors.New("this simulated authority was loaded from disk and holds no ARK key")
+	}
+	var entries []x509.RevocationListEntry
+	for _, s := range revoked {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: thisUpdate})
+	}
+	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: thisUpdate, NextUpdate: nextUpdate, RevokedCertificateEntries: entries,
+	}, a.ARK, a.arkKey)
 }

@@ -25,10 +25,11 @@ type KeySource interface {
 	EndorsementKeys(ctx context.Context, r *Report) ([][]byte, error)
 }
 
-// CRLSource returns the current CRL for a product line and key kind, or nil
-// when none has been imported. A CRL that is present is always enforced.
+// CRLSource returns the CRLs on file for a product line. The verifier uses
+// the newest one signed by the ARK the endorsement key chains to; a CRL that
+// applies is always enforced, and an expired one fails closed.
 type CRLSource interface {
-	CRL(ctx context.Context, productLine string, kind SigningKey) (*x509.RevocationList, error)
+	CRLs(ctx context.Context, productLine string) ([]*x509.RevocationList, error)
 }
 
 // Verifier checks reports against pinned roots. It caches endorsement keys it
@@ -309,30 +310,27 @@ func (v *Verifier) validityError(e *endorsement, now time.Time) error {
 }
 
 func (v *Verifier) checkRevocation(ctx context.Context, e *endorsement, now time.Time) error {
-	if v.crls == nil || e.root.Simulated {
+	if v.crls == nil {
 		return nil
 	}
-	crl, err := v.crls.CRL(ctx, e.id.productLine, e.id.kind)
+	crls, err := v.crls.CRLs(ctx, e.id.productLine)
 	if err != nil {
-		return &attest.UnavailableError{Err: fmt.Errorf("load CRL for %s: %w", e.id.productLine, err)}
+		return &attest.UnavailableError{Err: fmt.Errorf("load CRLs for %s: %w", e.id.productLine, err)}
+	}
+	var crl *x509.RevocationList
+	for _, c := range crls {
+		if !v.signedByARK(c, e.root.ARK) {
+			continue // another root's CRL (e.g. the simulator's): not ours to apply
+		}
+		if crl == nil || c.ThisUpdate.After(crl.ThisUpdate) {
+			crl = c
+		}
 	}
 	if crl == nil {
 		return nil
 	}
-	key := sha256.Sum256(crl.Raw)
-	v.mu.RLock()
-	ok := v.crlOK[key]
-	v.mu.RUnlock()
-	if !ok {
-		if err := crl.CheckSignatureFrom(e.root.ARK); err != nil {
-			return attest.BadWrap("collateral", err, "the %s CRL on file is not signed by ARK-%s; re-import it", e.id.productLine, e.id.productLine)
-		}
-		v.mu.Lock()
-		v.crlOK[key] = true
-		v.mu.Unlock()
-	}
 	if now.Before(crl.ThisUpdate) || (!crl.NextUpdate.IsZero() && now.After(crl.NextUpdate)) {
-		return attest.Bad("collateral", "the %s CRL on file is valid %s..%s, not at %s; import a current CRL", e.id.productLine,
+		return attest.Bad("collateral", "the newest %s CRL on file is valid %s..%s, not at %s; import a current CRL", e.id.productLine,
 			crl.ThisUpdate.UTC().Format(time.RFC3339), crl.NextUpdate.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	for _, rc := range crl.RevokedCertificateEntries {
@@ -343,6 +341,29 @@ func (v *Verifier) checkRevocation(ctx context.Context, e *endorsement, now time
 		}
 	}
 	return nil
+}
+
+// signedByARK reports whether crl is signed by ark, caching the answer.
+func (v *Verifier) signedByARK(crl *x509.RevocationList, ark *x509.Certificate) bool {
+	h := sha256.New()
+	h.Write(crl.Raw)
+	h.Write(ark.Raw)
+	var key [32]byte
+	h.Sum(key[:0])
+	v.mu.RLock()
+	ok, seen := v.crlOK[key]
+	v.mu.RUnlock()
+	if seen {
+		return ok
+	}
+	ok = crl.CheckSignatureFrom(ark) == nil
+	v.mu.Lock()
+	if len(v.crlOK) >= v.maxCached {
+		clear(v.crlOK)
+	}
+	v.crlOK[key] = ok
+	v.mu.Unlock()
+	return ok
 }
 
 func productNameMatches(name, productLine string) bool {

@@ -21,9 +21,6 @@ func mustParse(t testing.TB, text string) *Policy {
 	return p
 }
 
-// bt turns ' into ` so that JmesPath literals can sit in Go raw strings.
-func bt(s string) string { return strings.ReplaceAll(s, "'", "`") }
-
 const eventsJSON = `{"Events":[
  {"EventTypeString":"EV_EFI_VARIABLE_DRIVER_CONFIG","ProcessedData":{"VariableGuid":"8BE4DF61-93CA-11D2-AA0D-00E098032B8C","UnicodeName":"SecureBoot","VariableData":"AQ"}},
  {"EventTypeString":"EV_EFI_VARIABLE_DRIVER_CONFIG","ProcessedData":{"VariableGuid":"8BE4DF61-93CA-11D2-AA0D-00E098032B8C","UnicodeName":"PK","VariableData":"oUQ"}},

@@ -1,0 +1,154 @@
+package collateral_test
+
+import (
+	"context"
+	"crypto/x509"
+	"math/big"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/collateral"
+	"github.com/kura-project/kura/internal/attest/sim"
+	"github.com/kura-project/kura/internal/attest/snp"
+	"github.com/kura-project/kura/internal/evidence"
+	"github.com/kura-project/kura/internal/store/sqlite"
+)
+
+func openCache(t *testing.T) *collateral.Cache {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return collateral.New(st, nil)
+}
+
+// TestAirGappedVCEK: an operator imports VCEKs and VLEKs; reports that arrive
+// without any certificate then verify from the cache, for v2 reports (no
+// CPUID), Turin (8-byte hwID) and VLEK-signed reports.
+func TestAirGappedVCEK(t *testing.T) {
+	ctx := context.Background()
+	roots, err := snp.AMDRoots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		report, key string
+		at          time.Time
+	}{
+		{"snp/milan-gce-2022/attestation.bin", "snp/milan-gce-2022/vcek.der", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"snp/turin/turin-report.bin", "snp/turin/turin-vcek.der", time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)},
+		{"snp/genoa-line-siena-trustee/report.derived.bin", "snp/genoa-line-siena-trustee/vcek.derived.der", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"snp/vlek-milan-aws-trustee/test-vlek-report.bin", "snp/vlek-milan-aws-trustee/test-vlek.der", time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		t.Run(c.report, func(t *testing.T) {
+			cache := openCache(t)
+			rep, err := snp.ParseReport(evidence.Read(t, c.report))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := snp.NewVerifier(roots, cache, cache)
+			if _, err := v.Verify(ctx, snp.Evidence{Report: rep}, c.at); err == nil || !strings.Contains(err.Error(), "none is cached") {
+				t.Fatalf("before import: %v", err)
+			}
+			n, err := cache.Import(ctx, evidence.Read(t, c.key))
+			if err != nil || n != 1 {
+				t.Fatalf("import: %d %v", n, err)
+			}
+			if _, err := v.Verify(ctx, snp.Evidence{Report: rep}, c.at); err != nil {
+				t.Fatalf("after import: %v", err)
+			}
+		})
+	}
+}
+
+func TestImportRefusals(t *testing.T) {
+	ctx := context.Background()
+	cache := openCache(t)
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"ARK/ASK bundle", evidence.Read(t, "amd-roots/ask_ark_milan.pem"), "pinned in configuration"},
+		{"garbage", []byte("hello"), "neither an X.509 certificate nor a CRL"},
+		{"empty", nil, "empty"},
+		{"PEM key", []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "neither a certificate nor a CRL"},
+	} {
+		if _, err := cache.Import(ctx, c.data); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestCRL: an imported CRL is enforced (revoked ASK refused), must be signed
+// by the pinned ARK, and fails closed once past its nextUpdate.
+func TestCRL(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	a, err := sim.New(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := sim.New(now)
+	roots := &snp.Roots{}
+	if err := roots.Add(a.Root()); err != nil {
+		t.Fatal(err)
+	}
+	body := func() snp.Evidence {
+		raw, err := a.Report(sim.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, _ := snp.ParseReport(raw)
+		return snp.Evidence{Report: rep, Certs: []*x509.Certificate{a.VCEK}}
+	}
+	verify := func(cache *collateral.Cache, at time.Time) error {
+		return func() error {
+			_, err := snp.NewVerifier(roots, cache, cache).Verify(ctx, body(), at)
+			return err
+		}()
+	}
+	week := 7 * 24 * time.Hour
+
+	cache := openCache(t)
+	good, _ := a.CRL(nil, now.Add(-time.Hour), now.Add(week))
+	if _, err := cache.Import(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(cache, now); err != nil {
+		t.Fatalf("with a clean CRL: %v", err)
+	}
+	if err := verify(cache, now.Add(2*week)); err == nil || !strings.Contains(err.Error(), "import a current CRL") {
+		t.Errorf("past nextUpdate: %v", err)
+	}
+
+	revoking := openCache(t)
+	bad, _ := a.CRL([]*big.Int{a.ASK.SerialNumber}, now.Add(-time.Hour), now.Add(week))
+	revoking.Import(ctx, bad)
+	if err := verify(revoking, now); err == nil || !strings.Contains(err.Error(), "revoked") || !attest.IsEvidence(err) {
+		t.Errorf("revoked ASK: %v", err)
+	}
+
+	// A CRL from another ARK cannot revoke: import refuses it when the
+	// cache knows the pinned roots, and verification ignores it otherwise.
+	fake, _ := other.CRL([]*big.Int{a.ASK.SerialNumber}, now.Add(-time.Hour), now.Add(week))
+	pinned := openCache(t)
+	pinned.Roots = roots
+	if _, err := pinned.Import(ctx, fake); err == nil || !strings.Contains(err.Error(), "not signed by any pinned ARK-Milan") {
+		t.Errorf("import of another ARK's CRL: %v", err)
+	}
+	if _, err := pinned.Import(ctx, bad); err != nil {
+		t.Errorf("import of the pinned ARK's CRL: %v", err)
+	}
+	unpinned := openCache(t)
+	if _, err := unpinned.Import(ctx, fake); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(unpinned, now); err != nil {
+		t.Errorf("another ARK's CRL was applied: %v", err)
+	}
+}
