@@ -21,6 +21,7 @@ import (
 	"github.com/kura-project/kura/internal/attest/appraisal"
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/server"
 )
 
@@ -30,6 +31,8 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	at := fs.String("at", "", "verification time, RFC 3339 (default now)")
 	data := fs.String("data", "./kura-data", "data directory with cached collateral and policies")
 	trustSim := fs.Bool("trust-simulator", false, "trust kura's simulated TEE (its root in DATA/sim)")
+	unsealFile := fs.String("unseal-key-file", "", "unseal key, to authenticate the stored policy (default DATA/dev/unseal.key if present)")
+	policyFile := fs.String("policy", "", "evaluate this policy text instead of the stored one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,8 +56,16 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	cfg := config.Default()
-	cfg.DataDir, cfg.TrustSimulator = *data, *trustSim
-	a, err := server.OpenAttestation(cfg, func() time.Time { return when })
+	cfg.DataDir, cfg.TrustSimulator, cfg.UnsealKeyFile = *data, *trustSim, *unsealFile
+	if cfg.UnsealKeyFile == "" {
+		cfg.Dev = true // only to find DATA/dev/unseal.key; nothing is created
+	}
+	sealer, err := server.OpenSeal(cfg, false)
+	if err != nil {
+		sealer = nil // stored policies cannot be authenticated; defaults and --policy still work
+	}
+	cfg.Dev = false
+	a, err := server.OpenAttestation(cfg, nilIfNone(sealer), func() time.Time { return when })
 	if err != nil {
 		return err
 	}
@@ -62,6 +73,13 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	req, err := apimaa.DecodeRequest(canon, body)
 	if err != nil {
 		return &exitError{1, err}
+	}
+	if *policyFile != "" {
+		text, err := os.ReadFile(*policyFile)
+		if err != nil {
+			return err
+		}
+		req.DraftPolicy = string(text)
 	}
 	svc := newAppraisal(a, when)
 	out, err := svc.Appraise(ctx, req, when)
@@ -233,7 +251,7 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 	}
 	cfg := config.Default()
 	cfg.DataDir = *data
-	a, err := server.OpenAttestation(cfg, time.Now)
+	a, err := server.OpenAttestation(cfg, nil, time.Now)
 	if err != nil {
 		return err
 	}
@@ -365,6 +383,14 @@ func simSNP(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s: simulated SEV-SNP evidence (TEST ONLY root in %s), report_data = SHA-256(runtime data)\n", *out, filepath.Join(*data, "sim"))
 	return nil
+}
+
+// nilIfNone keeps a nil *seal.Sealer from becoming a non-nil interface.
+func nilIfNone(s *seal.Sealer) appraisal.Sealer {
+	if s == nil {
+		return nil
+	}
+	return s
 }
 
 func newAppraisal(a *server.Attestation, when time.Time) *appraisal.Service {

@@ -32,6 +32,7 @@ type Config struct {
 	TrustSimulator bool     `json:"trust_simulator"` // trust kura's simulated TEE without --dev (for test rigs)
 	PolicySigners  []string `json:"policy_signers"`  // PEM certificate files; when set, policy uploads must be signed by one
 
+	RequireCRL bool          `json:"require_crl"` // refuse SNP evidence unless a current AMD CRL for its root is on file
 	KDSFetch   bool          `json:"kds_fetch"`   // fetch missing VCEKs from AMD KDS (off: air-gapped)
 	KDSURL     string        `json:"kds_url"`     // default https://kdsintf.amd.com
 	KDSTimeout time.Duration `json:"kds_timeout"` // default 10s
@@ -105,6 +106,7 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", cfg.AdminTokenFile, "file with the administrator bearer token")
 	fs.BoolVar(&cfg.TrustSimulator, "trust-simulator", cfg.TrustSimulator, "trust the simulated TEE outside --dev (test rigs only)")
 	fs.BoolVar(&cfg.KDSFetch, "kds-fetch", cfg.KDSFetch, "fetch missing VCEKs from AMD KDS")
+	fs.BoolVar(&cfg.RequireCRL, "require-crl", cfg.RequireCRL, "refuse SNP evidence unless a current AMD CRL for its root is on file")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body size limit")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn, error")
 }
@@ -121,7 +123,7 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 			*p = v
 		}
 	}
-	bools := map[string]*bool{"KURA_DEV": &cfg.Dev, "KURA_TRUST_SIMULATOR": &cfg.TrustSimulator, "KURA_KDS_FETCH": &cfg.KDSFetch}
+	bools := map[string]*bool{"KURA_DEV": &cfg.Dev, "KURA_TRUST_SIMULATOR": &cfg.TrustSimulator, "KURA_KDS_FETCH": &cfg.KDSFetch, "KURA_REQUIRE_CRL": &cfg.RequireCRL}
 	for k, p := range bools {
 		if v := getenv(k); v != "" {
 			b, err := strconv.ParseBool(v)

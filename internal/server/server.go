@@ -58,8 +58,9 @@ type Attestation struct {
 }
 
 // OpenAttestation opens the store in cfg.DataDir and builds the verifiers
-// with the configured trust roots.
-func OpenAttestation(cfg config.Config, now func() time.Time) (*Attestation, error) {
+// with the configured trust roots. sealer authenticates stored policies; with
+// nil, only default policies can be served.
+func OpenAttestation(cfg config.Config, sealer appraisal.Sealer, now func() time.Time) (*Attestation, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -90,10 +91,11 @@ func OpenAttestation(cfg config.Config, now func() time.Time) (*Attestation, err
 	cache := collateral.New(st, kds)
 	cache.Roots = roots
 	v := snp.NewVerifier(roots, cache, cache)
+	v.RequireCRL = cfg.RequireCRL
 	return &Attestation{
 		Store:      st,
 		Collateral: cache,
-		Policies:   appraisal.NewPolicyStore(st, now),
+		Policies:   appraisal.NewPolicyStore(st, sealer, now),
 		Verifiers:  map[string]attest.Verifier{"SevSnpVm": snp.Attester{V: v}},
 	}, nil
 }
@@ -103,7 +105,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	at, err := OpenAttestation(cfg, now)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	sealer, err := OpenSeal(cfg, true)
+	if err != nil {
+		return nil, err
+	}
+	at, err := OpenAttestation(cfg, sealer, now)
 	if err != nil {
 		return nil, err
 	}
@@ -114,11 +123,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 			at.Store.Close()
 		}
 	}()
-
-	sealer, err := openSeal(cfg)
-	if err != nil {
-		return nil, err
-	}
 	issuer := cfg.Issuer
 	if issuer == "" {
 		issuer = "https://" + cfg.Addr
@@ -166,12 +170,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 	return s, nil
 }
 
-func openSeal(cfg config.Config) (*seal.Sealer, error) {
+// OpenSeal opens the software root of cfg.DataDir with the configured unseal
+// key (dev mode: its own key file). With create false it never makes a new
+// root or key: tools that only read use it.
+func OpenSeal(cfg config.Config, create bool) (*seal.Sealer, error) {
 	keyFile := cfg.UnsealKeyFile
+	rootFile := filepath.Join(cfg.DataDir, "seal", "root.sealed")
 	if cfg.Dev && keyFile == "" {
 		keyFile = filepath.Join(cfg.DataDir, "dev", "unseal.key")
-		if _, err := seal.LoadOrCreateKeyFile(keyFile); err != nil {
-			return nil, fmt.Errorf("dev unseal key: %w", err)
+		if create {
+			if _, err := seal.LoadOrCreateKeyFile(keyFile); err != nil {
+				return nil, fmt.Errorf("dev unseal key: %w", err)
+			}
+		}
+	}
+	if keyFile == "" {
+		return nil, errors.New("no unseal key configured")
+	}
+	if !create {
+		if _, err := os.Stat(rootFile); err != nil {
+			return nil, fmt.Errorf("sealed root: %w", err)
 		}
 	}
 	key, err := os.ReadFile(keyFile)
@@ -179,7 +197,7 @@ func openSeal(cfg config.Config) (*seal.Sealer, error) {
 		return nil, fmt.Errorf("unseal key: %w", err)
 	}
 	defer clear(key)
-	root, err := seal.OpenSoftwareRoot(filepath.Join(cfg.DataDir, "seal", "root.sealed"), key)
+	root, err := seal.OpenSoftwareRoot(rootFile, key)
 	if err != nil {
 		return nil, err
 	}
@@ -300,6 +318,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	s.log.Info("kura listening", "addr", ln.Addr().String(), "dev", s.cfg.Dev, "issuer", s.keyring.Issuer(), "token_alg", string(s.keyring.Alg()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go s.refreshKeys(ctx)
 	select {
 	case err := <-errc:
 		return err
@@ -312,6 +331,23 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		return err
 	}
 	return nil
+}
+
+// refreshKeys reloads the token keys every minute so that rotations made by
+// other nodes on the same database reach this node's JWKS.
+func (s *Server) refreshKeys(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.keyring.Refresh(ctx); err != nil {
+				s.log.Error("reload token signing keys", "err", err)
+			}
+		}
+	}
 }
 
 type ctxKey int

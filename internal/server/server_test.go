@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -684,5 +685,60 @@ func TestServeHTTPS(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// TestPolicyIntegrity: a policy edited in the database (which kura treats as
+// untrusted) is detected at load and nothing is attested under it.
+func TestPolicyIntegrity(t *testing.T) {
+	r := newRig(t, time.Now())
+	auth := []string{"Authorization", "Bearer " + r.admin}
+	path := "/policies/SevSnpVm?api-version=2025-06-01"
+	strict := "version=1.0; authorizationrules { [type==\"x-ms-sevsnpvm-is-debuggable\", value==false] => permit(); }; issuancerules { };"
+	if code, resp, _ := r.do("PUT", path, []byte(unsigned(strict)), auth...); code != 200 {
+		t.Fatalf("set: %d %s", code, resp)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(r.dir, "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE policies SET text = ? WHERE type = 'SevSnpVm'`, "version=1.0; authorizationrules { => permit(); }; issuancerules { };"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the policy cache
+	a, _ := sim.Load(filepath.Join(r.dir, "sim"))
+	debug, _ := a.Body([]byte(`{}`), "JSON", "", sim.Options{Debug: true})
+	code, resp, h := r.do("POST", attestPath, debug)
+	if code != 503 {
+		t.Fatalf("attest under an edited policy: %d %s", code, resp)
+	}
+	if _, msg := errBody(t, resp, h); strings.Contains(msg, "integrity") || strings.Contains(msg, "sqlite") {
+		t.Errorf("503 message leaks internals: %q", msg)
+	}
+	if code, _, _ := r.do("GET", path, nil, auth...); code != 503 {
+		t.Errorf("get of an edited policy: %d", code)
+	}
+}
+
+// TestReservedClaims: a policy cannot issue claims in the service's
+// namespaces.
+func TestReservedClaims(t *testing.T) {
+	r := newRig(t, time.Now())
+	auth := []string{"Authorization", "Bearer " + r.admin}
+	a, _ := sim.Load(filepath.Join(r.dir, "sim"))
+	body, _ := a.Body([]byte{1, 2}, "Binary", "", sim.Options{})
+	for _, name := range []string{"x-ms-runtime", "x-kura-simulated", "x-ms-policy-signer", "exp"} {
+		pol := fmt.Sprintf("version=1.0; authorizationrules { => permit(); }; issuancerules { => issue(type=%q, value=true); };", name)
+		if code, resp, _ := r.do("PUT", "/policies/SevSnpVm?api-version=2025-06-01", []byte(unsigned(pol)), auth...); code != 200 {
+			t.Fatalf("set: %d %s", code, resp)
+		}
+		code, resp, h := r.do("POST", attestPath, body)
+		if code != 400 {
+			t.Fatalf("%s: status %d", name, code)
+		}
+		if _, msg := errBody(t, resp, h); !strings.Contains(msg, "reserved for the service") {
+			t.Errorf("%s: %q", name, msg)
+		}
 	}
 }

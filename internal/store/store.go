@@ -31,6 +31,9 @@ type Policy struct {
 	JWS     string // the JWS it was uploaded as
 	Signer  []byte // DER of the signing certificate; nil for unsigned uploads
 	Updated time.Time
+	// MAC authenticates the row under the root key (internal/seal), so an
+	// edit in the database is detected when the policy is loaded.
+	MAC []byte
 }
 
 // Collateral is one item of cached verification collateral (an AMD

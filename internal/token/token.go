@@ -21,6 +21,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"sync"
@@ -108,7 +109,7 @@ func Open(ctx context.Context, cfg Config, st KeyStore, sealer Sealer) (*Keyring
 	if err := k.load(ctx); err != nil {
 		return nil, err
 	}
-	if k.active == nil || k.active.alg != cfg.Alg {
+	if k.active == nil || k.active.alg != cfg.Alg || !fitsAlg(k.active.signer, cfg.Alg) {
 		if err := k.Rotate(ctx); err != nil {
 			return nil, err
 		}
@@ -143,8 +144,20 @@ func (k *Keyring) load(ctx context.Context) error {
 	return nil
 }
 
+// restore opens a stored key. The database is untrusted: the id must be the
+// certificate's hash, the algorithm is bound into the sealed key's associated
+// data, and the certificate must hold the sealed key's public half, so no
+// column can be swapped for an attacker's certificate or algorithm.
 func (k *Keyring) restore(r store.SigningKey) (*key, error) {
-	der, err := k.sealer.Open(r.Sealed, aad(r.ID))
+	sum := sha256.Sum256(r.CertDER)
+	if r.ID != base64.StdEncoding.EncodeToString(sum[:]) {
+		return nil, fmt.Errorf("signing key %s: certificate does not match the key id", r.ID)
+	}
+	alg, err := ParseAlg(r.Alg)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", r.ID, err)
+	}
+	der, err := k.sealer.Open(r.Sealed, aad(r.ID, alg))
 	if err != nil {
 		return nil, fmt.Errorf("open signing key %s: %w", r.ID, err)
 	}
@@ -153,18 +166,33 @@ func (k *Keyring) restore(r store.SigningKey) (*key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", r.ID, err)
 	}
+	signer, ok := priv.(crypto.Signer)
+	if !ok || !fitsAlg(signer, alg) {
+		return nil, fmt.Errorf("signing key %s: key type does not fit %s", r.ID, alg)
+	}
 	cert, err := x509.ParseCertificate(r.CertDER)
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s certificate: %w", r.ID, err)
 	}
-	alg, err := ParseAlg(r.Alg)
-	if err != nil {
-		return nil, err
+	if pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("signing key %s: certificate does not hold the signing key", r.ID)
 	}
-	return k.newKey(r.ID, alg, priv.(crypto.Signer), cert, r.Created, r.Retired)
+	return k.newKey(r.ID, alg, signer, cert, r.Created, r.Retired)
 }
 
-func aad(id string) []byte { return []byte("kura/token-signing-key/" + id) }
+func fitsAlg(s crypto.Signer, alg Alg) bool {
+	switch pub := s.Public().(type) {
+	case *rsa.PublicKey:
+		return alg == RS256 && pub.N.BitLen() >= 2048
+	case *ecdsa.PublicKey:
+		return (alg == ES256 && pub.Curve == elliptic.P256()) || (alg == ES384 && pub.Curve == elliptic.P384())
+	}
+	return false
+}
+
+func aad(id string, alg Alg) []byte {
+	return []byte("kura/token-signing-key/" + string(alg) + "/" + id)
+}
 
 func (k *Keyring) newKey(id string, alg Alg, signer crypto.Signer, cert *x509.Certificate, created, retired time.Time) (*key, error) {
 	h, err := json.Marshal(map[string]string{"alg": string(alg), "jku": k.cfg.Issuer + "/certs", "kid": id, "typ": "JWT"})
@@ -193,35 +221,33 @@ func (k *Keyring) Rotate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sealed, err := k.sealer.Seal(der, aad(id))
+	sealed, err := k.sealer.Seal(der, aad(id, k.cfg.Alg))
 	clear(der)
 	if err != nil {
 		return fmt.Errorf("seal signing key: %w", err)
 	}
-	k.mu.RLock()
-	prev := k.active
-	k.mu.RUnlock()
 	if err := k.store.PutSigningKey(ctx, store.SigningKey{ID: id, Alg: string(k.cfg.Alg), CertDER: cert.Raw, Sealed: sealed, Created: now}); err != nil {
 		return err
 	}
-	if prev != nil {
-		if err := k.store.RetireSigningKey(ctx, prev.id, now); err != nil {
-			return err
-		}
-	}
-	nk, err := k.newKey(id, k.cfg.Alg, signer, cert, now, time.Time{})
+	// Retire every other active key, including ones another kura node on
+	// the same database made, so exactly one key signs from now on.
+	rows, err := k.store.SigningKeys(ctx)
 	if err != nil {
 		return err
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if prev != nil {
-		prev.retired = now
+	for _, r := range rows {
+		if r.ID != id && r.Retired.IsZero() {
+			if err := k.store.RetireSigningKey(ctx, r.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
 	}
-	k.keys = append(k.keys, nk)
-	k.active = nk
-	return nil
+	return k.load(ctx)
 }
+
+// Refresh reloads the published keys from the store, picking up rotations
+// made by other kura nodes sharing it.
+func (k *Keyring) Refresh(ctx context.Context) error { return k.load(ctx) }
 
 func generate(alg Alg) (crypto.Signer, error) {
 	switch alg {

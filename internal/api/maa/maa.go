@@ -263,11 +263,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &pd):
 		Error(w, http.StatusBadRequest, "PolicyEvaluationError", err.Error())
 	case errors.As(err, &un), errors.Is(err, context.DeadlineExceeded):
-		h.log().ErrorContext(r.Context(), "attestation dependency failed", "err", err)
-		Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", err.Error())
+		// The detail (store errors, upstream URLs) stays in the log.
+		h.log().ErrorContext(r.Context(), "attestation dependency failed", "err", err, "request_id", w.Header().Get("x-ms-request-id"))
+		Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "a dependency of the attestation service is unavailable; retry later (request id "+w.Header().Get("x-ms-request-id")+")")
 	default:
-		h.log().ErrorContext(r.Context(), "attestation failed", "err", err)
-		Error(w, http.StatusInternalServerError, "InternalError", "internal error; see the server log for the request id")
+		h.log().ErrorContext(r.Context(), "attestation failed", "err", err, "request_id", w.Header().Get("x-ms-request-id"))
+		Error(w, http.StatusInternalServerError, "InternalError", "internal error (request id "+w.Header().Get("x-ms-request-id")+")")
 	}
 }
 

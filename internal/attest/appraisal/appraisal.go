@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -135,6 +136,10 @@ func (s *Service) Appraise(ctx context.Context, req Request, at time.Time) (*Out
 	text := req.DraftPolicy
 	if text == "" {
 		if text, err = s.policies.PolicyText(ctx, req.Type); err != nil {
+			var ue *attest.UnavailableError
+			if errors.As(err, &ue) {
+				return nil, err
+			}
 			return nil, &attest.UnavailableError{Err: fmt.Errorf("load %s policy: %w", req.Type, err)}
 		}
 	}
@@ -173,7 +178,7 @@ func (s *Service) Appraise(ctx context.Context, req Request, at time.Time) (*Out
 	var order []string
 	for _, c := range res.Issued {
 		if _, taken := claims[c.Type]; taken || reservedJWT(c.Type) {
-			return nil, &attest.PolicyDeniedError{Reason: fmt.Sprintf("the policy issues claim %q, which the service sets itself", c.Type)}
+			return nil, &attest.PolicyDeniedError{Reason: fmt.Sprintf("the policy issues claim %q, which is reserved for the service (x-ms-*, x-kura-* and registered JWT claims)", c.Type)}
 		}
 		if _, seen := issued[c.Type]; !seen {
 			order = append(order, c.Type)
@@ -216,12 +221,16 @@ func unsignedToken(claims map[string]any, now time.Time) (string, error) {
 	return base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + base64.RawURLEncoding.EncodeToString(p) + ".", nil
 }
 
+// reservedJWT reports whether a policy may not issue claim t: registered
+// JWT claims, and the x-ms-* and x-kura-* namespaces, which relying parties
+// read as statements of the service itself (x-ms-runtime, x-kura-simulated,
+// ...), present or not.
 func reservedJWT(t string) bool {
 	switch t {
-	case "iss", "iat", "nbf", "exp", "jti", "nonce", "cnf":
+	case "iss", "iat", "nbf", "exp", "jti", "nonce", "cnf", "sub", "aud":
 		return true
 	}
-	return false
+	return strings.HasPrefix(t, "x-ms-") || strings.HasPrefix(t, "x-kura-")
 }
 
 // bind checks that SHA-256(data) equals the first 32 bytes of field.

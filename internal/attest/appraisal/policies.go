@@ -2,11 +2,14 @@ package appraisal
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/policy/maa"
 	"github.com/kura-project/kura/internal/store"
 )
@@ -28,6 +31,7 @@ var DefaultPolicies = map[string]string{
 type PolicyStore struct {
 	st  PolicyBackend
 	now func() time.Time
+	mac Sealer // nil: stored policies cannot be authenticated, only defaults serve
 
 	mu    sync.Mutex
 	cache map[string]cachedPolicy
@@ -47,10 +51,33 @@ type PolicyBackend interface {
 	DeletePolicy(ctx context.Context, typ string) error
 }
 
-// NewPolicyStore returns a policy store over st.
-func NewPolicyStore(st PolicyBackend, now func() time.Time) *PolicyStore {
-	return &PolicyStore{st: st, now: now, cache: map[string]cachedPolicy{}}
+// Sealer authenticates policy rows under the root key.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
 }
+
+// NewPolicyStore returns a policy store over st. mac authenticates stored
+// rows (the database is untrusted); with a nil mac only default policies can
+// be served, and a stored one is an error.
+func NewPolicyStore(st PolicyBackend, mac Sealer, now func() time.Time) *PolicyStore {
+	return &PolicyStore{st: st, mac: mac, now: now, cache: map[string]cachedPolicy{}}
+}
+
+// rowAAD binds every column that decides a policy's meaning.
+func rowAAD(p store.Policy) []byte {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte("kura/policy/v1"), []byte(p.Type), []byte(p.Text), []byte(p.JWS), p.Signer} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	return h.Sum(nil)
+}
+
+// ErrPolicyIntegrity reports a stored policy that failed authentication.
+var ErrPolicyIntegrity = errors.New("stored policy failed its integrity check (edited outside kura?)")
 
 // Get returns the stored policy of typ, or its default (with an empty JWS).
 func (p *PolicyStore) Get(ctx context.Context, typ string) (store.Policy, error) {
@@ -62,7 +89,16 @@ func (p *PolicyStore) Get(ctx context.Context, typ string) (store.Policy, error)
 		}
 		return store.Policy{Type: typ, Text: def}, nil
 	}
-	return sp, err
+	if err != nil {
+		return sp, err
+	}
+	if p.mac == nil {
+		return store.Policy{}, &attest.UnavailableError{Err: fmt.Errorf("%s policy: cannot authenticate a stored policy without the root key (unseal key)", typ)}
+	}
+	if _, err := p.mac.Open(sp.MAC, rowAAD(sp)); err != nil || sp.Type != typ {
+		return store.Policy{}, &attest.UnavailableError{Err: fmt.Errorf("%s policy: %w", typ, ErrPolicyIntegrity)}
+	}
+	return sp, nil
 }
 
 // PolicyText implements Policies, from the cache when it is fresh.
@@ -96,7 +132,15 @@ func (p *PolicyStore) Set(ctx context.Context, sp store.Policy) error {
 	if _, err := maa.Parse(sp.Text); err != nil {
 		return err
 	}
+	if p.mac == nil {
+		return errors.New("cannot store a policy without the root key")
+	}
 	sp.Updated = p.now()
+	mac, err := p.mac.Seal(nil, rowAAD(sp))
+	if err != nil {
+		return err
+	}
+	sp.MAC = mac
 	defer p.forget(sp.Type)
 	return p.st.PutPolicy(ctx, sp)
 }

@@ -19,8 +19,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/snp"
 	"github.com/kura-project/kura/internal/store"
 )
@@ -98,23 +100,35 @@ func (c *Cache) EndorsementKeys(ctx context.Context, r *snp.Report) ([][]byte, e
 			out = append(out, it.DER)
 		}
 	}
-	if len(out) > 0 || c.kds == nil || r.SigningKey != snp.VCEK || !r.HasCPUID {
+	if len(out) > 0 || c.kds == nil || r.SigningKey != snp.VCEK || !r.HasCPUID || r.MaskChipKey || allZero(r.ChipID) {
 		return out, nil
 	}
 	pl, ok := snp.ProductLineFromCPUID(r.Family, r.Model)
 	if !ok {
 		return nil, nil
 	}
+	// Nothing is stored here: the verifier records the key through
+	// RecordEndorsementKey once the report's signature has verified with it.
 	der, err := c.kds.VCEK(ctx, pl, r.ChipID, r.ReportedTCB)
 	if err != nil {
 		return nil, err
 	}
-	// Stored before verification; it is verified on every use, and a key
-	// AMD served for this chip and TCB is worth keeping for air-gapped reuse.
-	if err := c.Put(ctx, der); err != nil {
-		return nil, err
-	}
 	return [][]byte{der}, nil
+}
+
+// RecordEndorsementKey implements snp.KeyRecorder: keys the verifier has
+// chained to a pinned root are kept for reports that arrive without them.
+func (c *Cache) RecordEndorsementKey(ctx context.Context, der []byte) error {
+	return c.Put(ctx, der)
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // CRLs implements snp.CRLSource.
@@ -140,43 +154,52 @@ func crlKey(pl string) string { return pl }
 // ARK certificates are refused: roots are pinned in configuration, never
 // learned from collateral.
 func (c *Cache) Put(ctx context.Context, der []byte) error {
+	item, err := c.classify(der)
+	if err != nil {
+		return err
+	}
+	return c.st.PutCollateral(ctx, item)
+}
+
+// classify validates one DER item and returns how it is stored.
+func (c *Cache) classify(der []byte) (store.Collateral, error) {
 	if cert, err := x509.ParseCertificate(der); err == nil {
-		return c.putCert(ctx, cert)
+		return classifyCert(cert)
 	}
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
-		return errors.New("neither an X.509 certificate nor a CRL")
+		return store.Collateral{}, errors.New("neither an X.509 certificate nor a CRL")
 	}
 	cn := crl.Issuer.CommonName
 	pl, ok := strings.CutPrefix(cn, "ARK-")
 	if !ok || pl == "" {
-		return fmt.Errorf("CRL issuer %q is not an AMD ARK", cn)
+		return store.Collateral{}, fmt.Errorf("CRL issuer %q is not an AMD ARK", cn)
 	}
 	if c.Roots != nil && !signedByPinned(crl, c.Roots.All(), pl) {
-		return fmt.Errorf("CRL issued by %q is not signed by any pinned ARK-%s", cn, pl)
+		return store.Collateral{}, fmt.Errorf("CRL issued by %q is not signed by any pinned ARK-%s", cn, pl)
 	}
-	return c.st.PutCollateral(ctx, store.Collateral{Kind: "crl", Key: crlKey(pl), DER: der, NotAfter: crl.NextUpdate})
+	return store.Collateral{Kind: "crl", Key: crlKey(pl), DER: der, NotAfter: crl.NextUpdate}, nil
 }
 
-func (c *Cache) putCert(ctx context.Context, cert *x509.Certificate) error {
+func classifyCert(cert *x509.Certificate) (store.Collateral, error) {
 	switch cert.Subject.CommonName {
 	case "SEV-VCEK", "SEV-VLEK":
 	default:
-		return fmt.Errorf("certificate %q: only VCEK and VLEK certificates are imported; ASK/ASVK/ARK roots are pinned in configuration", cert.Subject.CommonName)
+		return store.Collateral{}, fmt.Errorf("certificate %q: only VCEK and VLEK certificates are imported; ASK/ASVK/ARK roots are pinned in configuration", cert.Subject.CommonName)
 	}
 	ext, err := snp.ParseExtensions(cert)
 	if err != nil {
-		return fmt.Errorf("certificate %q: %w", cert.Subject.CommonName, err)
+		return store.Collateral{}, fmt.Errorf("certificate %q: %w", cert.Subject.CommonName, err)
 	}
 	pl, _, _ := strings.Cut(ext.ProductName, "-")
 	tcb := ext.TCB(pl)
 	if cert.Subject.CommonName == "SEV-VLEK" {
-		return c.st.PutCollateral(ctx, store.Collateral{Kind: "vlek", Key: vlekKey(pl, tcb), DER: cert.Raw, NotAfter: cert.NotAfter})
+		return store.Collateral{Kind: "vlek", Key: vlekKey(pl, tcb), DER: cert.Raw, NotAfter: cert.NotAfter}, nil
 	}
 	if len(ext.HWID) == 0 {
-		return errors.New("VCEK has no hwID extension")
+		return store.Collateral{}, errors.New("VCEK has no hwID extension")
 	}
-	return c.st.PutCollateral(ctx, store.Collateral{Kind: "vcek", Key: vcekKey(pl, ext.HWID, tcb), DER: cert.Raw, NotAfter: cert.NotAfter})
+	return store.Collateral{Kind: "vcek", Key: vcekKey(pl, ext.HWID, tcb), DER: cert.Raw, NotAfter: cert.NotAfter}, nil
 }
 
 // Import stores every certificate and CRL in data (PEM with several blocks,
@@ -186,34 +209,99 @@ func (c *Cache) Import(ctx context.Context, data []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Validate every item before storing any, so a bad file changes nothing.
+	items := make([]store.Collateral, 0, len(ders))
 	for i, d := range ders {
-		if err := c.Put(ctx, d); err != nil {
-			return i, fmt.Errorf("item %d: %w", i+1, err)
+		it, err := c.classify(d)
+		if err != nil {
+			return 0, fmt.Errorf("item %d: %w", i+1, err)
+		}
+		items = append(items, it)
+	}
+	for _, it := range items {
+		if err := c.st.PutCollateral(ctx, it); err != nil {
+			return 0, err
 		}
 	}
-	return len(ders), nil
+	return len(items), nil
 }
 
-// KDS fetches VCEKs from AMD's key distribution service.
+// KDS fetches VCEKs from AMD's key distribution service. It remembers
+// misses for MissTTL and merges concurrent fetches of the same key, so
+// clients cannot turn kura into a request amplifier against AMD's
+// rate-limited service.
 type KDS struct {
 	Base    string // default https://kdsintf.amd.com
 	Client  *http.Client
 	Timeout time.Duration // per request; default 10 s
+	MissTTL time.Duration // how long a miss is remembered; default 10 min
+
+	mu       sync.Mutex
+	misses   map[string]time.Time
+	inflight map[string]*fetch
 }
 
-// VCEK fetches the VCEK for a chip and TCB.
+type fetch struct {
+	done chan struct{}
+	der  []byte
+	err  error
+}
+
+// VCEK fetches the VCEK for a chip and TCB. AMD answering that it has no
+// such key is the client's fault (a forged or unknown chip): it is an
+// *attest.EvidenceError. Network failures are not.
 func (k *KDS) VCEK(ctx context.Context, productLine string, chipID []byte, tcb uint64) ([]byte, error) {
 	base := k.Base
 	if base == "" {
 		base = "https://kdsintf.amd.com"
 	}
+	url := snp.KDSURL(base, productLine, chipID, tcb)
+	missTTL := k.MissTTL
+	if missTTL == 0 {
+		missTTL = 10 * time.Minute
+	}
+	k.mu.Lock()
+	if k.misses == nil {
+		k.misses, k.inflight = map[string]time.Time{}, map[string]*fetch{}
+	}
+	if t, ok := k.misses[url]; ok && time.Since(t) < missTTL {
+		k.mu.Unlock()
+		return nil, attest.Bad("VcekCertChain", "AMD KDS has no VCEK for chip %x… at TCB 0x%016x (cached answer)", chipID[:8], tcb)
+	}
+	f, ok := k.inflight[url]
+	if !ok {
+		f = &fetch{done: make(chan struct{})}
+		k.inflight[url] = f
+		if len(k.misses) > 10000 {
+			clear(k.misses)
+		}
+		k.mu.Unlock()
+		f.der, f.err = k.get(ctx, url)
+		k.mu.Lock()
+		delete(k.inflight, url)
+		if attest.IsEvidence(f.err) {
+			k.misses[url] = time.Now()
+		}
+		k.mu.Unlock()
+		close(f.done)
+		return f.der, f.err
+	}
+	k.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.der, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (k *KDS) get(ctx context.Context, url string) ([]byte, error) {
 	timeout := k.Timeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	url := snp.KDSURL(base, productLine, chipID, tcb)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -227,10 +315,13 @@ func (k *KDS) VCEK(ctx context.Context, productLine string, chipID []byte, tcb u
 		return nil, fmt.Errorf("fetch VCEK from AMD KDS: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch VCEK from AMD KDS: %s answered %s", url, resp.Status)
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return io.ReadAll(io.LimitReader(resp.Body, snp.MaxCertificateSize))
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest:
+		return nil, attest.Bad("VcekCertChain", "AMD KDS has no VCEK for this chip and TCB (%s)", resp.Status)
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return nil, fmt.Errorf("fetch VCEK from AMD KDS: answered %s", resp.Status)
 }
 
 // splitPEM returns the DER items of data: every PEM block (CERTIFICATE or

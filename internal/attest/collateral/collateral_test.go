@@ -1,11 +1,17 @@
 package collateral_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/hex"
+	"errors"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,5 +156,125 @@ func TestCRL(t *testing.T) {
 	}
 	if err := verify(unpinned, now); err != nil {
 		t.Errorf("another ARK's CRL was applied: %v", err)
+	}
+}
+
+// TestKDS: with fetching enabled a missing VCEK is fetched once, recorded only
+// after the report verified with it, a KDS miss is a 400 (evidence error)
+// remembered for later, and a KDS outage is a dependency failure.
+func TestKDS(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	a, err := sim.New(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := &snp.Roots{}
+	roots.Add(a.Root())
+	var hits atomic.Int64
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if !strings.HasPrefix(r.URL.Path, "/vcek/v1/Milan/") || r.URL.Query().Get("ucodeSPL") != "115" {
+			t.Errorf("unexpected KDS request %s", r.URL)
+		}
+		if status != http.StatusOK {
+			w.WriteHeader(status)
+			return
+		}
+		w.Write(a.VCEK.Raw)
+	}))
+	defer srv.Close()
+
+	st, _ := sqlite.Open(filepath.Join(t.TempDir(), "kura.db"))
+	defer st.Close()
+	cache := collateral.New(st, &collateral.KDS{Base: srv.URL, Client: srv.Client(), Timeout: 2 * time.Second})
+	v := snp.NewVerifier(roots, cache, cache)
+	raw, _ := a.Report(sim.Options{})
+	rep, _ := snp.ParseReport(raw)
+	if _, err := v.Verify(ctx, snp.Evidence{Report: rep}, now); err != nil {
+		t.Fatalf("with KDS: %v", err)
+	}
+	stored, _ := st.Collateral(ctx, "vcek", "Milan/"+hex.EncodeToString(a.ChipID[:])+"/7308000000000003")
+	if len(stored) != 1 {
+		t.Fatalf("fetched VCEK not recorded: %d rows", len(stored))
+	}
+	if _, err := v.Verify(ctx, snp.Evidence{Report: rep}, now); err != nil || hits.Load() != 1 {
+		t.Fatalf("second verification: %v, %d KDS requests", err, hits.Load())
+	}
+
+	// An unknown chip: KDS answers 404 → 400, remembered, nothing stored.
+	other, _ := sim.New(now)
+	raw2, _ := other.Report(sim.Options{})
+	rep2, _ := snp.ParseReport(raw2)
+	status = http.StatusNotFound
+	for range 3 {
+		_, err := v.Verify(ctx, snp.Evidence{Report: rep2}, now)
+		if err == nil || !attest.IsEvidence(err) || !strings.Contains(err.Error(), "AMD KDS has no VCEK") {
+			t.Fatalf("unknown chip: %v", err)
+		}
+	}
+	if hits.Load() != 2 {
+		t.Errorf("KDS misses are not remembered: %d requests", hits.Load())
+	}
+
+	// A forged report naming a real chip: the fetched VCEK does not verify
+	// it, and nothing is recorded.
+	status = http.StatusOK
+	forged := bytes.Clone(raw)
+	forged[0x90] ^= 1
+	copy(forged[0x180:], []byte{4, 0, 0, 0, 0, 0, 9, 115}) // another TCB: a cache miss
+	copy(forged[0x1E0:], forged[0x180:0x188])
+	rep3, err := snp.ParseReport(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, snp.Evidence{Report: rep3}, now); err == nil {
+		t.Fatal("forged report verified")
+	}
+	rows, _ := st.Collateral(ctx, "vcek", "Milan/"+hex.EncodeToString(a.ChipID[:])+"/7309000000000004")
+	if len(rows) != 0 {
+		t.Error("a key fetched for a forged report was recorded")
+	}
+
+	// KDS down: a dependency failure, not a verdict on the evidence.
+	status = http.StatusInternalServerError
+	third, _ := sim.New(now)
+	raw4, _ := third.Report(sim.Options{})
+	rep4, _ := snp.ParseReport(raw4)
+	_, err = v.Verify(ctx, snp.Evidence{Report: rep4}, now)
+	var ue *attest.UnavailableError
+	if !errors.As(err, &ue) {
+		t.Errorf("KDS outage: %v, want an UnavailableError", err)
+	}
+}
+
+// TestRequireCRL: with RequireCRL, verification fails until a current CRL
+// from the evidence's ARK is on file.
+func TestRequireCRL(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	a, _ := sim.New(now)
+	roots := &snp.Roots{}
+	roots.Add(a.Root())
+	cache := openCache(t)
+	v := snp.NewVerifier(roots, cache, cache)
+	v.RequireCRL = true
+	raw, _ := a.Report(sim.Options{})
+	rep, _ := snp.ParseReport(raw)
+	ev := snp.Evidence{Report: rep, Certs: []*x509.Certificate{a.VCEK}}
+	if _, err := v.Verify(ctx, ev, now); err == nil || !strings.Contains(err.Error(), "a current Milan CRL is required") {
+		t.Fatalf("without a CRL: %v", err)
+	}
+	crl, _ := a.CRL(nil, now.Add(-time.Hour), now.Add(time.Hour))
+	if _, err := cache.Import(ctx, crl); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, ev, now); err != nil {
+		t.Fatalf("with a CRL: %v", err)
+	}
+	// At a time before the CRL was issued, it does not apply.
+	if _, err := v.Verify(ctx, ev, now.Add(-2*time.Hour)); err == nil {
+		t.Error("a CRL issued after the verification time was applied")
 	}
 }

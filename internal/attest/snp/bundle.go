@@ -56,11 +56,8 @@ func decodeBundle(b []byte, parse func([]byte) (*x509.Certificate, error)) (Evid
 		if err != nil {
 			return Evidence{}, attest.BadWrap("report.VcekCertChain", err, "not base64")
 		}
-		if ev.Certs, err = parseCertificates(pemBytes, parse); err != nil {
+		if ev.Certs, err = parseCertificatesMax(pemBytes, parse, 4); err != nil {
 			return Evidence{}, attest.BadWrap("report.VcekCertChain", err, "certificates")
-		}
-		if len(ev.Certs) > 4 {
-			return Evidence{}, attest.Bad("report.VcekCertChain", "%d certificates; at most 4 (VCEK or VLEK, ASK or ASVK, ARK)", len(ev.Certs))
 		}
 	}
 	if bu.Endorsements != "" {

@@ -75,7 +75,7 @@ func ParseExtensions(cert *x509.Certificate) (*Extensions, error) {
 				}
 			}
 		case len(key) == 1 && key[0] == 4:
-			e.HWID = octets(ext.Value)
+			e.HWID, err = hwID(ext.Value)
 		case len(key) == 1 && key[0] == 5:
 			e.CSPID, err = asnString(ext.Value)
 		}
@@ -125,13 +125,19 @@ func asnString(b []byte) (string, error) {
 	return "", fmt.Errorf("unexpected ASN.1 tag %d for a string", raw.Tag)
 }
 
-// octets unwraps an OCTET STRING if b is exactly one, else returns b.
-func octets(b []byte) []byte {
-	var inner []byte
-	if rest, err := asn1.Unmarshal(b, &inner); err == nil && len(rest) == 0 {
-		return inner
+// hwID reads the hwID extension. AMD has encoded it two ways: the raw bytes
+// as the extension value, and the bytes wrapped in an OCTET STRING. The
+// length decides (64 bytes, or 8 for Turin), so a raw hwID that happens to
+// begin like an OCTET STRING header is not mistaken for one.
+func hwID(b []byte) ([]byte, error) {
+	if len(b) == 64 || len(b) == 8 {
+		return b, nil
 	}
-	return b
+	var inner []byte
+	if rest, err := asn1.Unmarshal(b, &inner); err == nil && len(rest) == 0 && (len(inner) == 64 || len(inner) == 8) {
+		return inner, nil
+	}
+	return nil, fmt.Errorf("hwID is neither 64 nor 8 bytes, raw or as an OCTET STRING (%d bytes)", len(b))
 }
 
 // TCB composes the extensions' SPLs into a TCB_VERSION in productLine's layout.

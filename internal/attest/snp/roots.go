@@ -95,6 +95,13 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 }
 
 func parseCertificates(data []byte, parse func([]byte) (*x509.Certificate, error)) ([]*x509.Certificate, error) {
+	return parseCertificatesMax(data, parse, 0)
+}
+
+// parseCertificatesMax refuses more than max PEM blocks (0: no limit) before
+// parsing any, so a request cannot make the server parse (and cache) more
+// certificates than an SNP chain holds.
+func parseCertificatesMax(data []byte, parse func([]byte) (*x509.Certificate, error), max int) ([]*x509.Certificate, error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return nil, fmt.Errorf("no certificate data")
@@ -105,6 +112,9 @@ func parseCertificates(data []byte, parse func([]byte) (*x509.Certificate, error
 			return nil, fmt.Errorf("parse DER certificate: %w", err)
 		}
 		return []*x509.Certificate{c}, nil
+	}
+	if n := bytes.Count(data, []byte("-----BEGIN")); max > 0 && n > max {
+		return nil, fmt.Errorf("%d PEM blocks; at most %d (VCEK or VLEK, ASK or ASVK, ARK)", n, max)
 	}
 	var out []*x509.Certificate
 	for n := 1; ; n++ {

@@ -32,6 +32,13 @@ type CRLSource interface {
 	CRLs(ctx context.Context, productLine string) ([]*x509.RevocationList, error)
 }
 
+// KeyRecorder is implemented by key sources that keep endorsement keys: the
+// verifier hands them every key it has newly chained to a pinned root, so a
+// key fetched once (or sent once) serves later reports that arrive without it.
+type KeyRecorder interface {
+	RecordEndorsementKey(ctx context.Context, der []byte) error
+}
+
 // Verifier checks reports against pinned roots. It caches endorsement keys it
 // has already chained to a root, so a repeat verification costs one P-384
 // signature check. Safe for concurrent use.
@@ -40,11 +47,16 @@ type Verifier struct {
 	keys  KeySource
 	crls  CRLSource
 
-	mu        sync.RWMutex
-	verified  map[[32]byte]*endorsement
-	crlOK     map[[32]byte]bool
-	certs     map[[32]byte]*x509.Certificate // parsed certificates by SHA-256 of their DER
-	maxCached int
+	mu       sync.RWMutex
+	verified map[[32]byte]*endorsement
+	crlOK    map[[32]byte]bool
+	certs    map[[32]byte]*x509.Certificate // parsed certificates by SHA-256 of their DER
+
+	// RequireCRL makes verification fail when no current CRL from the
+	// endorsement key's ARK is on file. Off by default: AMD supersedes keys
+	// through TCB updates far more often than it revokes an ASK.
+	RequireCRL bool
+	maxCached  int
 }
 
 // endorsement is a VCEK or VLEK whose chain has been verified once.
@@ -99,10 +111,15 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence, now time.Time) (*Res
 	}
 	var firstErr error
 	for _, c := range candidates {
-		res, err := v.verifyWith(ctx, r, c, now)
+		res, fresh, err := v.verifyWith(ctx, r, c, now)
 		if err == nil {
 			if err := checkSentChain(ev.Certs, c, res); err != nil {
 				return nil, err
+			}
+			if rec, ok := v.keys.(KeyRecorder); ok && fresh {
+				// Best effort: the key is re-verified on every use, so a
+				// failed write only costs a later cache miss.
+				_ = rec.RecordEndorsementKey(ctx, c.Raw)
 			}
 			return res, nil
 		}
@@ -184,34 +201,42 @@ func shortHex(b []byte) string {
 	return h
 }
 
-func (v *Verifier) verifyWith(ctx context.Context, r *Report, leaf *x509.Certificate, now time.Time) (*Result, error) {
-	e, err := v.endorse(leaf)
+// verifyWith verifies r with one candidate key; fresh reports that the key's
+// chain was verified now rather than found in the cache.
+func (v *Verifier) verifyWith(ctx context.Context, r *Report, leaf *x509.Certificate, now time.Time) (*Result, bool, error) {
+	e, fresh, err := v.endorse(leaf)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if now.Before(e.notBefore) || now.After(e.notAfter) {
-		return nil, v.validityError(e, now)
+		return nil, false, v.validityError(e, now)
 	}
 	if err := v.checkRevocation(ctx, e, now); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if e.id.kind != r.SigningKey {
-		return nil, attest.Bad("VcekCertChain", "report is signed by a %s but the certificate is a %s", r.SigningKey, e.id.kind)
+		return nil, false, attest.Bad("VcekCertChain", "report is signed by a %s but the certificate is a %s", r.SigningKey, e.id.kind)
 	}
 	if err := checkBinding(r, e); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := checkSignature(r, e.pub); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &Result{Report: r, ProductLine: e.id.productLine, Key: e.cert, Extensions: e.ext, Simulated: e.root.Simulated, root: e.root}, nil
+	return &Result{Report: r, ProductLine: e.id.productLine, Key: e.cert, Extensions: e.ext, Simulated: e.root.Simulated, root: e.root}, fresh, nil
 }
+
+// MaxCertificateSize bounds certificates taken from requests.
+const MaxCertificateSize = 8 << 10
 
 // parseCertificate parses DER, reusing the parse of identical bytes seen
 // before: clients send the same VCEK, ASK and ARK with every report, and
 // parsing them costs more than the rest of the request's decoding. The
 // parsed certificate is only a cache of the bytes; trust is decided later.
 func (v *Verifier) parseCertificate(der []byte) (*x509.Certificate, error) {
+	if len(der) > MaxCertificateSize {
+		return nil, fmt.Errorf("certificate of %d bytes exceeds %d (AMD certificates are under 2 KiB)", len(der), MaxCertificateSize)
+	}
 	key := sha256.Sum256(der)
 	v.mu.RLock()
 	c := v.certs[key]
@@ -234,17 +259,17 @@ func (v *Verifier) parseCertificate(der []byte) (*x509.Certificate, error) {
 
 // endorse returns the verified endorsement for leaf, checking its chain on
 // first sight. Time validity is not cached: it is checked on every call.
-func (v *Verifier) endorse(leaf *x509.Certificate) (*endorsement, error) {
+func (v *Verifier) endorse(leaf *x509.Certificate) (*endorsement, bool, error) {
 	key := sha256.Sum256(leaf.Raw)
 	v.mu.RLock()
 	e := v.verified[key]
 	v.mu.RUnlock()
 	if e != nil {
-		return e, nil
+		return e, false, nil
 	}
 	e, err := v.chain(leaf)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	v.mu.Lock()
 	if len(v.verified) >= v.maxCached {
@@ -252,7 +277,7 @@ func (v *Verifier) endorse(leaf *x509.Certificate) (*endorsement, error) {
 	}
 	v.verified[key] = e
 	v.mu.Unlock()
-	return e, nil
+	return e, true, nil
 }
 
 func (v *Verifier) chain(leaf *x509.Certificate) (*endorsement, error) {
@@ -268,6 +293,9 @@ func (v *Verifier) chain(leaf *x509.Certificate) (*endorsement, error) {
 	ext, err := ParseExtensions(leaf)
 	if err != nil {
 		return nil, attest.BadWrap(field, err, "%s extensions", id.kind)
+	}
+	if id.productLine == "Turin" && !ext.HasFMC {
+		return nil, attest.Bad(field, "Turin %s has no fmcSPL extension (%v.3.9)", id.kind, kdsArc)
 	}
 	if !productNameMatches(ext.ProductName, id.productLine) {
 		return nil, attest.Bad(field, "%s productName %q does not match its issuer %q", id.kind, ext.ProductName, leaf.Issuer.CommonName)
@@ -309,34 +337,50 @@ func (v *Verifier) validityError(e *endorsement, now time.Time) error {
 	return attest.Bad("VcekCertChain", "certificate chain not valid at %s", now.UTC().Format(time.RFC3339))
 }
 
+// checkRevocation applies the CRLs on file that the endorsement key's ARK
+// signed and that were issued by the verification time. AMD publishes one CRL
+// for VCEK chains and one for VLEK chains per product line, both from the
+// ARK; revocations are applied from all of them (a revoked certificate stays
+// revoked), and the newest must still be current, else verification fails
+// closed.
 func (v *Verifier) checkRevocation(ctx context.Context, e *endorsement, now time.Time) error {
 	if v.crls == nil {
+		if v.RequireCRL {
+			return attest.Bad("collateral", "a current %s CRL is required and no CRL source is configured", e.id.productLine)
+		}
 		return nil
 	}
 	crls, err := v.crls.CRLs(ctx, e.id.productLine)
 	if err != nil {
 		return &attest.UnavailableError{Err: fmt.Errorf("load CRLs for %s: %w", e.id.productLine, err)}
 	}
-	var crl *x509.RevocationList
+	var newest *x509.RevocationList
+	var applicable []*x509.RevocationList
 	for _, c := range crls {
-		if !v.signedByARK(c, e.root.ARK) {
-			continue // another root's CRL (e.g. the simulator's): not ours to apply
+		if now.Before(c.ThisUpdate) || !v.signedByARK(c, e.root.ARK) {
+			continue // not yet issued at the verification time, or another root's CRL
 		}
-		if crl == nil || c.ThisUpdate.After(crl.ThisUpdate) {
-			crl = c
+		applicable = append(applicable, c)
+		if newest == nil || c.ThisUpdate.After(newest.ThisUpdate) {
+			newest = c
 		}
 	}
-	if crl == nil {
+	if newest == nil {
+		if v.RequireCRL {
+			return attest.Bad("collateral", "a current %s CRL is required and none signed by ARK-%s is on file (import one with `kura collateral import`)", e.id.productLine, e.id.productLine)
+		}
 		return nil
 	}
-	if now.Before(crl.ThisUpdate) || (!crl.NextUpdate.IsZero() && now.After(crl.NextUpdate)) {
-		return attest.Bad("collateral", "the newest %s CRL on file is valid %s..%s, not at %s; import a current CRL", e.id.productLine,
-			crl.ThisUpdate.UTC().Format(time.RFC3339), crl.NextUpdate.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	if !newest.NextUpdate.IsZero() && now.After(newest.NextUpdate) {
+		return attest.Bad("collateral", "the newest %s CRL on file expired at %s (verification time %s); import a current CRL", e.id.productLine,
+			newest.NextUpdate.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
-	for _, rc := range crl.RevokedCertificateEntries {
-		for _, c := range []*x509.Certificate{e.root.Intermediate, e.cert} {
-			if rc.SerialNumber.Cmp(c.SerialNumber) == 0 && bytes.Equal(c.RawIssuer, crl.RawIssuer) {
-				return attest.Bad("VcekCertChain", "certificate %q (serial %s) is revoked by the %s CRL", c.Subject.CommonName, c.SerialNumber, e.id.productLine)
+	for _, crl := range applicable {
+		for _, rc := range crl.RevokedCertificateEntries {
+			for _, c := range []*x509.Certificate{e.root.Intermediate, e.cert} {
+				if rc.SerialNumber.Cmp(c.SerialNumber) == 0 && bytes.Equal(c.RawIssuer, crl.RawIssuer) {
+					return attest.Bad("VcekCertChain", "certificate %q (serial %s) is revoked by the %s CRL", c.Subject.CommonName, c.SerialNumber, e.id.productLine)
+				}
 			}
 		}
 	}

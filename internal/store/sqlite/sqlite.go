@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS policies (
 	text     TEXT NOT NULL,
 	jws      TEXT NOT NULL,
 	signer   BLOB,
-	updated  INTEGER NOT NULL
+	updated  INTEGER NOT NULL,
+	mac      BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS collateral (
 	kind      TEXT NOT NULL,
@@ -119,8 +120,8 @@ func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 func (s *Store) GetPolicy(ctx context.Context, typ string) (store.Policy, error) {
 	var p store.Policy
 	var updated int64
-	err := s.db.QueryRowContext(ctx, `SELECT type, text, jws, signer, updated FROM policies WHERE type = ?`, typ).
-		Scan(&p.Type, &p.Text, &p.JWS, &p.Signer, &updated)
+	err := s.db.QueryRowContext(ctx, `SELECT type, text, jws, signer, updated, mac FROM policies WHERE type = ?`, typ).
+		Scan(&p.Type, &p.Text, &p.JWS, &p.Signer, &updated, &p.MAC)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("policy %q: %w", typ, store.ErrNotFound)
 	}
@@ -132,9 +133,9 @@ func (s *Store) GetPolicy(ctx context.Context, typ string) (store.Policy, error)
 }
 
 func (s *Store) PutPolicy(ctx context.Context, p store.Policy) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO policies (type, text, jws, signer, updated) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (type) DO UPDATE SET text = excluded.text, jws = excluded.jws, signer = excluded.signer, updated = excluded.updated`,
-		p.Type, p.Text, p.JWS, p.Signer, unix(p.Updated))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO policies (type, text, jws, signer, updated, mac) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (type) DO UPDATE SET text = excluded.text, jws = excluded.jws, signer = excluded.signer, updated = excluded.updated, mac = excluded.mac`,
+		p.Type, p.Text, p.JWS, p.Signer, unix(p.Updated), p.MAC)
 	if err != nil {
 		return fmt.Errorf("store policy: %w", err)
 	}

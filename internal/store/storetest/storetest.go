@@ -60,12 +60,12 @@ func policies(t *testing.T, s store.Store) {
 	if _, err := s.GetPolicy(ctx, "SevSnpVm"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("get missing policy: %v, want ErrNotFound", err)
 	}
-	p := store.Policy{Type: "SevSnpVm", Text: "version=1.0;", JWS: "x..", Updated: time.Unix(100, 0).UTC()}
+	p := store.Policy{Type: "SevSnpVm", Text: "version=1.0;", JWS: "x..", Updated: time.Unix(100, 0).UTC(), MAC: []byte{1, 2}}
 	if err := s.PutPolicy(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	p2 := p
-	p2.Text, p2.Signer = "version=1.2;", []byte{7}
+	p2.Text, p2.Signer, p2.MAC = "version=1.2;", []byte{7}, []byte{3}
 	if err := s.PutPolicy(ctx, p2); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func policies(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Text != p2.Text || !bytes.Equal(got.Signer, []byte{7}) || !got.Updated.Equal(p.Updated) {
+	if got.Text != p2.Text || !bytes.Equal(got.Signer, []byte{7}) || !got.Updated.Equal(p.Updated) || !bytes.Equal(got.MAC, []byte{3}) {
 		t.Errorf("got %+v, want %+v", got, p2)
 	}
 	if _, err := s.GetPolicy(ctx, "TdxVm"); !errors.Is(err, store.ErrNotFound) {

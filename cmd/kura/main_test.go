@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kura-project/kura/internal/attest/snp"
+	"github.com/kura-project/kura/internal/evidence"
+)
+
+func runKura(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	return out.String(), err
+}
+
+// recordedBody writes a SevSnpVm request for real evidence to a file.
+func recordedBody(t *testing.T, dir, report, vcek string, runtime []byte) string {
+	rep := evidence.Read(t, report)[:snp.ReportSize]
+	bundle := snp.Bundle{SnpReport: base64.RawURLEncoding.EncodeToString(rep)}
+	if vcek != "" {
+		p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: evidence.Read(t, vcek)})
+		bundle.VcekCertChain = base64.StdEncoding.EncodeToString(p)
+	}
+	bb, _ := json.Marshal(bundle)
+	req := map[string]any{"report": base64.RawURLEncoding.EncodeToString(bb)}
+	if runtime != nil {
+		req["runtimeData"] = map[string]string{"data": base64.RawURLEncoding.EncodeToString(runtime), "dataType": "JSON"}
+	}
+	b, _ := json.Marshal(req)
+	f := filepath.Join(dir, filepath.Base(report)+".json")
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestAttestVerifyOffline: an auditor re-checks recorded evidence at its own
+// date, with and without collateral in the data directory.
+func TestAttestVerifyOffline(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	runtime := evidence.Read(t, "snp/milan-azure-constellation/runtimedata.bin")
+	body := recordedBody(t, dir, "snp/milan-azure-constellation/attestation.bin", "snp/milan-azure-constellation/vcek.cert", runtime)
+	out, err := runKura(t, "attest", "verify", "--type", "SevSnpVm", "--at", "2026-01-01T00:00:00Z", "--data", data, body)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal([]byte(out), &claims); err != nil {
+		t.Fatalf("output is not JSON claims: %v\n%s", err, out)
+	}
+	if claims["x-ms-sevsnpvm-idkeydigest"] != "57e229e0ffe5fa92d0faddff6cae0e61c926fc9ef9afd20a8b8cfcf7129db9338cbe5bf3f6987733a2bf65d06dc38fc1" {
+		t.Errorf("claims: %v", claims["x-ms-sevsnpvm-idkeydigest"])
+	}
+
+	// VLEK: verifies inside its year, refused after it with the reason.
+	vlek := recordedBody(t, dir, "snp/vlek-milan-aws-openanolis/test-vlek-report.bin", "snp/vlek-milan-aws-openanolis/test-vlek.der", nil)
+	if _, err := runKura(t, "attest", "verify", "--at", "2024-12-01T00:00:00Z", "--data", data, vlek); err != nil {
+		t.Errorf("VLEK inside its validity: %v", err)
+	}
+	_, err = runKura(t, "attest", "verify", "--at", "2025-06-01T00:00:00Z", "--data", data, vlek)
+	if err == nil || !strings.Contains(err.Error(), "VLEK expired at 2025-05-05T21:14:27Z") {
+		t.Errorf("expired VLEK: %v", err)
+	}
+	var ee *exitError
+	if !asExit(err, &ee) || ee.code != 1 {
+		t.Errorf("exit code: %v", err)
+	}
+
+	// Without a VCEK in the body it fails until the VCEK is imported.
+	bare := recordedBody(t, dir, "snp/turin/turin-report.bin", "", nil)
+	if _, err := runKura(t, "attest", "verify", "--at", "2026-09-01T00:00:00Z", "--data", data, bare); err == nil || !strings.Contains(err.Error(), "kura collateral import") {
+		t.Fatalf("before import: %v", err)
+	}
+	vcekFile := filepath.Join(evidence.Dir(t), "snp/turin/turin-vcek.der")
+	if out, err := runKura(t, "collateral", "import", "--data", data, vcekFile); err != nil || !strings.Contains(out, "imported 1") {
+		t.Fatalf("import: %v %s", err, out)
+	}
+	if _, err := runKura(t, "attest", "verify", "--at", "2026-09-01T00:00:00Z", "--data", data, bare); err != nil {
+		t.Errorf("after import: %v", err)
+	}
+	if _, err := runKura(t, "collateral", "import", "--data", data, filepath.Join(evidence.Dir(t), "amd-roots/ask_ark_milan.pem")); err == nil {
+		t.Error("ARK/ASK import accepted")
+	}
+}
+
+func asExit(err error, ee **exitError) bool {
+	e, ok := err.(*exitError)
+	if ok {
+		*ee = e
+	}
+	return ok
+}
+
+// TestSimAndVerify: `kura sim snp` evidence verifies offline only when the
+// simulator is trusted explicitly.
+func TestSimAndVerify(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	rt := filepath.Join(dir, "rt.json")
+	os.WriteFile(rt, []byte(`{"keys":[{"kid":"k1","kty":"RSA","e":"AQAB","n":"AQAB"}]}`), 0o600)
+	body := filepath.Join(dir, "body.json")
+	if _, err := runKura(t, "sim", "snp", "--data", data, "--runtime-data", rt, "--out", body, "--nonce", "abc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runKura(t, "attest", "verify", "--data", data, body); err == nil || !strings.Contains(err.Error(), "not signed by any trusted ASK-Milan") {
+		t.Errorf("untrusted simulator: %v", err)
+	}
+	out, err := runKura(t, "attest", "verify", "--trust-simulator", "--data", data, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `"kid": "k1"`) || !strings.Contains(out, `"x-kura-simulated": true`) || !strings.Contains(out, `"nonce": "abc"`) {
+		t.Errorf("claims: %s", out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"attest"}, {"attest", "x"}, {"sim", "tdx"}, {"attest", "verify"}, {"sim", "snp"}, {"serve", "--token-alg", "none"}} {
+		_, err := runKura(t, args...)
+		var ee *exitError
+		if !asExit(err, &ee) || ee.code != 2 {
+			t.Errorf("%v: %v, want a usage error (exit 2)", args, err)
+		}
+	}
+}

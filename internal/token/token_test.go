@@ -1,0 +1,167 @@
+package token
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-project/kura/internal/seal"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// memKeys is an in-memory KeyStore a test can tamper with.
+type memKeys struct{ rows []store.SigningKey }
+
+func (m *memKeys) PutSigningKey(_ context.Context, k store.SigningKey) error {
+	m.rows = append(m.rows, k)
+	return nil
+}
+
+func (m *memKeys) RetireSigningKey(_ context.Context, id string, at time.Time) error {
+	for i := range m.rows {
+		if m.rows[i].ID == id && m.rows[i].Retired.IsZero() {
+			m.rows[i].Retired = at
+			return nil
+		}
+	}
+	return store.ErrNotFound
+}
+
+func (m *memKeys) SigningKeys(context.Context) ([]store.SigningKey, error) {
+	return append([]store.SigningKey(nil), m.rows...), nil
+}
+
+func sealer(t *testing.T) *seal.Sealer {
+	root, err := seal.OpenSoftwareRoot(t.TempDir()+"/root", bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seal.New(root)
+}
+
+func TestStoredKeyTampering(t *testing.T) {
+	ctx := context.Background()
+	sl := sealer(t)
+	cfg := Config{Issuer: "https://kura.test", Alg: ES256}
+	st := &memKeys{}
+	if _, err := Open(ctx, cfg, st, sl); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(st.rows[0].Sealed, []byte("PRIVATE")) {
+		t.Fatal("sealed key looks like plaintext")
+	}
+	// An attacker's certificate swapped into the row.
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "evil"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	evil, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+
+	for _, c := range []struct {
+		name   string
+		tamper func(r *store.SigningKey)
+		want   string
+	}{
+		{"certificate swapped", func(r *store.SigningKey) { r.CertDER = evil }, "does not match the key id"},
+		{"certificate and id swapped", func(r *store.SigningKey) { r.CertDER, r.ID = evil, b64sum(evil) }, "open signing key"},
+		{"algorithm relabelled", func(r *store.SigningKey) { r.Alg = "ES384" }, "open signing key"},
+		{"unknown algorithm", func(r *store.SigningKey) { r.Alg = "HS256" }, "not supported"},
+		{"sealed key corrupted", func(r *store.SigningKey) { r.Sealed = append([]byte(nil), r.Sealed[:len(r.Sealed)-1]...) }, "open signing key"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cp := &memKeys{rows: append([]store.SigningKey(nil), st.rows...)}
+			c.tamper(&cp.rows[0])
+			_, err := Open(ctx, cfg, cp, sl)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open: %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+func b64sum(der []byte) string {
+	sum := sha256.Sum256(der)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+func TestIssue(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, alg := range []Alg{RS256, ES256, ES384} {
+		kr, err := Open(ctx, Config{Issuer: "https://kura.test", Alg: alg, Now: func() time.Time { return now }}, &memKeys{}, sealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := kr.Issue(map[string]any{"a": int64(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(tok, ".")
+		hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
+		pb, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		var h, p map[string]any
+		json.Unmarshal(hb, &h)
+		json.Unmarshal(pb, &p)
+		if h["alg"] != string(alg) || h["typ"] != "JWT" || h["jku"] != "https://kura.test/certs" || h["kid"] == "" {
+			t.Errorf("%s header %v", alg, h)
+		}
+		if p["iat"].(float64) != float64(now.Unix()) || p["exp"].(float64)-p["iat"].(float64) != 28800 || len(p["jti"].(string)) != 64 {
+			t.Errorf("%s claims %v", alg, p)
+		}
+		for _, r := range []string{"iss", "exp", "jti"} {
+			if _, err := kr.Issue(map[string]any{r: 1}); err == nil {
+				t.Errorf("%s: claim %q accepted from the caller", alg, r)
+			}
+		}
+		jwks := kr.JWKS()
+		if len(jwks) != 1 || len(jwks[0].X5c) != 1 {
+			t.Fatalf("%s JWKS %+v", alg, jwks)
+		}
+		if alg != RS256 {
+			size := map[Alg]int{ES256: 32, ES384: 48}[alg]
+			x, _ := base64.RawURLEncoding.DecodeString(jwks[0].X)
+			if len(x) != size {
+				t.Errorf("%s: x is %d bytes", alg, len(x))
+			}
+		}
+	}
+}
+
+func TestRotateRetiresEveryOtherKey(t *testing.T) {
+	ctx := context.Background()
+	st := &memKeys{}
+	sl := sealer(t)
+	cfg := Config{Issuer: "https://kura.test", Alg: ES256}
+	a, _ := Open(ctx, cfg, st, sl)
+	b, _ := Open(ctx, cfg, st, sl) // a second node on the same store
+	if err := a.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	active := 0
+	for _, r := range st.rows {
+		if r.Retired.IsZero() {
+			active++
+		}
+	}
+	if active != 1 {
+		t.Fatalf("%d active keys after rotations on two nodes", active)
+	}
+	if err := a.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.Alg() != ES256 || len(a.JWKS()) != len(b.JWKS()) {
+		t.Errorf("after refresh node a publishes %d keys, node b %d", len(a.JWKS()), len(b.JWKS()))
+	}
+}
