@@ -165,3 +165,24 @@ func TestRotateRetiresEveryOtherKey(t *testing.T) {
 		t.Errorf("after refresh node a publishes %d keys, node b %d", len(a.JWKS()), len(b.JWKS()))
 	}
 }
+
+// TestEncodeClaimsMatchesJSON: the fast claim encoder writes exactly what
+// json.Marshal writes, for every kind of value a token carries.
+func TestEncodeClaimsMatchesJSON(t *testing.T) {
+	claims := map[string]any{
+		"s": "abc", "hex": "00ff", "html": "<a&b>", "quote": `a"b\c`, "ctrl": "a\nb", "utf8": "日本", "bad": "\xff",
+		"i": int64(-5), "n": 7, "t": true, "f": false, "nested": map[string]any{"keys": []any{map[string]any{"kid": "k"}}},
+		"num": json.Number("12"), "float": 1.5, "nil": nil, "arr": []any{"a", int64(1)},
+	}
+	got, err := encodeClaims(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(claims)
+	if string(got) != string(want) {
+		t.Errorf("encodeClaims\n got %s\nwant %s", got, want)
+	}
+	if _, err := encodeClaims(map[string]any{"c": make(chan int)}); err == nil {
+		t.Error("unencodable claim accepted")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/appraisal"
 	"github.com/kura-project/kura/internal/token"
+	"github.com/kura-project/kura/internal/wirejson"
 )
 
 // APIVersions are the api-version values accepted.
@@ -127,18 +128,83 @@ type attestRequest struct {
 	DraftPolicy string          `json:"draftPolicyForAttestation"`
 }
 
+// decodeFast decodes the common shape of an attest body without
+// encoding/json's per-byte scan of the long base64 members. Anything it does
+// not recognise (unknown or mistyped members, escapes, nulls) returns
+// ok=false and goes to encoding/json, which also words the errors.
+func decodeFast(body []byte) (attestRequest, bool) {
+	var in attestRequest
+	ms, ok := wirejson.Members(body)
+	if !ok {
+		return in, false
+	}
+	seen := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		// Member names are ASCII here, so lower-casing matches
+		// encoding/json's case-insensitive field matching. Repeated
+		// members go to encoding/json, whose merge rules decide them.
+		key := strings.ToLower(m.Key)
+		if seen[key] {
+			return in, false
+		}
+		seen[key] = true
+		switch key {
+		case "report", "quote", "draftpolicyforattestation":
+			if m.Kind != wirejson.String {
+				return in, false
+			}
+			switch strings.ToLower(m.Key) {
+			case "report":
+				in.Report = string(m.Value)
+			case "quote":
+				in.Quote = string(m.Value)
+			default:
+				in.DraftPolicy = string(m.Value)
+			}
+		case "runtimedata", "inittimedata":
+			if m.Kind != wirejson.Object {
+				return in, false
+			}
+			d := &wireData{}
+			dec := json.NewDecoder(bytes.NewReader(m.Value))
+			dec.DisallowUnknownFields()
+			if dec.Decode(d) != nil {
+				return in, false
+			}
+			if strings.ToLower(m.Key) == "runtimedata" {
+				in.RuntimeData = d
+			} else {
+				in.InitTime = d
+			}
+		case "nonce":
+			if m.Kind == wirejson.String {
+				in.Nonce = json.RawMessage(`"` + string(m.Value) + `"`)
+			} else if m.Kind == wirejson.Number {
+				in.Nonce = json.RawMessage(m.Value)
+			} else {
+				return in, false
+			}
+		default:
+			return in, false
+		}
+	}
+	return in, true
+}
+
 // DecodeRequest turns an attest body into a domain request. It is exported
 // so `kura attest verify` decodes recorded bodies exactly as the server does.
 func DecodeRequest(typ string, body []byte) (appraisal.Request, error) {
 	var req appraisal.Request
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	var in attestRequest
-	if err := dec.Decode(&in); err != nil {
-		return req, attest.BadWrap("body", jsonErr(err, body), "not a valid %s request", typ)
-	}
-	if dec.More() {
-		return req, attest.Bad("body", "trailing data after the JSON object")
+	in, ok := decodeFast(body)
+	if !ok {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return req, attest.BadWrap("body", jsonErr(err, body), "not a valid %s request", typ)
+		}
+		if dec.More() {
+			return req, attest.Bad("body", "trailing data after the JSON object")
+		}
 	}
 	req.Type = typ
 	evidence := in.Report

@@ -38,6 +38,9 @@ type Store interface {
 type Cache struct {
 	st  Store
 	kds *KDS // nil: never touch the network
+
+	mu   sync.Mutex
+	crls map[string]crlEntry // by product line
 	// Roots, when set, are the pinned roots imported CRLs must be signed by.
 	Roots *snp.Roots
 }
@@ -52,7 +55,7 @@ func signedByPinned(crl *x509.RevocationList, roots []snp.Root, pl string) bool 
 }
 
 // New returns a cache over st; kds may be nil.
-func New(st Store, kds *KDS) *Cache { return &Cache{st: st, kds: kds} }
+func New(st Store, kds *KDS) *Cache { return &Cache{st: st, kds: kds, crls: map[string]crlEntry{}} }
 
 func vcekKey(pl string, hwid []byte, tcb uint64) string {
 	return fmt.Sprintf("%s/%s/%016x", pl, hex.EncodeToString(hwid), tcb)
@@ -131,8 +134,24 @@ func allZero(b []byte) bool {
 	return true
 }
 
+// crlTTL bounds how long CRLs read from the store are reused in memory. A
+// CRL imported through this cache applies at once; one imported through
+// another kura node sharing the database applies here within crlTTL.
+const crlTTL = 5 * time.Second
+
+type crlEntry struct {
+	crls    []*x509.RevocationList
+	fetched time.Time
+}
+
 // CRLs implements snp.CRLSource.
 func (c *Cache) CRLs(ctx context.Context, productLine string) ([]*x509.RevocationList, error) {
+	c.mu.Lock()
+	e, ok := c.crls[productLine]
+	c.mu.Unlock()
+	if ok && time.Since(e.fetched) < crlTTL {
+		return e.crls, nil
+	}
 	items, err := c.st.Collateral(ctx, "crl", crlKey(productLine))
 	if err != nil {
 		return nil, err
@@ -143,7 +162,16 @@ func (c *Cache) CRLs(ctx context.Context, productLine string) ([]*x509.Revocatio
 			out = append(out, crl)
 		}
 	}
+	c.mu.Lock()
+	c.crls[productLine] = crlEntry{crls: out, fetched: time.Now()}
+	c.mu.Unlock()
 	return out, nil
+}
+
+func (c *Cache) forgetCRLs() {
+	c.mu.Lock()
+	clear(c.crls)
+	c.mu.Unlock()
 }
 
 // crlKey: AMD's CRL for a product line is issued by the ARK and covers both
@@ -158,6 +186,7 @@ func (c *Cache) Put(ctx context.Context, der []byte) error {
 	if err != nil {
 		return err
 	}
+	defer c.forgetCRLs()
 	return c.st.PutCollateral(ctx, item)
 }
 
@@ -218,6 +247,7 @@ func (c *Cache) Import(ctx context.Context, data []byte) (int, error) {
 		}
 		items = append(items, it)
 	}
+	defer c.forgetCRLs()
 	for _, it := range items {
 		if err := c.st.PutCollateral(ctx, it); err != nil {
 			return 0, err

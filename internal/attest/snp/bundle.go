@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/wirejson"
 )
 
 // Bundle is the evidence MAA's SevSnpVm API carries in its "report" field
@@ -30,14 +32,16 @@ func decodeBundle(b []byte, parse func([]byte) (*x509.Certificate, error)) (Evid
 	if len(b) > maxBundle {
 		return Evidence{}, attest.Bad("report", "report bundle is %d bytes, limit %d", len(b), maxBundle)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var bu Bundle
-	if err := dec.Decode(&bu); err != nil {
-		return Evidence{}, attest.BadWrap("report", err, "report is not the JSON bundle {SnpReport, VcekCertChain, Endorsements}")
-	}
-	if dec.More() {
-		return Evidence{}, attest.Bad("report", "trailing data after the JSON bundle")
+	bu, ok := bundleFast(b)
+	if !ok {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&bu); err != nil {
+			return Evidence{}, attest.BadWrap("report", err, "report is not the JSON bundle {SnpReport, VcekCertChain, Endorsements}")
+		}
+		if dec.More() {
+			return Evidence{}, attest.Bad("report", "trailing data after the JSON bundle")
+		}
 	}
 	if bu.SnpReport == "" {
 		return Evidence{}, attest.Bad("report.SnpReport", "missing")
@@ -73,6 +77,32 @@ func decodeBundle(b []byte, parse func([]byte) (*x509.Certificate, error)) (Evid
 		}
 	}
 	return ev, nil
+}
+
+// bundleFast decodes the common shape of a bundle without encoding/json's
+// per-byte scan; anything else returns ok=false for encoding/json.
+func bundleFast(b []byte) (Bundle, bool) {
+	var bu Bundle
+	ms, ok := wirejson.Members(b)
+	if !ok {
+		return bu, false
+	}
+	for _, m := range ms {
+		if m.Kind != wirejson.String {
+			return bu, false
+		}
+		switch strings.ToLower(m.Key) { // ASCII names: matches encoding/json's folding
+		case "snpreport":
+			bu.SnpReport = string(m.Value)
+		case "vcekcertchain":
+			bu.VcekCertChain = string(m.Value)
+		case "endorsements":
+			bu.Endorsements = string(m.Value)
+		default:
+			return bu, false
+		}
+	}
+	return bu, true
 }
 
 // Attester adapts a Verifier to attest.Verifier for MAA's SevSnpVm type.
