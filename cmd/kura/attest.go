@@ -396,3 +396,33 @@ func nilIfNone(s *seal.Sealer) appraisal.Sealer {
 func newAppraisal(a *server.Attestation, when time.Time) *appraisal.Service {
 	return appraisal.NewService(a.Verifiers, a.Policies, nil, func() time.Time { return when })
 }
+
+func tokenRotate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("token rotate", flag.ContinueOnError)
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := mk()
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/kura/v1/token-keys:rotate", "", nil)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+			Alg string `json:"alg"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil {
+		return fmt.Errorf("server answer: %w", err)
+	}
+	fmt.Fprintf(stdout, "rotated; %d key(s) published (the newest signs):\n", len(out.Keys))
+	for _, k := range out.Keys {
+		fmt.Fprintf(stdout, "  %s %s\n", k.Alg, k.Kid)
+	}
+	return nil
+}

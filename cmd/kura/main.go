@@ -26,6 +26,7 @@ Usage:
   kura attest snp [--url URL] [--data DIR] BODY.json
   kura collateral import [--data DIR] FILE...
   kura policy get|set|reset --type SevSnpVm [--file POLICY] [--url URL] [--data DIR]
+  kura token rotate [--url URL] [--data DIR]
   kura sim snp --runtime-data FILE --out FILE [--data DIR]
   kura bench attest [--clients N] [--duration 10s] [--alg RS256|ES256|ES384]
 
@@ -116,6 +117,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return &exitError{2, fmt.Errorf("unknown bench subcommand %q (attest)", s)}
 		}
 		return benchAttest(ctx, r, stdout)
+	case "token":
+		s, r, err := sub()
+		if err != nil {
+			return err
+		}
+		if s != "rotate" {
+			return &exitError{2, fmt.Errorf("unknown token subcommand %q (rotate)", s)}
+		}
+		return tokenRotate(ctx, r, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -88,8 +88,18 @@ func TestAttestVerifyOffline(t *testing.T) {
 	if _, err := runKura(t, "attest", "verify", "--at", "2026-09-01T00:00:00Z", "--data", data, bare); err != nil {
 		t.Errorf("after import: %v", err)
 	}
-	if _, err := runKura(t, "collateral", "import", "--data", data, filepath.Join(evidence.Dir(t), "amd-roots/ask_ark_milan.pem")); err == nil {
-		t.Error("ARK/ASK import accepted")
+	if _, err := runKura(t, "collateral", "import", "--data", data, filepath.Join(evidence.Dir(t), "amd-roots/ask_ark_milan.pem")); err != nil {
+		t.Errorf("AMD's pinned ASK/ARK: %v", err)
+	}
+	// An ARK that is not pinned is never learned from collateral.
+	rt := filepath.Join(dir, "rt")
+	os.WriteFile(rt, []byte("x"), 0o600)
+	if _, err := runKura(t, "sim", "snp", "--data", data, "--runtime-data", rt, "--out", filepath.Join(dir, "b.json")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runKura(t, "collateral", "import", "--data", data, filepath.Join(data, "sim", "ark.pem"))
+	if err == nil || !strings.Contains(err.Error(), "trust anchor") {
+		t.Errorf("unpinned ARK import: %v", err)
 	}
 }
 

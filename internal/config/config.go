@@ -31,6 +31,7 @@ type Config struct {
 
 	TrustSimulator bool     `json:"trust_simulator"` // trust kura's simulated TEE without --dev (for test rigs)
 	PolicySigners  []string `json:"policy_signers"`  // PEM certificate files; when set, policy uploads must be signed by one
+	TrustRoots     []string `json:"trust_roots"`     // extra AMD root bundles (ASK or ASVK, then ARK; PEM) to pin beside the built-in ones
 
 	RequireCRL bool          `json:"require_crl"` // refuse SNP evidence unless a current AMD CRL for its root is on file
 	KDSFetch   bool          `json:"kds_fetch"`   // fetch missing VCEKs from AMD KDS (off: air-gapped)
@@ -149,6 +150,9 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 	}
 	if v := getenv("KURA_POLICY_SIGNERS"); v != "" {
 		cfg.PolicySigners = strings.Split(v, ",")
+	}
+	if v := getenv("KURA_TRUST_ROOTS"); v != "" {
+		cfg.TrustRoots = strings.Split(v, ",")
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,12 +85,34 @@ func OpenAttestation(cfg config.Config, sealer appraisal.Sealer, now func() time
 			return nil, fmt.Errorf("simulated TEE root: %w", err)
 		}
 	}
+	for _, f := range cfg.TrustRoots {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			err = roots.AddBundle(b)
+		}
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("trust root %s: %w", f, err)
+		}
+	}
 	var kds *collateral.KDS
 	if cfg.KDSFetch {
 		kds = &collateral.KDS{Base: cfg.KDSURL, Timeout: cfg.KDSTimeout}
 	}
 	cache := collateral.New(st, kds)
 	cache.Roots = roots
+	// Intermediates imported earlier are pinned again under the ARKs that
+	// signed them; one that no longer verifies (edited store) is ignored.
+	for _, pl := range roots.ProductLines() {
+		inters, err := cache.Intermediates(context.Background(), pl)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("load imported intermediates: %w", err)
+		}
+		for _, c := range inters {
+			_ = roots.AddIntermediate(c)
+		}
+	}
 	v := snp.NewVerifier(roots, cache, cache)
 	v.RequireCRL = cfg.RequireCRL
 	return &Attestation{
@@ -162,6 +185,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 		Policies:  &apimaa.PolicyStore{PolicyStore: at.Policies, Signers: signers},
 		Authorize: s.isAdmin,
 	}).Register(mux)
+	// kura's own administration: rotate the token-signing key. The old key
+	// stays published until its last token has expired.
+	mux.HandleFunc("POST /kura/v1/token-keys:rotate", func(w http.ResponseWriter, r *http.Request) {
+		if !s.isAdmin(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
+			apimaa.Error(w, http.StatusUnauthorized, "Unauthorized", "rotating token keys requires the administrator bearer token")
+			return
+		}
+		if err := s.keyring.Rotate(r.Context()); err != nil {
+			s.log.ErrorContext(r.Context(), "rotate token key", "err", err)
+			apimaa.Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "rotation failed (request id "+w.Header().Get("x-ms-request-id")+")")
+			return
+		}
+		s.log.InfoContext(r.Context(), "token signing key rotated", "alg", string(s.keyring.Alg()))
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"keys": s.keyring.JWKS()})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apimaa.Error(w, http.StatusNotFound, "NotFound", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})

@@ -466,6 +466,9 @@ func TestKeyRotation(t *testing.T) {
 		_, err = sig.Verify(ks[0].Key)
 		return err == nil
 	}
+	if code, _, _ := r.do("POST", "/kura/v1/token-keys:rotate", nil); code != 401 {
+		t.Errorf("rotation without the admin token: %d", code)
+	}
 	s := jwks()
 	if len(s.Keys) != 2 || !verifies(old, s) || !verifies(newer, s) {
 		t.Fatalf("after rotation: %d keys; old verifies %v, new verifies %v", len(s.Keys), verifies(old, s), verifies(newer, s))
@@ -474,6 +477,12 @@ func TestKeyRotation(t *testing.T) {
 	s = jwks()
 	if len(s.Keys) != 1 || verifies(old, s) || !verifies(newer, s) {
 		t.Fatalf("after the old key's last token expired: %d keys", len(s.Keys))
+	}
+	// Rotation through the admin API.
+	code, body, _ := r.do("POST", "/kura/v1/token-keys:rotate", nil, "Authorization", "Bearer "+r.admin)
+	var after jose.JSONWebKeySet
+	if json.Unmarshal(body, &after); code != 200 || len(after.Keys) != 2 || verifies(mustIssue(t, kr), s) {
+		t.Fatalf("admin rotation: %d, %d keys", code, len(after.Keys))
 	}
 	// The keyring survives a restart with the same keys (sealed in the store).
 	r.srv.Close()
@@ -741,4 +750,14 @@ func TestReservedClaims(t *testing.T) {
 			t.Errorf("%s: %q", name, msg)
 		}
 	}
+}
+
+func mustIssue(t *testing.T, kr interface {
+	Issue(map[string]any) (string, error)
+}) string {
+	tok, err := kr.Issue(map[string]any{"x": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -183,6 +183,9 @@ func crlKey(pl string) string { return pl }
 // learned from collateral.
 func (c *Cache) Put(ctx context.Context, der []byte) error {
 	item, err := c.classify(der)
+	if errors.Is(err, errPinned) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -193,7 +196,7 @@ func (c *Cache) Put(ctx context.Context, der []byte) error {
 // classify validates one DER item and returns how it is stored.
 func (c *Cache) classify(der []byte) (store.Collateral, error) {
 	if cert, err := x509.ParseCertificate(der); err == nil {
-		return classifyCert(cert)
+		return c.classifyCert(cert)
 	}
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
@@ -210,11 +213,32 @@ func (c *Cache) classify(der []byte) (store.Collateral, error) {
 	return store.Collateral{Kind: "crl", Key: crlKey(pl), DER: der, NotAfter: crl.NextUpdate}, nil
 }
 
-func classifyCert(cert *x509.Certificate) (store.Collateral, error) {
-	switch cert.Subject.CommonName {
+// errPinned marks an ARK that is already pinned: accepted, nothing stored.
+var errPinned = errors.New("already pinned")
+
+func (c *Cache) classifyCert(cert *x509.Certificate) (store.Collateral, error) {
+	cn := cert.Subject.CommonName
+	if pl, kind, ok := snp.IntermediateKind(cert); ok {
+		// An ASK or ASVK is taken only if a pinned ARK signed it; it is
+		// stored and pinned at every start (OpenAttestation).
+		if c.Roots == nil {
+			return store.Collateral{}, fmt.Errorf("certificate %q: intermediates can only be imported with the pinned roots known", cn)
+		}
+		if err := c.Roots.Clone().AddIntermediate(cert); err != nil {
+			return store.Collateral{}, err
+		}
+		return store.Collateral{Kind: "intermediate", Key: intermediateKey(pl, kind), DER: cert.Raw, NotAfter: cert.NotAfter}, nil
+	}
+	if strings.HasPrefix(cn, "ARK-") {
+		if c.Roots != nil && c.Roots.HasARK(cert) {
+			return store.Collateral{}, errPinned
+		}
+		return store.Collateral{}, fmt.Errorf("certificate %q: an ARK is a trust anchor, never learned from collateral; pin new roots with the trust_roots setting", cn)
+	}
+	switch cn {
 	case "SEV-VCEK", "SEV-VLEK":
 	default:
-		return store.Collateral{}, fmt.Errorf("certificate %q: only VCEK and VLEK certificates are imported; ASK/ASVK/ARK roots are pinned in configuration", cert.Subject.CommonName)
+		return store.Collateral{}, fmt.Errorf("certificate %q is not an AMD VCEK, VLEK, ASK, ASVK or ARK", cn)
 	}
 	ext, err := snp.ParseExtensions(cert)
 	if err != nil {
@@ -231,6 +255,25 @@ func classifyCert(cert *x509.Certificate) (store.Collateral, error) {
 	return store.Collateral{Kind: "vcek", Key: vcekKey(pl, ext.HWID, tcb), DER: cert.Raw, NotAfter: cert.NotAfter}, nil
 }
 
+func intermediateKey(pl string, kind snp.SigningKey) string { return pl + "/" + kind.String() }
+
+// Intermediates returns the stored ASKs and ASVKs of a product line.
+func (c *Cache) Intermediates(ctx context.Context, productLine string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, kind := range []snp.SigningKey{snp.VCEK, snp.VLEK} {
+		items, err := c.st.Collateral(ctx, "intermediate", intermediateKey(productLine, kind))
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			if cert, err := x509.ParseCertificate(it.DER); err == nil {
+				out = append(out, cert)
+			}
+		}
+	}
+	return out, nil
+}
+
 // Import stores every certificate and CRL in data (PEM with several blocks,
 // or one DER item) and returns how many it stored.
 func (c *Cache) Import(ctx context.Context, data []byte) (int, error) {
@@ -242,6 +285,9 @@ func (c *Cache) Import(ctx context.Context, data []byte) (int, error) {
 	items := make([]store.Collateral, 0, len(ders))
 	for i, d := range ders {
 		it, err := c.classify(d)
+		if errors.Is(err, errPinned) {
+			continue
+		}
 		if err != nil {
 			return 0, fmt.Errorf("item %d: %w", i+1, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"math/big"
 	"net/http"
@@ -74,12 +75,24 @@ func TestAirGappedVCEK(t *testing.T) {
 func TestImportRefusals(t *testing.T) {
 	ctx := context.Background()
 	cache := openCache(t)
+	foreign, _ := sim.New(time.Now())
+	pemOf := func(c *x509.Certificate) []byte {
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	amd, _ := snp.AMDRoots()
+	cache.Roots = amd
+	// AMD's own ASK and ARK are already pinned: accepted, changing nothing that matters.
+	if n, err := cache.Import(ctx, evidence.Read(t, "amd-roots/ask_ark_milan.pem")); err != nil || n != 1 {
+		t.Errorf("AMD ASK/ARK bundle: %d %v", n, err)
+	}
 	for _, c := range []struct {
 		name string
 		data []byte
 		want string
 	}{
-		{"ARK/ASK bundle", evidence.Read(t, "amd-roots/ask_ark_milan.pem"), "pinned in configuration"},
+		{"unpinned ARK", pemOf(foreign.ARK), "trust anchor, never learned from collateral"},
+		{"ASK of an unpinned ARK", pemOf(foreign.ASK), "not signed by any pinned ARK-Milan"},
+		{"good VCEK then a bad item", append(evidence.Read(t, "snp/milan-gce-2022/vcek.der"), []byte("x")...), "neither"},
 		{"garbage", []byte("hello"), "neither an X.509 certificate nor a CRL"},
 		{"empty", nil, "empty"},
 		{"PEM key", []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "neither a certificate nor a CRL"},
@@ -276,5 +289,53 @@ func TestRequireCRL(t *testing.T) {
 	// At a time before the CRL was issued, it does not apply.
 	if _, err := v.Verify(ctx, ev, now.Add(-2*time.Hour)); err == nil {
 		t.Error("a CRL issued after the verification time was applied")
+	}
+}
+
+// TestReissuedASK: an ASK reissued by a pinned ARK (same key, new validity)
+// keeps VCEKs verifying after the pinned ASK certificate expired; one issued
+// by another ARK is refused (TestImportRefusals).
+func TestReissuedASK(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	a, err := sim.New(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := a.ReissueASK(now.Add(-time.Hour), now.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := &snp.Roots{}
+	if err := roots.Add(snp.Root{ProductLine: "Milan", Kind: snp.VCEK, ARK: a.ARK, Intermediate: short}); err != nil {
+		t.Fatal(err)
+	}
+	cache := openCache(t)
+	cache.Roots = roots
+	raw, _ := a.Report(sim.Options{})
+	rep, _ := snp.ParseReport(raw)
+	ev := snp.Evidence{Report: rep, Certs: []*x509.Certificate{a.VCEK}}
+	later := now.Add(48 * time.Hour)
+	if _, err := snp.NewVerifier(roots, nil, nil).Verify(ctx, ev, later); err == nil || !strings.Contains(err.Error(), "ASK/ASVK expired") {
+		t.Fatalf("after the pinned ASK expired: %v", err)
+	}
+	if n, err := cache.Import(ctx, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ASK.Raw})); err != nil || n != 1 {
+		t.Fatalf("import the reissued ASK: %d %v", n, err)
+	}
+	inters, err := cache.Intermediates(ctx, "Milan")
+	if err != nil || len(inters) != 1 {
+		t.Fatalf("stored intermediates: %d %v", len(inters), err)
+	}
+	fresh := roots.Clone()
+	for _, c := range inters {
+		if err := fresh.AddIntermediate(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := snp.NewVerifier(fresh, nil, nil).Verify(ctx, ev, later); err != nil {
+		t.Fatalf("with the reissued ASK: %v", err)
+	}
+	if _, err := snp.NewVerifier(fresh, nil, nil).Verify(ctx, ev, now); err != nil {
+		t.Fatalf("now, either path: %v", err)
 	}
 }

@@ -45,7 +45,7 @@ const TCB uint64 = 0x7308000000000003
 type Authority struct {
 	ARK, ASK, VCEK *x509.Certificate
 	vcekKey        *ecdsa.PrivateKey
-	arkKey         *ecdsa.PrivateKey // only for authorities made by New; Save does not keep it
+	arkKey, askKey *ecdsa.PrivateKey // only for authorities made by New; Save does not keep them
 	ChipID         [64]byte
 }
 
@@ -65,7 +65,7 @@ func New(now time.Time) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Authority{vcekKey: vcekKey, arkKey: arkKey}
+	a := &Authority{vcekKey: vcekKey, arkKey: arkKey, askKey: askKey}
 	if _, err := rand.Read(a.ChipID[:]); err != nil {
 		return nil, err
 	}
@@ -377,4 +377,22 @@ func (a *Authority) CRL(revoked []*big.Int, thisUpdate, nextUpdate time.Time) ([
 	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 		Number: big.NewInt(1), ThisUpdate: thisUpdate, NextUpdate: nextUpdate, RevokedCertificateEntries: entries,
 	}, a.ARK, a.arkKey)
+}
+
+// ReissueASK returns a new certificate for the same ASK key with another
+// validity, signed by the ARK, as AMD reissues intermediates. Only an
+// authority made by New can.
+func (a *Authority) ReissueASK(notBefore, notAfter time.Time) (*x509.Certificate, error) {
+	if a.arkKey == nil || a.askKey == nil {
+		return nil, errors.New("this simulated authority was loaded from disk and holds no ARK key")
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: a.ASK.Subject, NotBefore: notBefore, NotAfter: notAfter,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.ARK, &a.askKey.PublicKey, a.arkKey)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"strings"
 
 	"github.com/google/go-sev-guest/verify/trust"
 )
@@ -139,4 +140,97 @@ func parseCertificatesMax(data []byte, parse func([]byte) (*x509.Certificate, er
 		return nil, fmt.Errorf("no PEM certificate found")
 	}
 	return out, nil
+}
+
+// IntermediateKind names an ASK ("SEV-<line>", for VCEKs) or ASVK
+// ("SEV-VLEK-<line>", for VLEKs) by its subject.
+func IntermediateKind(cert *x509.Certificate) (productLine string, kind SigningKey, ok bool) {
+	rest, found := strings.CutPrefix(cert.Subject.CommonName, "SEV-")
+	if !found || rest == "" || rest == "VCEK" || rest == "VLEK" {
+		return "", 0, false
+	}
+	kind = VCEK
+	if r, found := strings.CutPrefix(rest, "VLEK-"); found {
+		kind, rest = VLEK, r
+	}
+	if rest == "" || strings.ContainsAny(rest, " -") {
+		return "", 0, false
+	}
+	return rest, kind, true
+}
+
+// AddIntermediate pins an ASK or ASVK under every pinned ARK of its product
+// line that signed it (AMD reissues intermediates; trust still comes from
+// the ARK). It fails if no pinned ARK signed it.
+func (rs *Roots) AddIntermediate(cert *x509.Certificate) error {
+	pl, kind, ok := IntermediateKind(cert)
+	if !ok {
+		return fmt.Errorf("certificate %q is not an AMD ASK or ASVK", cert.Subject.CommonName)
+	}
+	added := 0
+	seen := map[string]bool{}
+	for _, r := range rs.roots {
+		if r.ProductLine != pl || seen[string(r.ARK.Raw)] {
+			continue
+		}
+		seen[string(r.ARK.Raw)] = true
+		if bytes.Equal(r.Intermediate.Raw, cert.Raw) && r.Kind == kind {
+			return nil // already pinned
+		}
+		if cert.CheckSignatureFrom(r.ARK) == nil {
+			rs.roots = append(rs.roots, Root{ProductLine: pl, Kind: kind, ARK: r.ARK, Intermediate: cert, Simulated: r.Simulated})
+			added++
+		}
+	}
+	if added == 0 {
+		return fmt.Errorf("%q is not signed by any pinned ARK-%s", cert.Subject.CommonName, pl)
+	}
+	return nil
+}
+
+// HasARK reports whether cert is a pinned ARK.
+func (rs *Roots) HasARK(cert *x509.Certificate) bool {
+	for _, r := range rs.roots {
+		if bytes.Equal(r.ARK.Raw, cert.Raw) {
+			return true
+		}
+	}
+	return false
+}
+
+// AddBundle pins a bundle of an intermediate (ASK or ASVK) and its ARK, as
+// AMD serves them at /vcek/v1/<line>/cert_chain: the operator's way to pin
+// roots kura does not embed.
+func (rs *Roots) AddBundle(pemBytes []byte) error {
+	certs, err := ParseCertificates(pemBytes)
+	if err != nil {
+		return err
+	}
+	if len(certs) != 2 {
+		return fmt.Errorf("root bundle holds %d certificates, want 2 (ASK or ASVK, then ARK)", len(certs))
+	}
+	pl, kind, ok := IntermediateKind(certs[0])
+	if !ok {
+		return fmt.Errorf("first certificate %q is not an AMD ASK or ASVK", certs[0].Subject.CommonName)
+	}
+	if certs[1].Subject.CommonName != "ARK-"+pl {
+		return fmt.Errorf("second certificate %q is not ARK-%s", certs[1].Subject.CommonName, pl)
+	}
+	return rs.Add(Root{ProductLine: pl, Kind: kind, Intermediate: certs[0], ARK: certs[1]})
+}
+
+// Clone returns an independent copy of the set.
+func (rs *Roots) Clone() *Roots { return &Roots{roots: append([]Root(nil), rs.roots...)} }
+
+// ProductLines returns the product lines with a pinned root.
+func (rs *Roots) ProductLines() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range rs.roots {
+		if !seen[r.ProductLine] {
+			seen[r.ProductLine] = true
+			out = append(out, r.ProductLine)
+		}
+	}
+	return out
 }

@@ -59,15 +59,31 @@ type Verifier struct {
 	maxCached  int
 }
 
-// endorsement is a VCEK or VLEK whose chain has been verified once.
+// endorsement is a VCEK or VLEK whose chain has been verified once. A key
+// may chain through more than one pinned intermediate (AMD reissues ASK
+// certificates for the same key); each path has its own validity window.
 type endorsement struct {
-	cert      *x509.Certificate
-	pub       *ecdsa.PublicKey
-	ext       *Extensions
-	id        certIdentity
+	cert  *x509.Certificate
+	pub   *ecdsa.PublicKey
+	ext   *Extensions
+	id    certIdentity
+	paths []path
+}
+
+type path struct {
 	root      Root
 	notBefore time.Time // latest NotBefore of leaf, intermediate, ARK
 	notAfter  time.Time // earliest NotAfter of the three
+}
+
+// pathAt returns the first path valid at now.
+func (e *endorsement) pathAt(now time.Time) (path, bool) {
+	for _, p := range e.paths {
+		if !now.Before(p.notBefore) && !now.After(p.notAfter) {
+			return p, true
+		}
+	}
+	return e.paths[0], false
 }
 
 // NewVerifier returns a verifier trusting roots. keys and crls may be nil.
@@ -208,10 +224,11 @@ func (v *Verifier) verifyWith(ctx context.Context, r *Report, leaf *x509.Certifi
 	if err != nil {
 		return nil, false, err
 	}
-	if now.Before(e.notBefore) || now.After(e.notAfter) {
-		return nil, false, v.validityError(e, now)
+	p, ok := e.pathAt(now)
+	if !ok {
+		return nil, false, validityError(e, p, now)
 	}
-	if err := v.checkRevocation(ctx, e, now); err != nil {
+	if err := v.checkRevocation(ctx, e, p, now); err != nil {
 		return nil, false, err
 	}
 	if e.id.kind != r.SigningKey {
@@ -223,7 +240,7 @@ func (v *Verifier) verifyWith(ctx context.Context, r *Report, leaf *x509.Certifi
 	if err := checkSignature(r, e.pub); err != nil {
 		return nil, false, err
 	}
-	return &Result{Report: r, ProductLine: e.id.productLine, Key: e.cert, Extensions: e.ext, Simulated: e.root.Simulated, root: e.root}, fresh, nil
+	return &Result{Report: r, ProductLine: e.id.productLine, Key: e.cert, Extensions: e.ext, Simulated: p.root.Simulated, root: p.root}, fresh, nil
 }
 
 // MaxCertificateSize bounds certificates taken from requests.
@@ -305,14 +322,17 @@ func (v *Verifier) chain(leaf *x509.Certificate) (*endorsement, error) {
 		return nil, attest.Bad(field, "no trusted AMD root for product line %q (%s)", id.productLine, id.kind)
 	}
 	var lastErr error
+	e := &endorsement{cert: leaf, pub: pub, ext: ext, id: id}
 	for _, root := range roots {
 		if err := leaf.CheckSignatureFrom(root.Intermediate); err != nil {
 			lastErr = err
 			continue
 		}
-		e := &endorsement{cert: leaf, pub: pub, ext: ext, id: id, root: root}
-		e.notBefore = latest(leaf.NotBefore, root.Intermediate.NotBefore, root.ARK.NotBefore)
-		e.notAfter = earliest(leaf.NotAfter, root.Intermediate.NotAfter, root.ARK.NotAfter)
+		e.paths = append(e.paths, path{root: root,
+			notBefore: latest(leaf.NotBefore, root.Intermediate.NotBefore, root.ARK.NotBefore),
+			notAfter:  earliest(leaf.NotAfter, root.Intermediate.NotAfter, root.ARK.NotAfter)})
+	}
+	if len(e.paths) > 0 {
 		return e, nil
 	}
 	inter := "ASK"
@@ -322,11 +342,11 @@ func (v *Verifier) chain(leaf *x509.Certificate) (*endorsement, error) {
 	return nil, attest.BadWrap(field, lastErr, "%s is not signed by any trusted %s-%s", id.kind, inter, id.productLine)
 }
 
-func (v *Verifier) validityError(e *endorsement, now time.Time) error {
+func validityError(e *endorsement, p path, now time.Time) error {
 	for _, c := range []struct {
 		name string
 		cert *x509.Certificate
-	}{{e.id.kind.String(), e.cert}, {"ASK/ASVK", e.root.Intermediate}, {"ARK", e.root.ARK}} {
+	}{{e.id.kind.String(), e.cert}, {"ASK/ASVK", p.root.Intermediate}, {"ARK", p.root.ARK}} {
 		if now.Before(c.cert.NotBefore) {
 			return attest.Bad("VcekCertChain", "%s is not valid before %s (verification time %s)", c.name, c.cert.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 		}
@@ -343,7 +363,7 @@ func (v *Verifier) validityError(e *endorsement, now time.Time) error {
 // ARK; revocations are applied from all of them (a revoked certificate stays
 // revoked), and the newest must still be current, else verification fails
 // closed.
-func (v *Verifier) checkRevocation(ctx context.Context, e *endorsement, now time.Time) error {
+func (v *Verifier) checkRevocation(ctx context.Context, e *endorsement, p path, now time.Time) error {
 	if v.crls == nil {
 		if v.RequireCRL {
 			return attest.Bad("collateral", "a current %s CRL is required and no CRL source is configured", e.id.productLine)
@@ -357,7 +377,7 @@ func (v *Verifier) checkRevocation(ctx context.Context, e *endorsement, now time
 	var newest *x509.RevocationList
 	var applicable []*x509.RevocationList
 	for _, c := range crls {
-		if now.Before(c.ThisUpdate) || !v.signedByARK(c, e.root.ARK) {
+		if now.Before(c.ThisUpdate) || !v.signedByARK(c, p.root.ARK) {
 			continue // not yet issued at the verification time, or another root's CRL
 		}
 		applicable = append(applicable, c)
@@ -377,7 +397,7 @@ func (v *Verifier) checkRevocation(ctx context.Context, e *endorsement, now time
 	}
 	for _, crl := range applicable {
 		for _, rc := range crl.RevokedCertificateEntries {
-			for _, c := range []*x509.Certificate{e.root.Intermediate, e.cert} {
+			for _, c := range []*x509.Certificate{p.root.Intermediate, e.cert} {
 				if rc.SerialNumber.Cmp(c.SerialNumber) == 0 && bytes.Equal(c.RawIssuer, crl.RawIssuer) {
 					return attest.Bad("VcekCertChain", "certificate %q (serial %s) is revoked by the %s CRL", c.Subject.CommonName, c.SerialNumber, e.id.productLine)
 				}
