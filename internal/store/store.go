@@ -60,6 +60,119 @@ type Store interface {
 	PutCollateral(ctx context.Context, c Collateral) error
 	Collateral(ctx context.Context, kind, key string) ([]Collateral, error)
 
+	Keys
+	Principals
+
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// ErrConflict is returned when a create collides with an existing row.
+var ErrConflict = errors.New("conflict")
+
+// KeyVersion is one version of a managed key. Sealed holds the private key
+// material sealed under the root with "name/version" as associated data.
+type KeyVersion struct {
+	Name, Version string
+	Kty           string   // as requested: RSA, RSA-HSM, EC, EC-HSM, oct, oct-HSM
+	KeyOps        []string // nil: every operation the key type supports
+	Enabled       bool
+	NotBefore     time.Time // zero: none
+	Expires       time.Time // zero: none
+	Exportable    bool
+	Created       time.Time
+	Updated       time.Time
+	Tags          map[string]string
+	ReleasePolicy []byte // JSON of the stored release policy; nil: none
+	PublicJWK     []byte // JSON of the public key
+	Sealed        []byte
+}
+
+// DeletedKey is a soft-deleted key: its latest version and its schedule.
+type DeletedKey struct {
+	Latest    KeyVersion
+	DeletedAt time.Time
+	PurgeAt   time.Time
+}
+
+// RotationPolicy is a key's rotation policy as stored (JSON document).
+type RotationPolicy struct {
+	Name    string
+	JSON    []byte
+	Created time.Time
+	Updated time.Time
+}
+
+// Keys is the part of the store that holds managed keys.
+type Keys interface {
+	// CreateKeyVersion adds a version. With newKey it creates the key and
+	// fails with ErrConflict if the name exists (active or deleted);
+	// without, the key must exist and not be deleted (ErrNotFound).
+	CreateKeyVersion(ctx context.Context, v KeyVersion, newKey bool) error
+	// GetKeyVersion returns a version of a key that is not deleted; an
+	// empty version means the latest.
+	GetKeyVersion(ctx context.Context, name, version string) (KeyVersion, error)
+	UpdateKeyVersion(ctx context.Context, v KeyVersion) error
+	// ListKeys returns the latest version of each non-deleted key with a
+	// name after the given one, in name order, at most limit.
+	ListKeys(ctx context.Context, after string, limit int) ([]KeyVersion, error)
+	// ListKeyVersions returns the versions of a non-deleted key after the
+	// given version id (in creation order), at most limit.
+	ListKeyVersions(ctx context.Context, name, after string, limit int) ([]KeyVersion, error)
+	DeleteKey(ctx context.Context, name string, at, purgeAt time.Time) (DeletedKey, error)
+	GetDeletedKey(ctx context.Context, name string) (DeletedKey, error)
+	ListDeletedKeys(ctx context.Context, after string, limit int) ([]DeletedKey, error)
+	RecoverKey(ctx context.Context, name string) error
+	PurgeKey(ctx context.Context, name string) error
+	// PurgeDue returns deleted keys whose purge date has passed.
+	PurgeDue(ctx context.Context, now time.Time) ([]string, error)
+	GetRotationPolicy(ctx context.Context, name string) (RotationPolicy, error)
+	PutRotationPolicy(ctx context.Context, p RotationPolicy) error
+	ListRotationPolicies(ctx context.Context) ([]RotationPolicy, error)
+	// RestoreKey inserts a key with all its versions; ErrConflict if the
+	// name exists (active or deleted).
+	RestoreKey(ctx context.Context, versions []KeyVersion, policy *RotationPolicy) error
+}
+
+// Principal is a service principal (or a binding of an external identity).
+// SecretHash is SHA-256 of its client secret; secrets are 256-bit random
+// values, so a fast hash is enough.
+type Principal struct {
+	ID          string
+	Name        string
+	SecretHash  []byte // nil: no client secret
+	OIDCSubject string // "issuer|subject" of an external identity; empty: none
+	Created     time.Time
+}
+
+// RoleAssignment grants a role to a principal over a scope ("/" for all
+// keys, "/keys/<name>" for one).
+type RoleAssignment struct {
+	PrincipalID string
+	Role        string
+	Scope       string
+}
+
+// AccessToken is an issued bearer token, stored by hash.
+type AccessToken struct {
+	Hash        []byte
+	PrincipalID string
+	Expires     time.Time
+}
+
+// Principals is the part of the store that holds identities.
+type Principals interface {
+	CreatePrincipal(ctx context.Context, p Principal) error // ErrConflict on a taken name or subject
+	GetPrincipal(ctx context.Context, id string) (Principal, error)
+	GetPrincipalByName(ctx context.Context, name string) (Principal, error)
+	GetPrincipalBySubject(ctx context.Context, subject string) (Principal, error)
+	ListPrincipals(ctx context.Context) ([]Principal, error)
+	DeletePrincipal(ctx context.Context, id string) error // also its roles and tokens
+	SetPrincipalSecret(ctx context.Context, id string, hash []byte) error
+	AddRole(ctx context.Context, a RoleAssignment) error // idempotent
+	RemoveRole(ctx context.Context, a RoleAssignment) error
+	Roles(ctx context.Context, principalID string) ([]RoleAssignment, error)
+	PutAccessToken(ctx context.Context, t AccessToken) error
+	GetAccessToken(ctx context.Context, hash []byte) (AccessToken, error)
+	DeleteExpiredTokens(ctx context.Context, now time.Time) error
 }

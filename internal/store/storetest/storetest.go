@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,6 +18,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("SigningKeys", func(t *testing.T) { signingKeys(t, open(t)) })
 	t.Run("Policies", func(t *testing.T) { policies(t, open(t)) })
 	t.Run("Collateral", func(t *testing.T) { collateral(t, open(t)) })
+	t.Run("Keys", func(t *testing.T) { keys(t, open(t)) })
+	t.Run("KeyPaging", func(t *testing.T) { keyPaging(t, open(t)) })
+	t.Run("Principals", func(t *testing.T) { principals(t, open(t)) })
 }
 
 func signingKeys(t *testing.T, s store.Store) {
@@ -114,5 +118,196 @@ func collateral(t *testing.T, s store.Store) {
 	none, err := s.Collateral(ctx, "vlek", "Milan/ab/01")
 	if err != nil || len(none) != 0 {
 		t.Errorf("other kind: %v %v", none, err)
+	}
+}
+
+func kv(name, version string, at time.Time) store.KeyVersion {
+	return store.KeyVersion{Name: name, Version: version, Kty: "EC", KeyOps: []string{"sign"}, Enabled: true,
+		Created: at, Updated: at, Tags: map[string]string{"a": "b"}, PublicJWK: []byte(`{"kty":"EC"}`), Sealed: []byte{9, 9}}
+}
+
+func keys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.CreateKeyVersion(ctx, kv("k1", "v1", t0), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateKeyVersion(ctx, kv("k2", "v1", t0), false); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("new version of a missing key: %v", err)
+	}
+	v2 := kv("k1", "v2", t0.Add(time.Hour))
+	v2.NotBefore, v2.Expires, v2.ReleasePolicy, v2.Exportable = t0, t0.Add(48*time.Hour), []byte(`{"x":1}`), true
+	if err := s.CreateKeyVersion(ctx, v2, false); err != nil {
+		t.Fatal(err)
+	}
+	latest, err := s.GetKeyVersion(ctx, "k1", "")
+	if err != nil || latest.Version != "v2" || !latest.Expires.Equal(v2.Expires) || !latest.Exportable || string(latest.ReleasePolicy) != `{"x":1}` || latest.Tags["a"] != "b" || latest.KeyOps[0] != "sign" {
+		t.Fatalf("latest: %+v %v", latest, err)
+	}
+	first, _ := s.GetKeyVersion(ctx, "k1", "v1")
+	first.Enabled, first.Tags, first.KeyOps = false, nil, nil
+	if err := s.UpdateKeyVersion(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetKeyVersion(ctx, "k1", "v1"); got.Enabled || got.Tags != nil || got.KeyOps != nil || !bytes.Equal(got.Sealed, []byte{9, 9}) {
+		t.Errorf("after update: %+v", got)
+	}
+	if _, err := s.GetKeyVersion(ctx, "k1", "v9"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("missing version: %v", err)
+	}
+	pol := store.RotationPolicy{Name: "k1", JSON: []byte(`{"p":1}`), Created: t0, Updated: t0}
+	if err := s.PutRotationPolicy(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	pols, _ := s.ListRotationPolicies(ctx)
+	if len(pols) != 1 {
+		t.Errorf("rotation policies: %d", len(pols))
+	}
+
+	// Soft delete, conflicts, recovery, purge.
+	d, err := s.DeleteKey(ctx, "k1", t0.Add(2*time.Hour), t0.Add(72*time.Hour))
+	if err != nil || d.Latest.Version != "v2" || !d.PurgeAt.Equal(t0.Add(72*time.Hour)) {
+		t.Fatalf("delete: %+v %v", d, err)
+	}
+	if _, err := s.GetKeyVersion(ctx, "k1", ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("get of a deleted key: %v", err)
+	}
+	if err := s.CreateKeyVersion(ctx, kv("k1", "v3", t0), true); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("create over a deleted key: %v", err)
+	}
+	if _, err := s.DeleteKey(ctx, "k1", t0, t0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("double delete: %v", err)
+	}
+	if _, err := s.GetRotationPolicy(ctx, "k1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("rotation policy of a deleted key: %v", err)
+	}
+	if due, _ := s.PurgeDue(ctx, t0.Add(71*time.Hour)); len(due) != 0 {
+		t.Errorf("purge due early: %v", due)
+	}
+	if due, _ := s.PurgeDue(ctx, t0.Add(73*time.Hour)); len(due) != 1 || due[0] != "k1" {
+		t.Errorf("purge due: %v", due)
+	}
+	if err := s.RecoverKey(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetKeyVersion(ctx, "k1", ""); err != nil || got.Version != "v2" {
+		t.Errorf("after recover: %v %v", got.Version, err)
+	}
+	if err := s.PurgeKey(ctx, "k1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("purge of an active key: %v", err)
+	}
+	s.DeleteKey(ctx, "k1", t0, t0)
+	if err := s.PurgeKey(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetDeletedKey(ctx, "k1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after purge: %v", err)
+	}
+	if err := s.CreateKeyVersion(ctx, kv("k1", "v9", t0), true); err != nil {
+		t.Errorf("create after purge: %v", err)
+	}
+
+	// Restore: all versions, in order, and the policy; conflict on a taken name.
+	vs := []store.KeyVersion{kv("r1", "a", t0), kv("r1", "b", t0.Add(time.Minute))}
+	if err := s.RestoreKey(ctx, vs, &store.RotationPolicy{Name: "r1", JSON: []byte("{}"), Created: t0, Updated: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetKeyVersion(ctx, "r1", ""); got.Version != "b" {
+		t.Errorf("restored latest %q", got.Version)
+	}
+	if err := s.RestoreKey(ctx, vs, nil); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("restore over an existing key: %v", err)
+	}
+}
+
+func keyPaging(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 30 {
+		name := fmt.Sprintf("key-%02d", i)
+		if err := s.CreateKeyVersion(ctx, kv(name, "v", t0), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 30 {
+		if err := s.CreateKeyVersion(ctx, kv("key-00", fmt.Sprintf("w%02d", i), t0.Add(time.Duration(i)*time.Second)), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, _ := s.ListKeys(ctx, "", 25)
+	rest, _ := s.ListKeys(ctx, page[len(page)-1].Name, 25)
+	if len(page) != 25 || len(rest) != 5 || rest[0].Name != "key-25" || page[0].Version != "w29" {
+		t.Errorf("key pages: %d + %d, first latest %q", len(page), len(rest), page[0].Version)
+	}
+	vp, _ := s.ListKeyVersions(ctx, "key-00", "", 25)
+	vr, _ := s.ListKeyVersions(ctx, "key-00", vp[len(vp)-1].Version, 25)
+	if len(vp) != 25 || len(vr) != 6 || vp[0].Version != "v" || vr[5].Version != "w29" {
+		t.Errorf("version pages: %d + %d", len(vp), len(vr))
+	}
+	s.DeleteKey(ctx, "key-03", t0, t0)
+	if all, _ := s.ListKeys(ctx, "", 100); len(all) != 29 {
+		t.Errorf("deleted key listed: %d", len(all))
+	}
+	if del, _ := s.ListDeletedKeys(ctx, "", 25); len(del) != 1 || del[0].Latest.Name != "key-03" {
+		t.Errorf("deleted keys: %+v", del)
+	}
+	if _, err := s.ListKeyVersions(ctx, "key-03", "", 25); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("versions of a deleted key: %v", err)
+	}
+}
+
+func principals(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	p := store.Principal{ID: "p1", Name: "app", SecretHash: []byte{1}, Created: t0}
+	if err := s.CreatePrincipal(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreatePrincipal(ctx, store.Principal{ID: "p2", Name: "app", Created: t0}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("duplicate name: %v", err)
+	}
+	if err := s.CreatePrincipal(ctx, store.Principal{ID: "p3", Name: "ext", OIDCSubject: "iss|sub", Created: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetPrincipalBySubject(ctx, "iss|sub"); err != nil || got.ID != "p3" {
+		t.Errorf("by subject: %v %v", got, err)
+	}
+	if got, err := s.GetPrincipalByName(ctx, "app"); err != nil || got.ID != "p1" || !bytes.Equal(got.SecretHash, []byte{1}) {
+		t.Errorf("by name: %v %v", got, err)
+	}
+	for range 2 {
+		if err := s.AddRole(ctx, store.RoleAssignment{PrincipalID: "p1", Role: "crypto-user", Scope: "/"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.AddRole(ctx, store.RoleAssignment{PrincipalID: "p1", Role: "auditor", Scope: "/keys/k1"})
+	if rs, _ := s.Roles(ctx, "p1"); len(rs) != 2 {
+		t.Errorf("roles: %v", rs)
+	}
+	if err := s.AddRole(ctx, store.RoleAssignment{PrincipalID: "nope", Role: "auditor", Scope: "/"}); err == nil {
+		t.Error("role for a missing principal")
+	}
+	if err := s.SetPrincipalSecret(ctx, "p1", []byte{2}); err != nil {
+		t.Fatal(err)
+	}
+	tok := store.AccessToken{Hash: []byte{7, 7}, PrincipalID: "p1", Expires: t0.Add(time.Hour)}
+	if err := s.PutAccessToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetAccessToken(ctx, []byte{7, 7}); err != nil || got.PrincipalID != "p1" || !got.Expires.Equal(tok.Expires) {
+		t.Errorf("token: %+v %v", got, err)
+	}
+	s.DeleteExpiredTokens(ctx, t0.Add(2*time.Hour))
+	if _, err := s.GetAccessToken(ctx, []byte{7, 7}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("expired token kept: %v", err)
+	}
+	if err := s.DeletePrincipal(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if rs, _ := s.Roles(ctx, "p1"); len(rs) != 0 {
+		t.Errorf("roles of a deleted principal: %v", rs)
+	}
+	if ps, _ := s.ListPrincipals(ctx); len(ps) != 1 {
+		t.Errorf("principals: %v", ps)
 	}
 }

@@ -1,0 +1,183 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kura-project/kura/internal/store"
+)
+
+const principalsSchema = `
+CREATE TABLE IF NOT EXISTS principals (
+	id           TEXT PRIMARY KEY,
+	name         TEXT NOT NULL UNIQUE,
+	secret_hash  BLOB,
+	oidc_subject TEXT UNIQUE,
+	created      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS role_assignments (
+	principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
+	role         TEXT NOT NULL,
+	scope        TEXT NOT NULL,
+	PRIMARY KEY (principal_id, role, scope)
+);
+CREATE TABLE IF NOT EXISTS access_tokens (
+	hash         BLOB PRIMARY KEY,
+	principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
+	expires      INTEGER NOT NULL
+);
+`
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (s *Store) CreatePrincipal(ctx context.Context, p store.Principal) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO principals (id, name, secret_hash, oidc_subject, created) VALUES (?, ?, ?, ?, ?)`,
+		p.ID, p.Name, p.SecretHash, nullString(p.OIDCSubject), unix(p.Created))
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") || strings.Contains(err.Error(), "constraint") {
+			return fmt.Errorf("principal %q: %w", p.Name, store.ErrConflict)
+		}
+		return fmt.Errorf("create principal: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) getPrincipal(ctx context.Context, where string, arg any) (store.Principal, error) {
+	var p store.Principal
+	var sub sql.NullString
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, secret_hash, oidc_subject, created FROM principals WHERE `+where+` = ?`, arg).
+		Scan(&p.ID, &p.Name, &p.SecretHash, &sub, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("principal: %w", store.ErrNotFound)
+	}
+	p.OIDCSubject, p.Created = sub.String, fromUnix(created)
+	return p, err
+}
+
+func (s *Store) GetPrincipal(ctx context.Context, id string) (store.Principal, error) {
+	return s.getPrincipal(ctx, "id", id)
+}
+
+func (s *Store) GetPrincipalByName(ctx context.Context, name string) (store.Principal, error) {
+	return s.getPrincipal(ctx, "name", name)
+}
+
+func (s *Store) GetPrincipalBySubject(ctx context.Context, subject string) (store.Principal, error) {
+	return s.getPrincipal(ctx, "oidc_subject", subject)
+}
+
+func (s *Store) ListPrincipals(ctx context.Context) ([]store.Principal, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, secret_hash, oidc_subject, created FROM principals ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Principal
+	for rows.Next() {
+		var p store.Principal
+		var sub sql.NullString
+		var created int64
+		if err := rows.Scan(&p.ID, &p.Name, &p.SecretHash, &sub, &created); err != nil {
+			return nil, err
+		}
+		p.OIDCSubject, p.Created = sub.String, fromUnix(created)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) DeletePrincipal(ctx context.Context, id string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{`DELETE FROM access_tokens WHERE principal_id = ?`, `DELETE FROM role_assignments WHERE principal_id = ?`} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM principals WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("principal %q: %w", id, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+func (s *Store) SetPrincipalSecret(ctx context.Context, id string, hash []byte) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE principals SET secret_hash = ? WHERE id = ?`, hash, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("principal %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) AddRole(ctx context.Context, a store.RoleAssignment) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO role_assignments (principal_id, role, scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, a.PrincipalID, a.Role, a.Scope)
+	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
+		return fmt.Errorf("principal %q: %w", a.PrincipalID, store.ErrNotFound)
+	}
+	return err
+}
+
+func (s *Store) RemoveRole(ctx context.Context, a store.RoleAssignment) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM role_assignments WHERE principal_id = ? AND role = ? AND scope = ?`, a.PrincipalID, a.Role, a.Scope)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("role assignment: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) Roles(ctx context.Context, principalID string) ([]store.RoleAssignment, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT principal_id, role, scope FROM role_assignments WHERE principal_id = ? ORDER BY role, scope`, principalID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.RoleAssignment
+	for rows.Next() {
+		var a store.RoleAssignment
+		if err := rows.Scan(&a.PrincipalID, &a.Role, &a.Scope); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) PutAccessToken(ctx context.Context, t store.AccessToken) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO access_tokens (hash, principal_id, expires) VALUES (?, ?, ?)`, t.Hash, t.PrincipalID, unix(t.Expires))
+	return err
+}
+
+func (s *Store) GetAccessToken(ctx context.Context, hash []byte) (store.AccessToken, error) {
+	var t store.AccessToken
+	var exp int64
+	err := s.db.QueryRowContext(ctx, `SELECT hash, principal_id, expires FROM access_tokens WHERE hash = ?`, hash).Scan(&t.Hash, &t.PrincipalID, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("access token: %w", store.ErrNotFound)
+	}
+	t.Expires = fromUnix(exp)
+	return t, err
+}
+
+func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM access_tokens WHERE expires < ?`, unix(now))
+	return err
+}
