@@ -38,6 +38,11 @@ type Config struct {
 	KDSURL     string        `json:"kds_url"`     // default https://kdsintf.amd.com
 	KDSTimeout time.Duration `json:"kds_timeout"` // default 10s
 
+	RecoverableDays  int      `json:"recoverable_days"`  // soft-delete retention of keys, 7..90; default 90
+	KeyVaultResource string   `json:"keyvault_resource"` // resource URL of the Key Vault 401 challenge; default: parent domain of the request host
+	OIDCIssuers      []string `json:"oidc_issuers"`      // external OpenID Connect issuers whose JWTs are accepted as bearer tokens
+	OIDCAudience     string   `json:"oidc_audience"`     // required aud of external tokens
+
 	MaxBodyBytes int64  `json:"max_body_bytes"` // request body limit; default 1 MiB
 	LogLevel     string `json:"log_level"`      // debug, info, warn, error
 }
@@ -151,6 +156,15 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 	if v := getenv("KURA_POLICY_SIGNERS"); v != "" {
 		cfg.PolicySigners = strings.Split(v, ",")
 	}
+	if v := getenv("KURA_OIDC_ISSUERS"); v != "" {
+		cfg.OIDCIssuers = strings.Split(v, ",")
+	}
+	if v := getenv("KURA_OIDC_AUDIENCE"); v != "" {
+		cfg.OIDCAudience = v
+	}
+	if v := getenv("KURA_KEYVAULT_RESOURCE"); v != "" {
+		cfg.KeyVaultResource = v
+	}
 	if v := getenv("KURA_TRUST_ROOTS"); v != "" {
 		cfg.TrustRoots = strings.Split(v, ",")
 	}
@@ -177,6 +191,9 @@ func (c Config) Validate() error {
 		if c.UnsealKeyFile == "" {
 			errs = append(errs, errors.New("the software root needs --unseal-key-file (or --dev, which unseals itself)"))
 		}
+	}
+	if c.RecoverableDays != 0 && (c.RecoverableDays < 7 || c.RecoverableDays > 90) {
+		errs = append(errs, fmt.Errorf("recoverable_days %d: must be 7 to 90", c.RecoverableDays))
 	}
 	if c.MaxBodyBytes < 4096 {
 		errs = append(errs, fmt.Errorf("max-body-bytes %d is below 4096", c.MaxBodyBytes))

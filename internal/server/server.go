@@ -24,13 +24,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kura-project/kura/internal/api/identity"
+	"github.com/kura-project/kura/internal/api/keyvault"
 	apimaa "github.com/kura-project/kura/internal/api/maa"
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/appraisal"
 	"github.com/kura-project/kura/internal/attest/collateral"
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/attest/snp"
+	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/keys"
+	"github.com/kura-project/kura/internal/oidc"
 	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store"
 	"github.com/kura-project/kura/internal/store/sqlite"
@@ -39,6 +44,8 @@ import (
 
 // Server is an assembled kura instance.
 type Server struct {
+	keys    *keys.Manager
+	auth    *auth.Service
 	cfg     config.Config
 	log     *slog.Logger
 	store   store.Store
@@ -176,6 +183,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 		return nil, err
 	}
 
+	s.keys = keys.New(at.Store, sealer, keys.Config{Now: now, RecoverableDays: cfg.RecoverableDays})
+	ext, err := externalIssuers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = auth.New(at.Store, auth.Config{Now: now, AdminTokenHash: s.adminH, External: ext, Audience: cfg.OIDCAudience})
+
 	svc := appraisal.NewService(at.Verifiers, at.Policies, s.keyring, now)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -185,6 +199,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 		Policies:  &apimaa.PolicyStore{PolicyStore: at.Policies, Signers: signers},
 		Authorize: s.isAdmin,
 	}).Register(mux)
+	(&keyvault.Handler{Keys: s.keys, Auth: s.auth, Log: log, Resource: cfg.KeyVaultResource}).Register(mux)
+	(&identity.Handler{Auth: s.auth, Log: log, Now: now}).Register(mux)
 	// kura's own administration: rotate the token-signing key. The old key
 	// stays published until its last token has expired.
 	mux.HandleFunc("POST /kura/v1/token-keys:rotate", func(w http.ResponseWriter, r *http.Request) {
@@ -359,6 +375,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	go s.refreshKeys(ctx)
+	go s.maintain(ctx)
 	select {
 	case err := <-errc:
 		return err
@@ -389,6 +406,50 @@ func (s *Server) refreshKeys(ctx context.Context) {
 		}
 	}
 }
+
+// maintain runs the key manager's background duties (purging keys past
+// their retention, rotating keys by policy) and sweeps expired access tokens,
+// once a minute.
+func (s *Server) maintain(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.keys.Maintain(ctx, s.log); err != nil {
+				s.log.Error("key maintenance", "err", err)
+			}
+			if err := s.auth.Sweep(ctx); err != nil {
+				s.log.Error("sweep access tokens", "err", err)
+			}
+		}
+	}
+}
+
+// externalIssuers builds the verifier of bearer tokens from external OIDC
+// issuers (Keycloak, Entra ID, ...), if any are configured.
+func externalIssuers(cfg config.Config) (*oidc.Verifier, error) {
+	if len(cfg.OIDCIssuers) == 0 {
+		return nil, nil
+	}
+	disc := &oidc.Discovery{}
+	v := &oidc.Verifier{Sources: map[string]oidc.KeySource{}}
+	for _, iss := range cfg.OIDCIssuers {
+		if !strings.HasPrefix(iss, "https://") {
+			return nil, fmt.Errorf("oidc issuer %q must be an https URL", iss)
+		}
+		v.Sources[oidc.NormalizeIssuer(iss)] = disc
+	}
+	return v, nil
+}
+
+// Keys returns the key manager.
+func (s *Server) Keys() *keys.Manager { return s.keys }
+
+// Auth returns the identity service.
+func (s *Server) Auth() *auth.Service { return s.auth }
 
 type ctxKey int
 

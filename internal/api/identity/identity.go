@@ -1,0 +1,311 @@
+// Package identity is kura's identity surface: the OAuth2 token endpoint
+// (client-credentials grant) and the administration of principals and their
+// roles (/kura/v1/principals). It translates the wire to internal/auth.
+package identity
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kura-project/kura/internal/auth"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Handler serves the identity routes.
+type Handler struct {
+	Auth *auth.Service
+	Log  *slog.Logger
+	Now  func() time.Time
+}
+
+// Register adds the routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /oauth2/token", h.token)
+	mux.HandleFunc("POST /kura/v1/principals", h.admin(h.create))
+	mux.HandleFunc("GET /kura/v1/principals", h.admin(h.list))
+	mux.HandleFunc("GET /kura/v1/principals/{id}", h.admin(h.get))
+	mux.HandleFunc("DELETE /kura/v1/principals/{id}", h.admin(h.delete))
+	mux.HandleFunc("POST /kura/v1/principals/{id}/secret", h.admin(h.resetSecret))
+	mux.HandleFunc("POST /kura/v1/principals/{id}/roles", h.admin(h.addRole))
+	mux.HandleFunc("DELETE /kura/v1/principals/{id}/roles", h.admin(h.removeRole))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// oauthError writes an RFC 6749 §5.2 error.
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="kura"`)
+	}
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+func kuraError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("x-ms-error-code", code)
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// token implements the client-credentials grant (RFC 6749 §4.4), with the
+// client authenticated by form parameters or HTTP Basic.
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded")
+		return
+	}
+	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", fmt.Sprintf("grant_type %q is not supported (client_credentials)", gt))
+		return
+	}
+	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	if u, p, ok := r.BasicAuth(); ok {
+		id, secret = u, p
+	}
+	if id == "" || secret == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "client_id and client_secret are required")
+		return
+	}
+	tok, exp, err := h.Auth.ClientCredentials(r.Context(), id, secret)
+	if errors.Is(err, auth.ErrUnauthenticated) {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret")
+		return
+	}
+	if err != nil {
+		h.Log.ErrorContext(r.Context(), "token endpoint", "err", err)
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "retry later")
+		return
+	}
+	now := time.Now()
+	if h.Now != nil {
+		now = h.Now()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer",
+		"expires_in": int64(exp.Sub(now).Seconds()), "expires_on": exp.Unix()})
+}
+
+// admin authenticates the caller and requires the administrator role.
+func (h *Handler) admin(f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
+			kuraError(w, http.StatusUnauthorized, "Unauthorized", "a bearer token is required")
+			return
+		}
+		p, err := h.Auth.Authenticate(r.Context(), strings.TrimSpace(tok))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
+			kuraError(w, http.StatusUnauthorized, "Unauthorized", "the bearer token is invalid or expired")
+			return
+		}
+		if !p.Can(auth.Admin, "") {
+			kuraError(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("principal %q is not an administrator", p.Name))
+			return
+		}
+		f(w, r)
+	}
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		kuraError(w, http.StatusBadRequest, "BadParameter", "reading the body failed (too large?)")
+		return false
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		kuraError(w, http.StatusBadRequest, "BadParameter", "invalid JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (h *Handler) storeErr(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		kuraError(w, http.StatusNotFound, "NotFound", "no such principal or role assignment")
+	case errors.Is(err, store.ErrConflict):
+		kuraError(w, http.StatusConflict, "Conflict", "a principal with that name or subject exists")
+	default:
+		h.Log.ErrorContext(r.Context(), "identity store", "err", err)
+		kuraError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "retry later")
+	}
+}
+
+type principalOut struct {
+	ID           string                 `json:"id"`
+	Name         string                 `json:"name"`
+	OIDCSubject  string                 `json:"oidc_subject,omitempty"`
+	ClientSecret string                 `json:"client_secret,omitempty"` // only when just created or reset
+	Roles        []store.RoleAssignment `json:"roles"`
+	Created      int64                  `json:"created"`
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Name        string `json:"name"`
+		OIDCSubject string `json:"oidc_subject"`
+		Role        string `json:"role"`
+		Scope       string `json:"scope"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	if in.Role != "" {
+		if err := auth.ValidRole(in.Role); err != nil {
+			kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
+			return
+		}
+		if in.Scope == "" {
+			in.Scope = "/"
+		}
+		if err := auth.ValidScope(in.Scope); err != nil {
+			kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
+			return
+		}
+	}
+	id, secret, err := h.Auth.CreatePrincipal(r.Context(), in.Name, in.OIDCSubject)
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			h.storeErr(w, r, err)
+			return
+		}
+		kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
+		return
+	}
+	if in.Role != "" {
+		if err := h.Auth.Store().AddRole(r.Context(), store.RoleAssignment{PrincipalID: id, Role: in.Role, Scope: in.Scope}); err != nil {
+			h.storeErr(w, r, err)
+			return
+		}
+	}
+	out, err := h.describe(r, id)
+	if err != nil {
+		h.storeErr(w, r, err)
+		return
+	}
+	out.ClientSecret = secret
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (h *Handler) describe(r *http.Request, id string) (principalOut, error) {
+	p, err := h.Auth.Store().GetPrincipal(r.Context(), id)
+	if err != nil {
+		return principalOut{}, err
+	}
+	roles, err := h.Auth.Store().Roles(r.Context(), id)
+	if err != nil {
+		return principalOut{}, err
+	}
+	if roles == nil {
+		roles = []store.RoleAssignment{}
+	}
+	return principalOut{ID: p.ID, Name: p.Name, OIDCSubject: p.OIDCSubject, Roles: roles, Created: p.Created.Unix()}, nil
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	ps, err := h.Auth.Store().ListPrincipals(r.Context())
+	if err != nil {
+		h.storeErr(w, r, err)
+		return
+	}
+	out := []principalOut{}
+	for _, p := range ps {
+		d, err := h.describe(r, p.ID)
+		if err != nil {
+			h.storeErr(w, r, err)
+			return
+		}
+		out = append(out, d)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	d, err := h.describe(r, r.PathValue("id"))
+	if err != nil {
+		h.storeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+	if err := h.Auth.Store().DeletePrincipal(r.Context(), r.PathValue("id")); err != nil {
+		h.storeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) resetSecret(w http.ResponseWriter, r *http.Request) {
+	secret, err := h.Auth.ResetSecret(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.storeErr(w, r, err)
+		return
+	}
+	d, err := h.describe(r, r.PathValue("id"))
+	if err != nil {
+		h.storeErr(w, r, err)
+		return
+	}
+	d.ClientSecret = secret
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (h *Handler) roleBody(w http.ResponseWriter, r *http.Request) (store.RoleAssignment, bool) {
+	var in struct {
+		Role  string `json:"role"`
+		Scope string `json:"scope"`
+	}
+	if !decode(w, r, &in) {
+		return store.RoleAssignment{}, false
+	}
+	if in.Scope == "" {
+		in.Scope = "/"
+	}
+	if err := auth.ValidRole(in.Role); err != nil {
+		kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
+		return store.RoleAssignment{}, false
+	}
+	if err := auth.ValidScope(in.Scope); err != nil {
+		kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
+		return store.RoleAssignment{}, false
+	}
+	return store.RoleAssignment{PrincipalID: r.PathValue("id"), Role: in.Role, Scope: in.Scope}, true
+}
+
+func (h *Handler) addRole(w http.ResponseWriter, r *http.Request) {
+	a, ok := h.roleBody(w, r)
+	if !ok {
+		return
+	}
+	if err := h.Auth.Store().AddRole(r.Context(), a); err != nil {
+		h.storeErr(w, r, err)
+		return
+	}
+	h.get(w, r)
+}
+
+func (h *Handler) removeRole(w http.ResponseWriter, r *http.Request) {
+	a, ok := h.roleBody(w, r)
+	if !ok {
+		return
+	}
+	if err := h.Auth.Store().RemoveRole(r.Context(), a); err != nil {
+		h.storeErr(w, r, err)
+		return
+	}
+	h.get(w, r)
+}

@@ -1,0 +1,331 @@
+// Package auth is who may do what in kura: principals, their roles over
+// scopes, bearer tokens kura issues through the OAuth2 client-credentials
+// grant, and tokens from external OpenID Connect issuers.
+//
+// Roles follow Managed HSM's local RBAC: administrator (everything),
+// crypto officer (manage keys), crypto user (use keys), release user
+// (secure key release only) and auditor (read only). A role is granted over
+// "/" (all keys) or "/keys/<name>" (one key).
+//
+// Secrets: client secrets and access tokens are 256-bit random values, kept
+// only as SHA-256 hashes and compared in constant time. Nothing here logs or
+// returns a secret after issuing it.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kura-project/kura/internal/oidc"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Role names.
+const (
+	Administrator = "administrator"
+	CryptoOfficer = "crypto-officer"
+	CryptoUser    = "crypto-user"
+	ReleaseUser   = "release-user"
+	Auditor       = "auditor"
+)
+
+// Roles lists the roles.
+var Roles = []string{Administrator, CryptoOfficer, CryptoUser, ReleaseUser, Auditor}
+
+// Permission is an action class a role may hold.
+type Permission int
+
+const (
+	KeysRead    Permission = iota + 1 // get and list keys, deleted keys, rotation policies
+	KeysManage                        // create, import, update, delete, recover, purge, backup, restore, rotate, set rotation policy
+	KeysCrypto                        // encrypt, decrypt, sign, verify, wrap, unwrap, random bytes
+	KeysRelease                       // secure key release
+	Admin                             // principals and roles, policies, token keys
+)
+
+var grants = map[string][]Permission{
+	Administrator: {KeysRead, KeysManage, KeysCrypto, KeysRelease, Admin},
+	CryptoOfficer: {KeysRead, KeysManage},
+	CryptoUser:    {KeysRead, KeysCrypto},
+	ReleaseUser:   {KeysRelease},
+	Auditor:       {KeysRead},
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	ID, Name string
+	Roles    []store.RoleAssignment
+}
+
+// Can reports whether p holds perm over the key named key ("" for an action
+// on no particular key, which needs a grant over "/").
+func (p *Principal) Can(perm Permission, key string) bool {
+	for _, r := range p.Roles {
+		if r.Scope != "/" && (key == "" || r.Scope != "/keys/"+key) {
+			continue
+		}
+		for _, g := range grants[r.Role] {
+			if g == perm {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ErrUnauthenticated is a missing, unknown, expired or invalid credential.
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// Service authenticates callers and manages principals.
+type Service struct {
+	st       store.Principals
+	now      func() time.Time
+	tokenTTL time.Duration
+	ext      *oidc.Verifier // nil: no external issuers
+	audience string         // required aud of external tokens ("" = any)
+	adminH   [32]byte       // hash of the bootstrap administrator token; zero: none
+
+	mu    sync.Mutex
+	cache map[[32]byte]cachedToken
+}
+
+type cachedToken struct {
+	p       *Principal
+	expires time.Time
+	checked time.Time
+}
+
+// Config configures the Service.
+type Config struct {
+	Now      func() time.Time
+	TokenTTL time.Duration // lifetime of issued access tokens; default 1 h
+	// External verifies JWTs of external OpenID Connect issuers; tokens are
+	// mapped to principals created with an OIDC subject "issuer|sub".
+	External *oidc.Verifier
+	Audience string
+	// AdminTokenHash is SHA-256 of the bootstrap administrator token (the
+	// dev token, or --admin-token-file); it authenticates as "admin".
+	AdminTokenHash [32]byte
+}
+
+// New returns a Service over st.
+func New(st store.Principals, cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = time.Hour
+	}
+	return &Service{st: st, now: cfg.Now, tokenTTL: cfg.TokenTTL, ext: cfg.External, audience: cfg.Audience,
+		adminH: cfg.AdminTokenHash, cache: map[[32]byte]cachedToken{}}
+}
+
+const tokenPrefix = "kura_at_"
+
+// recheck bounds how long a token's principal and roles are served from
+// memory: a revoked role or deleted principal takes effect within it.
+const recheck = 5 * time.Second
+
+// Authenticate resolves a bearer token to a principal.
+func (s *Service) Authenticate(ctx context.Context, bearer string) (*Principal, error) {
+	if bearer == "" {
+		return nil, ErrUnauthenticated
+	}
+	h := sha256.Sum256([]byte(bearer))
+	if s.adminH != ([32]byte{}) && subtle.ConstantTimeCompare(h[:], s.adminH[:]) == 1 {
+		return &Principal{ID: "admin", Name: "admin", Roles: []store.RoleAssignment{{PrincipalID: "admin", Role: Administrator, Scope: "/"}}}, nil
+	}
+	now := s.now()
+	if strings.HasPrefix(bearer, tokenPrefix) {
+		s.mu.Lock()
+		c, ok := s.cache[h]
+		s.mu.Unlock()
+		if ok && now.Before(c.expires) && now.Sub(c.checked) < recheck {
+			return c.p, nil
+		}
+		t, err := s.st.GetAccessToken(ctx, h[:])
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrUnauthenticated
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !now.Before(t.Expires) {
+			return nil, fmt.Errorf("%w: access token expired", ErrUnauthenticated)
+		}
+		p, err := s.principal(ctx, t.PrincipalID)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		if len(s.cache) > 10000 {
+			clear(s.cache)
+		}
+		s.cache[h] = cachedToken{p: p, expires: t.Expires, checked: now}
+		s.mu.Unlock()
+		return p, nil
+	}
+	if s.ext != nil && strings.Count(bearer, ".") == 2 {
+		claims, err := s.ext.Verify(ctx, bearer)
+		if err != nil {
+			var ue *oidc.UnavailableError
+			if errors.As(err, &ue) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		}
+		if s.audience != "" && !hasAudience(claims["aud"], s.audience) {
+			return nil, fmt.Errorf("%w: token audience is not %s", ErrUnauthenticated, s.audience)
+		}
+		iss, _ := claims["iss"].(string)
+		sub, _ := claims["sub"].(string)
+		if sub == "" {
+			return nil, fmt.Errorf("%w: token has no sub claim", ErrUnauthenticated)
+		}
+		p, err := s.st.GetPrincipalBySubject(ctx, oidc.NormalizeIssuer(iss)+"|"+sub)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: no principal is bound to subject %q of %s", ErrUnauthenticated, sub, iss)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return s.principal(ctx, p.ID)
+	}
+	return nil, ErrUnauthenticated
+}
+
+func hasAudience(aud any, want string) bool {
+	switch a := aud.(type) {
+	case string:
+		return a == want
+	case []any:
+		for _, x := range a {
+			if s, ok := x.(string); ok && s == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Service) principal(ctx context.Context, id string) (*Principal, error) {
+	p, err := s.st.GetPrincipal(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, err
+	}
+	roles, err := s.st.Roles(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Principal{ID: p.ID, Name: p.Name, Roles: roles}, nil
+}
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// ClientCredentials exchanges a client id (or principal name) and secret for
+// an access token.
+func (s *Service) ClientCredentials(ctx context.Context, clientID, secret string) (string, time.Time, error) {
+	p, err := s.st.GetPrincipal(ctx, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		p, err = s.st.GetPrincipalByName(ctx, clientID)
+	}
+	// Hash the presented secret whether or not the principal exists, so
+	// timing does not tell which client ids exist.
+	h := sha256.Sum256([]byte(secret))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", time.Time{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if len(p.SecretHash) != 32 || subtle.ConstantTimeCompare(h[:], p.SecretHash) != 1 {
+		return "", time.Time{}, ErrUnauthenticated
+	}
+	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(random(32))
+	th := sha256.Sum256([]byte(tok))
+	exp := s.now().Add(s.tokenTTL)
+	if err := s.st.PutAccessToken(ctx, store.AccessToken{Hash: th[:], PrincipalID: p.ID, Expires: exp}); err != nil {
+		return "", time.Time{}, err
+	}
+	return tok, exp, nil
+}
+
+var principalName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
+
+// CreatePrincipal creates a principal with a client secret (returned once),
+// or bound to an external OIDC subject ("issuer|sub") when subject is set.
+func (s *Service) CreatePrincipal(ctx context.Context, name, subject string) (id, secret string, err error) {
+	if !principalName.MatchString(name) || name == "admin" {
+		return "", "", fmt.Errorf("principal name %q is invalid: 1 to 64 letters, digits, dots, dashes or underscores, not \"admin\"", name)
+	}
+	id = hex.EncodeToString(random(16))
+	p := store.Principal{ID: id, Name: name, Created: s.now()}
+	if subject != "" {
+		iss, sub, ok := strings.Cut(subject, "|")
+		if !ok || iss == "" || sub == "" {
+			return "", "", fmt.Errorf("OIDC subject %q must be \"issuer|sub\"", subject)
+		}
+		p.OIDCSubject = oidc.NormalizeIssuer(iss) + "|" + sub
+	} else {
+		secret = "kura_cs_" + base64.RawURLEncoding.EncodeToString(random(32))
+		h := sha256.Sum256([]byte(secret))
+		p.SecretHash = h[:]
+	}
+	if err := s.st.CreatePrincipal(ctx, p); err != nil {
+		return "", "", err
+	}
+	return id, secret, nil
+}
+
+// ResetSecret gives a principal a new client secret (returned once).
+func (s *Service) ResetSecret(ctx context.Context, id string) (string, error) {
+	secret := "kura_cs_" + base64.RawURLEncoding.EncodeToString(random(32))
+	h := sha256.Sum256([]byte(secret))
+	if err := s.st.SetPrincipalSecret(ctx, id, h[:]); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// ValidScope checks a scope: "/" or "/keys/<name>".
+func ValidScope(scope string) error {
+	if scope == "/" {
+		return nil
+	}
+	name, ok := strings.CutPrefix(scope, "/keys/")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("scope %q: use \"/\" for all keys or \"/keys/<name>\" for one", scope)
+	}
+	return nil
+}
+
+// ValidRole checks a role name.
+func ValidRole(role string) error {
+	if _, ok := grants[role]; !ok {
+		return fmt.Errorf("role %q is unknown (%s)", role, strings.Join(Roles, ", "))
+	}
+	return nil
+}
+
+// Store returns the principal store (for the management API).
+func (s *Service) Store() store.Principals { return s.st }
+
+// Sweep deletes expired access tokens.
+func (s *Service) Sweep(ctx context.Context) error { return s.st.DeleteExpiredTokens(ctx, s.now()) }

@@ -1,0 +1,595 @@
+// Package keys is kura's key manager: key objects and their versions, the
+// cryptographic operations on them, soft delete, backup, rotation, and the
+// material secure key release hands out.
+//
+// Security model: private key material exists in plaintext only in memory.
+// In the store it is sealed (internal/seal) under the root with the key's
+// name and version as associated data, so a sealed blob cannot be moved to
+// another key. Every operation checks the version's enabled flag, its
+// not-before and expiry times, and its permitted operations before touching
+// the material. Errors never carry key material.
+package keys
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kura-project/kura/internal/keys/keyops"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Kind classifies domain errors; the API maps them to status codes.
+type Kind int
+
+const (
+	BadParameter Kind = iota + 1 // 400
+	NotFound                     // 404
+	Conflict                     // 409
+	Forbidden                    // 403: the key refuses the operation (disabled, outside nbf/exp, key_ops)
+	Unavailable                  // 503
+)
+
+// Error is a key-manager error with a stable code (Key Vault's error codes
+// where one exists) and a message that names what was wrong.
+type Error struct {
+	Kind Kind
+	Code string
+	Msg  string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func bad(format string, args ...any) error {
+	return &Error{Kind: BadParameter, Code: "BadParameter", Msg: fmt.Sprintf(format, args...)}
+}
+
+func forbidden(format string, args ...any) error {
+	return &Error{Kind: Forbidden, Code: "Forbidden", Msg: fmt.Sprintf(format, args...)}
+}
+
+// storeErr turns store errors into domain errors.
+func storeErr(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Kind: NotFound, Code: "KeyNotFound", Msg: what + " was not found"}
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Kind: Conflict, Code: "Conflict", Msg: what + " already exists or is deleted but recoverable (purge or recover it first)"}
+	}
+	return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "key store unavailable", Err: err}
+}
+
+// Sealer seals key material at rest.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// Config configures a Manager.
+type Config struct {
+	Now             func() time.Time
+	RecoverableDays int // soft-delete retention; default 90 (Key Vault allows 7..90)
+}
+
+// Manager manages keys. Safe for concurrent use.
+type Manager struct {
+	st     store.Keys
+	sealer Sealer
+	now    func() time.Time
+	days   int
+
+	mu    sync.Mutex
+	cache map[string]*keyops.Material // opened material by name/version/sealed-hash
+}
+
+// New returns a Manager over st.
+func New(st store.Keys, sealer Sealer, cfg Config) *Manager {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RecoverableDays == 0 {
+		cfg.RecoverableDays = 90
+	}
+	return &Manager{st: st, sealer: sealer, now: cfg.Now, days: cfg.RecoverableDays, cache: map[string]*keyops.Material{}}
+}
+
+// RecoverableDays is the soft-delete retention.
+func (m *Manager) RecoverableDays() int { return m.days }
+
+var nameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+
+// CheckName validates a key name as Key Vault does (^[0-9a-zA-Z-]+$).
+func CheckName(name string) error {
+	if !nameRE.MatchString(name) {
+		return bad("key name %q is invalid: use 1 to 127 letters, digits and dashes", name)
+	}
+	return nil
+}
+
+var versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+func checkVersion(v string) error {
+	if v != "" && !versionRE.MatchString(v) {
+		return &Error{Kind: NotFound, Code: "KeyNotFound", Msg: fmt.Sprintf("key version %q was not found", v)}
+	}
+	return nil
+}
+
+func newVersion() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ReleasePolicy is a key's secure-key-release policy as Key Vault carries it.
+type ReleasePolicy struct {
+	ContentType string `json:"contentType,omitempty"`
+	Data        []byte `json:"data,omitempty"` // the policy JSON itself
+	Immutable   bool   `json:"immutable,omitempty"`
+}
+
+// Attributes are the writable attributes of a key version; nil fields keep
+// their current (or default) value.
+type Attributes struct {
+	Enabled    *bool
+	NotBefore  *time.Time
+	Expires    *time.Time
+	Exportable *bool
+}
+
+// Key is one version of a key as the API presents it.
+type Key struct {
+	Name, Version string
+	Kty           string
+	KeyOps        []string
+	Public        keyops.JWK
+	Enabled       bool
+	NotBefore     time.Time
+	Expires       time.Time
+	Exportable    bool
+	Created       time.Time
+	Updated       time.Time
+	Tags          map[string]string
+	ReleasePolicy *ReleasePolicy
+	// RecoverableDays is the retention after deletion.
+	RecoverableDays int
+}
+
+// DeletedKey is a soft-deleted key.
+type DeletedKey struct {
+	Key
+	DeletedAt, PurgeAt time.Time
+}
+
+func (m *Manager) present(v store.KeyVersion) (*Key, error) {
+	k := &Key{Name: v.Name, Version: v.Version, Kty: v.Kty, KeyOps: v.KeyOps, Enabled: v.Enabled, NotBefore: v.NotBefore,
+		Expires: v.Expires, Exportable: v.Exportable, Created: v.Created, Updated: v.Updated, Tags: v.Tags, RecoverableDays: m.days}
+	if err := json.Unmarshal(v.PublicJWK, &k.Public); err != nil {
+		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "stored public key is corrupt", Err: err}
+	}
+	if k.KeyOps == nil {
+		k.KeyOps = defaultOps(v.Kty)
+	}
+	k.Public.KeyOps = k.KeyOps
+	if v.ReleasePolicy != nil {
+		k.ReleasePolicy = &ReleasePolicy{}
+		if err := json.Unmarshal(v.ReleasePolicy, k.ReleasePolicy); err != nil {
+			return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "stored release policy is corrupt", Err: err}
+		}
+	}
+	return k, nil
+}
+
+// kind maps a Key Vault kty to a key family.
+func kind(kty string) (string, error) {
+	switch kty {
+	case "RSA", "RSA-HSM":
+		return "RSA", nil
+	case "EC", "EC-HSM":
+		return "EC", nil
+	case "oct", "oct-HSM":
+		return "oct", nil
+	}
+	return "", bad("kty %q is not supported (RSA, RSA-HSM, EC, EC-HSM, oct, oct-HSM)", kty)
+}
+
+// Operations a key may allow.
+var allOps = []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"}
+
+func defaultOps(kty string) []string {
+	switch k, _ := kind(kty); k {
+	case "RSA":
+		return []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
+	case "EC":
+		return []string{"sign", "verify"}
+	case "oct":
+		return []string{"encrypt", "decrypt", "wrapKey", "unwrapKey"}
+	}
+	return nil
+}
+
+func checkOps(kty string, ops []string) error {
+	if ops == nil {
+		return nil
+	}
+	allowed := defaultOps(kty)
+	for _, op := range ops {
+		if !slices.Contains(allOps, op) {
+			return bad("key_ops: %q is not an operation (%v)", op, allOps)
+		}
+		if !slices.Contains(allowed, op) && op != "import" && op != "export" {
+			return bad("key_ops: %q is not possible with a %s key", op, kty)
+		}
+	}
+	return nil
+}
+
+func checkTags(tags map[string]string) error {
+	if len(tags) > 15 {
+		return bad("tags: %d tags, at most 15", len(tags))
+	}
+	for k, v := range tags {
+		if len(k) == 0 || len(k) > 256 || len(v) > 256 {
+			return bad("tags: names must be 1 to 256 characters and values at most 256")
+		}
+	}
+	return nil
+}
+
+// CreateParams are the inputs of Create.
+type CreateParams struct {
+	Kty            string
+	Size           int
+	PublicExponent int
+	Curve          string
+	KeyOps         []string
+	Attributes     Attributes
+	Tags           map[string]string
+	ReleasePolicy  *ReleasePolicy
+}
+
+// ImportParams are the inputs of Import.
+type ImportParams struct {
+	HSM           bool
+	JWK           keyops.JWK
+	KeyOps        []string
+	Attributes    Attributes
+	Tags          map[string]string
+	ReleasePolicy *ReleasePolicy
+}
+
+// Create makes a new key, or a new version of an existing one.
+func (m *Manager) Create(ctx context.Context, name string, p CreateParams) (*Key, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	if _, err := kind(p.Kty); err != nil {
+		return nil, err
+	}
+	mat, err := keyops.Generate(p.Kty, p.Size, p.Curve, p.PublicExponent)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	return m.store(ctx, name, p.Kty, mat, p.KeyOps, p.Attributes, p.Tags, p.ReleasePolicy)
+}
+
+// Import stores caller-provided key material as a new key or version.
+func (m *Manager) Import(ctx context.Context, name string, p ImportParams) (*Key, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	mat, err := keyops.FromJWK(p.JWK)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	kty := mat.Kind
+	if p.HSM {
+		kty += "-HSM"
+	}
+	ops := p.KeyOps
+	if ops == nil {
+		ops = p.JWK.KeyOps
+	}
+	return m.store(ctx, name, kty, mat, ops, p.Attributes, p.Tags, p.ReleasePolicy)
+}
+
+func (m *Manager) store(ctx context.Context, name, kty string, mat *keyops.Material, ops []string, a Attributes, tags map[string]string, rp *ReleasePolicy) (*Key, error) {
+	if err := checkOps(kty, ops); err != nil {
+		return nil, err
+	}
+	if err := checkTags(tags); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	v := store.KeyVersion{Name: name, Version: newVersion(), Kty: kty, KeyOps: ops, Enabled: true, Created: now, Updated: now, Tags: tags}
+	applyAttributes(&v, a)
+	if err := checkRelease(v.Exportable, rp, nil); err != nil {
+		return nil, err
+	}
+	if rp != nil {
+		b, err := json.Marshal(normalizeRelease(*rp))
+		if err != nil {
+			return nil, err
+		}
+		v.ReleasePolicy = b
+	}
+	pub, err := json.Marshal(mat.PublicJWK())
+	if err != nil {
+		return nil, err
+	}
+	v.PublicJWK = pub
+	priv, err := mat.MarshalPrivate()
+	if err != nil {
+		return nil, err
+	}
+	v.Sealed, err = m.sealer.Seal(priv, materialAAD(name, v.Version))
+	clear(priv)
+	if err != nil {
+		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "sealing key material failed", Err: err}
+	}
+	if err := m.st.CreateKeyVersion(ctx, v, true); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q is deleted but recoverable; recover or purge it first", name)}
+		}
+		return nil, storeErr(err, fmt.Sprintf("key %q", name))
+	}
+	return m.present(v)
+}
+
+func normalizeRelease(rp ReleasePolicy) ReleasePolicy {
+	if rp.ContentType == "" {
+		rp.ContentType = "application/json; charset=utf-8"
+	}
+	return rp
+}
+
+// checkRelease applies Key Vault's secure-key-release rules: exportable keys
+// need a release policy and only exportable keys may have one (AKV.SKR.1004,
+// AKV.SKR.1005); an immutable policy never changes (AKV.SKR.1020). The
+// policy's grammar is checked by the release engine.
+func checkRelease(exportable bool, rp, current *ReleasePolicy) error {
+	if exportable && rp == nil {
+		return bad("AKV.SKR.1004: Exportable keys must have release policy.")
+	}
+	if !exportable && rp != nil {
+		return bad("AKV.SKR.1005: Non-exportable keys must not have release policy.")
+	}
+	if rp != nil && len(rp.Data) == 0 {
+		return bad("release_policy.data: the policy document is empty")
+	}
+	if current != nil && current.Immutable && rp != nil && (string(rp.Data) != string(current.Data) || !rp.Immutable) {
+		return bad("AKV.SKR.1020: Immutable Key Release Policy cannot be modified.")
+	}
+	return nil
+}
+
+func applyAttributes(v *store.KeyVersion, a Attributes) {
+	if a.Enabled != nil {
+		v.Enabled = *a.Enabled
+	}
+	if a.NotBefore != nil {
+		v.NotBefore = *a.NotBefore
+	}
+	if a.Expires != nil {
+		v.Expires = *a.Expires
+	}
+	if a.Exportable != nil {
+		v.Exportable = *a.Exportable
+	}
+}
+
+func materialAAD(name, version string) []byte { return []byte("kura/key/" + name + "/" + version) }
+
+// Get returns a version (the latest when version is empty).
+func (m *Manager) Get(ctx context.Context, name, version string) (*Key, error) {
+	v, err := m.version(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	return m.present(v)
+}
+
+func (m *Manager) version(ctx context.Context, name, version string) (store.KeyVersion, error) {
+	if err := checkVersion(version); err != nil {
+		return store.KeyVersion{}, err
+	}
+	v, err := m.st.GetKeyVersion(ctx, name, version)
+	if err != nil {
+		what := fmt.Sprintf("a key with name %q", name)
+		if version != "" {
+			what = fmt.Sprintf("key %q version %q", name, version)
+		}
+		return v, storeErr(err, what)
+	}
+	return v, nil
+}
+
+// UpdateParams are the inputs of Update; nil fields are unchanged.
+type UpdateParams struct {
+	KeyOps        *[]string
+	Attributes    Attributes
+	Tags          *map[string]string
+	ReleasePolicy *ReleasePolicy
+}
+
+// Update changes a version's attributes, tags, operations or release policy.
+func (m *Manager) Update(ctx context.Context, name, version string, p UpdateParams) (*Key, error) {
+	v, err := m.version(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := m.present(v)
+	if err != nil {
+		return nil, err
+	}
+	if p.Attributes.Exportable != nil && *p.Attributes.Exportable != v.Exportable {
+		return nil, bad("AKV.SKR.1003: the exportable attribute of an existing key cannot be changed")
+	}
+	if p.KeyOps != nil {
+		if err := checkOps(v.Kty, *p.KeyOps); err != nil {
+			return nil, err
+		}
+		v.KeyOps = *p.KeyOps
+	}
+	if p.Tags != nil {
+		if err := checkTags(*p.Tags); err != nil {
+			return nil, err
+		}
+		v.Tags = *p.Tags
+	}
+	applyAttributes(&v, p.Attributes)
+	if p.ReleasePolicy != nil {
+		if err := checkRelease(v.Exportable, p.ReleasePolicy, cur.ReleasePolicy); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(normalizeRelease(*p.ReleasePolicy))
+		if err != nil {
+			return nil, err
+		}
+		v.ReleasePolicy = b
+	}
+	v.Updated = m.now()
+	if err := m.st.UpdateKeyVersion(ctx, v); err != nil {
+		return nil, storeErr(err, fmt.Sprintf("key %q", name))
+	}
+	return m.present(v)
+}
+
+// Page is one page of a listing; Next is the cursor of the following page
+// ("" when there is none).
+type Page[T any] struct {
+	Items []T
+	Next  string
+}
+
+// PageSize is Key Vault's maximum page size.
+const PageSize = 25
+
+// List returns the latest version of each key, by name.
+func (m *Manager) List(ctx context.Context, after string) (Page[*Key], error) {
+	vs, err := m.st.ListKeys(ctx, after, PageSize+1)
+	if err != nil {
+		return Page[*Key]{}, storeErr(err, "keys")
+	}
+	return m.page(vs, func(v store.KeyVersion) string { return v.Name })
+}
+
+// ListVersions returns the versions of a key in creation order.
+func (m *Manager) ListVersions(ctx context.Context, name, after string) (Page[*Key], error) {
+	vs, err := m.st.ListKeyVersions(ctx, name, after, PageSize+1)
+	if err != nil {
+		return Page[*Key]{}, storeErr(err, fmt.Sprintf("a key with name %q", name))
+	}
+	return m.page(vs, func(v store.KeyVersion) string { return v.Version })
+}
+
+func (m *Manager) page(vs []store.KeyVersion, cursor func(store.KeyVersion) string) (Page[*Key], error) {
+	var p Page[*Key]
+	if len(vs) > PageSize {
+		vs = vs[:PageSize]
+		p.Next = cursor(vs[len(vs)-1])
+	}
+	for _, v := range vs {
+		k, err := m.present(v)
+		if err != nil {
+			return p, err
+		}
+		p.Items = append(p.Items, k)
+	}
+	return p, nil
+}
+
+// Delete soft-deletes a key with all its versions.
+func (m *Manager) Delete(ctx context.Context, name string) (*DeletedKey, error) {
+	now := m.now()
+	d, err := m.st.DeleteKey(ctx, name, now, now.AddDate(0, 0, m.days))
+	if err != nil {
+		return nil, storeErr(err, fmt.Sprintf("a key with name %q", name))
+	}
+	m.forget(name)
+	return m.presentDeleted(d)
+}
+
+func (m *Manager) presentDeleted(d store.DeletedKey) (*DeletedKey, error) {
+	k, err := m.present(d.Latest)
+	if err != nil {
+		return nil, err
+	}
+	return &DeletedKey{Key: *k, DeletedAt: d.DeletedAt, PurgeAt: d.PurgeAt}, nil
+}
+
+// GetDeleted returns a deleted key.
+func (m *Manager) GetDeleted(ctx context.Context, name string) (*DeletedKey, error) {
+	d, err := m.st.GetDeletedKey(ctx, name)
+	if err != nil {
+		return nil, storeErr(err, fmt.Sprintf("a deleted key with name %q", name))
+	}
+	return m.presentDeleted(d)
+}
+
+// ListDeleted lists deleted keys by name.
+func (m *Manager) ListDeleted(ctx context.Context, after string) (Page[*DeletedKey], error) {
+	ds, err := m.st.ListDeletedKeys(ctx, after, PageSize+1)
+	if err != nil {
+		return Page[*DeletedKey]{}, storeErr(err, "deleted keys")
+	}
+	var p Page[*DeletedKey]
+	if len(ds) > PageSize {
+		ds = ds[:PageSize]
+		p.Next = ds[len(ds)-1].Latest.Name
+	}
+	for _, d := range ds {
+		dk, err := m.presentDeleted(d)
+		if err != nil {
+			return p, err
+		}
+		p.Items = append(p.Items, dk)
+	}
+	return p, nil
+}
+
+// Recover undoes a soft delete.
+func (m *Manager) Recover(ctx context.Context, name string) (*Key, error) {
+	if err := m.st.RecoverKey(ctx, name); err != nil {
+		return nil, storeErr(err, fmt.Sprintf("a deleted key with name %q", name))
+	}
+	return m.Get(ctx, name, "")
+}
+
+// Purge removes a deleted key and its sealed material for good.
+func (m *Manager) Purge(ctx context.Context, name string) error {
+	if err := m.st.PurgeKey(ctx, name); err != nil {
+		return storeErr(err, fmt.Sprintf("a deleted key with name %q", name))
+	}
+	m.forget(name)
+	return nil
+}
+
+// RandomBytes returns n (1..128) bytes from the system's CSPRNG.
+func RandomBytes(n int) ([]byte, error) {
+	if n < 1 || n > 128 {
+		return nil, bad("count must be between 1 and 128, got %d", n)
+	}
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}

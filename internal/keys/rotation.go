@@ -1,0 +1,311 @@
+package keys
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/kura-project/kura/internal/keys/keyops"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// backupMagic starts every backup blob, so a blob from elsewhere is refused
+// with a clear message before any decryption is tried.
+const backupMagic = "kura-key-backup-v1:"
+
+var backupAAD = []byte("kura/key-backup/v1")
+
+type backupDoc struct {
+	Name     string                `json:"name"`
+	Versions []store.KeyVersion    `json:"versions"`
+	Policy   *store.RotationPolicy `json:"rotation_policy,omitempty"`
+}
+
+// Backup returns an opaque blob with every version of a key, encrypted and
+// authenticated under this instance's root. The versions' material stays
+// sealed inside it too, so the blob restores only where the same root is.
+func (m *Manager) Backup(ctx context.Context, name string) ([]byte, error) {
+	if _, err := m.version(ctx, name, ""); err != nil {
+		return nil, err
+	}
+	doc := backupDoc{Name: name}
+	after := ""
+	for {
+		vs, err := m.st.ListKeyVersions(ctx, name, after, 1000)
+		if err != nil {
+			return nil, storeErr(err, fmt.Sprintf("a key with name %q", name))
+		}
+		doc.Versions = append(doc.Versions, vs...)
+		if len(vs) < 1000 {
+			break
+		}
+		after = vs[len(vs)-1].Version
+	}
+	if p, err := m.st.GetRotationPolicy(ctx, name); err == nil {
+		doc.Policy = &p
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, storeErr(err, "rotation policy")
+	}
+	plain, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := m.sealer.Seal(plain, backupAAD)
+	if err != nil {
+		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "sealing the backup failed", Err: err}
+	}
+	return append([]byte(backupMagic), sealed...), nil
+}
+
+// Restore recreates a key from a Backup blob. The key must not exist, even
+// deleted (409).
+func (m *Manager) Restore(ctx context.Context, blob []byte) (*Key, error) {
+	rest, ok := strings.CutPrefix(string(blob), backupMagic)
+	if !ok {
+		return nil, bad("value: not a kura key backup")
+	}
+	plain, err := m.sealer.Open([]byte(rest), backupAAD)
+	if err != nil {
+		return nil, bad("value: the backup does not authenticate under this instance's root (altered, or from another root)")
+	}
+	var doc backupDoc
+	if err := json.Unmarshal(plain, &doc); err != nil || len(doc.Versions) == 0 {
+		return nil, bad("value: the backup is malformed")
+	}
+	for _, v := range doc.Versions {
+		if v.Name != doc.Name {
+			return nil, bad("value: the backup is malformed")
+		}
+		// The material must open under this root before anything is stored.
+		if _, err := m.material(v); err != nil {
+			return nil, bad("value: the backup's key material does not open under this instance's root")
+		}
+	}
+	if err := m.st.RestoreKey(ctx, doc.Versions, doc.Policy); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q already exists (or is deleted but recoverable)", doc.Name)}
+		}
+		return nil, storeErr(err, fmt.Sprintf("key %q", doc.Name))
+	}
+	return m.Get(ctx, doc.Name, "")
+}
+
+// RotationPolicy is a key's rotation policy.
+type RotationPolicy struct {
+	LifetimeActions []LifetimeAction `json:"lifetimeActions"`
+	ExpiryTime      string           `json:"expiryTime,omitempty"`
+	Created         time.Time        `json:"-"`
+	Updated         time.Time        `json:"-"`
+}
+
+// LifetimeAction is one trigger and action of a rotation policy.
+type LifetimeAction struct {
+	TimeAfterCreate  string `json:"timeAfterCreate,omitempty"`
+	TimeBeforeExpiry string `json:"timeBeforeExpiry,omitempty"`
+	Action           string `json:"action"` // Rotate or Notify
+}
+
+// defaultRotationPolicy is what a key without a policy reports, as Key Vault
+// does: notify 30 days before expiry, no automatic rotation.
+func defaultRotationPolicy() RotationPolicy {
+	return RotationPolicy{LifetimeActions: []LifetimeAction{{TimeBeforeExpiry: "P30D", Action: "Notify"}}}
+}
+
+// validate checks a rotation policy as Key Vault does and normalises action
+// names.
+func (p *RotationPolicy) validate() error {
+	if len(p.LifetimeActions) > 2 {
+		return bad("lifetimeActions: at most 2 (one Rotate, one Notify), got %d", len(p.LifetimeActions))
+	}
+	if p.ExpiryTime != "" {
+		d, err := ParseDuration(p.ExpiryTime)
+		if err != nil {
+			return bad("attributes.expiryTime: %v", err)
+		}
+		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		if d.After(base).Before(base.AddDate(0, 0, 28)) {
+			return bad("attributes.expiryTime %s: must be at least 28 days (P28D)", p.ExpiryTime)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range p.LifetimeActions {
+		a := &p.LifetimeActions[i]
+		switch strings.ToLower(a.Action) {
+		case "rotate":
+			a.Action = "Rotate"
+		case "notify":
+			a.Action = "Notify"
+		default:
+			return bad("lifetimeActions[%d].action.type: %q is neither Rotate nor Notify", i, a.Action)
+		}
+		if seen[a.Action] {
+			return bad("lifetimeActions[%d]: a second %s action", i, a.Action)
+		}
+		seen[a.Action] = true
+		if (a.TimeAfterCreate == "") == (a.TimeBeforeExpiry == "") {
+			return bad("lifetimeActions[%d].trigger: set exactly one of timeAfterCreate and timeBeforeExpiry", i)
+		}
+		if a.TimeAfterCreate != "" {
+			if _, err := ParseDuration(a.TimeAfterCreate); err != nil {
+				return bad("lifetimeActions[%d].trigger.timeAfterCreate: %v", i, err)
+			}
+		}
+		if a.TimeBeforeExpiry != "" {
+			if _, err := ParseDuration(a.TimeBeforeExpiry); err != nil {
+				return bad("lifetimeActions[%d].trigger.timeBeforeExpiry: %v", i, err)
+			}
+			if p.ExpiryTime == "" && a.Action == "Rotate" {
+				return bad("lifetimeActions[%d]: timeBeforeExpiry needs attributes.expiryTime", i)
+			}
+		}
+	}
+
+	return nil
+}
+
+// GetRotationPolicy returns a key's rotation policy (the default when none
+// was set).
+func (m *Manager) GetRotationPolicy(ctx context.Context, name string) (*RotationPolicy, error) {
+	if _, err := m.version(ctx, name, ""); err != nil {
+		return nil, err
+	}
+	sp, err := m.st.GetRotationPolicy(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		p := defaultRotationPolicy()
+		return &p, nil
+	}
+	if err != nil {
+		return nil, storeErr(err, "rotation policy")
+	}
+	var p RotationPolicy
+	if err := json.Unmarshal(sp.JSON, &p); err != nil {
+		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "stored rotation policy is corrupt", Err: err}
+	}
+	p.Created, p.Updated = sp.Created, sp.Updated
+	return &p, nil
+}
+
+// SetRotationPolicy validates and stores a key's rotation policy.
+func (m *Manager) SetRotationPolicy(ctx context.Context, name string, p RotationPolicy) (*RotationPolicy, error) {
+	if _, err := m.version(ctx, name, ""); err != nil {
+		return nil, err
+	}
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	created := now
+	if old, err := m.st.GetRotationPolicy(ctx, name); err == nil {
+		created = old.Created
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.st.PutRotationPolicy(ctx, store.RotationPolicy{Name: name, JSON: b, Created: created, Updated: now}); err != nil {
+		return nil, storeErr(err, "rotation policy")
+	}
+	p.Created, p.Updated = created, now
+	return &p, nil
+}
+
+// Rotate makes a new version of a key with the same type, size, operations,
+// tags and release settings; with a rotation policy that sets expiryTime,
+// the new version expires that long after its creation.
+func (m *Manager) Rotate(ctx context.Context, name string) (*Key, error) {
+	v, err := m.version(ctx, name, "")
+	if err != nil {
+		return nil, err
+	}
+	old, err := m.material(v)
+	if err != nil {
+		return nil, err
+	}
+	mat, err := keyops.Generate(v.Kty, old.Size(), old.Curve(), 0)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	a := Attributes{Enabled: ptr(true), Exportable: ptr(v.Exportable)}
+	if p, err := m.GetRotationPolicy(ctx, name); err == nil && p.ExpiryTime != "" {
+		d, _ := ParseDuration(p.ExpiryTime)
+		a.Expires = ptr(d.After(m.now()))
+	}
+	var rp *ReleasePolicy
+	if v.ReleasePolicy != nil {
+		rp = &ReleasePolicy{}
+		if err := json.Unmarshal(v.ReleasePolicy, rp); err != nil {
+			return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "stored release policy is corrupt", Err: err}
+		}
+	}
+	return m.addVersion(ctx, name, v.Kty, mat, v.KeyOps, a, v.Tags, rp)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// addVersion stores a new version of an existing key.
+func (m *Manager) addVersion(ctx context.Context, name, kty string, mat *keyops.Material, ops []string, a Attributes, tags map[string]string, rp *ReleasePolicy) (*Key, error) {
+	return m.store(ctx, name, kty, mat, ops, a, tags, rp)
+}
+
+// Maintain runs the background duties once: purging deleted keys whose
+// retention has passed, and rotating keys whose policy says so. It returns
+// the first error but keeps going through the rest.
+func (m *Manager) Maintain(ctx context.Context, log *slog.Logger) error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	now := m.now()
+	names, err := m.st.PurgeDue(ctx, now)
+	keep(err)
+	for _, n := range names {
+		if err := m.Purge(ctx, n); err != nil {
+			keep(err)
+			continue
+		}
+		log.Info("purged deleted key after its retention period", "key", n)
+	}
+	pols, err := m.st.ListRotationPolicies(ctx)
+	keep(err)
+	for _, sp := range pols {
+		var p RotationPolicy
+		if json.Unmarshal(sp.JSON, &p) != nil {
+			continue
+		}
+		v, err := m.st.GetKeyVersion(ctx, sp.Name, "")
+		if err != nil {
+			continue
+		}
+		for _, a := range p.LifetimeActions {
+			var due bool
+			if a.TimeAfterCreate != "" {
+				d, _ := ParseDuration(a.TimeAfterCreate)
+				due = !now.Before(d.After(v.Created))
+			} else if !v.Expires.IsZero() {
+				d, _ := ParseDuration(a.TimeBeforeExpiry)
+				due = !now.Before(d.Before(v.Expires))
+			}
+			if !due {
+				continue
+			}
+			switch a.Action {
+			case "Rotate":
+				k, err := m.Rotate(ctx, sp.Name)
+				if err != nil {
+					keep(err)
+					continue
+				}
+				log.Info("rotated key by its rotation policy", "key", sp.Name, "version", k.Version)
+			case "Notify":
+				log.Warn("key rotation policy notification", "key", sp.Name, "version", v.Version, "expires", v.Expires)
+			}
+		}
+	}
+	return first
+}

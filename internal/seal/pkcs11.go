@@ -1,0 +1,527 @@
+//go:build cgo
+
+package seal
+
+// The PKCS#11 root keeps the root key inside an HSM as a non-extractable,
+// sensitive AES-256 key: kura hands the HSM a data key and gets it back
+// encrypted (AES-GCM, computed inside the HSM), and the reverse. Whoever
+// controls the HSM and its user PIN controls the root; a copy of kura's
+// database and of its host's disk is not enough.
+//
+// Threat notes:
+//   - An attacker with the PIN and access to the HSM can unwrap data keys,
+//     as kura can: the PIN is the unseal credential of this root, so it is
+//     never logged and never appears in an error.
+//   - The key is refused unless it is sensitive and not extractable, so a
+//     key object someone planted under the label with CKA_EXTRACTABLE=true
+//     (whose value could have been copied out) is never used as the root.
+//   - GCM IVs are 96 random bits from the host's crypto/rand, the same
+//     source kura's data keys come from. With random IVs one key may be used
+//     for up to 2^32 wraps (NIST SP 800-38D §8.3); kura wraps one data key
+//     per stored secret, far below that.
+//
+// PKCS#11 is process-global: C_Initialize and the login state belong to the
+// process, not to a handle. A PKCS11Root therefore owns its module
+// exclusively: opening a second root over a module that is already
+// initialised in this process is refused rather than sharing a login it did
+// not check and a C_Finalize it does not control.
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/miekg/pkcs11"
+)
+
+const (
+	gcmIVLen  = 12
+	gcmTagLen = 16
+
+	// defaultPKCS11Sessions bounds the sessions used for Wrap and Unwrap.
+	// A PKCS#11 session runs one operation at a time, so concurrent callers
+	// each need their own; see BenchmarkPKCS11Wrap for why 4 and not 1.
+	defaultPKCS11Sessions = 4
+)
+
+// PKCS11Root is a Root whose key is an AES-256 key inside a PKCS#11 token.
+// It is safe for concurrent use.
+type PKCS11Root struct {
+	ctx   *pkcs11.Ctx
+	token string // label, for errors
+	slot  uint
+	key   pkcs11.ObjectHandle
+
+	// login is a session kept open for the root's lifetime: the login state
+	// lasts only while the application has a session open on the token, and
+	// pooled sessions come and go.
+	login pkcs11.SessionHandle
+
+	// life is held for reading by every operation and for writing by Close,
+	// so Close waits for operations in flight before C_Finalize.
+	life   sync.RWMutex
+	closed bool // guarded by life
+
+	// busy is a semaphore of the sessions in use; idle holds the open ones
+	// not in use. A session is only ever used by the goroutine holding it.
+	busy chan struct{}
+	mu   sync.Mutex
+	idle []pkcs11.SessionHandle // guarded by mu
+}
+
+var _ Root = (*PKCS11Root)(nil)
+
+// OpenPKCS11Root logs into the token labelled cfg.TokenLabel and finds the
+// root key by label, creating it on first use as a non-extractable,
+// sensitive AES-256 token object usable only to encrypt and decrypt. The key
+// never leaves the HSM.
+//
+// Creating on first use is meant for a single node's first start: if two
+// nodes start against an empty token at once, both may create a key, and
+// every later open refuses the ambiguous label until an operator removes
+// the unused one.
+func OpenPKCS11Root(cfg PKCS11Config) (*PKCS11Root, error) {
+	return openPKCS11Root(cfg, defaultPKCS11Sessions)
+}
+
+func openPKCS11Root(cfg PKCS11Config, sessions int) (_ *PKCS11Root, err error) {
+	sessions = max(sessions, 1)
+	switch {
+	case cfg.Module == "":
+		return nil, errors.New("pkcs11: no module configured")
+	case cfg.TokenLabel == "":
+		return nil, errors.New("pkcs11: no token label configured")
+	case cfg.PIN == "":
+		return nil, errors.New("pkcs11: no user PIN configured")
+	}
+	if cfg.KeyLabel == "" {
+		cfg.KeyLabel = DefaultPKCS11KeyLabel
+	}
+	// pkcs11.New only reports failure as nil; stat first so a wrong path
+	// says so instead of "cannot load".
+	if _, err := os.Stat(cfg.Module); err != nil {
+		return nil, fmt.Errorf("pkcs11: module: %w", err)
+	}
+	ctx := pkcs11.New(cfg.Module)
+	if ctx == nil {
+		return nil, fmt.Errorf("pkcs11: cannot load %s as a PKCS#11 module (dlopen or C_GetFunctionList failed)", cfg.Module)
+	}
+	if err := ctx.Initialize(); err != nil {
+		ctx.Destroy()
+		if errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+			return nil, fmt.Errorf("%w (another PKCS11Root over this module is still open in this process)",
+				p11Error("initialize "+cfg.Module, err))
+		}
+		return nil, p11Error("initialize "+cfg.Module, err)
+	}
+	r := &PKCS11Root{ctx: ctx, token: cfg.TokenLabel, busy: make(chan struct{}, sessions)}
+	defer func() {
+		if err != nil {
+			r.ctx.Finalize()
+			r.ctx.Destroy()
+		}
+	}()
+
+	if r.slot, err = findToken(ctx, cfg.TokenLabel); err != nil {
+		return nil, err
+	}
+	// Check the mechanism before creating anything, so a token that cannot
+	// do AES-GCM is refused without leaving a useless key behind.
+	mi, err := ctx.GetMechanismInfo(r.slot, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, nil)})
+	if err != nil {
+		return nil, p11Error(fmt.Sprintf("token %q: CKM_AES_GCM", cfg.TokenLabel), err)
+	}
+	if mi.Flags&pkcs11.CKF_ENCRYPT == 0 || mi.Flags&pkcs11.CKF_DECRYPT == 0 {
+		return nil, fmt.Errorf("pkcs11: token %q: CKM_AES_GCM does not support both encrypt and decrypt", cfg.TokenLabel)
+	}
+
+	// Read-write: creating the key on first use writes a token object.
+	if r.login, err = ctx.OpenSession(r.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err != nil {
+		return nil, p11Error("open session", err)
+	}
+	// The PIN goes to the module and nowhere else.
+	if err := ctx.Login(r.login, pkcs11.CKU_USER, cfg.PIN); err != nil {
+		return nil, p11Error(fmt.Sprintf("log in to token %q", cfg.TokenLabel), err)
+	}
+	if r.key, err = r.findOrCreateKey(cfg.KeyLabel); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// findToken returns the slot of the one token labelled label.
+func findToken(ctx *pkcs11.Ctx, label string) (uint, error) {
+	slots, err := ctx.GetSlotList(true)
+	if err != nil {
+		return 0, p11Error("list slots", err)
+	}
+	var found []uint
+	var labels []string
+	for _, s := range slots {
+		ti, err := ctx.GetTokenInfo(s)
+		if err != nil {
+			return 0, p11Error(fmt.Sprintf("get token info of slot %d", s), err)
+		}
+		if ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
+			continue
+		}
+		labels = append(labels, fmt.Sprintf("%q", ti.Label))
+		if ti.Label == label {
+			found = append(found, s)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return 0, fmt.Errorf("pkcs11: no initialised token labelled %q (found: %s)", label, listOrNone(labels))
+	default:
+		return 0, fmt.Errorf("pkcs11: %d tokens are labelled %q (slots %v): refusing to guess which holds the root key", len(found), label, found)
+	}
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func (r *PKCS11Root) findOrCreateKey(label string) (pkcs11.ObjectHandle, error) {
+	keys, err := r.findKeys(label)
+	if err != nil {
+		return 0, err
+	}
+	switch len(keys) {
+	case 0:
+		return r.createKey(label)
+	case 1:
+		if err := r.checkKey(keys[0], label); err != nil {
+			return 0, err
+		}
+		return keys[0], nil
+	default:
+		return 0, fmt.Errorf("pkcs11: token %q holds %d secret keys labelled %q: refusing to guess which is the root key", r.token, len(keys), label)
+	}
+}
+
+func (r *PKCS11Root) findKeys(label string) ([]pkcs11.ObjectHandle, error) {
+	tmpl := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+	}
+	if err := r.ctx.FindObjectsInit(r.login, tmpl); err != nil {
+		return nil, p11Error("find root key", err)
+	}
+	// Two are enough to tell "one" from "ambiguous".
+	keys, _, err := r.ctx.FindObjects(r.login, 2)
+	if ferr := r.ctx.FindObjectsFinal(r.login); err == nil && ferr != nil {
+		err = ferr
+	}
+	if err != nil {
+		return nil, p11Error("find root key", err)
+	}
+	return keys, nil
+}
+
+func (r *PKCS11Root) createKey(label string) (pkcs11.ObjectHandle, error) {
+	tmpl := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),   // survives restarts
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true), // invisible without login
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+		// Nothing else: no wrapping other HSM keys out, no signing, and no
+		// derivation, which on some tokens leaks key bits into derivable,
+		// extractable keys.
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+	}
+	k, err := r.ctx.GenerateKey(r.login, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, tmpl)
+	if err != nil {
+		return 0, p11Error(fmt.Sprintf("generate root key %q", label), err)
+	}
+	// Trust but verify: a token may silently ignore template attributes.
+	if err := r.checkKey(k, label); err != nil {
+		return 0, err
+	}
+	return k, nil
+}
+
+// checkKey refuses a key object that is not a sensitive, non-extractable
+// AES-256 key allowed to encrypt and decrypt.
+func (r *PKCS11Root) checkKey(k pkcs11.ObjectHandle, label string) error {
+	// CKA_VALUE is deliberately not asked for: on a sensitive key the whole
+	// call would fail with CKR_ATTRIBUTE_SENSITIVE.
+	attrs, err := r.ctx.GetAttributeValue(r.login, k, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, nil),
+	})
+	if err != nil {
+		return p11Error(fmt.Sprintf("read attributes of root key %q", label), err)
+	}
+	bad := func(what string) error {
+		return fmt.Errorf("pkcs11: key %q on token %q %s: refusing to use it as the root key", label, r.token, what)
+	}
+	if kt, ok := attrUlong(attrs[0]); !ok || kt != pkcs11.CKK_AES {
+		return bad("is not an AES key")
+	}
+	if n, ok := attrUlong(attrs[1]); !ok || n != 32 {
+		return bad(fmt.Sprintf("is not 256 bits long (CKA_VALUE_LEN %d)", n))
+	}
+	if !attrBool(attrs[2]) {
+		return bad("is not sensitive (CKA_SENSITIVE false)")
+	}
+	if attrBool(attrs[3]) {
+		return bad("is extractable (CKA_EXTRACTABLE true)")
+	}
+	if !attrBool(attrs[4]) || !attrBool(attrs[5]) {
+		return bad("may not both encrypt and decrypt")
+	}
+	return nil
+}
+
+func attrBool(a *pkcs11.Attribute) bool { return len(a.Value) == 1 && a.Value[0] != 0 }
+
+// attrUlong decodes a CK_ULONG attribute, which the module returns in the
+// host's byte order and C long width.
+func attrUlong(a *pkcs11.Attribute) (uint, bool) {
+	switch len(a.Value) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(a.Value)), true
+	case 4:
+		return uint(binary.NativeEndian.Uint32(a.Value)), true
+	}
+	return 0, false
+}
+
+// Wrap implements Root: AES-256-GCM inside the HSM under the root key, with
+// a fresh random 96-bit IV and aad as associated data. The output is
+// iv || ciphertext || 128-bit tag.
+func (r *PKCS11Root) Wrap(dek, aad []byte) ([]byte, error) {
+	if len(dek) == 0 {
+		return nil, errors.New("pkcs11: wrap: data key is empty")
+	}
+	iv := make([]byte, gcmIVLen)
+	if _, err := rand.Read(iv); err != nil {
+		return nil, fmt.Errorf("pkcs11: wrap: random IV: %w", err)
+	}
+	var out []byte
+	err := r.withSession(func(sh pkcs11.SessionHandle) error {
+		params := pkcs11.NewGCMParams(iv, aad, gcmTagLen*8)
+		defer params.Free()
+		if err := r.ctx.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, r.key); err != nil {
+			return p11Error("wrap: encrypt init", err)
+		}
+		ct, err := r.ctx.Encrypt(sh, dek)
+		if err != nil {
+			return p11Error("wrap: encrypt", err)
+		}
+		// Some HSMs (in FIPS mode) ignore the caller's IV and write their
+		// own into the parameters; store the one actually used.
+		used := params.IV()
+		if len(used) != gcmIVLen {
+			return fmt.Errorf("pkcs11: wrap: token used a %d-byte IV, want %d", len(used), gcmIVLen)
+		}
+		if len(ct) != len(dek)+gcmTagLen {
+			return fmt.Errorf("pkcs11: wrap: token returned %d bytes for a %d-byte key, want %d", len(ct), len(dek), len(dek)+gcmTagLen)
+		}
+		out = append(used, ct...)
+		return nil
+	})
+	return out, err
+}
+
+// errUnwrapAuth is the one answer to every ciphertext that does not
+// authenticate: tampered, truncated, or wrapped for another object.
+var errUnwrapAuth = errors.New("pkcs11: unwrap: authentication failed (wrong object, or tampered)")
+
+// Unwrap implements Root.
+func (r *PKCS11Root) Unwrap(wrapped, aad []byte) ([]byte, error) {
+	if len(wrapped) < gcmIVLen+gcmTagLen+1 {
+		return nil, fmt.Errorf("pkcs11: unwrap: wrapped key is %d bytes, too short", len(wrapped))
+	}
+	var dek []byte
+	err := r.withSession(func(sh pkcs11.SessionHandle) error {
+		params := pkcs11.NewGCMParams(wrapped[:gcmIVLen], aad, gcmTagLen*8)
+		defer params.Free()
+		if err := r.ctx.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, r.key); err != nil {
+			return p11Error("unwrap: decrypt init", err)
+		}
+		pt, err := r.ctx.Decrypt(sh, wrapped[gcmIVLen:])
+		if err != nil {
+			if isBadCiphertext(err) {
+				// The operation ended (C_Decrypt terminates on any error
+				// but CKR_BUFFER_TOO_SMALL), so the session is still good.
+				return sessionOK{errUnwrapAuth}
+			}
+			if errors.Is(err, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)) {
+				// SoftHSM2 2.6 answers a failed tag check with
+				// CKR_GENERAL_ERROR instead of CKR_ENCRYPTED_DATA_INVALID,
+				// so this code cannot be told from a token fault. Say
+				// both, and drop the session in case it was a fault.
+				return &pkcs11OpError{op: "unwrap: decrypt", err: err,
+					hint: "authentication failed, or a token fault: SoftHSM2 2.6 reports a failed GCM tag check this way"}
+			}
+			return p11Error("unwrap: decrypt", err)
+		}
+		dek = pt
+		return nil
+	})
+	return dek, err
+}
+
+func isBadCiphertext(err error) bool {
+	var e pkcs11.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e {
+	case pkcs11.CKR_ENCRYPTED_DATA_INVALID, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE:
+		return true
+	}
+	return false
+}
+
+// sessionOK marks an error after which the session may be reused. Any other
+// error discards the session: after an unexpected failure its state is
+// unknown (an operation may still be active), and a fresh session is cheap.
+type sessionOK struct{ error }
+
+// withSession runs f on a session nobody else is using.
+func (r *PKCS11Root) withSession(f func(pkcs11.SessionHandle) error) error {
+	if r == nil || r.ctx == nil {
+		// Not opened with OpenPKCS11Root.
+		return ErrSealed
+	}
+	r.life.RLock()
+	defer r.life.RUnlock()
+	if r.closed {
+		return fmt.Errorf("pkcs11: root is closed: %w", ErrSealed)
+	}
+	r.busy <- struct{}{}
+	defer func() { <-r.busy }()
+
+	sh, err := r.getSession()
+	if err != nil {
+		return err
+	}
+	err = f(sh)
+	var ok sessionOK
+	switch {
+	case err == nil:
+		r.putSession(sh)
+		return nil
+	case errors.As(err, &ok):
+		r.putSession(sh)
+		return ok.error
+	default:
+		r.ctx.CloseSession(sh) // best effort: it is being dropped anyway
+		return err
+	}
+}
+
+func (r *PKCS11Root) getSession() (pkcs11.SessionHandle, error) {
+	r.mu.Lock()
+	if n := len(r.idle); n > 0 {
+		sh := r.idle[n-1]
+		r.idle = r.idle[:n-1]
+		r.mu.Unlock()
+		return sh, nil
+	}
+	r.mu.Unlock()
+	// Read-only is enough to use a private object once logged in.
+	sh, err := r.ctx.OpenSession(r.slot, pkcs11.CKF_SERIAL_SESSION)
+	if err != nil {
+		return 0, p11Error("open session", err)
+	}
+	return sh, nil
+}
+
+func (r *PKCS11Root) putSession(sh pkcs11.SessionHandle) {
+	r.mu.Lock()
+	r.idle = append(r.idle, sh)
+	r.mu.Unlock()
+}
+
+// Close waits for operations in flight, logs out, closes the sessions and
+// finalises the module. Wrap and Unwrap fail after Close. Closing twice is
+// a no-op.
+func (r *PKCS11Root) Close() error {
+	r.life.Lock()
+	defer r.life.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	var errs []error
+	r.mu.Lock()
+	for _, sh := range r.idle {
+		if err := r.ctx.CloseSession(sh); err != nil {
+			errs = append(errs, p11Error("close session", err))
+		}
+	}
+	r.idle = nil
+	r.mu.Unlock()
+	if err := r.ctx.Logout(r.login); err != nil {
+		errs = append(errs, p11Error("logout", err))
+	}
+	if err := r.ctx.CloseSession(r.login); err != nil {
+		errs = append(errs, p11Error("close session", err))
+	}
+	if err := r.ctx.Finalize(); err != nil {
+		errs = append(errs, p11Error("finalize", err))
+	}
+	r.ctx.Destroy()
+	return errors.Join(errs...)
+}
+
+// p11Error names the failed step and the CKR_ code, e.g.
+// "pkcs11: open session: CKR_SESSION_COUNT", and unwraps to the pkcs11.Error
+// so callers can test for a code with errors.Is.
+func p11Error(op string, err error) error { return &pkcs11OpError{op: op, err: err} }
+
+type pkcs11OpError struct {
+	op   string
+	err  error
+	hint string // what the code likely means here, if not obvious
+}
+
+func (e *pkcs11OpError) Error() string {
+	msg := "pkcs11: " + e.op + ": " + ckrName(e.err)
+	if e.hint != "" {
+		msg += " (" + e.hint + ")"
+	}
+	return msg
+}
+func (e *pkcs11OpError) Unwrap() error { return e.err }
+
+// ckrName returns "CKR_PIN_INCORRECT" for a pkcs11.Error, whose own message
+// is "pkcs11: 0xA0: CKR_PIN_INCORRECT", and err's message otherwise.
+func ckrName(err error) string {
+	var e pkcs11.Error
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	msg := e.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		return msg[i+2:]
+	}
+	return fmt.Sprintf("CKR 0x%X", uint(e))
+}
