@@ -65,11 +65,15 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		sealer = nil // stored policies cannot be authenticated; defaults and --policy still work
 	}
 	cfg.Dev = false
-	a, err := server.OpenAttestation(cfg, nilIfNone(sealer), func() time.Time { return when })
+	st, err := server.OpenStore(cfg)
 	if err != nil {
 		return err
 	}
-	defer a.Store.Close()
+	defer st.Close()
+	a, err := server.OpenAttestation(cfg, st, nilIfNone(sealer), func() time.Time { return when })
+	if err != nil {
+		return err
+	}
 	req, err := apimaa.DecodeRequest(canon, body)
 	if err != nil {
 		return &exitError{1, err}
@@ -251,11 +255,15 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 	}
 	cfg := config.Default()
 	cfg.DataDir = *data
-	a, err := server.OpenAttestation(cfg, nil, time.Now)
+	st, err := server.OpenStore(cfg)
 	if err != nil {
 		return err
 	}
-	defer a.Store.Close()
+	defer st.Close()
+	a, err := server.OpenAttestation(cfg, st, nil, time.Now)
+	if err != nil {
+		return err
+	}
 	for _, f := range fs.Args() {
 		b, err := os.ReadFile(f)
 		if err != nil {

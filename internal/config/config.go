@@ -26,7 +26,13 @@ type Config struct {
 	TLSCert string `json:"tls_cert"` // PEM certificate chain file
 	TLSKey  string `json:"tls_key"`  // PEM private key file
 
-	UnsealKeyFile  string `json:"unseal_key_file"`  // 32-byte key that unseals the software root (not needed with --dev)
+	Seal           string `json:"seal"`             // root of trust: "software" (default) or "pkcs11"
+	UnsealKeyFile  string `json:"unseal_key_file"`  // 32-byte key that unseals the software root; without it operators unseal with Shamir shares
+	PKCS11Module   string `json:"pkcs11_module"`    // PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
+	PKCS11Token    string `json:"pkcs11_token"`     // token label
+	PKCS11PIN      string `json:"-"`                // user PIN: from KURA_PKCS11_PIN or pkcs11_pin_file, never the config file
+	PKCS11PINFile  string `json:"pkcs11_pin_file"`  // file holding the user PIN
+	PKCS11KeyLabel string `json:"pkcs11_key_label"` // label of the root key object; default kura-root
 	AdminTokenFile string `json:"admin_token_file"` // file holding the administrator bearer token (not needed with --dev)
 
 	TrustSimulator bool     `json:"trust_simulator"` // trust kura's simulated TEE without --dev (for test rigs)
@@ -108,7 +114,8 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.TokenAlg, "token-alg", cfg.TokenAlg, "token signing algorithm: RS256, ES256 or ES384")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "TLS certificate chain (PEM)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "TLS private key (PEM)")
-	fs.StringVar(&cfg.UnsealKeyFile, "unseal-key-file", cfg.UnsealKeyFile, "file with the 32-byte unseal key of the software root")
+	fs.StringVar(&cfg.UnsealKeyFile, "unseal-key-file", cfg.UnsealKeyFile, "file with the 32-byte unseal key of the software root (default: unseal with Shamir shares)")
+	fs.StringVar(&cfg.Seal, "seal", cfg.Seal, "root of trust: software or pkcs11")
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", cfg.AdminTokenFile, "file with the administrator bearer token")
 	fs.BoolVar(&cfg.TrustSimulator, "trust-simulator", cfg.TrustSimulator, "trust the simulated TEE outside --dev (test rigs only)")
 	fs.BoolVar(&cfg.KDSFetch, "kds-fetch", cfg.KDSFetch, "fetch missing VCEKs from AMD KDS")
@@ -123,6 +130,8 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 		"KURA_TOKEN_ALG": &cfg.TokenAlg, "KURA_TLS_CERT": &cfg.TLSCert, "KURA_TLS_KEY": &cfg.TLSKey,
 		"KURA_UNSEAL_KEY_FILE": &cfg.UnsealKeyFile, "KURA_ADMIN_TOKEN_FILE": &cfg.AdminTokenFile,
 		"KURA_KDS_URL": &cfg.KDSURL, "KURA_LOG_LEVEL": &cfg.LogLevel,
+		"KURA_SEAL": &cfg.Seal, "KURA_PKCS11_MODULE": &cfg.PKCS11Module, "KURA_PKCS11_TOKEN": &cfg.PKCS11Token,
+		"KURA_PKCS11_PIN": &cfg.PKCS11PIN, "KURA_PKCS11_PIN_FILE": &cfg.PKCS11PINFile, "KURA_PKCS11_KEY_LABEL": &cfg.PKCS11KeyLabel,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -188,15 +197,25 @@ func (c Config) Validate() error {
 		if c.TLSCert == "" {
 			errs = append(errs, errors.New("HTTPS needs --tls-cert and --tls-key (or --dev for a generated development CA)"))
 		}
-		if c.UnsealKeyFile == "" {
-			errs = append(errs, errors.New("the software root needs --unseal-key-file (or --dev, which unseals itself)"))
-		}
+
 	}
 	if c.RecoverableDays != 0 && (c.RecoverableDays < 7 || c.RecoverableDays > 90) {
 		errs = append(errs, fmt.Errorf("recoverable_days %d: must be 7 to 90", c.RecoverableDays))
 	}
 	if c.MaxBodyBytes < 4096 {
 		errs = append(errs, fmt.Errorf("max-body-bytes %d is below 4096", c.MaxBodyBytes))
+	}
+	switch c.Seal {
+	case "", "software":
+	case "pkcs11":
+		if c.PKCS11Module == "" || c.PKCS11Token == "" {
+			errs = append(errs, errors.New("seal pkcs11 needs pkcs11_module and pkcs11_token"))
+		}
+		if c.PKCS11PIN == "" && c.PKCS11PINFile == "" {
+			errs = append(errs, errors.New("seal pkcs11 needs a PIN: KURA_PKCS11_PIN or pkcs11_pin_file"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("seal %q: want software or pkcs11", c.Seal))
 	}
 	switch c.TokenAlg {
 	case "RS256", "ES256", "ES384":

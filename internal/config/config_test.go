@@ -32,6 +32,8 @@ func TestLoadErrors(t *testing.T) {
 		want string
 	}{
 		{nil, nil, "--tls-cert"},
+		{[]string{"--dev", "--seal", "tpm"}, nil, "seal"},
+		{[]string{"--dev", "--seal", "pkcs11"}, nil, "pkcs11_module"},
 		{[]string{"--dev", "--token-alg", "HS256"}, nil, "token-alg"},
 		{[]string{"--dev", "--max-body-bytes", "10"}, nil, "max-body-bytes"},
 		{[]string{"--dev", "--log-level", "loud"}, nil, "log-level"},

@@ -7,62 +7,21 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/kura-project/kura/internal/seal/sealtest"
 )
 
-// softHSMModule is where Debian and Ubuntu install SoftHSM2;
-// KURA_SOFTHSM_MODULE overrides it for other layouts.
-const softHSMModule = "/usr/lib/softhsm/libsofthsm2.so"
-
-// softHSM creates a fresh SoftHSM2 token labelled kura-test in a temporary
-// directory and points this test process at it through SOFTHSM2_CONF, which
-// SoftHSM reads at C_Initialize. It skips the test when SoftHSM2 is not
-// installed, unless KURA_REQUIRE_SOFTHSM=1 (as in CI), where that fails.
-//
-// t.Setenv makes the callers non-parallel, which they must be anyway: a
-// PKCS#11 module is initialised once per process.
+// softHSM makes a fresh SoftHSM2 token (see sealtest.SoftHSM).
 func softHSM(t testing.TB) PKCS11Config {
 	t.Helper()
-	missing := func(what string, err error) {
-		t.Helper()
-		if os.Getenv("KURA_REQUIRE_SOFTHSM") == "1" {
-			t.Fatalf("SoftHSM2 not available (%s: %v), and KURA_REQUIRE_SOFTHSM=1 requires it", what, err)
-		}
-		t.Skipf("SoftHSM2 not available (%s: %v): install softhsm2 to run this test; KURA_REQUIRE_SOFTHSM=1 turns this skip into a failure", what, err)
-	}
-	module := softHSMModule
-	if m := os.Getenv("KURA_SOFTHSM_MODULE"); m != "" {
-		module = m
-	}
-	if _, err := os.Stat(module); err != nil {
-		missing("module", err)
-	}
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
-		missing("softhsm2-util", err)
-	}
-	dir := t.TempDir()
-	tokens := filepath.Join(dir, "tokens")
-	if err := os.Mkdir(tokens, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "softhsm2.conf")
-	cfg := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens)
-	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SOFTHSM2_CONF", conf)
-	out, err := exec.Command(util, "--init-token", "--free", "--label", "kura-test", "--pin", "1234", "--so-pin", "5678").CombinedOutput()
-	if err != nil {
-		t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
-	}
-	return PKCS11Config{Module: module, TokenLabel: "kura-test", PIN: "1234"}
+	module, token, pin := sealtest.SoftHSM(t)
+	return PKCS11Config{Module: module, TokenLabel: token, PIN: pin}
 }
 
 func openTestRoot(t testing.TB, cfg PKCS11Config, sessions int) *PKCS11Root {

@@ -778,4 +778,3 @@ func privateParts(t *testing.T, m *keyops.Material) [][]byte {
 	}
 	return out
 }
-

@@ -22,6 +22,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kura-project/kura/internal/api/identity"
@@ -44,16 +46,20 @@ import (
 
 // Server is an assembled kura instance.
 type Server struct {
-	keys    *keys.Manager
-	auth    *auth.Service
-	cfg     config.Config
-	log     *slog.Logger
-	store   store.Store
-	keyring *token.Keyring
-	handler http.Handler
-	tlsCert *tls.Certificate
-	adminH  [32]byte // SHA-256 of the admin token; zero: no admin
-	now     func() time.Time
+	mu       sync.Mutex // serialises unsealing
+	op       *operator
+	current  atomic.Pointer[http.Handler]
+	unsealed atomic.Bool
+	keys     *keys.Manager
+	auth     *auth.Service
+	cfg      config.Config
+	log      *slog.Logger
+	store    store.Store
+	keyring  *token.Keyring
+	handler  http.Handler
+	tlsCert  *tls.Certificate
+	adminH   [32]byte // SHA-256 of the admin token; zero: no admin
+	now      func() time.Time
 }
 
 // Attestation is the verification half of kura, without signing keys: what
@@ -65,30 +71,28 @@ type Attestation struct {
 	Verifiers  map[string]attest.Verifier
 }
 
-// OpenAttestation opens the store in cfg.DataDir and builds the verifiers
-// with the configured trust roots. sealer authenticates stored policies; with
-// nil, only default policies can be served.
-func OpenAttestation(cfg config.Config, sealer appraisal.Sealer, now func() time.Time) (*Attestation, error) {
+// OpenStore opens (creating) the data directory and its database.
+func OpenStore(cfg config.Config) (store.Store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "kura.db"))
-	if err != nil {
-		return nil, err
-	}
+	return sqlite.Open(filepath.Join(cfg.DataDir, "kura.db"))
+}
+
+// OpenAttestation builds the verifiers over st
+// with the configured trust roots. sealer authenticates stored policies; with
+// nil, only default policies can be served.
+func OpenAttestation(cfg config.Config, st store.Store, sealer appraisal.Sealer, now func() time.Time) (*Attestation, error) {
 	roots, err := snp.AMDRoots()
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	if cfg.Dev || cfg.TrustSimulator {
 		a, err := sim.LoadOrCreate(filepath.Join(cfg.DataDir, "sim"), now())
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("simulated TEE: %w", err)
 		}
 		if err := roots.Add(a.Root()); err != nil {
-			st.Close()
 			return nil, fmt.Errorf("simulated TEE root: %w", err)
 		}
 	}
@@ -98,7 +102,6 @@ func OpenAttestation(cfg config.Config, sealer appraisal.Sealer, now func() time
 			err = roots.AddBundle(b)
 		}
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("trust root %s: %w", f, err)
 		}
 	}
@@ -113,7 +116,6 @@ func OpenAttestation(cfg config.Config, sealer appraisal.Sealer, now func() time
 	for _, pl := range roots.ProductLines() {
 		inters, err := cache.Intermediates(context.Background(), pl)
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("load imported intermediates: %w", err)
 		}
 		for _, c := range inters {
@@ -130,69 +132,104 @@ func OpenAttestation(cfg config.Config, sealer appraisal.Sealer, now func() time
 	}, nil
 }
 
-// New assembles a server from cfg. now is the clock (time.Now in production).
+// New assembles a server from cfg. now is the clock (time.Now in
+// production). When the root cannot be opened yet (software root without an
+// unseal key file), the server starts sealed: it answers 503 until operators
+// unseal it with their key shares (`kura operator unseal`).
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	sealer, err := OpenSeal(cfg, true)
+	st, err := OpenStore(cfg)
 	if err != nil {
 		return nil, err
 	}
-	at, err := OpenAttestation(cfg, sealer, now)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: log, store: at.Store, now: now}
+	s := &Server{cfg: cfg, log: log, store: st, now: now}
 	ok := false
 	defer func() {
 		if !ok {
-			at.Store.Close()
+			s.Close()
 		}
 	}()
-	issuer := cfg.Issuer
-	if issuer == "" {
-		issuer = "https://" + cfg.Addr
-	}
-	alg, err := token.ParseAlg(cfg.TokenAlg)
-	if err != nil {
-		return nil, err
-	}
-	if s.keyring, err = token.Open(ctx, token.Config{Issuer: strings.TrimRight(issuer, "/"), Alg: alg, Now: now}, at.Store, sealer); err != nil {
-		return nil, fmt.Errorf("token keyring: %w", err)
-	}
 	if err := s.loadAdmin(cfg); err != nil {
 		return nil, err
 	}
-	if cfg.Dev {
-		if s.tlsCert, err = devTLS(cfg.DataDir, sealer, now()); err != nil {
-			return nil, fmt.Errorf("dev TLS: %w", err)
-		}
-	} else {
+	if !cfg.Dev {
 		c, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
 			return nil, fmt.Errorf("TLS: %w", err)
 		}
 		s.tlsCert = &c
 	}
+	s.op = newOperator(cfg, log)
+	sealer, err := s.op.open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.handler = s.middleware(http.HandlerFunc(s.dispatch))
+	sealed := s.sealedMux()
+	s.current.Store(&sealed)
+	if sealer != nil {
+		if err := s.finish(ctx, sealer); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("kura is sealed: run `kura operator init` (first start) or `kura operator unseal` with the key shares", "initialized", s.op.initialized())
+	}
+	ok = true
+	return s, nil
+}
+
+// dispatch serves with the current handler: the sealed one until unsealed.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	(*s.current.Load()).ServeHTTP(w, r)
+}
+
+// Unsealed reports whether the root is open.
+func (s *Server) Unsealed() bool { return s.unsealed.Load() }
+
+// finish assembles everything that needs the root, then serves it.
+func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unsealed.Load() {
+		return nil
+	}
+	cfg, now, log := s.cfg, s.now, s.log
+	at, err := OpenAttestation(cfg, s.store, sealer, now)
+	if err != nil {
+		return err
+	}
+	issuer := cfg.Issuer
+	if issuer == "" {
+		issuer = "https://" + cfg.Addr
+	}
+	alg, err := token.ParseAlg(cfg.TokenAlg)
+	if err != nil {
+		return err
+	}
+	if s.keyring, err = token.Open(ctx, token.Config{Issuer: strings.TrimRight(issuer, "/"), Alg: alg, Now: now}, s.store, sealer); err != nil {
+		return fmt.Errorf("token keyring: %w", err)
+	}
+	if cfg.Dev {
+		if s.tlsCert, err = devTLS(cfg.DataDir, sealer, now()); err != nil {
+			return fmt.Errorf("dev TLS: %w", err)
+		}
+	}
 	signers, err := loadSigners(cfg.PolicySigners)
 	if err != nil {
-		return nil, err
+		return err
 	}
-
-	s.keys = keys.New(at.Store, sealer, keys.Config{Now: now, RecoverableDays: cfg.RecoverableDays})
+	s.keys = keys.New(s.store, sealer, keys.Config{Now: now, RecoverableDays: cfg.RecoverableDays})
 	ext, err := externalIssuers(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s.auth = auth.New(at.Store, auth.Config{Now: now, AdminTokenHash: s.adminH, External: ext, Audience: cfg.OIDCAudience})
+	s.auth = auth.New(s.store, auth.Config{Now: now, AdminTokenHash: s.adminH, External: ext, Audience: cfg.OIDCAudience})
 
 	svc := appraisal.NewService(at.Verifiers, at.Policies, s.keyring, now)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	s.common(mux)
 	mux.HandleFunc("GET /readyz", s.ready)
 	(&apimaa.Handler{
 		Service: svc, Keys: s.keyring, Log: log,
@@ -221,9 +258,34 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apimaa.Error(w, http.StatusNotFound, "NotFound", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})
-	s.handler = s.middleware(mux)
-	ok = true
-	return s, nil
+	var h http.Handler = mux
+	s.current.Store(&h)
+	s.unsealed.Store(true)
+	log.Info("kura is unsealed", "seal", s.op.mode())
+	return nil
+}
+
+// common registers the routes served sealed or not.
+func (s *Server) common(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /kura/v1/operator/status", s.opStatus)
+	mux.HandleFunc("POST /kura/v1/operator/init", s.opInit)
+	mux.HandleFunc("POST /kura/v1/operator/unseal", s.opUnseal)
+}
+
+// sealedMux answers everything but health and the operator routes with 503.
+func (s *Server) sealedMux() http.Handler {
+	mux := http.NewServeMux()
+	s.common(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		msg := "kura is sealed: an operator must unseal it with `kura operator unseal` and the key shares"
+		if !s.op.initialized() {
+			msg = "kura is not initialised: run `kura operator init` to create the root key and its unseal shares"
+		}
+		w.Header().Set("Retry-After", "10")
+		apimaa.Error(w, http.StatusServiceUnavailable, "Sealed", msg)
+	})
+	return mux
 }
 
 // OpenSeal opens the software root of cfg.DataDir with the configured unseal
@@ -347,8 +409,20 @@ func (s *Server) TLSConfig() *tls.Config {
 // Keyring returns the token keyring.
 func (s *Server) Keyring() *token.Keyring { return s.keyring }
 
-// Close releases the store.
-func (s *Server) Close() error { return s.store.Close() }
+// Close releases the store and the HSM session.
+func (s *Server) Close() error {
+	err := s.store.Close()
+	if s.op != nil {
+		s.op.mu.Lock()
+		c := s.op.closer
+		s.op.closer = nil
+		s.op.mu.Unlock()
+		if c != nil {
+			err = errors.Join(err, c.Close())
+		}
+	}
+	return err
+}
 
 // Serve listens on cfg.Addr until ctx is done, then shuts down gracefully,
 // letting requests in flight finish for up to 10 seconds. ready, if not
@@ -371,7 +445,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	s.log.Info("kura listening", "addr", ln.Addr().String(), "dev", s.cfg.Dev, "issuer", s.keyring.Issuer(), "token_alg", string(s.keyring.Alg()))
+	s.log.Info("kura listening", "addr", ln.Addr().String(), "dev", s.cfg.Dev, "sealed", !s.unsealed.Load())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	go s.refreshKeys(ctx)
@@ -400,6 +474,9 @@ func (s *Server) refreshKeys(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if !s.unsealed.Load() {
+				continue
+			}
 			if err := s.keyring.Refresh(ctx); err != nil {
 				s.log.Error("reload token signing keys", "err", err)
 			}
@@ -418,6 +495,9 @@ func (s *Server) maintain(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if !s.unsealed.Load() {
+				continue
+			}
 			if err := s.keys.Maintain(ctx, s.log); err != nil {
 				s.log.Error("key maintenance", "err", err)
 			}

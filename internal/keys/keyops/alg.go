@@ -55,9 +55,9 @@ const (
 // algorithm describes one algorithm name of the API.
 type algorithm struct {
 	name     string
-	kind     string      // key family it needs
-	ops      op          // operations it serves
-	scheme   scheme      //
+	kind     string // key family it needs
+	ops      op     // operations it serves
+	scheme   scheme
 	hash     crypto.Hash // OAEP hash, or the digest a signature covers
 	aesBytes int         // AES key length it needs; 0 = any
 	curve    string      // curve it needs (ES*)

@@ -123,13 +123,13 @@ func unused(a algorithm, iv, aad, tag []byte) error {
 }
 
 func rsaEncrypt(k *rsa.PrivateKey, a algorithm, msg []byte) ([]byte, error) {
-	max := k.Size() - 11
+	limit := k.Size() - 11 // PKCS#1 v1.5: at least 8 bytes of padding plus 3 framing bytes
 	if a.scheme == rsaOAEP {
-		max = k.Size() - 2*a.hash.Size() - 2
+		limit = k.Size() - 2*a.hash.Size() - 2
 	}
-	if len(msg) > max {
+	if len(msg) > limit {
 		return nil, inputErr("value", "%d bytes is too long for %s with a %d-bit key (at most %d)",
-			len(msg), a.name, k.N.BitLen(), max)
+			len(msg), a.name, k.N.BitLen(), limit)
 	}
 	var ct []byte
 	var err error

@@ -53,9 +53,9 @@ func inputErr(field, format string, args ...any) error {
 // clip bounds caller-chosen strings echoed in errors, so that a request
 // cannot make its own error message arbitrarily large.
 func clip(s string) string {
-	const max = 64
-	if len(s) <= max {
+	const limit = 64
+	if len(s) <= limit {
 		return s
 	}
-	return s[:max] + "…"
+	return s[:limit] + "…"
 }

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -67,4 +71,48 @@ func FuzzUnwrapPad(f *testing.F) {
 			t.Fatalf("re-wrap = %x, %v; want the input %x", w, err, wrapped)
 		}
 	})
+}
+
+// TestFuzzSeedsAreValid keeps the checked-in corpus honest: the seeds named
+// "*-valid" (and the RFC vectors) must take the success path, or the
+// fuzzers would only ever explore refusals.
+func TestFuzzSeedsAreValid(t *testing.T) {
+	kek := unhex(t, fuzzKEK)
+	for _, c := range []struct {
+		path string
+		ok   func([]byte) error
+	}{
+		{"FuzzFromJWK/rsa2048-valid", fromJSON},
+		{"FuzzFromJWK/ec-p256-valid", fromJSON},
+		{"FuzzFromJWK/ec-p521-no-xy", fromJSON},
+		{"FuzzFromJWK/oct256-valid", fromJSON},
+		{"FuzzUnwrapPad/rfc5649-20-octets", func(b []byte) error { _, err := AESKeyUnwrapPad(kek, b); return err }},
+		{"FuzzUnwrapPad/rfc5649-7-octets", func(b []byte) error { _, err := AESKeyUnwrapPad(kek, b); return err }},
+		{"FuzzUnwrapPad/wrapped-32-bytes", func(b []byte) error { _, err := AESKeyUnwrapPad(kek, b); return err }},
+	} {
+		raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", c.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lit, ok := strings.CutPrefix(strings.TrimSpace(string(raw)), "go test fuzz v1\n[]byte(")
+		if !ok || !strings.HasSuffix(lit, ")") {
+			t.Fatalf("%s: not a one-[]byte corpus file", c.path)
+		}
+		s, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+		if err != nil {
+			t.Fatalf("%s: %v", c.path, err)
+		}
+		if err := c.ok([]byte(s)); err != nil {
+			t.Errorf("%s: %v", c.path, err)
+		}
+	}
+}
+
+func fromJSON(b []byte) error {
+	var j JWK
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	_, err := FromJWK(j)
+	return err
 }

@@ -32,6 +32,9 @@ type JWK struct {
 // ("key.n: ..."); encoding/json would otherwise return the bare B64 error
 // and the caller could not tell which of a dozen fields was bad.
 func (j *JWK) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil // the encoding/json convention: null leaves the value as is
+	}
 	var w struct {
 		Kid    string          `json:"kid"`
 		Kty    string          `json:"kty"`

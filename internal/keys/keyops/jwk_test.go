@@ -102,6 +102,11 @@ func TestJWKWireCompat(t *testing.T) {
 	if err != nil || string(out) != in {
 		t.Fatalf("re-encoded\n got %s\nwant %s", out, in)
 	}
+	// null leaves a JWK untouched, as encoding/json does for other types.
+	kept := JWK{Kty: "oct"}
+	if err := json.Unmarshal([]byte(`null`), &kept); err != nil || kept.Kty != "oct" {
+		t.Fatalf("null: %+v, %v", kept, err)
+	}
 	// key_hsm is the wire name of T.
 	if err := json.Unmarshal([]byte(`{"kty":"RSA-HSM","key_hsm":"AQ"}`), &j); err != nil || !bytes.Equal(j.T, []byte{1}) {
 		t.Fatalf("key_hsm: %x, %v", []byte(j.T), err)

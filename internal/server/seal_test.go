@@ -1,0 +1,178 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/seal"
+	"github.com/kura-project/kura/internal/seal/sealtest"
+)
+
+// sealedConfig is a production configuration whose software root is
+// unsealed with Shamir shares (no unseal key file).
+func sealedConfig(t *testing.T, dir string) config.Config {
+	cfg := config.Default()
+	prodConfig(t)(&cfg)
+	cfg.UnsealKeyFile, cfg.DataDir = "", dir
+	tok := filepath.Join(t.TempDir(), "admin-token")
+	os.WriteFile(tok, []byte("admin-token-0123456789abcdef"), 0o600)
+	cfg.AdminTokenFile = tok
+	return cfg
+}
+
+func openServer(t *testing.T, cfg config.Config) *rig {
+	srv, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{t: t, srv: srv, dir: cfg.DataDir, admin: "admin-token-0123456789abcdef"}
+}
+
+func opPost(r *rig, path string, v any) (int, map[string]any) {
+	b, _ := json.Marshal(v)
+	code, resp, _ := r.do("POST", path, b)
+	var out map[string]any
+	json.Unmarshal(resp, &out)
+	return code, out
+}
+
+func TestSealedServerInitAndUnseal(t *testing.T) {
+	dir := t.TempDir()
+	cfg := sealedConfig(t, dir)
+	r := openServer(t, cfg)
+	if r.srv.Unsealed() {
+		t.Fatal("a fresh production server is unsealed")
+	}
+	code, resp, h := r.do("POST", attestPath, []byte(`{}`))
+	if code != 503 {
+		t.Fatalf("attest while uninitialised: %d", code)
+	}
+	if _, msg := errBody(t, resp, h); !strings.Contains(msg, "kura operator init") {
+		t.Errorf("message %q", msg)
+	}
+	if code, _, _ := r.do("GET", "/healthz", nil); code != 200 {
+		t.Errorf("healthz while sealed: %d", code)
+	}
+	if code, _ := opPost(r, "/kura/v1/operator/init", map[string]int{"shares": 3, "threshold": 4}); code != 400 {
+		t.Errorf("threshold above shares: %d", code)
+	}
+	code, out := opPost(r, "/kura/v1/operator/init", map[string]int{"shares": 5, "threshold": 3})
+	if code != 200 {
+		t.Fatalf("init: %d %v", code, out)
+	}
+	var shares []string
+	for _, s := range out["shares"].([]any) {
+		shares = append(shares, s.(string))
+	}
+	if len(shares) != 5 || !r.srv.Unsealed() {
+		t.Fatalf("init gave %d shares, unsealed %v", len(shares), r.srv.Unsealed())
+	}
+	if code, _ := opPost(r, "/kura/v1/operator/init", map[string]int{"shares": 5, "threshold": 3}); code != 409 {
+		t.Errorf("second init: %d", code)
+	}
+	// The unseal key is nowhere on disk: only the sealed root and the
+	// commitment are.
+	for _, s := range shares {
+		for _, f := range []string{"seal/root.sealed", "seal/unseal.json", "kura.db"} {
+			b, _ := os.ReadFile(filepath.Join(dir, f))
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s holds a share", f)
+			}
+		}
+	}
+	// Store a key, then restart: sealed again; the key survives unsealing.
+	code, resp, _ = r.do("POST", "/keys/k/create?api-version=2025-07-01", []byte(`{"kty":"EC","crv":"P-256"}`), "Authorization", "Bearer "+r.admin)
+	if code != 200 {
+		t.Fatalf("create key: %d %s", code, resp)
+	}
+	r.srv.Close()
+
+	r = openServer(t, cfg)
+	defer r.srv.Close()
+	code, resp, h = r.do("GET", "/keys/k/?api-version=2025-07-01", nil, "Authorization", "Bearer "+r.admin)
+	if code != 503 {
+		t.Fatalf("key read while sealed: %d", code)
+	}
+	if _, msg := errBody(t, resp, h); !strings.Contains(msg, "kura operator unseal") {
+		t.Errorf("sealed message %q", msg)
+	}
+	// Malformed, duplicate and wrong shares are refused.
+	if code, _ := opPost(r, "/kura/v1/operator/unseal", map[string]string{"share": "kura-share-v1:AAAA"}); code != 400 {
+		t.Errorf("malformed share: %d", code)
+	}
+	opPost(r, "/kura/v1/operator/unseal", map[string]string{"share": shares[0]})
+	if code, _ := opPost(r, "/kura/v1/operator/unseal", map[string]string{"share": shares[0]}); code != 400 {
+		t.Errorf("duplicate share: %d", code)
+	}
+	code, st := opPost(r, "/kura/v1/operator/unseal", map[string]string{"share": shares[1]})
+	if code != 200 || st["sealed"] != true || st["progress"].(float64) != 2 {
+		t.Fatalf("two of three shares: %d %v", code, st)
+	}
+	foreign, _ := seal.Split(bytes.Repeat([]byte{9}, 32), 5, 3)
+	if code, _ := opPost(r, "/kura/v1/operator/unseal", map[string]string{"share": foreign[2].String()}); code != 400 {
+		t.Fatalf("a wrong third share: %d", code)
+	}
+	if r.srv.Unsealed() {
+		t.Fatal("unsealed with a wrong share")
+	}
+	for _, s := range []string{shares[4], shares[2], shares[0]} {
+		opPost(r, "/kura/v1/operator/unseal", map[string]string{"share": s})
+	}
+	if !r.srv.Unsealed() {
+		t.Fatal("three right shares did not unseal")
+	}
+	if code, resp, _ := r.do("GET", "/keys/k/?api-version=2025-07-01", nil, "Authorization", "Bearer "+r.admin); code != 200 {
+		t.Fatalf("key after unseal: %d %s", code, resp)
+	}
+}
+
+// TestPKCS11Seal: with the root in an HSM (SoftHSM2), kura creates keys,
+// restarts, and still uses them.
+func TestPKCS11Seal(t *testing.T) {
+	module, token, pin := sealtest.SoftHSM(t)
+	dir := t.TempDir()
+	cfg := sealedConfig(t, dir)
+	cfg.Seal, cfg.PKCS11Module, cfg.PKCS11Token, cfg.PKCS11PIN = "pkcs11", module, token, pin
+	r := openServer(t, cfg)
+	if !r.srv.Unsealed() {
+		t.Fatal("an HSM-rooted server did not unseal itself")
+	}
+	auth := []string{"Authorization", "Bearer " + r.admin}
+	code, resp, _ := r.do("POST", "/keys/hsm/create?api-version=2025-07-01", []byte(`{"kty":"RSA","key_size":2048}`), auth...)
+	if code != 200 {
+		t.Fatalf("create: %d %s", code, resp)
+	}
+	digest := bytes.Repeat([]byte{1}, 32)
+	body, _ := json.Marshal(map[string]string{"alg": "RS256", "value": b64u(digest)})
+	code, sig1, _ := r.do("POST", "/keys/hsm/sign?api-version=2025-07-01", body, auth...)
+	if code != 200 {
+		t.Fatalf("sign: %d %s", code, sig1)
+	}
+	r.srv.Close()
+	if _, err := os.Stat(filepath.Join(dir, "seal", "root.sealed")); err == nil {
+		t.Error("an HSM-rooted server wrote a software root")
+	}
+
+	r = openServer(t, cfg)
+	defer r.srv.Close()
+	code, sig2, _ := r.do("POST", "/keys/hsm/sign?api-version=2025-07-01", body, auth...)
+	if code != 200 || !bytes.Equal(sig1, sig2) { // RSA PKCS#1 v1.5 signatures are deterministic
+		t.Fatalf("sign after restart: %d %s", code, sig2)
+	}
+
+	// The wrong PIN: the server refuses to start.
+	bad := cfg
+	bad.PKCS11PIN = "0000"
+	r.srv.Close()
+	if _, err := New(context.Background(), bad, slog.New(slog.DiscardHandler), time.Now); err == nil || strings.Contains(err.Error(), "0000") {
+		t.Errorf("wrong PIN: %v", err)
+	}
+}
