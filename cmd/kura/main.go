@@ -27,8 +27,14 @@ Usage:
   kura collateral import [--data DIR] FILE...
   kura policy get|set|reset --type SevSnpVm [--file POLICY] [--url URL] [--data DIR]
   kura token rotate [--url URL] [--data DIR]
+  kura keys create|import|get|list|versions|update|delete|deleted|recover|purge|
+            backup|restore|rotate|rotation-policy|random|
+            encrypt|decrypt|wrap|unwrap|sign|verify --name KEY [flags]
+  kura auth create|list|get|delete|reset-secret|grant|revoke [flags]
+  kura operator init|unseal|status [flags]
   kura sim snp --runtime-data FILE --out FILE [--data DIR]
   kura bench attest [--clients N] [--duration 10s] [--alg RS256|ES256|ES384]
+  kura bench keys [--clients N] [--duration 3s]
 
 Run "kura COMMAND -h" for a command's flags.
 `
@@ -113,10 +119,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if s != "attest" {
-			return &exitError{2, fmt.Errorf("unknown bench subcommand %q (attest)", s)}
+		switch s {
+		case "attest":
+			return benchAttest(ctx, r, stdout)
+		case "keys":
+			return benchKeys(ctx, r, stdout)
 		}
-		return benchAttest(ctx, r, stdout)
+		return &exitError{2, fmt.Errorf("unknown bench subcommand %q (attest, keys)", s)}
+	case "keys", "auth", "operator":
+		s, r, err := sub()
+		if err != nil {
+			return err
+		}
+		switch cmd {
+		case "keys":
+			return keysCmd(ctx, s, r, stdout)
+		case "auth":
+			return authCmd(ctx, s, r, stdout)
+		}
+		return operatorCmd(ctx, s, r, stdout)
 	case "token":
 		s, r, err := sub()
 		if err != nil {

@@ -271,3 +271,11 @@ func Signer(alg string) (func([]byte) error, error) {
 	}
 	return nil, fmt.Errorf("unknown alg %q", alg)
 }
+
+func readAdmin(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "dev", "admin-token"))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}

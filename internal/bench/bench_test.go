@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +59,38 @@ func BenchmarkAttestFloor(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkKeys measures each key operation over HTTPS and its raw crypto
+// floor (kura bench keys prints the same pair).
+func BenchmarkKeys(b *testing.B) {
+	ctx := context.Background()
+	rig, err := StartKeys(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rig.Close()
+	ops, err := rig.Ops(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, op := range ops {
+		for _, v := range []struct {
+			kind string
+			f    func() error
+		}{{"https", op.HTTPS}, {"floor", op.Floor}} {
+			b.Run(strings.ReplaceAll(op.Name, " ", "_")+"/"+v.kind, func(b *testing.B) {
+				b.SetParallelism(2)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := v.f(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
 	}
 }

@@ -95,8 +95,20 @@ type Manager struct {
 	now    func() time.Time
 	days   int
 
-	mu    sync.Mutex
-	cache map[string]*keyops.Material // opened material by name/version/sealed-hash
+	mu       sync.Mutex
+	cache    map[string]*keyops.Material // opened material by name/version/sealed-hash
+	versions map[string]cachedVersion    // recently read versions by name/version ("name/" = latest)
+}
+
+// versionTTL bounds how long a version read from the store is reused. A
+// change made through this Manager applies at once (its cache entries are
+// dropped); one made by another kura node sharing the database applies here
+// within versionTTL.
+const versionTTL = time.Second
+
+type cachedVersion struct {
+	v       store.KeyVersion
+	fetched time.Time
 }
 
 // New returns a Manager over st.
@@ -107,7 +119,7 @@ func New(st store.Keys, sealer Sealer, cfg Config) *Manager {
 	if cfg.RecoverableDays == 0 {
 		cfg.RecoverableDays = 90
 	}
-	return &Manager{st: st, sealer: sealer, now: cfg.Now, days: cfg.RecoverableDays, cache: map[string]*keyops.Material{}}
+	return &Manager{st: st, sealer: sealer, now: cfg.Now, days: cfg.RecoverableDays, cache: map[string]*keyops.Material{}, versions: map[string]cachedVersion{}}
 }
 
 // RecoverableDays is the soft-delete retention.
@@ -344,6 +356,7 @@ func (m *Manager) store(ctx context.Context, name, kty string, mat *keyops.Mater
 	if err != nil {
 		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "sealing key material failed", Err: err}
 	}
+	defer m.forget(name)
 	if err := m.st.CreateKeyVersion(ctx, v, true); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q is deleted but recoverable; recover or purge it first", name)}
@@ -410,6 +423,14 @@ func (m *Manager) version(ctx context.Context, name, version string) (store.KeyV
 	if err := checkVersion(version); err != nil {
 		return store.KeyVersion{}, err
 	}
+	ck := name + "/" + version
+	wall := time.Now() // the cache is about wall time, not the injected clock
+	m.mu.Lock()
+	c, ok := m.versions[ck]
+	m.mu.Unlock()
+	if ok && wall.Sub(c.fetched) < versionTTL && wall.Sub(c.fetched) >= 0 {
+		return c.v, nil
+	}
 	v, err := m.st.GetKeyVersion(ctx, name, version)
 	if err != nil {
 		what := fmt.Sprintf("a key with name %q", name)
@@ -418,6 +439,12 @@ func (m *Manager) version(ctx context.Context, name, version string) (store.KeyV
 		}
 		return v, storeErr(err, what)
 	}
+	m.mu.Lock()
+	if len(m.versions) >= 4096 {
+		clear(m.versions)
+	}
+	m.versions[ck] = cachedVersion{v: v, fetched: wall}
+	m.mu.Unlock()
 	return v, nil
 }
 
@@ -466,6 +493,7 @@ func (m *Manager) Update(ctx context.Context, name, version string, p UpdatePara
 		v.ReleasePolicy = b
 	}
 	v.Updated = m.now()
+	defer m.forget(name)
 	if err := m.st.UpdateKeyVersion(ctx, v); err != nil {
 		return nil, storeErr(err, fmt.Sprintf("key %q", name))
 	}
@@ -567,6 +595,7 @@ func (m *Manager) ListDeleted(ctx context.Context, after string) (Page[*DeletedK
 
 // Recover undoes a soft delete.
 func (m *Manager) Recover(ctx context.Context, name string) (*Key, error) {
+	defer m.forget(name)
 	if err := m.st.RecoverKey(ctx, name); err != nil {
 		return nil, storeErr(err, fmt.Sprintf("a deleted key with name %q", name))
 	}

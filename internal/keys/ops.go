@@ -73,13 +73,18 @@ func (m *Manager) material(v store.KeyVersion) (*keyops.Material, error) {
 	return mat, nil
 }
 
-// forget drops cached material of a key.
+// forget drops cached versions and material of a key.
 func (m *Manager) forget(name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k := range m.cache {
 		if strings.HasPrefix(k, name+"/") {
 			delete(m.cache, k)
+		}
+	}
+	for k := range m.versions {
+		if strings.HasPrefix(k, name+"/") {
+			delete(m.versions, k)
 		}
 	}
 }

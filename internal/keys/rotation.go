@@ -85,6 +85,7 @@ func (m *Manager) Restore(ctx context.Context, blob []byte) (*Key, error) {
 			return nil, bad("value: the backup's key material does not open under this instance's root")
 		}
 	}
+	defer m.forget(doc.Name)
 	if err := m.st.RestoreKey(ctx, doc.Versions, doc.Policy); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q already exists (or is deleted but recoverable)", doc.Name)}
@@ -225,7 +226,11 @@ func (m *Manager) Rotate(ctx context.Context, name string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	mat, err := keyops.Generate(v.Kty, old.Size(), old.Curve(), 0)
+	exp := 0
+	if old.RSA != nil {
+		exp = old.RSA.E // a rotated key keeps its public exponent
+	}
+	mat, err := keyops.Generate(v.Kty, old.Size(), old.Curve(), exp)
 	if err != nil {
 		return nil, bad("%v", err)
 	}
