@@ -86,6 +86,52 @@ func benchKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// benchRelease measures attestation plus secure key release end to end
+// over HTTPS next to its crypto floor, measured before and after.
+func benchRelease(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench release", flag.ContinueOnError)
+	clients := fs.Int("clients", 2*runtime.GOMAXPROCS(0), "concurrent clients")
+	dur := fs.Duration("duration", 5*time.Second, "measuring time")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "kura-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	rig, err := bench.StartRelease(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer rig.Close()
+	if err := rig.Release(ctx); err != nil {
+		return err
+	}
+	floorOp, err := rig.ReleaseFloor()
+	if err != nil {
+		return err
+	}
+	f1, err := bench.Run(ctx, *clients, *dur/2, floorOp)
+	if err != nil {
+		return err
+	}
+	res, err := bench.Run(ctx, *clients, *dur, func() error { return rig.Release(ctx) })
+	if err != nil {
+		return fmt.Errorf("release: %w (after %d)", err, res.Ops)
+	}
+	f2, err := bench.Run(ctx, *clients, *dur/2, floorOp)
+	if err != nil {
+		return err
+	}
+	floor := (f1.PerSecond() + f2.PerSecond()) / 2
+	fmt.Fprintf(stdout, "kura bench release: %d clients, %s, GOMAXPROCS=%d\n", *clients, *dur, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stdout, "floor (P-384 verify + RS256 token + RSA-OAEP wrap + KWP + RS256 JWS, in-process): %7.0f /s (before %.0f, after %.0f)\n", floor, f1.PerSecond(), f2.PerSecond())
+	fmt.Fprintf(stdout, "attest + release over HTTPS:                                                    %7.0f /s  p50 %s  p99 %s  = %.0f%% of floor\n",
+		res.PerSecond(), res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), 100*res.PerSecond()/floor)
+	return nil
+}
+
 func benchOneAlg(ctx context.Context, alg string, clients int, dur time.Duration, stdout io.Writer) error {
 	dir, err := os.MkdirTemp("", "kura-bench-")
 	if err != nil {

@@ -22,6 +22,8 @@ const usage = `kura — a self-hosted trust plane for confidential computing
 
 Usage:
   kura serve [--dev] [--addr 127.0.0.1:8443] [--data ./kura-data] [flags]
+  kura demo                       the whole secure-key-release path on this machine
+  kura agent --key NAME [--once] [--sim] --client-id ID --client-secret-file F [--out DIR|--socket PATH]
   kura attest verify --type SevSnpVm [--at RFC3339] [--data DIR] BODY.json
   kura attest snp [--url URL] [--data DIR] BODY.json
   kura collateral import [--data DIR] FILE...
@@ -35,6 +37,7 @@ Usage:
   kura sim snp --runtime-data FILE --out FILE [--data DIR]
   kura bench attest [--clients N] [--duration 10s] [--alg RS256|ES256|ES384]
   kura bench keys [--clients N] [--duration 3s]
+  kura bench release [--clients N] [--duration 5s]
 
 Run "kura COMMAND -h" for a command's flags.
 `
@@ -124,8 +127,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return benchAttest(ctx, r, stdout)
 		case "keys":
 			return benchKeys(ctx, r, stdout)
+		case "release":
+			return benchRelease(ctx, r, stdout)
 		}
-		return &exitError{2, fmt.Errorf("unknown bench subcommand %q (attest, keys)", s)}
+		return &exitError{2, fmt.Errorf("unknown bench subcommand %q (attest, keys, release)", s)}
+	case "agent":
+		return agentCmd(ctx, rest, stdout, stderr)
+	case "demo":
+		return demo(ctx, rest, stdout)
 	case "keys", "auth", "operator":
 		s, r, err := sub()
 		if err != nil {

@@ -48,6 +48,9 @@ type Config struct {
 	KeyVaultResource string   `json:"keyvault_resource"` // resource URL of the Key Vault 401 challenge; default: parent domain of the request host
 	OIDCIssuers      []string `json:"oidc_issuers"`      // external OpenID Connect issuers whose JWTs are accepted as bearer tokens
 	OIDCAudience     string   `json:"oidc_audience"`     // required aud of external tokens
+	// ReleaseAuthorities are attestation services (besides this kura's own)
+	// whose tokens secure key release accepts, e.g. an MAA instance URL.
+	ReleaseAuthorities []string `json:"release_authorities"`
 
 	MaxBodyBytes int64  `json:"max_body_bytes"` // request body limit; default 1 MiB
 	LogLevel     string `json:"log_level"`      // debug, info, warn, error
@@ -167,6 +170,9 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 	}
 	if v := getenv("KURA_OIDC_ISSUERS"); v != "" {
 		cfg.OIDCIssuers = strings.Split(v, ",")
+	}
+	if v := getenv("KURA_RELEASE_AUTHORITIES"); v != "" {
+		cfg.ReleaseAuthorities = strings.Split(v, ",")
 	}
 	if v := getenv("KURA_OIDC_AUDIENCE"); v != "" {
 		cfg.OIDCAudience = v

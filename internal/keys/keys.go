@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/keys/keyops"
+	"github.com/kura-project/kura/internal/policy/release"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -386,6 +387,11 @@ func checkRelease(exportable bool, rp, current *ReleasePolicy) error {
 	}
 	if rp != nil && len(rp.Data) == 0 {
 		return bad("release_policy.data: the policy document is empty")
+	}
+	if rp != nil {
+		if _, err := release.Parse(rp.Data); err != nil {
+			return bad("release_policy.data: %v", err)
+		}
 	}
 	if current != nil && current.Immutable && rp != nil && (string(rp.Data) != string(current.Data) || !rp.Immutable) {
 		return bad("AKV.SKR.1020: Immutable Key Release Policy cannot be modified.")

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/kura-project/kura/internal/api/identity"
 	"github.com/kura-project/kura/internal/api/keyvault"
 	apimaa "github.com/kura-project/kura/internal/api/maa"
@@ -36,6 +37,7 @@ import (
 	"github.com/kura-project/kura/internal/attest/snp"
 	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/keyrelease"
 	"github.com/kura-project/kura/internal/keys"
 	"github.com/kura-project/kura/internal/oidc"
 	"github.com/kura-project/kura/internal/seal"
@@ -236,7 +238,24 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 		Policies:  &apimaa.PolicyStore{PolicyStore: at.Policies, Signers: signers},
 		Authorize: s.isAdmin,
 	}).Register(mux)
-	(&keyvault.Handler{Keys: s.keys, Auth: s.auth, Log: log, Resource: cfg.KeyVaultResource}).Register(mux)
+	relKeys, err := token.Open(ctx, token.Config{Purpose: "release", Issuer: strings.TrimRight(issuer, "/"), Alg: token.RS256, Now: now}, s.store, sealer)
+	if err != nil {
+		return fmt.Errorf("release signing key: %w", err)
+	}
+	authorities, err := releaseAuthorities(cfg, s.keyring, now)
+	if err != nil {
+		return err
+	}
+	kv := &keyvault.Handler{Keys: s.keys, Auth: s.auth, Log: log, Resource: cfg.KeyVaultResource}
+	kv.Release = kv.ReleaseHandler(&keyvault.Releaser{
+		Service: &keyrelease.Service{Keys: s.keys, Verifier: authorities, Nonces: s.store},
+		Signer:  relKeys,
+	})
+	kv.Register(mux)
+	mux.HandleFunc("GET /kura/v1/release-keys", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"keys": relKeys.JWKS()})
+	})
 	(&identity.Handler{Auth: s.auth, Log: log, Now: now}).Register(mux)
 	// kura's own administration: rotate the token-signing key. The old key
 	// stays published until its last token has expired.
@@ -521,6 +540,28 @@ func externalIssuers(cfg config.Config) (*oidc.Verifier, error) {
 			return nil, fmt.Errorf("oidc issuer %q must be an https URL", iss)
 		}
 		v.Sources[oidc.NormalizeIssuer(iss)] = disc
+	}
+	return v, nil
+}
+
+// releaseAuthorities is the verifier of attestation tokens presented to
+// secure key release: kura's own attestation service (its keys read
+// directly, no HTTP round trip) and the configured external authorities
+// (MAA instances, other kura deployments) through OIDC discovery.
+func releaseAuthorities(cfg config.Config, own *token.Keyring, now func() time.Time) (*oidc.Verifier, error) {
+	v := &oidc.Verifier{Sources: map[string]oidc.KeySource{}, Now: now}
+	v.Sources[oidc.NormalizeIssuer(own.Issuer())] = oidc.Static(func() *jose.JSONWebKeySet {
+		b, _ := json.Marshal(map[string]any{"keys": own.JWKS()})
+		var set jose.JSONWebKeySet
+		json.Unmarshal(b, &set)
+		return &set
+	})
+	disc := &oidc.Discovery{}
+	for _, a := range cfg.ReleaseAuthorities {
+		if !strings.HasPrefix(a, "https://") {
+			return nil, fmt.Errorf("release authority %q must be an https URL", a)
+		}
+		v.Sources[oidc.NormalizeIssuer(a)] = disc
 	}
 	return v, nil
 }

@@ -16,6 +16,7 @@ var ErrNotFound = errors.New("not found")
 // SigningKey is a token-signing key. Sealed holds the private key sealed
 // under the root with the key id as associated data.
 type SigningKey struct {
+	Purpose string // "token" (attestation tokens) or "release" (key-release responses)
 	ID      string
 	Alg     string
 	CertDER []byte
@@ -62,6 +63,10 @@ type Store interface {
 
 	Keys
 	Principals
+
+	// UseNonce records a single-use nonce until expires; ErrConflict if
+	// it was used before.
+	UseNonce(ctx context.Context, nonce string, expires time.Time) error
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -68,6 +68,9 @@ type Sealer interface {
 
 // Config configures a Keyring.
 type Config struct {
+	// Purpose separates keyrings sharing the store: "token" (default) signs
+	// attestation tokens, "release" signs key-release responses.
+	Purpose  string
 	Issuer   string // token iss and the base of jku, e.g. https://kura.example:8443
 	Alg      Alg
 	Lifetime time.Duration
@@ -107,6 +110,9 @@ func Open(ctx context.Context, cfg Config, st KeyStore, sealer Sealer) (*Keyring
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Purpose == "" {
+		cfg.Purpose = "token"
+	}
 	k := &Keyring{cfg: cfg, store: st, sealer: sealer}
 	if err := k.load(ctx); err != nil {
 		return nil, err
@@ -128,6 +134,9 @@ func (k *Keyring) load(ctx context.Context) error {
 	var keys []*key
 	var active *key
 	for _, r := range rows {
+		if purposeOf(r) != k.cfg.Purpose {
+			continue
+		}
 		if !r.Retired.IsZero() && now.After(r.Retired.Add(k.cfg.Lifetime)) {
 			continue // every token it signed has expired
 		}
@@ -159,7 +168,7 @@ func (k *Keyring) restore(r store.SigningKey) (*key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", r.ID, err)
 	}
-	der, err := k.sealer.Open(r.Sealed, aad(r.ID, alg))
+	der, err := k.sealer.Open(r.Sealed, aad(purposeOf(r), r.ID, alg))
 	if err != nil {
 		return nil, fmt.Errorf("open signing key %s: %w", r.ID, err)
 	}
@@ -192,8 +201,18 @@ func fitsAlg(s crypto.Signer, alg Alg) bool {
 	return false
 }
 
-func aad(id string, alg Alg) []byte {
-	return []byte("kura/token-signing-key/" + string(alg) + "/" + id)
+func purposeOf(r store.SigningKey) string {
+	if r.Purpose == "" {
+		return "token"
+	}
+	return r.Purpose
+}
+
+func aad(purpose, id string, alg Alg) []byte {
+	if purpose == "token" {
+		return []byte("kura/token-signing-key/" + string(alg) + "/" + id)
+	}
+	return []byte("kura/" + purpose + "-signing-key/" + string(alg) + "/" + id)
 }
 
 func (k *Keyring) newKey(id string, alg Alg, signer crypto.Signer, cert *x509.Certificate, created, retired time.Time) (*key, error) {
@@ -223,12 +242,12 @@ func (k *Keyring) Rotate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sealed, err := k.sealer.Seal(der, aad(id, k.cfg.Alg))
+	sealed, err := k.sealer.Seal(der, aad(k.cfg.Purpose, id, k.cfg.Alg))
 	clear(der)
 	if err != nil {
 		return fmt.Errorf("seal signing key: %w", err)
 	}
-	if err := k.store.PutSigningKey(ctx, store.SigningKey{ID: id, Alg: string(k.cfg.Alg), CertDER: cert.Raw, Sealed: sealed, Created: now}); err != nil {
+	if err := k.store.PutSigningKey(ctx, store.SigningKey{Purpose: k.cfg.Purpose, ID: id, Alg: string(k.cfg.Alg), CertDER: cert.Raw, Sealed: sealed, Created: now}); err != nil {
 		return err
 	}
 	// Retire every other active key, including ones another kura node on
@@ -238,7 +257,7 @@ func (k *Keyring) Rotate(ctx context.Context) error {
 		return err
 	}
 	for _, r := range rows {
-		if r.ID != id && r.Retired.IsZero() {
+		if r.ID != id && r.Retired.IsZero() && purposeOf(r) == k.cfg.Purpose {
 			if err := k.store.RetireSigningKey(ctx, r.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
@@ -486,4 +505,25 @@ func plainString(s string) bool {
 		}
 	}
 	return true
+}
+
+// SignX5C signs payload as a compact JWS whose header carries the signing
+// certificate (x5c) and its SHA-256 thumbprint, as Key Vault signs release
+// responses: a client verifies with x5c[0] without fetching a JWKS.
+func (k *Keyring) SignX5C(payload []byte) (string, error) {
+	k.mu.RLock()
+	kk := k.active
+	k.mu.RUnlock()
+	sum := sha256.Sum256(kk.cert.Raw)
+	h, err := json.Marshal(map[string]any{"alg": string(kk.alg), "kid": kk.id, "typ": "JWT",
+		"x5c": []string{base64.StdEncoding.EncodeToString(kk.cert.Raw)}, "x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])})
+	if err != nil {
+		return "", err
+	}
+	input := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := signJWS(kk.signer, kk.alg, []byte(input))
+	if err != nil {
+		return "", err
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }

@@ -23,6 +23,7 @@ var _ store.Store = (*Store)(nil)
 const schema = `
 CREATE TABLE IF NOT EXISTS signing_keys (
 	id       TEXT PRIMARY KEY,
+	purpose  TEXT NOT NULL DEFAULT 'token',
 	alg      TEXT NOT NULL,
 	cert     BLOB NOT NULL,
 	sealed   BLOB NOT NULL,
@@ -36,6 +37,10 @@ CREATE TABLE IF NOT EXISTS policies (
 	signer   BLOB,
 	updated  INTEGER NOT NULL,
 	mac      BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS used_nonces (
+	nonce    TEXT PRIMARY KEY,
+	expires  INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS collateral (
 	kind      TEXT NOT NULL,
@@ -79,8 +84,12 @@ func fromUnix(n int64) time.Time {
 }
 
 func (s *Store) PutSigningKey(ctx context.Context, k store.SigningKey) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO signing_keys (id, alg, cert, sealed, created, retired) VALUES (?, ?, ?, ?, ?, ?)`,
-		k.ID, k.Alg, k.CertDER, k.Sealed, unix(k.Created), unix(k.Retired))
+	purpose := k.Purpose
+	if purpose == "" {
+		purpose = "token"
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO signing_keys (id, purpose, alg, cert, sealed, created, retired) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, purpose, k.Alg, k.CertDER, k.Sealed, unix(k.Created), unix(k.Retired))
 	if err != nil {
 		return fmt.Errorf("store signing key: %w", err)
 	}
@@ -99,7 +108,7 @@ func (s *Store) RetireSigningKey(ctx context.Context, id string, at time.Time) e
 }
 
 func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, alg, cert, sealed, created, retired FROM signing_keys ORDER BY created, id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, purpose, alg, cert, sealed, created, retired FROM signing_keys ORDER BY created, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
 	}
@@ -108,7 +117,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 	for rows.Next() {
 		var k store.SigningKey
 		var created, retired int64
-		if err := rows.Scan(&k.ID, &k.Alg, &k.CertDER, &k.Sealed, &created, &retired); err != nil {
+		if err := rows.Scan(&k.ID, &k.Purpose, &k.Alg, &k.CertDER, &k.Sealed, &created, &retired); err != nil {
 			return nil, err
 		}
 		k.Created, k.Retired = fromUnix(created), fromUnix(retired)
@@ -176,4 +185,19 @@ func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Colla
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+func (s *Store) UseNonce(ctx context.Context, nonce string, expires time.Time) error {
+	now := time.Now()
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM used_nonces WHERE expires < ?`, unix(now)); err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO used_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING`, nonce, unix(expires))
+	if err != nil {
+		return fmt.Errorf("record nonce: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("nonce: %w", store.ErrConflict)
+	}
+	return nil
 }

@@ -21,13 +21,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Keys", func(t *testing.T) { keys(t, open(t)) })
 	t.Run("KeyPaging", func(t *testing.T) { keyPaging(t, open(t)) })
 	t.Run("Principals", func(t *testing.T) { principals(t, open(t)) })
+	t.Run("Nonces", func(t *testing.T) { nonces(t, open(t)) })
 }
 
 func signingKeys(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, id := range []string{"a", "b"} {
-		k := store.SigningKey{ID: id, Alg: "RS256", CertDER: []byte{1, byte(i)}, Sealed: []byte{2, byte(i)}, Created: t0.Add(time.Duration(i) * time.Hour)}
+		k := store.SigningKey{Purpose: "token", ID: id, Alg: "RS256", CertDER: []byte{1, byte(i)}, Sealed: []byte{2, byte(i)}, Created: t0.Add(time.Duration(i) * time.Hour)}
 		if err := s.PutSigningKey(ctx, k); err != nil {
 			t.Fatal(err)
 		}
@@ -309,5 +310,26 @@ func principals(t *testing.T, s store.Store) {
 	}
 	if ps, _ := s.ListPrincipals(ctx); len(ps) != 1 {
 		t.Errorf("principals: %v", ps)
+	}
+}
+
+func nonces(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	if err := s.UseNonce(ctx, "n1", exp); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseNonce(ctx, "n1", exp); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("reused nonce: %v", err)
+	}
+	if err := s.UseNonce(ctx, "n2", exp); err != nil {
+		t.Errorf("another nonce: %v", err)
+	}
+	// An expired record is forgotten.
+	if err := s.UseNonce(ctx, "old", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseNonce(ctx, "old", exp); err != nil {
+		t.Errorf("nonce whose record expired: %v", err)
 	}
 }

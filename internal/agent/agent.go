@@ -1,0 +1,481 @@
+// Package agent is the guest side of secure key release. Inside the TEE it
+// makes an ephemeral RSA key, binds the key's public half into fresh
+// attestation evidence (report_data = SHA-256 of the runtime data that
+// carries it), gets an attestation token from kura, asks kura to release the
+// configured keys wrapped to that ephemeral key, unwraps them, and hands
+// them to the workload: as files on a tmpfs path (mode 0600) or over a Unix
+// socket. The ephemeral private key never leaves the process.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/kura-project/kura/internal/agent/evidence"
+	"github.com/kura-project/kura/internal/attest/snp"
+	"github.com/kura-project/kura/internal/keyrelease"
+)
+
+// KeyRef names a key to release; an empty Version means the latest.
+type KeyRef struct{ Name, Version string }
+
+// ParseKeyRef parses NAME or NAME/VERSION.
+func ParseKeyRef(s string) (KeyRef, error) {
+	name, version, _ := strings.Cut(s, "/")
+	if name == "" || strings.Contains(version, "/") {
+		return KeyRef{}, fmt.Errorf("key %q: want NAME or NAME/VERSION", s)
+	}
+	return KeyRef{Name: name, Version: version}, nil
+}
+
+// Config configures an Agent.
+type Config struct {
+	URL          string       // kura, e.g. https://kura.example:8443
+	HTTP         *http.Client // trusts kura's TLS certificate
+	ClientID     string       // a principal with the release-user role
+	ClientSecret string
+	Keys         []KeyRef
+	Enc          string // release wrapping; default CKM_RSA_AES_KEY_WRAP
+	Source       evidence.Source
+	OutDir       string // files: one per key, mode 0600 (use a tmpfs)
+	Socket       string // or/and: a Unix socket serving GET /keys/NAME
+	Log          *slog.Logger
+}
+
+// Released is one key handed to the workload.
+type Released struct {
+	Name, Version string
+	Kty           string // RSA, EC or oct (family)
+	Material      []byte // PKCS#8 DER for RSA/EC, raw bytes for oct
+}
+
+// Agent runs the release flow.
+type Agent struct {
+	cfg Config
+
+	mu   sync.RWMutex
+	keys map[string]*Released
+}
+
+// New returns an agent.
+func New(cfg Config) (*Agent, error) {
+	if cfg.URL == "" || cfg.Source == nil || len(cfg.Keys) == 0 {
+		return nil, errors.New("agent needs a kura URL, an evidence source and at least one key")
+	}
+	if cfg.OutDir == "" && cfg.Socket == "" {
+		return nil, errors.New("agent needs an output directory or a Unix socket for the workload")
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{Timeout: 30 * time.Second}
+	}
+	if cfg.Enc == "" {
+		cfg.Enc = keyrelease.CKMRSAAESKeyWrap
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	return &Agent{cfg: cfg, keys: map[string]*Released{}}, nil
+}
+
+// Run releases the keys; with once it returns after the first round (init
+// containers), else it renews before the attestation token expires until ctx
+// ends.
+func (a *Agent) Run(ctx context.Context, once bool) error {
+	if a.cfg.Socket != "" {
+		stop, err := a.serveSocket()
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	for {
+		exp, err := a.Round(ctx)
+		if err != nil {
+			return err
+		}
+		if once {
+			return nil
+		}
+		// Renew when 80% of the token's lifetime has passed.
+		wait := time.Until(exp) * 4 / 5
+		if wait < 30*time.Second {
+			wait = 30 * time.Second
+		}
+		a.cfg.Log.Info("keys released; renewing later", "in", wait.Round(time.Second).String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Round runs one attest-and-release round and returns the token's expiry.
+func (a *Agent) Round(ctx context.Context) (time.Time, error) {
+	ephemeral, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return time.Time{}, err
+	}
+	kid := "kura-agent-" + randHex(8)
+	runtime, err := RuntimeData(kid, &ephemeral.PublicKey)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var rd [64]byte
+	sum := sha256.Sum256(runtime)
+	copy(rd[:], sum[:])
+	ev, err := a.cfg.Source.SNPReport(ctx, rd)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("evidence: %w", err)
+	}
+	nonce := randHex(16)
+	token, exp, err := a.attest(ctx, ev, runtime, nonce)
+	if err != nil {
+		return time.Time{}, err
+	}
+	a.cfg.Log.Info("attested", "provider", ev.Provider, "token_expires", exp)
+	access, err := a.accessToken(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, k := range a.cfg.Keys {
+		rel, err := a.release(ctx, access, token, nonce, k, ephemeral)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("release %s: %w", k.Name, err)
+		}
+		if err := a.deliver(rel); err != nil {
+			return time.Time{}, err
+		}
+		a.cfg.Log.Info("key released", "key", rel.Name, "version", rel.Version, "kty", rel.Kty)
+	}
+	return exp, nil
+}
+
+// RuntimeData is the JSON the agent binds into its evidence: a JWK set
+// with the ephemeral key, marked for encryption, as MAA and Key Vault expect
+// in x-ms-runtime.keys.
+func RuntimeData(kid string, pub *rsa.PublicKey) ([]byte, error) {
+	b64 := base64.RawURLEncoding.EncodeToString
+	return json.Marshal(map[string]any{"keys": []any{map[string]any{
+		"kty": "RSA", "kid": kid, "use": "enc", "key_ops": []string{"encrypt"},
+		"n": b64(pub.N.Bytes()), "e": b64(big.NewInt(int64(pub.E)).Bytes()),
+	}}})
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (a *Agent) post(ctx context.Context, path, ctype, bearer string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", ctype)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := a.cfg.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct {
+				Code, Message string
+			} `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
+			return nil, &ServerError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		}
+		return nil, &ServerError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+	}
+	return b, nil
+}
+
+// ServerError is an error answer from kura.
+type ServerError struct {
+	Status        int
+	Code, Message string
+}
+
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("kura answered %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// SevSnpVmBody is the MAA SevSnpVm request for SNP evidence and JSON
+// runtime data.
+func SevSnpVmBody(ev *evidence.SNP, runtime []byte, nonce string) ([]byte, error) {
+	b64u := base64.RawURLEncoding.EncodeToString
+	bundle := snp.Bundle{SnpReport: b64u(ev.Report)}
+	if len(ev.CertChainPEM) > 0 {
+		bundle.VcekCertChain = base64.StdEncoding.EncodeToString(ev.CertChainPEM)
+	}
+	bb, err := json.Marshal(bundle)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{"report": b64u(bb), "runtimeData": map[string]string{"data": b64u(runtime), "dataType": "JSON"}, "nonce": nonce})
+}
+
+func (a *Agent) attest(ctx context.Context, ev *evidence.SNP, runtime []byte, nonce string) (string, time.Time, error) {
+	body, err := SevSnpVmBody(ev, runtime, nonce)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	resp, err := a.post(ctx, "/attest/SevSnpVm?api-version=2025-06-01", "application/json", "", body)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("attest: %w", err)
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil || out.Token == "" {
+		return "", time.Time{}, errors.New("attest: no token in the answer")
+	}
+	parts := strings.Split(out.Token, ".")
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if len(parts) == 3 {
+		if pb, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			json.Unmarshal(pb, &claims)
+		}
+	}
+	return out.Token, time.Unix(claims.Exp, 0), nil
+}
+
+func (a *Agent) accessToken(ctx context.Context) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {a.cfg.ClientID}, "client_secret": {a.cfg.ClientSecret}}
+	resp, err := a.post(ctx, "/oauth2/token", "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+	if err != nil {
+		return "", fmt.Errorf("access token: %w", err)
+	}
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil || out.AccessToken == "" {
+		return "", errors.New("access token: none in the answer")
+	}
+	return out.AccessToken, nil
+}
+
+func (a *Agent) release(ctx context.Context, access, token, nonce string, k KeyRef, priv *rsa.PrivateKey) (*Released, error) {
+	path := "/keys/" + url.PathEscape(k.Name)
+	if k.Version != "" {
+		path += "/" + url.PathEscape(k.Version)
+	}
+	body, _ := json.Marshal(map[string]string{"target": token, "nonce": nonce, "enc": a.cfg.Enc})
+	resp, err := a.post(ctx, path+"/release?api-version=2025-07-01", "application/json", access, body)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil || out.Value == "" {
+		return nil, errors.New("no JWS in the release answer")
+	}
+	payload, err := VerifyReleaseJWS(out.Value)
+	if err != nil {
+		return nil, err
+	}
+	return Open(payload, priv, k.Name)
+}
+
+// VerifyReleaseJWS checks a release response's signature with the
+// certificate in its x5c header and returns the payload. The channel to kura
+// is authenticated TLS; the signature binds the answer to kura's release key.
+func VerifyReleaseJWS(compact string) ([]byte, error) {
+	sig, err := jose.ParseSignedCompact(compact, []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384})
+	if err != nil {
+		return nil, fmt.Errorf("release answer is not a JWS: %w", err)
+	}
+	var hdr struct {
+		X5C []string `json:"x5c"`
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(strings.SplitN(compact, ".", 2)[0])
+	if err != nil || json.Unmarshal(hb, &hdr) != nil || len(hdr.X5C) == 0 {
+		return nil, errors.New("release answer has no x5c")
+	}
+	der, err := base64.StdEncoding.DecodeString(hdr.X5C[0])
+	if err != nil {
+		return nil, fmt.Errorf("release answer x5c: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("release answer x5c: %w", err)
+	}
+	payload, err := sig.Verify(cert.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("release answer signature: %w", err)
+	}
+	return payload, nil
+}
+
+// Open unwraps the key in a verified release payload.
+func Open(payload []byte, priv *rsa.PrivateKey, name string) (*Released, error) {
+	var p struct {
+		Request struct {
+			Enc string `json:"enc"`
+		} `json:"request"`
+		Response struct {
+			Key struct {
+				Key struct {
+					Kid    string `json:"kid"`
+					Kty    string `json:"kty"`
+					KeyHSM string `json:"key_hsm"`
+				} `json:"key"`
+			} `json:"key"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil, fmt.Errorf("release payload: %w", err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(p.Response.Key.Key.KeyHSM, "="))
+	if err != nil {
+		return nil, fmt.Errorf("key_hsm: %w", err)
+	}
+	var hsm struct {
+		Header struct {
+			Enc string `json:"enc"`
+		} `json:"header"`
+		Ciphertext string `json:"ciphertext"`
+	}
+	if err := json.Unmarshal(raw, &hsm); err != nil {
+		return nil, fmt.Errorf("key_hsm: %w", err)
+	}
+	ct, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(hsm.Ciphertext, "="))
+	if err != nil {
+		return nil, fmt.Errorf("key_hsm.ciphertext: %w", err)
+	}
+	material, err := keyrelease.Unwrap(priv, hsm.Header.Enc, ct)
+	if err != nil {
+		return nil, err
+	}
+	kty := strings.TrimSuffix(p.Response.Key.Key.Kty, "-HSM")
+	version := p.Response.Key.Key.Kid[strings.LastIndex(p.Response.Key.Key.Kid, "/")+1:]
+	return &Released{Name: name, Version: version, Kty: kty, Material: material}, nil
+}
+
+// deliver hands a key to the workload.
+func (a *Agent) deliver(r *Released) error {
+	a.mu.Lock()
+	a.keys[r.Name] = r
+	a.mu.Unlock()
+	if a.cfg.OutDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(a.cfg.OutDir, 0o700); err != nil {
+		return err
+	}
+	data := r.Material
+	if r.Kty != "oct" {
+		data = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: r.Material})
+	}
+	// Write then rename, so the workload never reads half a key.
+	tmp, err := os.CreateTemp(a.cfg.OutDir, "."+r.Name+".*")
+	if err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil {
+		os.Remove(tmp.Name())
+		return errors.Join(werr, cerr)
+	}
+	return os.Rename(tmp.Name(), filepath.Join(a.cfg.OutDir, r.Name))
+}
+
+// serveSocket serves released keys on a Unix socket (mode 0600):
+// GET /keys/NAME answers the material (PEM for RSA/EC, raw for oct).
+func (a *Agent) serveSocket() (func(), error) {
+	os.Remove(a.cfg.Socket)
+	ln, err := net.Listen("unix", a.cfg.Socket)
+	if err != nil {
+		return nil, fmt.Errorf("workload socket: %w", err)
+	}
+	if err := os.Chmod(a.cfg.Socket, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /keys/{name}", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.RLock()
+		k := a.keys[r.PathValue("name")]
+		a.mu.RUnlock()
+		if k == nil {
+			http.Error(w, "no such key released", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		if k.Kty == "oct" {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Write(k.Material)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k.Material}))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close(); os.Remove(a.cfg.Socket) }, nil
+}
+
+// Key returns a released key (for in-process workloads and tests).
+func (a *Agent) Key(name string) (*Released, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	k, ok := a.keys[name]
+	return k, ok
+}
+
+// PrivateKey parses released RSA/EC material.
+func (r *Released) PrivateKey() (crypto.Signer, error) {
+	k, err := x509.ParsePKCS8PrivateKey(r.Material)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("released key is not a signer")
+	}
+	return s, nil
+}

@@ -1,0 +1,299 @@
+// Package keyrelease is secure key release: an exportable key leaves kura
+// only for a trusted execution environment that proves itself with an
+// attestation token, and only wrapped to a key that environment holds.
+//
+// A release is granted when every one of these holds, checked in this
+// order, each refusal naming what failed: the token's signature verifies
+// with its issuer's keys (kura's own attestation service, or a configured
+// authority, through OpenID Connect discovery) and it is within its validity
+// window; its issuer is an authority of the key's release policy; the key
+// version exists, is exportable, enabled and inside its nbf/exp window; the
+// policy's conditions for that authority are met by the token's claims; a
+// nonce the policy requires is the token's own and has not been used; and
+// the token carries an RSA encryption key of the environment in
+// x-ms-runtime.keys. The key material is then wrapped with
+// CKM_RSA_AES_KEY_WRAP (RSA-OAEP of a fresh AES-256 key, then RFC 5649 AES
+// key wrap with padding of the material) and never appears in any error.
+package keyrelease
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"slices"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/kura-project/kura/internal/keys"
+	"github.com/kura-project/kura/internal/keys/keyops"
+	"github.com/kura-project/kura/internal/oidc"
+	"github.com/kura-project/kura/internal/policy/release"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Encryption algorithms of the release response.
+const (
+	CKMRSAAESKeyWrap  = "CKM_RSA_AES_KEY_WRAP" // RSA-OAEP with SHA-1; Key Vault's default
+	RSAAESKeyWrap256  = "RSA_AES_KEY_WRAP_256"
+	RSAAESKeyWrap384  = "RSA_AES_KEY_WRAP_384"
+	defaultEnc        = CKMRSAAESKeyWrap
+	minTEEKeyBits     = 2048
+	maxNonceLen       = 1024
+	maxTargetTokenLen = 64 << 10
+)
+
+// Denied is a refused release (403). Reason names the failed check;
+// Explanation is the policy evaluation tree when the policy decided.
+type Denied struct {
+	Reason      string
+	Explanation *release.Node
+}
+
+func (d *Denied) Error() string { return "release denied: " + d.Reason }
+
+func deny(format string, args ...any) error { return &Denied{Reason: fmt.Sprintf(format, args...)} }
+
+// BadRequest is a malformed release request (400).
+type BadRequest struct{ Reason string }
+
+func (b *BadRequest) Error() string { return b.Reason }
+
+// Nonces records single-use nonces.
+type Nonces interface {
+	UseNonce(ctx context.Context, nonce string, expires time.Time) error
+}
+
+// Service releases keys.
+type Service struct {
+	Keys     *keys.Manager
+	Verifier *oidc.Verifier
+	Nonces   Nonces
+}
+
+// Request is one release request.
+type Request struct {
+	Name, Version string
+	Target        string // the attestation token
+	Nonce         string
+	Enc           string
+}
+
+// Result is a granted release: the key version released, the material
+// wrapped for the environment (the Key Vault key_hsm object), and digests
+// binding the answer to the token and policy that allowed it.
+type Result struct {
+	Key          *keys.Key
+	Enc          string
+	KeyHSM       []byte // JSON of {"schema_version","header":{kid,alg,enc},"ciphertext"}
+	TEEKeyID     string
+	TokenSHA256  string
+	PolicySHA256 string
+	Issuer       string
+}
+
+// Release checks a request and, when everything holds, wraps the key.
+func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
+	enc := r.Enc
+	if enc == "" {
+		enc = defaultEnc
+	}
+	newHash, ok := map[string]func() hash.Hash{CKMRSAAESKeyWrap: sha1.New, RSAAESKeyWrap256: sha256.New, RSAAESKeyWrap384: sha512.New384}[enc]
+	if !ok {
+		return nil, &BadRequest{fmt.Sprintf("enc %q is not supported (%s, %s, %s)", enc, CKMRSAAESKeyWrap, RSAAESKeyWrap256, RSAAESKeyWrap384)}
+	}
+	if r.Target == "" {
+		return nil, &BadRequest{"target: missing (the attestation token)"}
+	}
+	if len(r.Target) > maxTargetTokenLen || len(r.Nonce) > maxNonceLen {
+		return nil, &BadRequest{"target or nonce is too long"}
+	}
+
+	claims, err := s.Verifier.Verify(ctx, r.Target)
+	if err != nil {
+		var oe *oidc.Error
+		if errors.As(err, &oe) {
+			return nil, deny("the attestation token is not acceptable: %s", oe.Reason)
+		}
+		return nil, err // issuer keys unavailable: not the client's fault
+	}
+	iss, _ := claims["iss"].(string)
+
+	k, mat, err := s.Keys.ReleaseMaterial(ctx, r.Name, r.Version)
+	if err != nil {
+		var ke *keys.Error
+		if errors.As(err, &ke) && ke.Kind == keys.Forbidden {
+			return nil, deny("%s", ke.Msg)
+		}
+		return nil, err
+	}
+	if k.ReleasePolicy == nil {
+		return nil, deny("key %s/%s has no release policy", k.Name, k.Version)
+	}
+	pol, err := release.Parse(k.ReleasePolicy.Data)
+	if err != nil {
+		return nil, deny("the key's stored release policy does not parse: %v", err)
+	}
+	if !slices.Contains(pol.Authorities(), oidc.NormalizeIssuer(iss)) {
+		return nil, deny("the token's issuer %s is not an authority of the key's release policy (%s)", iss, strings.Join(pol.Authorities(), ", "))
+	}
+	d := pol.Evaluate(iss, claims)
+	if !d.Allowed {
+		reason := "the release policy is not met"
+		if d.Explanation != nil {
+			reason += ": " + d.Explanation.String()
+		}
+		return nil, &Denied{Reason: reason, Explanation: d.Explanation}
+	}
+	if pol.RequireNonce() {
+		if r.Nonce == "" {
+			return nil, deny("the release policy requires a nonce and the request has none")
+		}
+		tn, _ := claims["nonce"].(string)
+		if tn != r.Nonce {
+			return nil, deny("the request's nonce is not the attestation token's nonce")
+		}
+		if err := s.Nonces.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, expiry(claims)); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return nil, deny("the nonce was already used for a release")
+			}
+			return nil, err
+		}
+	}
+	tee, kid, err := teeKey(claims)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := mat.MarshalPrivate()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	ct, err := wrap(tee, newHash, plain)
+	if err != nil {
+		return nil, err
+	}
+	hsm, err := json.Marshal(map[string]any{
+		"schema_version": "1.0",
+		"header":         map[string]string{"kid": kid, "alg": "dir", "enc": enc},
+		"ciphertext":     base64.RawURLEncoding.EncodeToString(ct),
+	})
+	if err != nil {
+		return nil, err
+	}
+	tsum := sha256.Sum256([]byte(r.Target))
+	psum := sha256.Sum256(k.ReleasePolicy.Data)
+	return &Result{Key: k, Enc: enc, KeyHSM: hsm, TEEKeyID: kid, Issuer: iss,
+		TokenSHA256: hex.EncodeToString(tsum[:]), PolicySHA256: hex.EncodeToString(psum[:])}, nil
+}
+
+func expiry(c oidc.Claims) time.Time {
+	if n, ok := c["exp"].(json.Number); ok {
+		if f, err := n.Float64(); err == nil {
+			return time.Unix(int64(f), 0)
+		}
+	}
+	return time.Now().Add(24 * time.Hour)
+}
+
+// teeKey picks the environment's key as Key Vault does: the first RSA key in
+// the top-level x-ms-runtime.keys with use "enc" (or key_ops containing
+// "encrypt") and a kid.
+func teeKey(c oidc.Claims) (*rsa.PublicKey, string, error) {
+	rt, ok := c["x-ms-runtime"].(map[string]any)
+	if !ok {
+		return nil, "", deny("the attestation token has no x-ms-runtime claim with the environment's keys")
+	}
+	list, ok := rt["keys"].([]any)
+	if !ok || len(list) == 0 {
+		return nil, "", deny("the attestation token has no x-ms-runtime.keys")
+	}
+	for i, raw := range list {
+		m, ok := raw.(map[string]any)
+		if !ok || m["kty"] != "RSA" {
+			continue
+		}
+		kid, _ := m["kid"].(string)
+		if kid == "" || !usableForEncryption(m) {
+			continue
+		}
+		b, _ := json.Marshal(m)
+		var jwk jose.JSONWebKey
+		if err := jwk.UnmarshalJSON(b); err != nil {
+			return nil, "", deny("x-ms-runtime.keys[%d] (%s) is not a valid RSA JWK: %v", i, kid, err)
+		}
+		pub, ok := jwk.Key.(*rsa.PublicKey)
+		if !ok {
+			continue
+		}
+		if pub.N.BitLen() < minTEEKeyBits {
+			return nil, "", deny("x-ms-runtime.keys[%d] (%s) is a %d-bit RSA key; at least %d bits are required", i, kid, pub.N.BitLen(), minTEEKeyBits)
+		}
+		return pub, kid, nil
+	}
+	return nil, "", deny("x-ms-runtime.keys holds no RSA key with a kid usable for encryption (use \"enc\" or key_ops \"encrypt\")")
+}
+
+func usableForEncryption(m map[string]any) bool {
+	if u, _ := m["use"].(string); u == "enc" {
+		return true
+	}
+	if u, _ := m["key_use"].(string); u == "enc" {
+		return true
+	}
+	if ops, ok := m["key_ops"].([]any); ok {
+		for _, o := range ops {
+			if o == "encrypt" || o == "wrapKey" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wrap is CKM_RSA_AES_KEY_WRAP: RSA-OAEP(pub, aesKey) || AES-KWP(aesKey, plain).
+func wrap(pub *rsa.PublicKey, newHash func() hash.Hash, plain []byte) ([]byte, error) {
+	aesKey := make([]byte, 32)
+	if _, err := rand.Read(aesKey); err != nil {
+		return nil, err
+	}
+	defer clear(aesKey)
+	head, err := rsa.EncryptOAEP(newHash(), rand.Reader, pub, aesKey, nil)
+	if err != nil {
+		return nil, fmt.Errorf("wrap for the environment's key: %w", err)
+	}
+	tail, err := keyops.AESKeyWrapPad(aesKey, plain)
+	if err != nil {
+		return nil, err
+	}
+	return append(head, tail...), nil
+}
+
+// Unwrap reverses CKM_RSA_AES_KEY_WRAP with the environment's private key;
+// the agent uses it.
+func Unwrap(priv *rsa.PrivateKey, enc string, ciphertext []byte) ([]byte, error) {
+	newHash, ok := map[string]func() hash.Hash{CKMRSAAESKeyWrap: sha1.New, RSAAESKeyWrap256: sha256.New, RSAAESKeyWrap384: sha512.New384}[enc]
+	if !ok {
+		return nil, fmt.Errorf("enc %q is not supported", enc)
+	}
+	n := priv.Size()
+	if len(ciphertext) <= n {
+		return nil, errors.New("wrapped key is too short")
+	}
+	aesKey, err := rsa.DecryptOAEP(newHash(), nil, priv, ciphertext[:n], nil)
+	if err != nil {
+		return nil, errors.New("wrapped key does not decrypt with the environment's key")
+	}
+	defer clear(aesKey)
+	return keyops.AESKeyUnwrapPad(aesKey, ciphertext[n:])
+}

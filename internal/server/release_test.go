@@ -1,0 +1,331 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"math/big"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/kura-project/kura/internal/agent"
+	"github.com/kura-project/kura/internal/attest/sim"
+	"github.com/kura-project/kura/internal/config"
+)
+
+const kuraIssuer = "https://kura.test"
+
+func releasePolicy(authority string, extra map[string]any, conds ...map[string]any) []byte {
+	var all []any
+	for _, c := range conds {
+		all = append(all, c)
+	}
+	p := map[string]any{"version": "1.0.0", "anyOf": []any{map[string]any{"authority": authority, "allOf": all}}}
+	for k, v := range extra {
+		p[k] = v
+	}
+	b, _ := json.Marshal(p)
+	return b
+}
+
+func cond(claim string, op string, v any) map[string]any {
+	return map[string]any{"claim": claim, op: v}
+}
+
+// tee is a simulated guest: its ephemeral key and a way to get tokens.
+type tee struct {
+	priv *rsa.PrivateKey
+	kid  string
+}
+
+func newTEE(t *testing.T) *tee {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tee{priv: k, kid: "tee-key-1"}
+}
+
+// token attests the simulated guest through the handler and returns the
+// MAA token carrying the guest's key in x-ms-runtime.keys.
+func (g *tee) token(t *testing.T, r *rig, nonce string, o sim.Options, runtime []byte) string {
+	t.Helper()
+	if runtime == nil {
+		var err error
+		if runtime, err = agent.RuntimeData(g.kid, &g.priv.PublicKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := sim.Load(filepath.Join(r.dir, "sim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := a.Body(runtime, "JSON", nonce, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, resp, _ := r.do("POST", attestPath, body)
+	if code != 200 {
+		t.Fatalf("attest: %d %s", code, resp)
+	}
+	var out struct{ Token string }
+	json.Unmarshal(resp, &out)
+	return out.Token
+}
+
+func (r *rig) admin_() []string { return []string{"Authorization", "Bearer " + r.admin} }
+
+// importKey imports a local RSA key as exportable with a release policy.
+func (r *rig) importKey(t *testing.T, name string, exportable bool, policy []byte) *rsa.PrivateKey {
+	t.Helper()
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	b64 := base64.RawURLEncoding.EncodeToString
+	body := map[string]any{"key": map[string]string{"kty": "RSA", "n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes()),
+		"d": b64(k.D.Bytes()), "p": b64(k.Primes[0].Bytes()), "q": b64(k.Primes[1].Bytes())}}
+	if exportable {
+		body["attributes"] = map[string]any{"exportable": true}
+	}
+	if policy != nil {
+		body["release_policy"] = map[string]any{"data": b64(policy)}
+	}
+	raw, _ := json.Marshal(body)
+	code, resp, _ := r.do("PUT", "/keys/"+name+"?api-version=2025-07-01", raw, r.admin_()...)
+	if code != 200 {
+		t.Fatalf("import %s: %d %s", name, code, resp)
+	}
+	return k
+}
+
+func (r *rig) release(t *testing.T, name, token, nonce, enc string) (int, []byte) {
+	t.Helper()
+	raw, _ := json.Marshal(map[string]string{"target": token, "nonce": nonce, "enc": enc})
+	code, resp, _ := r.do("POST", "/keys/"+name+"/release?api-version=2025-07-01", raw, r.admin_()...)
+	return code, resp
+}
+
+func issuerOpt(c *config.Config) { c.Issuer = kuraIssuer }
+
+// TestReleaseGranted: a simulated TEE attests, the key is released wrapped
+// to its key, the answer verifies with x5c and is bound to the token and
+// policy, and every wrapping algorithm unwraps to the imported key.
+func TestReleaseGranted(t *testing.T) {
+	r := newRig(t, time.Now(), issuerOpt)
+	policy := releasePolicy(kuraIssuer+"/", nil, cond("x-ms-attestation-type", "equals", "sevsnpvm"), cond("x-ms-sevsnpvm-is-debuggable", "equals", false))
+	key := r.importKey(t, "secret", true, policy)
+	want, _ := x509.MarshalPKCS8PrivateKey(key)
+	g := newTEE(t)
+	for _, enc := range []string{"", "CKM_RSA_AES_KEY_WRAP", "RSA_AES_KEY_WRAP_256", "RSA_AES_KEY_WRAP_384"} {
+		tok := g.token(t, r, "", sim.Options{}, nil)
+		code, resp := r.release(t, "secret", tok, "n-1", enc)
+		if code != 200 {
+			t.Fatalf("release (%q): %d %s", enc, code, resp)
+		}
+		var out struct{ Value string }
+		json.Unmarshal(resp, &out)
+		payload, err := agent.VerifyReleaseJWS(out.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := agent.Open(payload, g.priv, "secret")
+		if err != nil {
+			t.Fatalf("unwrap (%q): %v", enc, err)
+		}
+		if !bytes.Equal(got.Material, want) || got.Kty != "RSA" {
+			t.Fatalf("released material differs from the imported key (%q)", enc)
+		}
+		var p struct {
+			Request map[string]string `json:"request"`
+			Kura    map[string]string `json:"x-kura-release"`
+		}
+		json.Unmarshal(payload, &p)
+		tsum := sha256.Sum256([]byte(tok))
+		psum := sha256.Sum256(policy)
+		wantEnc := enc
+		if wantEnc == "" {
+			wantEnc = "CKM_RSA_AES_KEY_WRAP"
+		}
+		if p.Request["enc"] != wantEnc || p.Request["nonce"] != "n-1" || p.Kura["token_sha256"] != hex.EncodeToString(tsum[:]) ||
+			p.Kura["policy_sha256"] != hex.EncodeToString(psum[:]) || p.Kura["tee_key"] != g.kid {
+			t.Errorf("payload binding: %+v %+v", p.Request, p.Kura)
+		}
+	}
+	// The release signing certificate is published.
+	code, b, _ := r.do("GET", "/kura/v1/release-keys", nil)
+	if code != 200 || !strings.Contains(string(b), "x5c") {
+		t.Errorf("release keys: %d %s", code, b)
+	}
+}
+
+// TestReleaseDenials: every way a release must fail answers 403 (or 400
+// for a malformed request) with its reason, and never key material.
+func TestReleaseDenials(t *testing.T) {
+	t0 := time.Now()
+	r := newRig(t, t0, issuerOpt)
+	g := newTEE(t)
+	base := []map[string]any{cond("x-ms-attestation-type", "equals", "sevsnpvm"), cond("x-ms-sevsnpvm-is-debuggable", "equals", false)}
+	priv := r.importKey(t, "k", true, releasePolicy(kuraIssuer, nil, base...))
+	r.importKey(t, "other-authority", true, releasePolicy("https://maa.example", nil, base...))
+	r.importKey(t, "needs-compliance", true, releasePolicy(kuraIssuer, nil, cond("x-ms-compliance-status", "equals", "azure-compliant-cvm")))
+	r.importKey(t, "needs-nonce", true, releasePolicy(kuraIssuer, map[string]any{"x-kura-require-nonce": true}, base...))
+	r.importKey(t, "not-exportable", false, nil)
+	r.importKey(t, "disabled", true, releasePolicy(kuraIssuer, nil, base...))
+	if code, resp, _ := r.do("PATCH", "/keys/disabled/?api-version=2025-07-01", []byte(`{"attributes":{"enabled":false}}`), r.admin_()...); code != 200 {
+		t.Fatalf("disable: %d %s", code, resp)
+	}
+
+	good := g.token(t, r, "nonce-1", sim.Options{}, nil)
+	debug := g.token(t, r, "", sim.Options{Debug: true}, nil)
+	noKey := g.token(t, r, "", sim.Options{}, []byte(`{"note":"no keys here"}`))
+	parts := strings.Split(good, ".")
+	pb, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(bytes.Replace(pb, []byte(`"x-ms-sevsnpvm-vmpl":0`), []byte(`"x-ms-sevsnpvm-vmpl":1`), 1)) + "." + parts[2]
+	forged := forgeToken(t, pb)
+
+	for _, c := range []struct {
+		name, key, token, nonce, enc string
+		status                       int
+		want                         string
+	}{
+		{"wrong authority", "other-authority", good, "", "", 403, "is not an authority"},
+		{"tampered token", "k", tampered, "", "", 403, "not acceptable"},
+		{"token signed by an unknown key", "k", forged, "", "", 403, "not acceptable"},
+		{"untrusted issuer", "k", forgeTokenIss(t, pb, "https://evil.example"), "", "", 403, "not trusted"},
+		{"claim mismatch", "k", debug, "", "", 403, "x-ms-sevsnpvm-is-debuggable"},
+		{"missing claim", "needs-compliance", good, "", "", 403, "x-ms-compliance-status"},
+		{"non-exportable key", "not-exportable", good, "", "", 403, "not exportable"},
+		{"disabled key", "disabled", good, "", "", 403, "disabled"},
+		{"token without a TEE key", "k", noKey, "", "", 403, "x-ms-runtime"},
+		{"nonce required but absent", "needs-nonce", good, "", "", 403, "requires a nonce"},
+		{"nonce not the token's", "needs-nonce", good, "other", "", 403, "not the attestation token's nonce"},
+		{"bad enc", "k", good, "", "AES_GCM", 400, "enc"},
+		{"no target", "k", "", "", "", 400, "target"},
+		{"unknown key", "nope", good, "", "", 404, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, resp := r.release(t, c.key, c.token, c.nonce, c.enc)
+			if code != c.status || !strings.Contains(string(resp), c.want) {
+				t.Fatalf("%d %.300s, want %d containing %q", code, resp, c.status, c.want)
+			}
+			if bytes.Contains(resp, []byte("key_hsm")) || bytes.Contains(resp, priv.D.Bytes()) {
+				t.Error("a denial carried key material")
+			}
+		})
+	}
+
+	// The explanation tree names the failing claim and its actual value.
+	_, resp := r.release(t, "k", debug, "", "")
+	var e struct {
+		Error struct {
+			Explanation json.RawMessage `json:"x-kura-explanation"`
+		} `json:"error"`
+	}
+	json.Unmarshal(resp, &e)
+	if !bytes.Contains(e.Error.Explanation, []byte("x-ms-sevsnpvm-is-debuggable")) {
+		t.Errorf("explanation %s", e.Error.Explanation)
+	}
+
+	// A nonce the policy asks for works once.
+	if code, resp := r.release(t, "needs-nonce", good, "nonce-1", ""); code != 200 {
+		t.Fatalf("release with the token's nonce: %d %s", code, resp)
+	}
+	if code, resp := r.release(t, "needs-nonce", good, "nonce-1", ""); code != 403 || !strings.Contains(string(resp), "already used") {
+		t.Errorf("reused nonce: %d %s", code, resp)
+	}
+
+	// An expired token: nine hours later.
+	r.clk.t = t0.Add(9 * time.Hour)
+	if code, resp := r.release(t, "k", good, "", ""); code != 403 || !strings.Contains(string(resp), "expired") {
+		t.Errorf("expired token: %d %.300s", code, resp)
+	}
+
+	// Creating an exportable key without a policy, or with a malformed one, is refused.
+	for _, body := range []string{
+		`{"kty":"EC","attributes":{"exportable":true}}`,
+		`{"kty":"EC","release_policy":{"data":"` + base64.RawURLEncoding.EncodeToString(releasePolicy(kuraIssuer, nil, base...)) + `"}}`,
+		`{"kty":"EC","attributes":{"exportable":true},"release_policy":{"data":"` + base64.RawURLEncoding.EncodeToString([]byte(`{"version":"1.0.0","allOf":[]}`)) + `"}}`,
+	} {
+		if code, resp, _ := r.do("POST", "/keys/bad/create?api-version=2025-07-01", []byte(body), r.admin_()...); code != 400 {
+			t.Errorf("create %s: %d %s", body, code, resp)
+		}
+	}
+}
+
+// forgeToken signs the claims with a key kura does not know, keeping the issuer.
+func forgeToken(t *testing.T, payload []byte) string {
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"forged","typ":"JWT"}`))
+	in := h + "." + base64.RawURLEncoding.EncodeToString(payload)
+	d := sha256.Sum256([]byte(in))
+	sig, _ := rsa.SignPKCS1v15(rand.Reader, k, 5, d[:])
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func forgeTokenIss(t *testing.T, payload []byte, iss string) string {
+	var m map[string]any
+	json.Unmarshal(payload, &m)
+	m["iss"] = iss
+	b, _ := json.Marshal(m)
+	return forgeToken(t, b)
+}
+
+// TestReleaseWithAzkeys: the real azkeys client's ReleaseKey gets the
+// imported key back, through the agent's unwrap.
+func TestReleaseWithAzkeys(t *testing.T) {
+	l := startLive(t, issuerOpt)
+	ctx := context.Background()
+	officer := l.client(t, l.principal(t, "officer", "crypto-officer"))
+	releaser := l.client(t, l.principal(t, "releaser", "release-user"))
+	local, _ := rsa.GenerateKey(rand.Reader, 2048)
+	policy := releasePolicy(kuraIssuer, nil, cond("x-ms-attestation-type", "equals", "sevsnpvm"))
+	if _, err := officer.ImportKey(ctx, "released", azkeys.ImportKeyParameters{
+		Key: &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeRSA), N: local.N.Bytes(), E: []byte{1, 0, 1}, D: local.D.Bytes(),
+			P: local.Primes[0].Bytes(), Q: local.Primes[1].Bytes()},
+		KeyAttributes: &azkeys.KeyAttributes{Exportable: to.Ptr(true)},
+		ReleasePolicy: &azkeys.KeyReleasePolicy{EncodedPolicy: policy},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The key bundle carries the policy as Key Vault does.
+	got, err := officer.GetKey(ctx, "released", "", nil)
+	if err != nil || got.ReleasePolicy == nil || !bytes.Equal(got.ReleasePolicy.EncodedPolicy, policy) || !*got.Attributes.Exportable {
+		t.Fatalf("bundle release policy: %v", err)
+	}
+	g := newTEE(t)
+	r := &rig{t: t, srv: l.srv, dir: l.dir, admin: l.admin}
+	tok := g.token(t, r, "", sim.Options{}, nil)
+	resp, err := releaser.Release(ctx, "released", "", azkeys.ReleaseParameters{TargetAttestationToken: &tok,
+		Algorithm: to.Ptr(azkeys.KeyEncryptionAlgorithmRSAAESKEYWRAP256)}, nil)
+	if err != nil {
+		t.Fatalf("ReleaseKey: %v", err)
+	}
+	payload, err := agent.VerifyReleaseJWS(*resp.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := agent.Open(payload, g.priv, "released")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := x509.MarshalPKCS8PrivateKey(local)
+	if !bytes.Equal(rel.Material, want) {
+		t.Fatal("azkeys release: the unwrapped key is not the imported key")
+	}
+	// The officer may not release; the releaser may not read.
+	if _, err := officer.Release(ctx, "released", "", azkeys.ReleaseParameters{TargetAttestationToken: &tok}, nil); status(err) != 403 {
+		t.Errorf("officer release: %v", err)
+	}
+	if _, err := releaser.GetKey(ctx, "released", "", nil); status(err) != 403 {
+		t.Errorf("releaser get: %v", err)
+	}
+}
