@@ -143,3 +143,17 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDemo runs `kura demo`: the released key decrypts the secret and the
+// debuggable guest is refused with the failing claim named.
+func TestDemo(t *testing.T) {
+	out, err := runKura(t, "demo")
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{`plaintext: "the launch code is 0000"`, "403 Forbidden", "x-ms-sevsnpvm-is-debuggable equals false, actual true", "mode 0600"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}

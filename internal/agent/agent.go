@@ -121,11 +121,7 @@ func (a *Agent) Run(ctx context.Context, once bool) error {
 		if once {
 			return nil
 		}
-		// Renew when 80% of the token's lifetime has passed.
-		wait := time.Until(exp) * 4 / 5
-		if wait < 30*time.Second {
-			wait = 30 * time.Second
-		}
+		wait := RenewAfter(time.Now(), exp)
 		a.cfg.Log.Info("keys released; renewing later", "in", wait.Round(time.Second).String())
 		select {
 		case <-ctx.Done():
@@ -133,6 +129,17 @@ func (a *Agent) Run(ctx context.Context, once bool) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// RenewAfter is how long to wait before the next round: when 80% of the
+// token's remaining lifetime has passed, but not sooner than 30 s (a kura
+// that issues very short tokens must not be hammered).
+func RenewAfter(now, exp time.Time) time.Duration {
+	wait := exp.Sub(now) * 4 / 5
+	if wait < 30*time.Second {
+		wait = 30 * time.Second
+	}
+	return wait
 }
 
 // Round runs one attest-and-release round and returns the token's expiry.

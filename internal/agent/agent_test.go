@@ -1,0 +1,202 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-project/kura/internal/agent"
+	"github.com/kura-project/kura/internal/attest/sim"
+	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/server"
+)
+
+type env struct {
+	url, dir, admin string
+	http            *http.Client
+}
+
+func start(t *testing.T) *env {
+	t.Helper()
+	probe, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := probe.Addr().String()
+	probe.Close()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Dev, cfg.Addr = dir, true, addr
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan net.Addr, 1), make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, func(a net.Addr) { ready <- a }) }()
+	<-ready
+	ca, _ := os.ReadFile(filepath.Join(dir, "tls", "ca.pem"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	admin, _ := os.ReadFile(filepath.Join(dir, "dev", "admin-token"))
+	e := &env{url: "https://" + addr, dir: dir, admin: strings.TrimSpace(string(admin)),
+		http: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	t.Cleanup(func() { e.http.CloseIdleConnections(); cancel(); <-done; srv.Close() })
+	return e
+}
+
+func (e *env) call(t *testing.T, method, path string, body any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, e.url+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+e.admin)
+	resp, err := e.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	var out map[string]any
+	json.Unmarshal(raw, &out)
+	return out
+}
+
+// TestAgentReleasesToFilesAndSocket runs the agent on the simulated TEE
+// against a dev kura: an AES key and an EC key are released, written with
+// mode 0600, and served on the Unix socket.
+func TestAgentReleasesToFilesAndSocket(t *testing.T) {
+	e := start(t)
+	policy, _ := json.Marshal(map[string]any{"version": "1.0.0", "anyOf": []any{map[string]any{"authority": e.url,
+		"allOf": []any{map[string]any{"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false}}}}})
+	rp := map[string]any{"data": base64.RawURLEncoding.EncodeToString(policy)}
+	e.call(t, "POST", "/keys/aes/create?api-version=2025-07-01", map[string]any{"kty": "oct-HSM", "key_size": 256, "attributes": map[string]bool{"exportable": true}, "release_policy": rp})
+	e.call(t, "POST", "/keys/ec/create?api-version=2025-07-01", map[string]any{"kty": "EC-HSM", "crv": "P-384", "attributes": map[string]bool{"exportable": true}, "release_policy": rp})
+	p := e.call(t, "POST", "/kura/v1/principals", map[string]string{"name": "agent", "role": "release-user"})
+	a, err := sim.Load(filepath.Join(e.dir, "sim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "keys")
+	sock := filepath.Join(t.TempDir(), "kura.sock")
+	ag, err := agent.New(agent.Config{URL: e.url, HTTP: e.http, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
+		Keys: []agent.KeyRef{{Name: "aes"}, {Name: "ec"}}, Enc: "RSA_AES_KEY_WRAP_384", Source: agent.SimSource{Authority: a}, OutDir: out, Socket: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ag.Run(ctx, false) }() // long-running: keeps the socket up
+	var k *agent.Released
+	for i := 0; i < 100; i++ {
+		if k, _ = ag.Key("ec"); k != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if k == nil {
+		t.Fatal("keys were not released")
+	}
+	if _, err := k.PrivateKey(); err != nil {
+		t.Errorf("released EC key does not parse: %v", err)
+	}
+	aes, _ := ag.Key("aes")
+	if len(aes.Material) != 32 {
+		t.Errorf("AES key is %d bytes", len(aes.Material))
+	}
+	for _, name := range []string{"aes", "ec"} {
+		st, err := os.Stat(filepath.Join(out, name))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s file: %v %v", name, err, st)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "aes")); !bytes.Equal(b, aes.Material) {
+		t.Error("AES file content differs")
+	}
+	uc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := uc.Get("http://agent/keys/ec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(pemBytes), "BEGIN PRIVATE KEY") {
+		t.Errorf("socket: %d", resp.StatusCode)
+	}
+	if resp, _ := uc.Get("http://agent/keys/nope"); resp.StatusCode != 404 {
+		t.Errorf("unknown key on the socket: %d", resp.StatusCode)
+	}
+	if st, _ := os.Stat(sock); st.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v", st.Mode().Perm())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("agent run: %v", err)
+	}
+
+	// A debuggable guest is refused with the reason.
+	bad, _ := agent.New(agent.Config{URL: e.url, HTTP: e.http, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
+		Keys: []agent.KeyRef{{Name: "aes"}}, Source: agent.SimSource{Authority: a, Debug: true}, OutDir: t.TempDir()})
+	err = bad.Run(context.Background(), true)
+	var se *agent.ServerError
+	if !errorsAs(err, &se) || se.Status != 403 || !strings.Contains(se.Message, "is-debuggable") {
+		t.Errorf("debuggable guest: %v", err)
+	}
+}
+
+func errorsAs(err error, target **agent.ServerError) bool {
+	for err != nil {
+		if e, ok := err.(*agent.ServerError); ok {
+			*target = e
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}
+
+func TestParseKeyRefAndRenew(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want agent.KeyRef
+		ok   bool
+	}{{"k", agent.KeyRef{Name: "k"}, true}, {"k/abc", agent.KeyRef{Name: "k", Version: "abc"}, true}, {"", agent.KeyRef{}, false}, {"/v", agent.KeyRef{}, false}, {"a/b/c", agent.KeyRef{}, false}} {
+		got, err := agent.ParseKeyRef(c.in)
+		if (err == nil) != c.ok || (c.ok && got != c.want) {
+			t.Errorf("%q: %v %v", c.in, got, err)
+		}
+	}
+	now := time.Unix(1000, 0)
+	if d := agent.RenewAfter(now, now.Add(8*time.Hour)); d != 384*time.Minute {
+		t.Errorf("renew after %v for an 8 h token", d)
+	}
+	if d := agent.RenewAfter(now, now.Add(time.Second)); d != 30*time.Second {
+		t.Errorf("renew floor: %v", d)
+	}
+}
+
+func TestVerifyReleaseJWSRefusesTampering(t *testing.T) {
+	for _, bad := range []string{"", "a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30.AAAA"} {
+		if _, err := agent.VerifyReleaseJWS(bad); err == nil {
+			t.Errorf("%q verified", bad)
+		}
+	}
+}
