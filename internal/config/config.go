@@ -51,6 +51,9 @@ type Config struct {
 	// ReleaseAuthorities are attestation services (besides this kura's own)
 	// whose tokens secure key release accepts, e.g. an MAA instance URL.
 	ReleaseAuthorities []string `json:"release_authorities"`
+	// OIDCCAFile is a PEM bundle trusted, besides the system roots, for the
+	// HTTPS discovery of OIDC issuers and release authorities (private CAs).
+	OIDCCAFile string `json:"oidc_ca_file"`
 
 	MaxBodyBytes int64  `json:"max_body_bytes"` // request body limit; default 1 MiB
 	LogLevel     string `json:"log_level"`      // debug, info, warn, error

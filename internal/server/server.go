@@ -533,7 +533,10 @@ func externalIssuers(cfg config.Config) (*oidc.Verifier, error) {
 	if len(cfg.OIDCIssuers) == 0 {
 		return nil, nil
 	}
-	disc := &oidc.Discovery{}
+	disc, err := discovery(cfg)
+	if err != nil {
+		return nil, err
+	}
 	v := &oidc.Verifier{Sources: map[string]oidc.KeySource{}}
 	for _, iss := range cfg.OIDCIssuers {
 		if !strings.HasPrefix(iss, "https://") {
@@ -556,7 +559,10 @@ func releaseAuthorities(cfg config.Config, own *token.Keyring, now func() time.T
 		json.Unmarshal(b, &set)
 		return &set
 	})
-	disc := &oidc.Discovery{}
+	disc, err := discovery(cfg)
+	if err != nil {
+		return nil, err
+	}
 	for _, a := range cfg.ReleaseAuthorities {
 		if !strings.HasPrefix(a, "https://") {
 			return nil, fmt.Errorf("release authority %q must be an https URL", a)
@@ -564,6 +570,28 @@ func releaseAuthorities(cfg config.Config, own *token.Keyring, now func() time.T
 		v.Sources[oidc.NormalizeIssuer(a)] = disc
 	}
 	return v, nil
+}
+
+// discovery is the OIDC discovery client, trusting cfg.OIDCCAFile besides
+// the system roots.
+func discovery(cfg config.Config) (*oidc.Discovery, error) {
+	d := &oidc.Discovery{}
+	if cfg.OIDCCAFile == "" {
+		return d, nil
+	}
+	b, err := os.ReadFile(cfg.OIDCCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("oidc_ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("oidc_ca_file %s holds no PEM certificate", cfg.OIDCCAFile)
+	}
+	d.Client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return d, nil
 }
 
 // Keys returns the key manager.
