@@ -340,6 +340,13 @@ func quoteShort(s string) string {
 // quote writes s as a JSON string, without the HTML escaping json.Marshal
 // applies, so that explanations read naturally.
 func quote(s string) string {
+	plain := true // the common case: printable ASCII needing no escape
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\'
+	}
+	if plain {
+		return `"` + s + `"`
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
