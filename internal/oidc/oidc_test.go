@@ -23,10 +23,9 @@ import (
 
 // provider is a fake OpenID Connect issuer over TLS.
 type provider struct {
-	srv        *httptest.Server
-	keys       []jose.JSONWebKey
-	jwksFetch  atomic.Int64
-	issuerName string
+	srv       *httptest.Server
+	keys      []jose.JSONWebKey
+	jwksFetch atomic.Int64
 }
 
 func newProvider(t *testing.T) *provider {

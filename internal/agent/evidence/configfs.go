@@ -32,7 +32,8 @@ const (
 // configurable, default 0.
 //
 // Each call creates its own report entry and removes it afterwards, so
-// concurrent calls do not share state. A request the kernel refuses as busy
+// concurrent calls do not share state and a ConfigfsTSM is safe for
+// concurrent use. A request the kernel refuses as busy
 // (EBUSY, EAGAIN) is retried a few times with exponential backoff.
 type ConfigfsTSM struct {
 	// Client performs the configfs file operations. Nil means the real

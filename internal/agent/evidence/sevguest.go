@@ -22,6 +22,9 @@ const DefaultSevGuestPath = "/dev/sev-guest"
 // report takes two commands (certificate length query, then the report), so
 // each call takes at least two seconds. Prefer ConfigfsTSM where the kernel
 // has it, as Detect does.
+//
+// With the default OpenDevice every call opens its own device handle, so a
+// SevGuestDevice is safe for concurrent use (the driver serialises requests).
 type SevGuestDevice struct {
 	// Path is the device node; empty means DefaultSevGuestPath.
 	Path string
@@ -56,6 +59,7 @@ func (s *SevGuestDevice) SNPReport(ctx context.Context, reportData [64]byte) (*S
 			return &openError{err}
 		}
 		rec := &ioctlRecorder{Device: d}
+		//lint:ignore SA1019 the legacy ioctl is exactly what this fallback drives; LeveledQuoteProvider would probe configfs-tsm first, which Detect already did.
 		rawReport, certTable, err = client.GetRawExtendedReportAtVmpl(rec, reportData, s.VMPL)
 		if cerr := d.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close: %w", cerr)
@@ -113,11 +117,12 @@ func openLinuxSevGuest(path string) (client.Device, error) {
 	return d, nil
 }
 
-// ioctlRecorder passes ioctls through and remembers the errno of the last
-// one (zero when it succeeded or failed without an errno): go-sev-guest formats the certificate-length query's error
-// with %v, which would otherwise hide EBUSY/EAGAIN from the retry. The last
-// rather than the first failure counts because the length query is expected
-// to fail (EIO with "invalid length") on the way to success.
+// ioctlRecorder passes ioctls through and remembers the errno of the most
+// recent one (zero when it succeeded or failed without an errno).
+// go-sev-guest formats the certificate-length query's error with %v, which
+// would otherwise hide EBUSY/EAGAIN from the retry. The most recent call
+// counts, not the first failure, because the length query is expected to
+// fail (EIO with "invalid length") on the way to success.
 type ioctlRecorder struct {
 	client.Device
 	errno syscall.Errno

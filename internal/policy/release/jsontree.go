@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"unicode/utf8"
 )
 
@@ -70,6 +69,10 @@ func readJSON(data []byte) (*jsonValue, *ParseError) {
 			off += n
 		}
 		return nil, errAt(rootPath, "invalid UTF-8 at byte offset %d", off)
+	}
+	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		// Named, because encoding/json would call it "invalid character 'ï'".
+		return nil, errAt(rootPath, "invalid JSON at byte offset 0: a UTF-8 byte order mark is not allowed")
 	}
 	// json.Unmarshal checks the syntax of the whole input first and reports
 	// exact offsets; json.Decoder's offsets are sometimes relative to its
@@ -152,5 +155,5 @@ func (r *jsonReader) value(path string, depth int) (*jsonValue, *ParseError) {
 		}
 		return v, nil
 	}
-	return nil, errAt(path, "invalid JSON: unexpected token %v", fmt.Sprint(tok))
+	return nil, errAt(path, "invalid JSON: unexpected token %v", tok)
 }

@@ -42,6 +42,7 @@ func TestParseErrors(t *testing.T) {
 		{"truncated", `{"anyOf":[`, "$", "invalid JSON at byte offset 10: unexpected end of JSON input"},
 		{"empty document", ``, "$", "invalid JSON at byte offset 0"},
 		{"trailing data", sampleH + ` x`, "$", "after top-level value"},
+		{"byte order mark", "\xef\xbb\xbf" + sampleH, "$", "invalid JSON at byte offset 0: a UTF-8 byte order mark is not allowed"},
 		{"invalid UTF-8", "{\"anyOf\":[\"\xff\"]}", "$", "invalid UTF-8 at byte offset 11"},
 		{"too large", wrap(`{"claim":"x","equals":"` + strings.Repeat("a", MaxPolicySize) + `"}`), "$", "the limit is 65536"},
 		{"not an object", `["anyOf"]`, "$", "must be a JSON object, not an array"},
