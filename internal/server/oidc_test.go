@@ -58,3 +58,43 @@ func TestExternalIdentityProvider(t *testing.T) {
 		t.Errorf("unbound subject: %d", code)
 	}
 }
+
+// TestExpiredAccessToken: a kura access token stops working when it expires.
+func TestExpiredAccessToken(t *testing.T) {
+	t0 := time.Now()
+	r := newRig(t, t0)
+	body, _ := json.Marshal(map[string]string{"name": "app", "role": "crypto-officer"})
+	code, resp, _ := r.do("POST", "/kura/v1/principals", body, r.admin_()...)
+	if code != 201 {
+		t.Fatalf("principal: %d %s", code, resp)
+	}
+	var p struct {
+		ID     string `json:"id"`
+		Secret string `json:"client_secret"`
+	}
+	json.Unmarshal(resp, &p)
+	code, resp, _ = r.do("POST", "/oauth2/token", []byte("grant_type=client_credentials&client_id="+p.ID+"&client_secret="+p.Secret),
+		"Content-Type", "application/x-www-form-urlencoded")
+	if code != 200 {
+		t.Fatalf("token: %d %s", code, resp)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	json.Unmarshal(resp, &tok)
+	auth := []string{"Authorization", "Bearer " + tok.AccessToken}
+	if code, _, _ := r.do("GET", "/keys?api-version=2025-07-01", nil, auth...); code != 200 {
+		t.Fatalf("fresh token: %d", code)
+	}
+	r.clk.t = t0.Add(time.Duration(tok.ExpiresIn+1) * time.Second)
+	if code, _, h := r.do("GET", "/keys?api-version=2025-07-01", nil, auth...); code != 401 || h.Get("WWW-Authenticate") == "" {
+		t.Errorf("expired token: %d", code)
+	}
+	// Unsupported grant and missing credentials are RFC 6749 errors.
+	for _, form := range []string{"grant_type=password", "grant_type=client_credentials"} {
+		if code, _, _ := r.do("POST", "/oauth2/token", []byte(form), "Content-Type", "application/x-www-form-urlencoded"); code != 400 {
+			t.Errorf("%s: %d", form, code)
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package keys
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-project/kura/internal/seal"
+	"github.com/kura-project/kura/internal/store/sqlite"
+)
+
+func manager(t *testing.T, clock *time.Time) *Manager {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	root, err := seal.OpenSoftwareRoot(filepath.Join(t.TempDir(), "root"), bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(st, seal.New(root), Config{Now: func() time.Time { return *clock }, RecoverableDays: 7})
+}
+
+func kind_(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return 0
+}
+
+// TestMaintain: the background job rotates keys whose policy is due and
+// purges deleted keys whose retention has passed, and nothing earlier.
+func TestMaintain(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	m := manager(t, &now)
+	log := slog.New(slog.DiscardHandler)
+	k, err := m.Create(ctx, "rot", CreateParams{Kty: "EC", Curve: "P-384"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SetRotationPolicy(ctx, "rot", RotationPolicy{ExpiryTime: "P90D",
+		LifetimeActions: []LifetimeAction{{TimeAfterCreate: "P30D", Action: "rotate"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(ctx, "gone", CreateParams{Kty: "oct", Size: 128}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+
+	now = now.AddDate(0, 0, 6)
+	if err := m.Maintain(ctx, log); err != nil {
+		t.Fatal(err)
+	}
+	if latest, _ := m.Get(ctx, "rot", ""); latest.Version != k.Version {
+		t.Error("rotated before the policy was due")
+	}
+	if _, err := m.GetDeleted(ctx, "gone"); err != nil {
+		t.Errorf("purged before its retention passed: %v", err)
+	}
+
+	now = now.AddDate(0, 0, 25) // day 31
+	if err := m.Maintain(ctx, log); err != nil {
+		t.Fatal(err)
+	}
+	latest, _ := m.Get(ctx, "rot", "")
+	if latest.Version == k.Version || latest.Public.Crv != "P-384" || !latest.Expires.Equal(now.AddDate(0, 0, 90)) {
+		t.Errorf("after the policy was due: version %s crv %s exp %v", latest.Version, latest.Public.Crv, latest.Expires)
+	}
+	if _, err := m.GetDeleted(ctx, "gone"); kind_(err) != NotFound {
+		t.Errorf("deleted key not purged after its retention: %v", err)
+	}
+	// The next run does not rotate again: the new version is fresh.
+	m.Maintain(ctx, log)
+	if again, _ := m.Get(ctx, "rot", ""); again.Version != latest.Version {
+		t.Error("rotated twice")
+	}
+}
+
+func TestReleasePolicyRules(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	m := manager(t, &now)
+	pol := []byte(`{"version":"1.0.0","anyOf":[{"authority":"https://a","allOf":[{"claim":"x","equals":"y"}]}]}`)
+	tr := true
+	for _, c := range []struct {
+		name string
+		p    CreateParams
+		want string
+	}{
+		{"exportable without policy", CreateParams{Kty: "EC", Attributes: Attributes{Exportable: &tr}}, "AKV.SKR.1004"},
+		{"policy without exportable", CreateParams{Kty: "EC", ReleasePolicy: &ReleasePolicy{Data: pol}}, "AKV.SKR.1005"},
+		{"malformed policy", CreateParams{Kty: "EC", Attributes: Attributes{Exportable: &tr}, ReleasePolicy: &ReleasePolicy{Data: []byte(`{"anyOf":[]}`)}}, "release_policy.data"},
+	} {
+		if _, err := m.Create(ctx, "k", c.p); kind_(err) != BadParameter || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	k, err := m.Create(ctx, "imm", CreateParams{Kty: "EC", Attributes: Attributes{Exportable: &tr}, ReleasePolicy: &ReleasePolicy{Data: pol, Immutable: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := []byte(`{"version":"1.0.0","anyOf":[{"authority":"https://b","allOf":[{"claim":"x","equals":"y"}]}]}`)
+	if _, err := m.Update(ctx, "imm", "", UpdateParams{ReleasePolicy: &ReleasePolicy{Data: other, Immutable: true}}); !strings.Contains(errString(err), "AKV.SKR.1020") {
+		t.Errorf("changing an immutable policy: %v", err)
+	}
+	f := false
+	if _, err := m.Update(ctx, "imm", "", UpdateParams{Attributes: Attributes{Exportable: &f}}); !strings.Contains(errString(err), "AKV.SKR.1003") {
+		t.Errorf("changing exportable: %v", err)
+	}
+	got, _ := m.Get(ctx, "imm", k.Version)
+	if !bytes.Equal(got.ReleasePolicy.Data, pol) || !got.ReleasePolicy.Immutable || got.ReleasePolicy.ContentType == "" {
+		t.Errorf("stored policy %+v", got.ReleasePolicy)
+	}
+	// Release material: refused for a non-exportable or disabled key.
+	if _, err := m.Create(ctx, "plain", CreateParams{Kty: "EC"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.ReleaseMaterial(ctx, "plain", ""); kind_(err) != Forbidden {
+		t.Errorf("release of a non-exportable key: %v", err)
+	}
+	if _, _, err := m.ReleaseMaterial(ctx, "imm", ""); err != nil {
+		t.Errorf("release material: %v", err)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func TestDuration(t *testing.T) {
+	base := time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in   string
+		want time.Time
+	}{
+		{"P90D", base.AddDate(0, 0, 90)}, {"P2Y", base.AddDate(2, 0, 0)}, {"P1M", base.AddDate(0, 1, 0)},
+		{"P1W", base.AddDate(0, 0, 7)}, {"PT36H", base.Add(36 * time.Hour)}, {"P1DT2H3M4S", base.AddDate(0, 0, 1).Add(2*time.Hour + 3*time.Minute + 4*time.Second)},
+	} {
+		d, err := ParseDuration(c.in)
+		if err != nil || !d.After(base).Equal(c.want) || d.String() != c.in {
+			t.Errorf("%s: %v %v", c.in, d.After(base), err)
+		}
+	}
+	for _, bad := range []string{"", "P", "90D", "PT", "P1H", "PTD", "P1.5D", "P99999999D", "P1D2"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
