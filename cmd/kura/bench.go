@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -65,21 +64,11 @@ func benchKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "kura bench keys: %d clients, %s per phase, GOMAXPROCS=%d (reference: Azure Managed HSM publishes ~900 RSA-2048 signs/s per instance)\n", *clients, *dur, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(stdout, "%-24s %12s %12s %10s %10s %8s\n", "operation", "floor op/s", "HTTPS op/s", "p50", "p99", "ratio")
 	for _, op := range ops {
-		// The floor is measured before and after the HTTPS phase and
-		// averaged: the machines are shared and drift by ±15 %.
-		f1, err := bench.Run(ctx, *clients, *dur/2, op.Floor)
-		if err != nil {
-			return fmt.Errorf("%s floor: %w", op.Name, err)
-		}
-		res, err := bench.Run(ctx, *clients, *dur, op.HTTPS)
+		c, err := bench.Compare(ctx, *clients, *dur, op.Floor, op.HTTPS)
 		if err != nil {
 			return fmt.Errorf("%s: %w", op.Name, err)
 		}
-		f2, err := bench.Run(ctx, *clients, *dur/2, op.Floor)
-		if err != nil {
-			return fmt.Errorf("%s floor: %w", op.Name, err)
-		}
-		floor := (f1.PerSecond() + f2.PerSecond()) / 2
+		floor, res := c.Floor, c.Result
 		fmt.Fprintf(stdout, "%-24s %12.0f %12.0f %10s %10s %7.0f%%\n", op.Name, floor, res.PerSecond(),
 			res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), 100*res.PerSecond()/floor)
 	}
@@ -112,19 +101,11 @@ func benchRelease(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f1, err := bench.Run(ctx, *clients, *dur/2, floorOp)
+	c, err := bench.Compare(ctx, *clients, *dur, floorOp, func() error { return rig.Release(ctx) })
 	if err != nil {
-		return err
+		return fmt.Errorf("release: %w", err)
 	}
-	res, err := bench.Run(ctx, *clients, *dur, func() error { return rig.Release(ctx) })
-	if err != nil {
-		return fmt.Errorf("release: %w (after %d)", err, res.Ops)
-	}
-	f2, err := bench.Run(ctx, *clients, *dur/2, floorOp)
-	if err != nil {
-		return err
-	}
-	floor := (f1.PerSecond() + f2.PerSecond()) / 2
+	f1, f2, res, floor := c.Before, c.After, c.Result, c.Floor
 	fmt.Fprintf(stdout, "kura bench release: %d clients, %s, GOMAXPROCS=%d\n", *clients, *dur, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(stdout, "floor (P-384 verify + RS256 token + RSA-OAEP wrap + KWP + RS256 JWS, in-process): %7.0f /s (before %.0f, after %.0f)\n", floor, f1.PerSecond(), f2.PerSecond())
 	fmt.Fprintf(stdout, "attest + release over HTTPS:                                                    %7.0f /s  p50 %s  p99 %s  = %.0f%% of floor\n",
@@ -150,22 +131,11 @@ func benchOneAlg(ctx context.Context, alg string, clients int, dur time.Duration
 	if err != nil {
 		return err
 	}
-	f1, err := bench.Run(ctx, clients, dur/2, floorOp)
+	c, err := bench.Compare(ctx, clients, dur, floorOp, func() error { return rig.Attest(ctx) })
 	if err != nil {
-		return fmt.Errorf("floor: %w", err)
+		return err
 	}
-	res, err := bench.Run(ctx, clients, dur, func() error { return rig.Attest(ctx) })
-	if err != nil {
-		return fmt.Errorf("attest: %w (after %d successes)", err, res.Ops)
-	}
-	f2, err := bench.Run(ctx, clients, dur/2, floorOp)
-	if err != nil {
-		return fmt.Errorf("floor: %w", err)
-	}
-	floor := (f1.PerSecond() + f2.PerSecond()) / 2
-	if floor == 0 {
-		return errors.New("floor measured zero operations")
-	}
+	f1, f2, res, floor := c.Before, c.After, c.Result, c.Floor
 	ratio := res.PerSecond() / floor
 	fmt.Fprintf(stdout, "%s  floor (P-384 verify + %s sign, in-process): %8.0f ops/s  (before %.0f, after %.0f; CPU %s/op)\n",
 		alg, alg, floor, f1.PerSecond(), f2.PerSecond(), f1.CPUPerOp().Round(time.Microsecond))

@@ -279,3 +279,34 @@ func readAdmin(dir string) (string, error) {
 	}
 	return strings.TrimSpace(string(b)), nil
 }
+
+// Comparison is an operation measured next to its floor.
+type Comparison struct {
+	Floor         float64 // ops/s: mean of the floor measured before and after
+	Before, After Result  // the two floor runs
+	Result        Result  // the operation
+}
+
+// Ratio is the operation's throughput as a fraction of the floor.
+func (c Comparison) Ratio() float64 { return c.Result.PerSecond() / c.Floor }
+
+// Compare measures floor for d/2, op for d, floor again for d/2: the
+// machines are shared and drift by ±15 %, so the floor brackets the run.
+func Compare(ctx context.Context, clients int, d time.Duration, floor, op func() error) (Comparison, error) {
+	var c Comparison
+	var err error
+	if c.Before, err = Run(ctx, clients, d/2, floor); err != nil {
+		return c, fmt.Errorf("floor: %w", err)
+	}
+	if c.Result, err = Run(ctx, clients, d, op); err != nil {
+		return c, fmt.Errorf("%w (after %d successes)", err, c.Result.Ops)
+	}
+	if c.After, err = Run(ctx, clients, d/2, floor); err != nil {
+		return c, fmt.Errorf("floor: %w", err)
+	}
+	c.Floor = (c.Before.PerSecond() + c.After.PerSecond()) / 2
+	if c.Floor == 0 {
+		return c, errors.New("the floor measured zero operations")
+	}
+	return c, nil
+}

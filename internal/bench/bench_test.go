@@ -94,3 +94,33 @@ func BenchmarkKeys(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRelease measures attestation plus release over HTTPS and its floor.
+func BenchmarkRelease(b *testing.B) {
+	ctx := context.Background()
+	rig, err := StartRelease(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { b.StopTimer(); rig.Close() }()
+	floor, err := rig.ReleaseFloor()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, v := range []struct {
+		name string
+		f    func() error
+	}{{"https", func() error { return rig.Release(ctx) }}, {"floor", floor}} {
+		b.Run(v.name, func(b *testing.B) {
+			b.SetParallelism(2)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := v.f(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -27,10 +27,11 @@ type ReleaseRig struct {
 	body []byte // a SevSnpVm request binding the TEE key
 }
 
-// StartRelease starts kura with RS256 tokens, an exportable AES-256 key
-// whose policy trusts kura's own attestation, and a simulated TEE.
+// StartRelease starts kura with RS256 tokens (MAA's default, and the floor's),
+// an exportable AES-256 key whose policy trusts kura's own attestation, and a
+// simulated TEE.
 func StartRelease(ctx context.Context, dir string) (*ReleaseRig, error) {
-	kr, err := StartKeys(ctx, dir)
+	kr, err := startKeys(ctx, dir, "RS256")
 	if err != nil {
 		return nil, err
 	}

@@ -303,3 +303,23 @@ type Static func() *jose.JSONWebKeySet
 
 // Keys implements KeySource.
 func (s Static) Keys(context.Context, string, bool) (*jose.JSONWebKeySet, error) { return s(), nil }
+
+// Loaded is a KeySource over keys held in process (kura's own token keys):
+// Load runs on first use and again whenever a refresh is asked for (an
+// unknown kid after a rotation), so the keys are not rebuilt per token.
+type Loaded struct {
+	Load func() *jose.JSONWebKeySet
+
+	mu  sync.Mutex
+	set *jose.JSONWebKeySet
+}
+
+// Keys implements KeySource.
+func (l *Loaded) Keys(_ context.Context, _ string, refresh bool) (*jose.JSONWebKeySet, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.set == nil || refresh {
+		l.set = l.Load()
+	}
+	return l.set, nil
+}

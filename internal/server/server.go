@@ -467,8 +467,8 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	s.log.Info("kura listening", "addr", ln.Addr().String(), "dev", s.cfg.Dev, "sealed", !s.unsealed.Load())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
-	go s.refreshKeys(ctx)
-	go s.maintain(ctx)
+	go s.every(ctx, time.Minute, s.refreshKeys)
+	go s.every(ctx, time.Minute, s.maintain)
 	select {
 	case err := <-errc:
 		return err
@@ -483,47 +483,38 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	return nil
 }
 
-// refreshKeys reloads the token keys every minute so that rotations made by
-// other nodes on the same database reach this node's JWKS.
-func (s *Server) refreshKeys(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+// every runs f each interval until ctx ends, skipping while sealed.
+func (s *Server) every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if !s.unsealed.Load() {
-				continue
-			}
-			if err := s.keyring.Refresh(ctx); err != nil {
-				s.log.Error("reload token signing keys", "err", err)
+			if s.unsealed.Load() {
+				f(ctx)
 			}
 		}
 	}
 }
 
+// refreshKeys reloads the token keys so that rotations made by other nodes
+// on the same database reach this node's JWKS.
+func (s *Server) refreshKeys(ctx context.Context) {
+	if err := s.keyring.Refresh(ctx); err != nil {
+		s.log.Error("reload token signing keys", "err", err)
+	}
+}
+
 // maintain runs the key manager's background duties (purging keys past
-// their retention, rotating keys by policy) and sweeps expired access tokens,
-// once a minute.
+// their retention, rotating keys by policy) and sweeps expired access tokens.
 func (s *Server) maintain(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if !s.unsealed.Load() {
-				continue
-			}
-			if err := s.keys.Maintain(ctx, s.log); err != nil {
-				s.log.Error("key maintenance", "err", err)
-			}
-			if err := s.auth.Sweep(ctx); err != nil {
-				s.log.Error("sweep access tokens", "err", err)
-			}
-		}
+	if err := s.keys.Maintain(ctx, s.log); err != nil {
+		s.log.Error("key maintenance", "err", err)
+	}
+	if err := s.auth.Sweep(ctx); err != nil {
+		s.log.Error("sweep access tokens", "err", err)
 	}
 }
 
@@ -553,12 +544,12 @@ func externalIssuers(cfg config.Config) (*oidc.Verifier, error) {
 // (MAA instances, other kura deployments) through OIDC discovery.
 func releaseAuthorities(cfg config.Config, own *token.Keyring, now func() time.Time) (*oidc.Verifier, error) {
 	v := &oidc.Verifier{Sources: map[string]oidc.KeySource{}, Now: now}
-	v.Sources[oidc.NormalizeIssuer(own.Issuer())] = oidc.Static(func() *jose.JSONWebKeySet {
+	v.Sources[oidc.NormalizeIssuer(own.Issuer())] = &oidc.Loaded{Load: func() *jose.JSONWebKeySet {
 		b, _ := json.Marshal(map[string]any{"keys": own.JWKS()})
 		var set jose.JSONWebKeySet
 		json.Unmarshal(b, &set)
 		return &set
-	})
+	}}
 	disc, err := discovery(cfg)
 	if err != nil {
 		return nil, err

@@ -499,58 +499,40 @@ type listResult struct {
 	NextLink *string      `json:"nextLink"`
 }
 
-func (h *Handler) list(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
+// servePage answers one page of a listing: fetch reads the page after the
+// $skiptoken cursor, render turns each item into its wire form.
+func servePage[T any](h *Handler, w http.ResponseWriter, r *http.Request, fetch func(after string) (keys.Page[T], error), render func(T) wireBundle) {
 	after, ok := skipToken(r)
 	if !ok {
 		Error(w, http.StatusBadRequest, "BadParameter", "$skiptoken is malformed")
 		return
 	}
-	p, err := h.Keys.List(r.Context(), after)
+	p, err := fetch(after)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	out := listResult{Value: []wireBundle{}, NextLink: nextLink(r, p.Next)}
-	for _, k := range p.Items {
-		out.Value = append(out.Value, item(r, k, false))
+	for _, it := range p.Items {
+		out.Value = append(out.Value, render(it))
 	}
 	writeJSON(w, out)
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
+	servePage(h, w, r, func(after string) (keys.Page[*keys.Key], error) { return h.Keys.List(r.Context(), after) },
+		func(k *keys.Key) wireBundle { return item(r, k, false) })
 }
 
 func (h *Handler) listVersions(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
-	after, ok := skipToken(r)
-	if !ok {
-		Error(w, http.StatusBadRequest, "BadParameter", "$skiptoken is malformed")
-		return
-	}
-	p, err := h.Keys.ListVersions(r.Context(), r.PathValue("name"), after)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	out := listResult{Value: []wireBundle{}, NextLink: nextLink(r, p.Next)}
-	for _, k := range p.Items {
-		out.Value = append(out.Value, item(r, k, true))
-	}
-	writeJSON(w, out)
+	servePage(h, w, r, func(after string) (keys.Page[*keys.Key], error) {
+		return h.Keys.ListVersions(r.Context(), r.PathValue("name"), after)
+	}, func(k *keys.Key) wireBundle { return item(r, k, true) })
 }
 
 func (h *Handler) listDeleted(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
-	after, ok := skipToken(r)
-	if !ok {
-		Error(w, http.StatusBadRequest, "BadParameter", "$skiptoken is malformed")
-		return
-	}
-	p, err := h.Keys.ListDeleted(r.Context(), after)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	out := listResult{Value: []wireBundle{}, NextLink: nextLink(r, p.Next)}
-	for _, d := range p.Items {
-		out.Value = append(out.Value, deleted(r, d, false))
-	}
-	writeJSON(w, out)
+	servePage(h, w, r, func(after string) (keys.Page[*keys.DeletedKey], error) { return h.Keys.ListDeleted(r.Context(), after) },
+		func(d *keys.DeletedKey) wireBundle { return deleted(r, d, false) })
 }
 
 func (h *Handler) getDeleted(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
