@@ -22,7 +22,9 @@ type KeysRig struct {
 
 // StartKeys starts kura (dev mode) and creates the benchmark keys through
 // the API with an administrator principal's client-credentials token.
-func StartKeys(ctx context.Context, dir string) (*KeysRig, error) { return startKeys(ctx, dir, "ES256") }
+func StartKeys(ctx context.Context, dir string) (*KeysRig, error) {
+	return startKeys(ctx, dir, "ES256")
+}
 
 func startKeys(ctx context.Context, dir, tokenAlg string) (*KeysRig, error) {
 	a, err := StartAttest(ctx, dir, tokenAlg)
