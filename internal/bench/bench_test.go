@@ -124,3 +124,29 @@ func BenchmarkRelease(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAttestLean is BenchmarkAttestHTTPS with the lean load generator.
+func BenchmarkAttestLean(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256"} {
+		b.Run(alg, func(b *testing.B) {
+			rig, err := StartAttest(context.Background(), b.TempDir(), alg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { b.StopTimer(); rig.Close() }()
+			if err := rig.AttestLean(); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(2)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := rig.AttestLean(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

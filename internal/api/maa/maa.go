@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/kura-project/kura/internal/attest"
@@ -74,10 +75,19 @@ func Error(w http.ResponseWriter, status int, code, msg string) {
 	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
+// writeJSON answers with a Content-Length, so tokens larger than net/http's
+// chunking threshold are not chunked.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		Error(w, http.StatusInternalServerError, "InternalError", "encoding the answer failed")
+		return
+	}
+	b = append(b, '\n')
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write(b)
 }
 
 // checkAPIVersion answers 400 unless api-version is one kura speaks.
@@ -99,7 +109,7 @@ func checkAPIVersion(w http.ResponseWriter, r *http.Request) bool {
 // readBody reads the whole body; the server's limit turns an oversized body
 // into a 413 here.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	b, err := io.ReadAll(r.Body)
+	b, err := readAll(r)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -110,6 +120,24 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		return nil, false
 	}
 	return b, true
+}
+
+// readAll reads the body into one buffer of the announced length (the
+// server's MaxBytesReader still bounds it), instead of io.ReadAll's doubling.
+func readAll(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= 1<<24 {
+		b := make([]byte, n+1) // one spare byte: a body longer than announced reads into it
+		m, err := io.ReadFull(r.Body, b)
+		switch {
+		case err == io.ErrUnexpectedEOF:
+			return b[:m], nil
+		case err != nil:
+			return nil, err
+		}
+		rest, err := io.ReadAll(r.Body)
+		return append(b, rest...), err
+	}
+	return io.ReadAll(r.Body)
 }
 
 // wireData is RuntimeData / InitTimeData on the wire.
