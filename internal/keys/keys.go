@@ -13,6 +13,8 @@ package keys
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -357,6 +359,9 @@ func (m *Manager) store(ctx context.Context, name, kty string, mat *keyops.Mater
 	if err != nil {
 		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "sealing key material failed", Err: err}
 	}
+	if err := m.authenticate(&v); err != nil {
+		return nil, err
+	}
 	defer m.forget(name)
 	if err := m.st.CreateKeyVersion(ctx, v, true); err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -416,6 +421,43 @@ func applyAttributes(v *store.KeyVersion, a Attributes) {
 
 func materialAAD(name, version string) []byte { return []byte("kura/key/" + name + "/" + version) }
 
+// versionAAD binds every field of a version that decides what it may do:
+// the database is untrusted, and a row edited to, say, exportable with a
+// permissive release policy must not release anything.
+func versionAAD(v store.KeyVersion) []byte {
+	h := sha256.New()
+	ops, _ := json.Marshal(v.KeyOps)
+	tags, _ := json.Marshal(v.Tags) // map keys marshal sorted: deterministic
+	sealed := sha256.Sum256(v.Sealed)
+	flags := fmt.Sprintf("%t/%t/%d/%d/%d/%d", v.Enabled, v.Exportable, v.NotBefore.UnixNano(), v.Expires.UnixNano(), v.Created.UnixNano(), v.Updated.UnixNano())
+	for _, part := range [][]byte{[]byte("kura/key-version/v1"), []byte(v.Name), []byte(v.Version), []byte(v.Kty), ops, []byte(flags),
+		tags, v.ReleasePolicy, v.PublicJWK, sealed[:]} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	return h.Sum(nil)
+}
+
+// authenticate sets v.MAC for its current fields.
+func (m *Manager) authenticate(v *store.KeyVersion) error {
+	mac, err := m.sealer.Seal(nil, versionAAD(*v))
+	if err != nil {
+		return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "authenticating the key version failed", Err: err}
+	}
+	v.MAC = mac
+	return nil
+}
+
+// checkMAC refuses a version whose stored fields were altered.
+func (m *Manager) checkMAC(v store.KeyVersion) error {
+	if _, err := m.sealer.Open(v.MAC, versionAAD(v)); err != nil {
+		return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: fmt.Sprintf("key %s/%s failed its integrity check (the store was edited outside kura?)", v.Name, v.Version)}
+	}
+	return nil
+}
+
 // Get returns a version (the latest when version is empty).
 func (m *Manager) Get(ctx context.Context, name, version string) (*Key, error) {
 	v, err := m.version(ctx, name, version)
@@ -437,6 +479,25 @@ func (m *Manager) version(ctx context.Context, name, version string) (store.KeyV
 	if ok && wall.Sub(c.fetched) < versionTTL && wall.Sub(c.fetched) >= 0 {
 		return c.v, nil
 	}
+	v, err := m.fresh(ctx, name, version)
+	if err != nil {
+		return v, err
+	}
+	m.mu.Lock()
+	if len(m.versions) >= 4096 {
+		clear(m.versions)
+	}
+	m.versions[ck] = cachedVersion{v: v, fetched: wall}
+	m.mu.Unlock()
+	return v, nil
+}
+
+// fresh reads a version from the store, bypassing the cache, and checks its
+// integrity.
+func (m *Manager) fresh(ctx context.Context, name, version string) (store.KeyVersion, error) {
+	if err := checkVersion(version); err != nil {
+		return store.KeyVersion{}, err
+	}
 	v, err := m.st.GetKeyVersion(ctx, name, version)
 	if err != nil {
 		what := fmt.Sprintf("a key with name %q", name)
@@ -445,12 +506,9 @@ func (m *Manager) version(ctx context.Context, name, version string) (store.KeyV
 		}
 		return v, storeErr(err, what)
 	}
-	m.mu.Lock()
-	if len(m.versions) >= 4096 {
-		clear(m.versions)
+	if err := m.checkMAC(v); err != nil {
+		return v, err
 	}
-	m.versions[ck] = cachedVersion{v: v, fetched: wall}
-	m.mu.Unlock()
 	return v, nil
 }
 
@@ -464,10 +522,14 @@ type UpdateParams struct {
 
 // Update changes a version's attributes, tags, operations or release policy.
 func (m *Manager) Update(ctx context.Context, name, version string, p UpdateParams) (*Key, error) {
-	v, err := m.version(ctx, name, version)
+	// Read-modify-write from the store, not the cache, and only if nobody
+	// wrote in between: a stale copy must never undo a disable or a
+	// tightened policy.
+	v, err := m.fresh(ctx, name, version)
 	if err != nil {
 		return nil, err
 	}
+	prevUpdated := v.Updated
 	cur, err := m.present(v)
 	if err != nil {
 		return nil, err
@@ -499,8 +561,17 @@ func (m *Manager) Update(ctx context.Context, name, version string, p UpdatePara
 		v.ReleasePolicy = b
 	}
 	v.Updated = m.now()
+	if !v.Updated.After(prevUpdated) {
+		v.Updated = prevUpdated.Add(time.Nanosecond) // keeps the concurrency check meaningful
+	}
+	if err := m.authenticate(&v); err != nil {
+		return nil, err
+	}
 	defer m.forget(name)
-	if err := m.st.UpdateKeyVersion(ctx, v); err != nil {
+	if err := m.st.UpdateKeyVersion(ctx, v, prevUpdated); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q was changed by another request meanwhile; read it again and retry", name)}
+		}
 		return nil, storeErr(err, fmt.Sprintf("key %q", name))
 	}
 	return m.present(v)

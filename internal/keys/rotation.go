@@ -80,6 +80,9 @@ func (m *Manager) Restore(ctx context.Context, blob []byte) (*Key, error) {
 		if v.Name != doc.Name {
 			return nil, bad("value: the backup is malformed")
 		}
+		if err := m.checkMAC(v); err != nil {
+			return nil, bad("value: a version in the backup fails its integrity check")
+		}
 		// The material must open under this root before anything is stored.
 		if _, err := m.material(v); err != nil {
 			return nil, bad("value: the backup's key material does not open under this instance's root")

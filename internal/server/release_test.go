@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -327,5 +328,31 @@ func TestReleaseWithAzkeys(t *testing.T) {
 	}
 	if _, err := releaser.GetKey(ctx, "released", "", nil); status(err) != 403 {
 		t.Errorf("releaser get: %v", err)
+	}
+}
+
+// TestKeyRowTampering: making a non-exportable key exportable (with a
+// permissive policy) by editing the database releases nothing.
+func TestKeyRowTampering(t *testing.T) {
+	r := newRig(t, time.Now(), issuerOpt)
+	r.importKey(t, "crown", false, nil)
+	db, err := sql.Open("sqlite", filepath.Join(r.dir, "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	policy := releasePolicy(kuraIssuer, nil, cond("x-ms-attestation-type", "equals", "sevsnpvm"))
+	rp, _ := json.Marshal(map[string]any{"contentType": "application/json; charset=utf-8", "data": policy})
+	if _, err := db.Exec(`UPDATE key_versions SET exportable = 1, release = ? WHERE name = 'crown'`, rp); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the version cache
+	g := newTEE(t)
+	code, resp := r.release(t, "crown", g.token(t, r, "", sim.Options{}, nil), "", "")
+	if code == 200 || bytes.Contains(resp, []byte("key_hsm")) {
+		t.Fatalf("a tampered row released the key: %d", code)
+	}
+	if code != 503 {
+		t.Errorf("tampered row: %d %.200s, want 503", code, resp)
 	}
 }

@@ -91,6 +91,9 @@ type KeyVersion struct {
 	ReleasePolicy []byte // JSON of the stored release policy; nil: none
 	PublicJWK     []byte // JSON of the public key
 	Sealed        []byte
+	// MAC authenticates every other field under the root (internal/seal),
+	// so an edit of, say, exportable or the release policy is detected.
+	MAC []byte
 }
 
 // DeletedKey is a soft-deleted key: its latest version and its schedule.
@@ -117,7 +120,10 @@ type Keys interface {
 	// GetKeyVersion returns a version of a key that is not deleted; an
 	// empty version means the latest.
 	GetKeyVersion(ctx context.Context, name, version string) (KeyVersion, error)
-	UpdateKeyVersion(ctx context.Context, v KeyVersion) error
+	// UpdateKeyVersion replaces a version's mutable fields if it was last
+	// updated at prevUpdated (optimistic concurrency): ErrConflict when
+	// another writer got there first, ErrNotFound when it is gone.
+	UpdateKeyVersion(ctx context.Context, v KeyVersion, prevUpdated time.Time) error
 	// ListKeys returns the latest version of each non-deleted key with a
 	// name after the given one, in name order, at most limit.
 	ListKeys(ctx context.Context, after string, limit int) ([]KeyVersion, error)

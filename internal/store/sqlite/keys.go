@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS key_versions (
 	release     BLOB,
 	public_jwk  BLOB NOT NULL,
 	sealed      BLOB NOT NULL,
+	mac         BLOB NOT NULL,
 	PRIMARY KEY (name, version)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS key_versions_seq ON key_versions (name, seq);
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS rotation_policies (
 );
 `
 
-const versionCols = `v.name, v.version, v.kty, v.key_ops, v.enabled, v.nbf, v.exp, v.exportable, v.created, v.updated, v.tags, v.release, v.public_jwk, v.sealed`
+const versionCols = `v.name, v.version, v.kty, v.key_ops, v.enabled, v.nbf, v.exp, v.exportable, v.created, v.updated, v.tags, v.release, v.public_jwk, v.sealed, v.mac`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -56,7 +57,7 @@ func scanVersion(r scanner, extra ...any) (store.KeyVersion, error) {
 	var ops, tags sql.NullString
 	var enabled, exportable int
 	var nbf, exp, created, updated int64
-	dest := append([]any{&v.Name, &v.Version, &v.Kty, &ops, &enabled, &nbf, &exp, &exportable, &created, &updated, &tags, &v.ReleasePolicy, &v.PublicJWK, &v.Sealed}, extra...)
+	dest := append([]any{&v.Name, &v.Version, &v.Kty, &ops, &enabled, &nbf, &exp, &exportable, &created, &updated, &tags, &v.ReleasePolicy, &v.PublicJWK, &v.Sealed, &v.MAC}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return v, err
 	}
@@ -102,10 +103,14 @@ func (s *Store) insertVersion(ctx context.Context, tx *sql.Tx, v store.KeyVersio
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO key_versions (name, version, seq, kty, key_ops, enabled, nbf, exp, exportable, created, updated, tags, release, public_jwk, sealed)
-		VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM key_versions WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	mac := v.MAC
+	if mac == nil {
+		mac = []byte{}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO key_versions (name, version, seq, kty, key_ops, enabled, nbf, exp, exportable, created, updated, tags, release, public_jwk, sealed, mac)
+		VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM key_versions WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		v.Name, v.Version, v.Name, v.Kty, ops, b2i(v.Enabled), unix(v.NotBefore), unix(v.Expires), b2i(v.Exportable),
-		unix(v.Created), unix(v.Updated), tags, v.ReleasePolicy, v.PublicJWK, v.Sealed)
+		unix(v.Created), unix(v.Updated), tags, v.ReleasePolicy, v.PublicJWK, v.Sealed, mac)
 	if err != nil {
 		return fmt.Errorf("insert key version %s/%s: %w", v.Name, v.Version, err)
 	}
@@ -169,7 +174,7 @@ func (s *Store) GetKeyVersion(ctx context.Context, name, version string) (store.
 	return v, err
 }
 
-func (s *Store) UpdateKeyVersion(ctx context.Context, v store.KeyVersion) error {
+func (s *Store) UpdateKeyVersion(ctx context.Context, v store.KeyVersion, prevUpdated time.Time) error {
 	ops, err := jsonOrNull(v.KeyOps, v.KeyOps == nil)
 	if err != nil {
 		return err
@@ -178,13 +183,17 @@ func (s *Store) UpdateKeyVersion(ctx context.Context, v store.KeyVersion) error 
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, exportable = ?, updated = ?, tags = ?, release = ?
-		WHERE name = ? AND version = ? AND name IN (SELECT name FROM keys WHERE deleted_at = 0)`,
-		ops, b2i(v.Enabled), unix(v.NotBefore), unix(v.Expires), b2i(v.Exportable), unix(v.Updated), tags, v.ReleasePolicy, v.Name, v.Version)
+	res, err := s.db.ExecContext(ctx, `UPDATE key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, exportable = ?, updated = ?, tags = ?, release = ?, mac = ?
+		WHERE name = ? AND version = ? AND updated = ? AND name IN (SELECT name FROM keys WHERE deleted_at = 0)`,
+		ops, b2i(v.Enabled), unix(v.NotBefore), unix(v.Expires), b2i(v.Exportable), unix(v.Updated), tags, v.ReleasePolicy, v.MAC,
+		v.Name, v.Version, unix(prevUpdated))
 	if err != nil {
 		return fmt.Errorf("update key version: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := s.GetKeyVersion(ctx, v.Name, v.Version); err == nil {
+			return fmt.Errorf("key %s/%s changed meanwhile: %w", v.Name, v.Version, store.ErrConflict)
+		}
 		return fmt.Errorf("key %s/%s: %w", v.Name, v.Version, store.ErrNotFound)
 	}
 	return nil

@@ -146,11 +146,18 @@ func keys(t *testing.T, s store.Store) {
 		t.Fatalf("latest: %+v %v", latest, err)
 	}
 	first, _ := s.GetKeyVersion(ctx, "k1", "v1")
-	first.Enabled, first.Tags, first.KeyOps = false, nil, nil
-	if err := s.UpdateKeyVersion(ctx, first); err != nil {
+	prev := first.Updated
+	first.Enabled, first.Tags, first.KeyOps, first.Updated, first.MAC = false, nil, nil, prev.Add(time.Second), []byte{5}
+	if err := s.UpdateKeyVersion(ctx, first, prev); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.GetKeyVersion(ctx, "k1", "v1"); got.Enabled || got.Tags != nil || got.KeyOps != nil || !bytes.Equal(got.Sealed, []byte{9, 9}) {
+	// A writer that read the old row loses: optimistic concurrency.
+	stale := first
+	stale.Enabled = true
+	if err := s.UpdateKeyVersion(ctx, stale, prev); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("stale update: %v", err)
+	}
+	if got, _ := s.GetKeyVersion(ctx, "k1", "v1"); got.Enabled || got.Tags != nil || got.KeyOps != nil || !bytes.Equal(got.Sealed, []byte{9, 9}) || !bytes.Equal(got.MAC, []byte{5}) {
 		t.Errorf("after update: %+v", got)
 	}
 	if _, err := s.GetKeyVersion(ctx, "k1", "v9"); !errors.Is(err, store.ErrNotFound) {
