@@ -301,6 +301,9 @@ func (s *Service) ResetSecret(ctx context.Context, id string) (string, error) {
 	if err := s.st.SetPrincipalSecret(ctx, id, h[:]); err != nil {
 		return "", err
 	}
+	s.mu.Lock()
+	clear(s.cache) // tokens issued with the old secret are revoked
+	s.mu.Unlock()
 	return secret, nil
 }
 

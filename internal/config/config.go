@@ -211,6 +211,9 @@ func (c Config) Validate() error {
 	if c.RecoverableDays != 0 && (c.RecoverableDays < 7 || c.RecoverableDays > 90) {
 		errs = append(errs, fmt.Errorf("recoverable_days %d: must be 7 to 90", c.RecoverableDays))
 	}
+	if len(c.OIDCIssuers) > 0 && c.OIDCAudience == "" {
+		errs = append(errs, errors.New("oidc_issuers needs oidc_audience: without it a token an issuer minted for another application would be accepted"))
+	}
 	if c.MaxBodyBytes < 4096 {
 		errs = append(errs, fmt.Errorf("max-body-bytes %d is below 4096", c.MaxBodyBytes))
 	}

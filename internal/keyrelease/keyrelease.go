@@ -163,7 +163,9 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 		if tn != r.Nonce {
 			return nil, deny("the request's nonce is not the attestation token's nonce")
 		}
-		if err := s.Nonces.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, expiry(claims)); err != nil {
+		// Remembered past the token's exp by more than the verifier's clock
+		// skew, so the token cannot be replayed in the skew window.
+		if err := s.Nonces.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, expiry(claims).Add(10*time.Minute)); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return nil, deny("the nonce was already used for a release")
 			}
@@ -181,7 +183,7 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	defer clear(plain)
 	ct, err := wrap(tee, newHash, plain)
 	if err != nil {
-		return nil, err
+		return nil, deny("the key cannot be wrapped to the environment's key: %v", err)
 	}
 	hsm, err := json.Marshal(map[string]any{
 		"schema_version": "1.0",
@@ -238,6 +240,9 @@ func teeKey(c oidc.Claims) (*rsa.PublicKey, string, error) {
 		}
 		if pub.N.BitLen() < minTEEKeyBits {
 			return nil, "", deny("x-ms-runtime.keys[%d] (%s) is a %d-bit RSA key; at least %d bits are required", i, kid, pub.N.BitLen(), minTEEKeyBits)
+		}
+		if pub.E < 3 || pub.E%2 == 0 || pub.N.Bit(0) == 0 {
+			return nil, "", deny("x-ms-runtime.keys[%d] (%s) is not a valid RSA public key (even modulus or exponent)", i, kid)
 		}
 		return pub, kid, nil
 	}

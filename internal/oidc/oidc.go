@@ -196,8 +196,9 @@ type Discovery struct {
 	TTL             time.Duration // how long keys are reused; default 1 h
 	RefreshInterval time.Duration // minimum time between forced refreshes; default 30 s
 
-	mu    sync.Mutex
-	cache map[string]*cached
+	mu      sync.Mutex
+	fetchMu sync.Mutex
+	cache   map[string]*cached
 }
 
 type cached struct {
@@ -225,6 +226,21 @@ func (d *Discovery) Keys(ctx context.Context, issuer string, refresh bool) (*jos
 	if c != nil && now.Sub(c.fetched) < ttl && (!refresh || now.Sub(c.refreshed) < interval) {
 		return c.set, nil
 	}
+	// One fetch at a time per Discovery, and the attempt is stamped before
+	// it runs: concurrent unknown kids, or an issuer that is down, cost at
+	// most one outbound request per RefreshInterval.
+	d.fetchMu.Lock()
+	defer d.fetchMu.Unlock()
+	d.mu.Lock()
+	c = d.cache[issuer]
+	if c != nil && now.Sub(c.fetched) < ttl && now.Sub(c.refreshed) < interval {
+		d.mu.Unlock()
+		return c.set, nil
+	}
+	if c != nil {
+		c.refreshed = now
+	}
+	d.mu.Unlock()
 	set, err := d.fetch(ctx, issuer)
 	if err != nil {
 		if c != nil && now.Sub(c.fetched) < ttl {
@@ -309,17 +325,26 @@ func (s Static) Keys(context.Context, string, bool) (*jose.JSONWebKeySet, error)
 // unknown kid after a rotation), so the keys are not rebuilt per token.
 type Loaded struct {
 	Load func() *jose.JSONWebKeySet
+	// TTL bounds how long a loaded set is reused, so a key that left the
+	// issuer's set (a rotation after a compromise) stops verifying within
+	// it even when nobody presents an unknown kid. Default 5 s.
+	TTL time.Duration
 
-	mu  sync.Mutex
-	set *jose.JSONWebKeySet
+	mu     sync.Mutex
+	set    *jose.JSONWebKeySet
+	loaded time.Time
 }
 
 // Keys implements KeySource.
 func (l *Loaded) Keys(_ context.Context, _ string, refresh bool) (*jose.JSONWebKeySet, error) {
+	ttl := l.TTL
+	if ttl == 0 {
+		ttl = 5 * time.Second
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.set == nil || refresh {
-		l.set = l.Load()
+	if l.set == nil || refresh || time.Since(l.loaded) > ttl {
+		l.set, l.loaded = l.Load(), time.Now()
 	}
 	return l.set, nil
 }

@@ -272,6 +272,9 @@ func (r *PKCS11Root) checkKey(k pkcs11.ObjectHandle, label string) error {
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_LOCAL, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_NEVER_EXTRACTABLE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_ALWAYS_SENSITIVE, nil),
 	})
 	if err != nil {
 		return p11Error(fmt.Sprintf("read attributes of root key %q", label), err)
@@ -293,6 +296,13 @@ func (r *PKCS11Root) checkKey(k pkcs11.ObjectHandle, label string) error {
 	}
 	if !attrBool(attrs[4]) || !attrBool(attrs[5]) {
 		return bad("may not both encrypt and decrypt")
+	}
+	// A key imported with C_CreateObject can be sensitive and
+	// non-extractable now while its value is known to whoever planted it:
+	// only a key generated inside the token, never extractable and always
+	// sensitive, is a root nobody has seen.
+	if !attrBool(attrs[6]) || !attrBool(attrs[7]) || !attrBool(attrs[8]) {
+		return bad("was not generated inside the token, or has been extractable or not sensitive (CKA_LOCAL, CKA_NEVER_EXTRACTABLE, CKA_ALWAYS_SENSITIVE must all be true)")
 	}
 	return nil
 }

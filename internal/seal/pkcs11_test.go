@@ -246,6 +246,22 @@ func TestPKCS11Refuses(t *testing.T) {
 	gen("aes128", false, true, 16)
 	gen("twice", false, true, 32)
 	gen("twice", false, true, 32)
+	// A key imported with a value someone knows, marked sensitive and
+	// non-extractable afterwards: not generated in the token.
+	if _, err := r.ctx.CreateObject(r.login, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, bytes.Repeat([]byte{0x42}, 32)),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, "planted"),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+	}); err != nil {
+		t.Fatalf("plant imported key: %v", err)
+	}
 
 	// Unwrap failures leave the only session usable.
 	w, err := r.Wrap(make([]byte, 32), []byte("x"))
@@ -269,6 +285,7 @@ func TestPKCS11Refuses(t *testing.T) {
 		"not-sensitive": "is not sensitive",
 		"aes128":        "is not 256 bits long",
 		"twice":         `holds 2 secret keys labelled "twice"`,
+		"planted":       "was not generated inside the token",
 	} {
 		c := cfg
 		c.KeyLabel = label

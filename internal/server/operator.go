@@ -152,7 +152,22 @@ func readSmallJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 // opInit creates the software root on first start: a fresh 256-bit unseal
 // key splits into N shares with threshold M; the shares are returned once
 // and never stored. The server is unsealed afterwards.
+// requireAdmin answers 401 unless the request carries the administrator
+// token: whoever reaches a fresh server first must not receive the shares,
+// and strangers must not feed shares (resetting the custodians' progress).
+func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
+	if s.isAdmin(r) {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
+	apimaa.Error(w, http.StatusUnauthorized, "Unauthorized", "operator init and unseal require the administrator bearer token (--admin-token-file)")
+	return false
+}
+
 func (s *Server) opInit(w http.ResponseWriter, r *http.Request) {
+	if !s.requireAdmin(w, r) {
+		return
+	}
 	var in struct {
 		Shares    int `json:"shares"`
 		Threshold int `json:"threshold"`
@@ -209,17 +224,20 @@ func (s *Server) opInit(w http.ResponseWriter, r *http.Request) {
 		apimaa.Error(w, http.StatusInternalServerError, "InternalError", "initialisation failed; see the server log")
 		return
 	}
-	if err := s.finish(r.Context(), seal.New(root)); err != nil {
-		s.log.Error("unseal after init", "err", err)
-		apimaa.Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "initialised, but starting the services failed; see the server log")
-		return
-	}
+	// The root exists now: the shares are the only way back into it, so
+	// they are answered whatever happens next, and starting the services
+	// does not depend on the client staying connected.
 	out := struct {
 		Shares    []string `json:"shares"`
 		Threshold int      `json:"threshold"`
+		Warning   string   `json:"warning,omitempty"`
 	}{Threshold: in.Threshold}
 	for _, sh := range shares {
 		out.Shares = append(out.Shares, sh.String())
+	}
+	if err := s.finish(context.WithoutCancel(r.Context()), seal.New(root)); err != nil {
+		s.log.Error("unseal after init", "err", err)
+		out.Warning = "initialised, but starting the services failed (see the server log); keep these shares and unseal after fixing it"
 	}
 	s.log.Info("kura initialised", "shares", in.Shares, "threshold", in.Threshold)
 	writeJSONStatus(w, http.StatusOK, out)
@@ -229,6 +247,9 @@ func (s *Server) opInit(w http.ResponseWriter, r *http.Request) {
 // combined and checked against the commitment: wrong shares are refused and
 // forgotten, so operators start again.
 func (s *Server) opUnseal(w http.ResponseWriter, r *http.Request) {
+	if !s.requireAdmin(w, r) {
+		return
+	}
 	var in struct {
 		Share string `json:"share"`
 	}
@@ -272,6 +293,12 @@ func (s *Server) opUnseal(w http.ResponseWriter, r *http.Request) {
 		clear(key)
 		s.log.Warn("unseal attempt with wrong shares")
 		apimaa.Error(w, http.StatusBadRequest, "WrongShares", "the shares do not reconstruct the unseal key (a wrong or mistyped share?); progress is reset, start again")
+		return
+	}
+	if _, err := os.Stat(s.op.rootFile()); err != nil {
+		clear(key)
+		s.log.Error("unseal: sealed root missing", "err", err)
+		apimaa.Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the shares are right but the sealed root file is missing from the data directory; restore seal/root.sealed")
 		return
 	}
 	root, err := seal.OpenSoftwareRoot(s.op.rootFile(), key)

@@ -38,7 +38,7 @@ func openServer(t *testing.T, cfg config.Config) *rig {
 
 func opPost(r *rig, path string, v any) (int, map[string]any) {
 	b, _ := json.Marshal(v)
-	code, resp, _ := r.do("POST", path, b)
+	code, resp, _ := r.do("POST", path, b, "Authorization", "Bearer "+r.admin)
 	var out map[string]any
 	json.Unmarshal(resp, &out)
 	return code, out
@@ -60,6 +60,12 @@ func TestSealedServerInitAndUnseal(t *testing.T) {
 	}
 	if code, _, _ := r.do("GET", "/healthz", nil); code != 200 {
 		t.Errorf("healthz while sealed: %d", code)
+	}
+	if code, _, _ := r.do("POST", "/kura/v1/operator/init", []byte(`{"shares":5,"threshold":3}`)); code != 401 {
+		t.Errorf("init without the admin token: %d", code)
+	}
+	if code, _, _ := r.do("POST", "/kura/v1/operator/unseal", []byte(`{"share":"x"}`)); code != 401 {
+		t.Errorf("unseal without the admin token: %d", code)
 	}
 	if code, _ := opPost(r, "/kura/v1/operator/init", map[string]int{"shares": 3, "threshold": 4}); code != 400 {
 		t.Errorf("threshold above shares: %d", code)

@@ -167,15 +167,16 @@ func rsaDecrypt(k *rsa.PrivateKey, a algorithm, ct []byte) ([]byte, error) {
 }
 
 func gcmSeal(key []byte, a algorithm, pt, iv, aad []byte) (Result, error) {
-	if len(iv) == 0 {
-		// The common case: a fresh random 96-bit nonce, safe for 2^32
-		// messages per key, so callers need not manage nonces at all.
-		iv = make([]byte, gcmIVSize)
-		if _, err := rand.Read(iv); err != nil {
-			return Result{}, fmt.Errorf("keyops: generating GCM iv: %w", err)
-		}
-	} else if len(iv) != gcmIVSize {
-		return Result{}, inputErr("iv", "%s needs a %d-byte iv; got %d bytes", a.name, gcmIVSize, len(iv))
+	if len(iv) != 0 {
+		// A caller-chosen nonce would let anyone allowed to encrypt reuse
+		// the nonce of someone else's ciphertext and read the keystream,
+		// i.e. decrypt without the decrypt permission.
+		return Result{}, inputErr("iv", "%s encryption generates its own iv; do not send one", a.name)
+	}
+	// A fresh random 96-bit nonce, safe for 2^32 messages per key.
+	iv = make([]byte, gcmIVSize)
+	if _, err := rand.Read(iv); err != nil {
+		return Result{}, fmt.Errorf("keyops: generating GCM iv: %w", err)
 	}
 	g, err := newGCM(key)
 	if err != nil {

@@ -372,14 +372,19 @@ func TestAESCrossCheck(t *testing.T) {
 		}
 		pt := []byte("twenty-one byte text!")
 		t.Run(k.name+"/GCM", func(t *testing.T) {
-			iv := unhex(t, "000102030405060708090a0b")
-			res, err := Encrypt(k.m, "A"+bits+"GCM", pt, iv, []byte("aad"))
+			// The service picks the iv; the output must be exactly what
+			// crypto/cipher makes with that iv.
+			res, err := Encrypt(k.m, "A"+bits+"GCM", pt, nil, []byte("aad"))
 			if err != nil {
 				t.Fatal(err)
 			}
+			iv := res.IV
+			if len(iv) != 12 {
+				t.Fatalf("iv is %d bytes", len(iv))
+			}
 			g, _ := cipher.NewGCM(block)
 			want := g.Seal(nil, iv, pt, []byte("aad"))
-			if got := append(append([]byte(nil), res.Value...), res.Tag...); !bytes.Equal(got, want) || !bytes.Equal(res.IV, iv) {
+			if got := append(append([]byte(nil), res.Value...), res.Tag...); !bytes.Equal(got, want) {
 				t.Fatalf("value||tag = %x, want %x", got, want)
 			}
 			got, err := Decrypt(k.m, "A"+bits+"GCM", want[:len(pt)], iv, []byte("aad"), want[len(pt):])

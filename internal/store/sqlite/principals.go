@@ -114,15 +114,20 @@ func (s *Store) DeletePrincipal(ctx context.Context, id string) error {
 	})
 }
 
+// SetPrincipalSecret replaces the secret and revokes every access token
+// issued with the old one, in one transaction.
 func (s *Store) SetPrincipalSecret(ctx context.Context, id string, hash []byte) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE principals SET secret_hash = ? WHERE id = ?`, hash, id)
-	if err != nil {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE principals SET secret_hash = ? WHERE id = ?`, hash, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("principal %q: %w", id, store.ErrNotFound)
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE principal_id = ?`, id)
 		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("principal %q: %w", id, store.ErrNotFound)
-	}
-	return nil
+	})
 }
 
 func (s *Store) AddRole(ctx context.Context, a store.RoleAssignment) error {
