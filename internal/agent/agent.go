@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -46,11 +47,18 @@ type KeyRef struct{ Name, Version string }
 // ParseKeyRef parses NAME or NAME/VERSION.
 func ParseKeyRef(s string) (KeyRef, error) {
 	name, version, _ := strings.Cut(s, "/")
-	if name == "" || strings.Contains(version, "/") {
-		return KeyRef{}, fmt.Errorf("key %q: want NAME or NAME/VERSION", s)
+	if !nameRE.MatchString(name) || (version != "" && !versionRE.MatchString(version)) {
+		return KeyRef{}, fmt.Errorf("key %q: want NAME or NAME/VERSION (letters, digits and dashes; a 32-hex version)", s)
 	}
 	return KeyRef{Name: name, Version: version}, nil
 }
+
+// Key names are also file names in the output directory: only Key Vault's
+// name characters, so no path can escape it.
+var (
+	nameRE    = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+	versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+)
 
 // Config configures an Agent.
 type Config struct {
@@ -170,8 +178,12 @@ func (a *Agent) Round(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	trusted, err := a.releaseCerts(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
 	for _, k := range a.cfg.Keys {
-		rel, err := a.release(ctx, access, token, nonce, k, ephemeral)
+		rel, err := a.release(ctx, access, token, nonce, kid, k, ephemeral, trusted)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("release %s: %w", k.Name, err)
 		}
@@ -299,7 +311,58 @@ func (a *Agent) accessToken(ctx context.Context) (string, error) {
 	return out.AccessToken, nil
 }
 
-func (a *Agent) release(ctx context.Context, access, token, nonce string, k KeyRef, priv *rsa.PrivateKey) (*Released, error) {
+// releaseCerts fetches the certificates kura signs release answers with,
+// over the TLS channel the agent already trusts: an answer signed by anyone
+// else (a man in the middle that wrapped its own material to the public TEE
+// key) is refused.
+func (a *Agent) releaseCerts(ctx context.Context) ([]*x509.Certificate, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.URL+"/kura/v1/release-keys", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.cfg.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("release signing keys: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("release signing keys: %s", resp.Status)
+	}
+	return ParseReleaseCerts(body)
+}
+
+// ParseReleaseCerts reads the JWK set at /kura/v1/release-keys and returns
+// the leaf certificate of each key.
+func ParseReleaseCerts(body []byte) ([]*x509.Certificate, error) {
+	var set struct {
+		Keys []struct {
+			X5C []string `json:"x5c"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("release signing keys: %w", err)
+	}
+	var out []*x509.Certificate
+	for _, k := range set.Keys {
+		if len(k.X5C) == 0 {
+			continue
+		}
+		der, err := base64.StdEncoding.DecodeString(k.X5C[0])
+		if err != nil {
+			continue
+		}
+		if c, err := x509.ParseCertificate(der); err == nil {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("kura publishes no release signing certificate")
+	}
+	return out, nil
+}
+
+func (a *Agent) release(ctx context.Context, access, token, nonce, teeKid string, k KeyRef, priv *rsa.PrivateKey, trusted []*x509.Certificate) (*Released, error) {
 	path := "/keys/" + url.PathEscape(k.Name)
 	if k.Version != "" {
 		path += "/" + url.PathEscape(k.Version)
@@ -315,17 +378,17 @@ func (a *Agent) release(ctx context.Context, access, token, nonce string, k KeyR
 	if err := json.Unmarshal(resp, &out); err != nil || out.Value == "" {
 		return nil, errors.New("no JWS in the release answer")
 	}
-	payload, err := VerifyReleaseJWS(out.Value)
+	payload, err := VerifyReleaseJWS(out.Value, trusted)
 	if err != nil {
 		return nil, err
 	}
-	return Open(payload, priv, k.Name)
+	return Open(payload, priv, Expect{Name: k.Name, Version: k.Version, Nonce: nonce, TEEKeyID: teeKid})
 }
 
 // VerifyReleaseJWS checks a release response's signature with the
-// certificate in its x5c header and returns the payload. The channel to kura
-// is authenticated TLS; the signature binds the answer to kura's release key.
-func VerifyReleaseJWS(compact string) ([]byte, error) {
+// certificate in its x5c header, which must be one of trusted (the release
+// certificates kura publishes), and returns the payload.
+func VerifyReleaseJWS(compact string, trusted []*x509.Certificate) ([]byte, error) {
 	sig, err := jose.ParseSignedCompact(compact, []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384})
 	if err != nil {
 		return nil, fmt.Errorf("release answer is not a JWS: %w", err)
@@ -345,6 +408,15 @@ func VerifyReleaseJWS(compact string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release answer x5c: %w", err)
 	}
+	pinned := false
+	for _, c := range trusted {
+		if c.Equal(cert) {
+			pinned = true
+		}
+	}
+	if !pinned {
+		return nil, errors.New("release answer is signed by a certificate kura does not publish as a release key")
+	}
 	payload, err := sig.Verify(cert.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("release answer signature: %w", err)
@@ -352,12 +424,26 @@ func VerifyReleaseJWS(compact string) ([]byte, error) {
 	return payload, nil
 }
 
-// Open unwraps the key in a verified release payload.
-func Open(payload []byte, priv *rsa.PrivateKey, name string) (*Released, error) {
+// Expect is what a release answer must be about: the key asked for, the
+// nonce sent, the TEE key the material must be wrapped to.
+type Expect struct {
+	Name, Version string
+	Nonce         string
+	TEEKeyID      string
+}
+
+// Open checks a verified release payload against what was asked and
+// unwraps its key.
+func Open(payload []byte, priv *rsa.PrivateKey, want Expect) (*Released, error) {
+	name := want.Name
 	var p struct {
 		Request struct {
-			Enc string `json:"enc"`
+			Enc   string `json:"enc"`
+			Nonce string `json:"nonce"`
 		} `json:"request"`
+		Binding struct {
+			TEEKey string `json:"tee_key"`
+		} `json:"x-kura-release"`
 		Response struct {
 			Key struct {
 				Key struct {
@@ -370,6 +456,17 @@ func Open(payload []byte, priv *rsa.PrivateKey, name string) (*Released, error) 
 	}
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return nil, fmt.Errorf("release payload: %w", err)
+	}
+	kid := p.Response.Key.Key.Kid
+	parts := strings.Split(kid, "/")
+	if len(parts) < 2 || parts[len(parts)-2] != name || (want.Version != "" && parts[len(parts)-1] != want.Version) {
+		return nil, fmt.Errorf("release answer is about %q, not the key %q asked for", kid, name)
+	}
+	if p.Request.Nonce != want.Nonce {
+		return nil, errors.New("release answer carries another request's nonce")
+	}
+	if want.TEEKeyID != "" && p.Binding.TEEKey != want.TEEKeyID {
+		return nil, fmt.Errorf("release answer is wrapped to TEE key %q, not %q", p.Binding.TEEKey, want.TEEKeyID)
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(p.Response.Key.Key.KeyHSM, "="))
 	if err != nil {
@@ -408,6 +505,9 @@ func (a *Agent) deliver(r *Released) error {
 	if err := os.MkdirAll(a.cfg.OutDir, 0o700); err != nil {
 		return err
 	}
+	if err := os.Chmod(a.cfg.OutDir, 0o700); err != nil { // an existing directory too
+		return err
+	}
 	data := r.Material
 	if r.Kty != "oct" {
 		data = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: r.Material})
@@ -434,14 +534,32 @@ func (a *Agent) deliver(r *Released) error {
 // serveSocket serves released keys on a Unix socket (mode 0600):
 // GET /keys/NAME answers the material (PEM for RSA/EC, raw for oct).
 func (a *Agent) serveSocket() (func(), error) {
-	os.Remove(a.cfg.Socket)
-	ln, err := net.Listen("unix", a.cfg.Socket)
+	// Only a stale socket is removed, never a file that is something else.
+	if st, err := os.Lstat(a.cfg.Socket); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("workload socket %s exists and is not a socket", a.cfg.Socket)
+		}
+		os.Remove(a.cfg.Socket)
+	}
+	// The socket is made in a private directory and moved into place, so it
+	// is never reachable with looser permissions than 0600.
+	tmpDir, err := os.MkdirTemp(filepath.Dir(a.cfg.Socket), ".kura-agent-")
 	if err != nil {
 		return nil, fmt.Errorf("workload socket: %w", err)
 	}
-	if err := os.Chmod(a.cfg.Socket, 0o600); err != nil {
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, "s")
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, fmt.Errorf("workload socket: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
 		return nil, err
+	}
+	if err := os.Rename(tmp, a.cfg.Socket); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("workload socket: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /keys/{name}", func(w http.ResponseWriter, r *http.Request) {

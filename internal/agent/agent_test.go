@@ -178,7 +178,7 @@ func TestParseKeyRefAndRenew(t *testing.T) {
 		in   string
 		want agent.KeyRef
 		ok   bool
-	}{{"k", agent.KeyRef{Name: "k"}, true}, {"k/abc", agent.KeyRef{Name: "k", Version: "abc"}, true}, {"", agent.KeyRef{}, false}, {"/v", agent.KeyRef{}, false}, {"a/b/c", agent.KeyRef{}, false}} {
+	}{{"k", agent.KeyRef{Name: "k"}, true}, {"k/0123456789abcdef0123456789abcdef", agent.KeyRef{Name: "k", Version: "0123456789abcdef0123456789abcdef"}, true}, {"k/abc", agent.KeyRef{}, false}, {"..", agent.KeyRef{}, false}, {"a b", agent.KeyRef{}, false}, {"k/../x", agent.KeyRef{}, false}, {"", agent.KeyRef{}, false}, {"/v", agent.KeyRef{}, false}, {"a/b/c", agent.KeyRef{}, false}} {
 		got, err := agent.ParseKeyRef(c.in)
 		if (err == nil) != c.ok || (c.ok && got != c.want) {
 			t.Errorf("%q: %v %v", c.in, got, err)
@@ -195,7 +195,7 @@ func TestParseKeyRefAndRenew(t *testing.T) {
 
 func TestVerifyReleaseJWSRefusesTampering(t *testing.T) {
 	for _, bad := range []string{"", "a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30.AAAA"} {
-		if _, err := agent.VerifyReleaseJWS(bad); err == nil {
+		if _, err := agent.VerifyReleaseJWS(bad, nil); err == nil {
 			t.Errorf("%q verified", bad)
 		}
 	}

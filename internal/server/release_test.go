@@ -115,6 +115,20 @@ func (r *rig) release(t *testing.T, name, token, nonce, enc string) (int, []byte
 	return code, resp
 }
 
+// releaseCerts fetches the certificates kura signs release answers with.
+func (r *rig) releaseCerts(t *testing.T) []*x509.Certificate {
+	t.Helper()
+	code, resp, _ := r.do("GET", "/kura/v1/release-keys", nil)
+	if code != 200 {
+		t.Fatalf("release-keys: %d %s", code, resp)
+	}
+	certs, err := agent.ParseReleaseCerts(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs
+}
+
 func issuerOpt(c *config.Config) { c.Issuer = kuraIssuer }
 
 // TestReleaseGranted: a simulated TEE attests, the key is released wrapped
@@ -126,6 +140,7 @@ func TestReleaseGranted(t *testing.T) {
 	key := r.importKey(t, "secret", true, policy)
 	want, _ := x509.MarshalPKCS8PrivateKey(key)
 	g := newTEE(t)
+	trusted := r.releaseCerts(t)
 	for _, enc := range []string{"", "CKM_RSA_AES_KEY_WRAP", "RSA_AES_KEY_WRAP_256", "RSA_AES_KEY_WRAP_384"} {
 		tok := g.token(t, r, "", sim.Options{}, nil)
 		code, resp := r.release(t, "secret", tok, "n-1", enc)
@@ -134,11 +149,11 @@ func TestReleaseGranted(t *testing.T) {
 		}
 		var out struct{ Value string }
 		json.Unmarshal(resp, &out)
-		payload, err := agent.VerifyReleaseJWS(out.Value)
+		payload, err := agent.VerifyReleaseJWS(out.Value, trusted)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := agent.Open(payload, g.priv, "secret")
+		got, err := agent.Open(payload, g.priv, agent.Expect{Name: "secret", Nonce: "n-1", TEEKeyID: g.kid})
 		if err != nil {
 			t.Fatalf("unwrap (%q): %v", enc, err)
 		}
@@ -159,6 +174,21 @@ func TestReleaseGranted(t *testing.T) {
 		if p.Request["enc"] != wantEnc || p.Request["nonce"] != "n-1" || p.Kura["token_sha256"] != hex.EncodeToString(tsum[:]) ||
 			p.Kura["policy_sha256"] != hex.EncodeToString(psum[:]) || p.Kura["tee_key"] != g.kid {
 			t.Errorf("payload binding: %+v %+v", p.Request, p.Kura)
+		}
+		// The agent refuses an answer bound to another request, key or TEE key.
+		for _, bad := range []agent.Expect{
+			{Name: "secret", Nonce: "n-2", TEEKeyID: g.kid},
+			{Name: "other", Nonce: "n-1", TEEKeyID: g.kid},
+			{Name: "secret", Nonce: "n-1", TEEKeyID: "tee-key-2"},
+			{Name: "secret", Version: "0123456789abcdef0123456789abcdef", Nonce: "n-1", TEEKeyID: g.kid},
+		} {
+			if _, err := agent.Open(payload, g.priv, bad); err == nil {
+				t.Errorf("Open accepted a payload not bound to %+v", bad)
+			}
+		}
+		// and one signed by a certificate kura does not publish.
+		if _, err := agent.VerifyReleaseJWS(out.Value, []*x509.Certificate{{Raw: []byte("other")}}); err == nil {
+			t.Error("a release JWS verified against a certificate kura does not publish")
 		}
 	}
 	// The release signing certificate is published.
@@ -310,11 +340,11 @@ func TestReleaseWithAzkeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ReleaseKey: %v", err)
 	}
-	payload, err := agent.VerifyReleaseJWS(*resp.Value)
+	payload, err := agent.VerifyReleaseJWS(*resp.Value, r.releaseCerts(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel, err := agent.Open(payload, g.priv, "released")
+	rel, err := agent.Open(payload, g.priv, agent.Expect{Name: "released", TEEKeyID: g.kid})
 	if err != nil {
 		t.Fatal(err)
 	}
