@@ -178,9 +178,9 @@ type Principals interface {
 	GetPrincipalByName(ctx context.Context, name string) (Principal, error)
 	GetPrincipalBySubject(ctx context.Context, subject string) (Principal, error)
 	ListPrincipals(ctx context.Context) ([]Principal, error)
-	DeletePrincipal(ctx context.Context, id string) error // also its roles and tokens
+	DeletePrincipal(ctx context.Context, id string) error                 // also its roles and tokens
 	SetPrincipalSecret(ctx context.Context, id string, hash []byte) error // also revokes its access tokens
-	AddRole(ctx context.Context, a RoleAssignment) error // idempotent
+	AddRole(ctx context.Context, a RoleAssignment) error                  // idempotent
 	RemoveRole(ctx context.Context, a RoleAssignment) error
 	Roles(ctx context.Context, principalID string) ([]RoleAssignment, error)
 	PutAccessToken(ctx context.Context, t AccessToken) error
