@@ -22,6 +22,11 @@ func ParseDuration(s string) (Duration, error) {
 		return d, fmt.Errorf("%q is not an ISO 8601 duration (it must start with P, e.g. P90D)", s)
 	}
 	inTime, any := false, false
+	// Each designator at most once and in the order of the grammar, so that
+	// "PT99999H99999H…" cannot sum past time.Duration's range.
+	last := 0
+	rank := map[byte]int{'Y': 1, 'M': 2, 'W': 3, 'D': 4}
+	timeRank := map[byte]int{'H': 5, 'M': 6, 'S': 7}
 	num := ""
 	for i := 1; i < len(s); i++ {
 		c := s[i]
@@ -43,6 +48,17 @@ func ParseDuration(s string) (Duration, error) {
 		if err != nil || n > 100000 {
 			return d, fmt.Errorf("duration %q: number %s out of range", s, num)
 		}
+		r, ok := rank[c]
+		if inTime {
+			r, ok = timeRank[c]
+		}
+		if !ok {
+			return d, fmt.Errorf("duration %q: unexpected %c at %d", s, c, i)
+		}
+		if r <= last {
+			return d, fmt.Errorf("duration %q: %c at %d is repeated or out of order (P[nY][nM][nW][nD][T[nH][nM][nS]])", s, c, i)
+		}
+		last = r
 		num, any = "", true
 		switch {
 		case !inTime && c == 'Y':
@@ -63,7 +79,7 @@ func ParseDuration(s string) (Duration, error) {
 			return d, fmt.Errorf("duration %q: unexpected %c at %d", s, c, i)
 		}
 	}
-	if num != "" || !any {
+	if num != "" || !any || (inTime && last < 5) {
 		return d, fmt.Errorf("duration %q is incomplete", s)
 	}
 	return d, nil

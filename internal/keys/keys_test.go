@@ -51,6 +51,16 @@ func TestMaintain(t *testing.T) {
 		LifetimeActions: []LifetimeAction{{TimeAfterCreate: "P30D", Action: "rotate"}}}); err != nil {
 		t.Fatal(err)
 	}
+	for _, bad := range []RotationPolicy{
+		{LifetimeActions: []LifetimeAction{{TimeAfterCreate: "P0D", Action: "Rotate"}}},
+		{LifetimeActions: []LifetimeAction{{TimeAfterCreate: "PT1M", Action: "Rotate"}}},
+		{ExpiryTime: "P90D", LifetimeActions: []LifetimeAction{{TimeBeforeExpiry: "P6DT23H", Action: "Rotate"}}},
+		{ExpiryTime: "P27D"},
+	} {
+		if _, err := m.SetRotationPolicy(ctx, "rot", bad); err == nil {
+			t.Errorf("rotation policy %+v accepted", bad)
+		}
+	}
 	if _, err := m.Create(ctx, "gone", CreateParams{Kty: "oct", Size: 128}); err != nil {
 		t.Fatal(err)
 	}
@@ -149,15 +159,38 @@ func TestDuration(t *testing.T) {
 	}{
 		{"P90D", base.AddDate(0, 0, 90)}, {"P2Y", base.AddDate(2, 0, 0)}, {"P1M", base.AddDate(0, 1, 0)},
 		{"P1W", base.AddDate(0, 0, 7)}, {"PT36H", base.Add(36 * time.Hour)}, {"P1DT2H3M4S", base.AddDate(0, 0, 1).Add(2*time.Hour + 3*time.Minute + 4*time.Second)},
+		{"P1Y2M3W4DT5H6M7S", base.AddDate(1, 2, 25).Add(5*time.Hour + 6*time.Minute + 7*time.Second)}, {"P1MT1M", base.AddDate(0, 1, 0).Add(time.Minute)},
 	} {
 		d, err := ParseDuration(c.in)
 		if err != nil || !d.After(base).Equal(c.want) || d.String() != c.in {
 			t.Errorf("%s: %v %v", c.in, d.After(base), err)
 		}
 	}
-	for _, bad := range []string{"", "P", "90D", "PT", "P1H", "PTD", "P1.5D", "P99999999D", "P1D2"} {
+	for _, bad := range []string{"", "P", "90D", "PT", "P1H", "PTD", "P1.5D", "P99999999D", "P1D2", "P1M1M", "P1D1Y", "PT1S1H", "PT1H1H", "P1DT", "PT99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H99999H"} {
 		if _, err := ParseDuration(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// FuzzParseDuration: the rotation-policy duration parser never panics, and
+// every duration it accepts is non-negative in each part, re-parses from
+// its own text, and moves time forward.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"P90D", "P1Y2M3W4DT5H6M7S", "PT36H", "P1M1M", "PT99999H99999H", "P", "PT", "P1.5D"} {
+		f.Add(s)
+	}
+	base := time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return
+		}
+		if d.Years < 0 || d.Months < 0 || d.Days < 0 || d.Clock < 0 || d.String() != s {
+			t.Fatalf("%q parsed to %+v", s, d)
+		}
+		if d.After(base).Before(base) || d.Before(base).After(base) {
+			t.Fatalf("%q moves time backwards: %v %v", s, d.After(base), d.Before(base))
+		}
+	})
 }

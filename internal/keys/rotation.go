@@ -153,14 +153,25 @@ func (p *RotationPolicy) validate() error {
 		if (a.TimeAfterCreate == "") == (a.TimeBeforeExpiry == "") {
 			return bad("lifetimeActions[%d].trigger: set exactly one of timeAfterCreate and timeBeforeExpiry", i)
 		}
+		// Key Vault's floor: a trigger at least 7 days from creation or
+		// expiry, so that a policy cannot mint a version every minute.
+		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		if a.TimeAfterCreate != "" {
-			if _, err := ParseDuration(a.TimeAfterCreate); err != nil {
+			d, err := ParseDuration(a.TimeAfterCreate)
+			if err != nil {
 				return bad("lifetimeActions[%d].trigger.timeAfterCreate: %v", i, err)
+			}
+			if d.After(base).Before(base.AddDate(0, 0, 7)) {
+				return bad("lifetimeActions[%d].trigger.timeAfterCreate %s: must be at least 7 days (P7D)", i, a.TimeAfterCreate)
 			}
 		}
 		if a.TimeBeforeExpiry != "" {
-			if _, err := ParseDuration(a.TimeBeforeExpiry); err != nil {
+			d, err := ParseDuration(a.TimeBeforeExpiry)
+			if err != nil {
 				return bad("lifetimeActions[%d].trigger.timeBeforeExpiry: %v", i, err)
+			}
+			if d.After(base).Before(base.AddDate(0, 0, 7)) {
+				return bad("lifetimeActions[%d].trigger.timeBeforeExpiry %s: must be at least 7 days (P7D)", i, a.TimeBeforeExpiry)
 			}
 			if p.ExpiryTime == "" && a.Action == "Rotate" {
 				return bad("lifetimeActions[%d]: timeBeforeExpiry needs attributes.expiryTime", i)
