@@ -29,7 +29,7 @@ func benchAttest(ctx context.Context, args []string, stdout io.Writer) error {
 	if *alg != "" {
 		algs = []string{*alg}
 	}
-	fmt.Fprintf(stdout, "kura bench attest: %d clients, %s per phase, GOMAXPROCS=%d\n", *clients, *dur, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stdout, "kura bench attest: %d clients, %s per phase, GOMAXPROCS=%d GOGC=%d\n", *clients, *dur, runtime.GOMAXPROCS(0), gcPercent())
 	for _, a := range algs {
 		if err := benchOneAlg(ctx, a, *clients, *dur, stdout); err != nil {
 			return err
@@ -62,7 +62,7 @@ func benchKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "kura bench keys: %d clients, %s per phase, GOMAXPROCS=%d (reference: Azure Managed HSM publishes ~900 RSA-2048 signs/s per instance)\n", *clients, *dur, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stdout, "kura bench keys: %d clients, %s per phase, GOMAXPROCS=%d GOGC=%d (reference: Azure Managed HSM publishes ~900 RSA-2048 signs/s per instance)\n", *clients, *dur, runtime.GOMAXPROCS(0), gcPercent())
 	fmt.Fprintf(stdout, "%-24s %12s %12s %10s %10s %8s\n", "operation", "floor op/s", "HTTPS op/s", "p50", "p99", "ratio")
 	for _, op := range ops {
 		c, err := bench.Compare(ctx, *clients, *dur, op.Floor, op.HTTPS)
@@ -107,7 +107,7 @@ func benchRelease(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("release: %w", err)
 	}
 	f1, f2, res, floor := c.Before, c.After, c.Result, c.Floor
-	fmt.Fprintf(stdout, "kura bench release: %d clients, %s, GOMAXPROCS=%d\n", *clients, *dur, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stdout, "kura bench release: %d clients, %s, GOMAXPROCS=%d GOGC=%d\n", *clients, *dur, runtime.GOMAXPROCS(0), gcPercent())
 	fmt.Fprintf(stdout, "floor (P-384 verify + RS256 token + RSA-OAEP wrap + KWP + RS256 JWS, in-process): %7.0f /s (before %.0f, after %.0f)\n", floor, f1.PerSecond(), f2.PerSecond())
 	fmt.Fprintf(stdout, "attest + release over HTTPS:                                                    %7.0f /s  p50 %s  p99 %s  = %.0f%% of floor\n",
 		res.PerSecond(), res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), 100*res.PerSecond()/floor)
