@@ -8,7 +8,6 @@
 package token
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -336,22 +335,20 @@ func (k *Keyring) Issue(claims map[string]any) (string, error) {
 }
 
 func (kk *key) sign(payload []byte) (string, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(kk.header) + len(payload)*4/3 + 400)
-	buf.WriteString(kk.header)
-	buf.WriteByte('.')
-	enc := base64.NewEncoder(base64.RawURLEncoding, &buf)
-	enc.Write(payload)
-	enc.Close()
-	sig, err := signJWS(kk.signer, kk.alg, buf.Bytes())
+	enc := base64.RawURLEncoding
+	// One buffer for header.payload.signature, with room for signatures up
+	// to 512 bytes (RSA-4096).
+	b := make([]byte, 0, len(kk.header)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(512))
+	b = append(b, kk.header...)
+	b = append(b, '.')
+	b = enc.AppendEncode(b, payload)
+	sig, err := signJWS(kk.signer, kk.alg, b)
 	if err != nil {
 		return "", err
 	}
-	buf.WriteByte('.')
-	enc = base64.NewEncoder(base64.RawURLEncoding, &buf)
-	enc.Write(sig)
-	enc.Close()
-	return buf.String(), nil
+	b = append(b, '.')
+	b = enc.AppendEncode(b, sig)
+	return string(b), nil
 }
 
 // signJWS signs input for alg, producing JOSE's signature encoding (raw r||s

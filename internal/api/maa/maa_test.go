@@ -1,7 +1,11 @@
 package maa
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -51,5 +55,41 @@ func TestDecodeRequest(t *testing.T) {
 				t.Errorf("runtime data %+v", req.RuntimeData)
 			}
 		})
+	}
+}
+
+// TestDecodeRequestOwnsItsResult: the attest handler recycles the body
+// buffer right after DecodeRequest, so nothing decoded may alias it.
+func TestDecodeRequestOwnsItsResult(t *testing.T) {
+	for _, body := range []string{
+		`{"report":"eyJTbnBSZXBvcnQiOiJBQSJ9","runtimeData":{"data":"eyJhIjoxfQ","dataType":"JSON"},"initTimeData":{"data":"AAEC","dataType":"Binary"},"nonce":"n-1","draftPolicyForAttestation":"version=1.0;"}`,
+		`{"report":"eyJTbnBSZXBvcnQiOiJBQSJ9","nonce":12345}`,
+		`{ "report" : "eyJTbnBSZXBvcnQiOiJBQSJ9" , "nonce" : "a\u0041" }`, // the encoding/json path
+	} {
+		b := []byte(body)
+		req, err := DecodeRequest("SevSnpVm", b)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		want := fmt.Sprintf("%+v %+v %+v", req, req.RuntimeData, req.InitTimeData)
+		for i := range b {
+			b[i] = 'x'
+		}
+		if got := fmt.Sprintf("%+v %+v %+v", req, req.RuntimeData, req.InitTimeData); got != want {
+			t.Fatalf("the decoded request changed with the body buffer:\n%s\n%s", want, got)
+		}
+	}
+}
+
+// TestWriteTokenIsJSON: the hand-assembled answer is exactly what
+// encoding/json would produce, and odd characters fall back to it.
+func TestWriteTokenIsJSON(t *testing.T) {
+	for _, tok := range []string{"eyJhbGciOiJFUzI1NiJ9.e30.c2ln-_", "", `a"b\c</script>`} {
+		rec := httptest.NewRecorder()
+		writeToken(rec, tok)
+		want, _ := json.Marshal(map[string]string{"token": tok})
+		if got := rec.Body.String(); got != string(want)+"\n" || rec.Header().Get("Content-Length") != strconv.Itoa(len(got)) {
+			t.Errorf("%q: %q, want %q", tok, got, want)
+		}
 	}
 }
