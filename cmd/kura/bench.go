@@ -10,7 +10,23 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/bench"
+	"github.com/kura-project/kura/internal/token"
 )
+
+// benchFlags are the flags every bench subcommand shares.
+func benchFlags(fs *flag.FlagSet, dur time.Duration) func() (clients int, d time.Duration, err error) {
+	c := fs.Int("clients", 2*runtime.GOMAXPROCS(0), "concurrent clients")
+	dd := fs.Duration("duration", dur, "measuring time per phase")
+	return func() (int, time.Duration, error) {
+		if *c < 1 || *c > 1024 {
+			return 0, 0, &exitError{2, fmt.Errorf("-clients %d: want 1 to 1024", *c)}
+		}
+		if *dd <= 0 {
+			return 0, 0, &exitError{2, fmt.Errorf("-duration %s: want a positive duration", *dd)}
+		}
+		return *c, *dd, nil
+	}
+}
 
 // benchAttest drives POST /attest/SevSnpVm over HTTPS (keep-alive TLS
 // connections, a lean HTTP/1.1 load generator) with concurrent clients
@@ -19,19 +35,25 @@ import (
 // one token signature, on as many goroutines as there are clients.
 func benchAttest(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench attest", flag.ContinueOnError)
-	clients := fs.Int("clients", 2*runtime.GOMAXPROCS(0), "concurrent clients")
-	dur := fs.Duration("duration", 5*time.Second, "measuring time per phase")
+	parsed := benchFlags(fs, 5*time.Second)
 	alg := fs.String("alg", "", "token algorithm: RS256, ES256 or ES384 (default: RS256 then ES256)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	clients, dur, err := parsed()
+	if err != nil {
+		return err
+	}
 	algs := []string{"RS256", "ES256"}
 	if *alg != "" {
+		if _, err := token.ParseAlg(*alg); err != nil {
+			return &exitError{2, fmt.Errorf("-alg: %w", err)}
+		}
 		algs = []string{*alg}
 	}
-	fmt.Fprintf(stdout, "kura bench attest: %d clients, %s per phase, GOMAXPROCS=%d GOGC=%d\n", *clients, *dur, runtime.GOMAXPROCS(0), gcPercent())
+	fmt.Fprintf(stdout, "kura bench attest: %d clients, %s per phase, GOMAXPROCS=%d GOGC=%d\n", clients, dur, runtime.GOMAXPROCS(0), gcPercent())
 	for _, a := range algs {
-		if err := benchOneAlg(ctx, a, *clients, *dur, stdout); err != nil {
+		if err := benchOneAlg(ctx, a, clients, dur, stdout); err != nil {
 			return err
 		}
 	}
@@ -43,9 +65,12 @@ func benchAttest(ctx context.Context, args []string, stdout io.Writer) error {
 // this run.
 func benchKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench keys", flag.ContinueOnError)
-	clients := fs.Int("clients", 2*runtime.GOMAXPROCS(0), "concurrent clients")
-	dur := fs.Duration("duration", 3*time.Second, "measuring time per operation")
+	parsed := benchFlags(fs, 3*time.Second)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	clients, dur, err := parsed()
+	if err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "kura-bench-")
@@ -62,10 +87,10 @@ func benchKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "kura bench keys: %d clients, %s per phase, GOMAXPROCS=%d GOGC=%d (reference: Azure Managed HSM publishes ~900 RSA-2048 signs/s per instance)\n", *clients, *dur, runtime.GOMAXPROCS(0), gcPercent())
+	fmt.Fprintf(stdout, "kura bench keys: %d clients, %s per phase, GOMAXPROCS=%d GOGC=%d (reference: Azure Managed HSM publishes ~900 RSA-2048 signs/s per instance)\n", clients, dur, runtime.GOMAXPROCS(0), gcPercent())
 	fmt.Fprintf(stdout, "%-24s %12s %12s %10s %10s %8s\n", "operation", "floor op/s", "HTTPS op/s", "p50", "p99", "ratio")
 	for _, op := range ops {
-		c, err := bench.Compare(ctx, *clients, *dur, op.Floor, op.HTTPS)
+		c, err := bench.Compare(ctx, clients, dur, op.Floor, op.HTTPS)
 		if err != nil {
 			return fmt.Errorf("%s: %w", op.Name, err)
 		}
@@ -80,9 +105,12 @@ func benchKeys(ctx context.Context, args []string, stdout io.Writer) error {
 // over HTTPS next to its crypto floor, measured before and after.
 func benchRelease(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench release", flag.ContinueOnError)
-	clients := fs.Int("clients", 2*runtime.GOMAXPROCS(0), "concurrent clients")
-	dur := fs.Duration("duration", 5*time.Second, "measuring time")
+	parsed := benchFlags(fs, 5*time.Second)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	clients, dur, err := parsed()
+	if err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "kura-bench-")
@@ -102,12 +130,12 @@ func benchRelease(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := bench.Compare(ctx, *clients, *dur, floorOp, func() error { return rig.Release(ctx) })
+	c, err := bench.Compare(ctx, clients, dur, floorOp, func() error { return rig.Release(ctx) })
 	if err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
 	f1, f2, res, floor := c.Before, c.After, c.Result, c.Floor
-	fmt.Fprintf(stdout, "kura bench release: %d clients, %s, GOMAXPROCS=%d GOGC=%d\n", *clients, *dur, runtime.GOMAXPROCS(0), gcPercent())
+	fmt.Fprintf(stdout, "kura bench release: %d clients, %s, GOMAXPROCS=%d GOGC=%d\n", clients, dur, runtime.GOMAXPROCS(0), gcPercent())
 	fmt.Fprintf(stdout, "floor (P-384 verify + RS256 token + RSA-OAEP wrap + KWP + RS256 JWS, in-process): %7.0f /s (before %.0f, after %.0f)\n", floor, f1.PerSecond(), f2.PerSecond())
 	fmt.Fprintf(stdout, "attest + release over HTTPS:                                                    %7.0f /s  p50 %s  p99 %s  = %.0f%% of floor\n",
 		res.PerSecond(), res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), 100*res.PerSecond()/floor)

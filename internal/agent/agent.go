@@ -100,8 +100,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 30 * time.Second}
 	}
-	if cfg.Enc == "" {
+	switch cfg.Enc {
+	case "":
 		cfg.Enc = keyrelease.CKMRSAAESKeyWrap
+	case keyrelease.CKMRSAAESKeyWrap, keyrelease.RSAAESKeyWrap256, keyrelease.RSAAESKeyWrap384:
+	default:
+		return nil, fmt.Errorf("enc %q: want %s, %s or %s", cfg.Enc, keyrelease.CKMRSAAESKeyWrap, keyrelease.RSAAESKeyWrap256, keyrelease.RSAAESKeyWrap384)
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -200,3 +200,20 @@ func TestVerifyReleaseJWSRefusesTampering(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRefusesBadConfig: a misconfigured agent stops before it attests.
+func TestNewRefusesBadConfig(t *testing.T) {
+	src := agent.SimSource{}
+	keys := []agent.KeyRef{{Name: "k"}}
+	for name, c := range map[string]agent.Config{
+		"no url":    {Source: src, Keys: keys, OutDir: t.TempDir()},
+		"no source": {URL: "https://kura", Keys: keys, OutDir: t.TempDir()},
+		"no keys":   {URL: "https://kura", Source: src, OutDir: t.TempDir()},
+		"no output": {URL: "https://kura", Source: src, Keys: keys},
+		"bad enc":   {URL: "https://kura", Source: src, Keys: keys, OutDir: t.TempDir(), Enc: "RSA-OAEP"},
+	} {
+		if _, err := agent.New(c); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -7,16 +7,14 @@ import (
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"testing"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/kura-project/kura/internal/agent"
+	"github.com/kura-project/kura/internal/certtest"
 	"github.com/kura-project/kura/internal/keys/keyops"
 )
 
@@ -108,26 +106,9 @@ func selfSigned(f *testing.F) (*x509.Certificate, *ecdsa.PrivateKey) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "release"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		f.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c, k
+	return certtest.SelfSigned(f, k, "release"), k
 }
 
 func signX5C(f *testing.F, k *ecdsa.PrivateKey, c *x509.Certificate, payload []byte) string {
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k},
-		(&jose.SignerOptions{}).WithHeader("x5c", []string{base64.StdEncoding.EncodeToString(c.Raw)}))
-	if err != nil {
-		f.Fatal(err)
-	}
-	j, err := s.Sign(payload)
-	if err != nil {
-		f.Fatal(err)
-	}
-	out, _ := j.CompactSerialize()
-	return out
+	return certtest.CompactX5C(f, "ES256", k, c, payload)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/attest/snp"
+	"github.com/kura-project/kura/internal/certtest"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/evidence"
 )
@@ -499,33 +501,10 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
-func signedPolicy(t *testing.T, text string, key any, cert *x509.Certificate, alg string) string {
+func signedPolicy(t *testing.T, text string, key crypto.Signer, cert *x509.Certificate, alg string) string {
 	t.Helper()
-	h, _ := json.Marshal(map[string]any{"alg": alg, "x5c": []string{base64.StdEncoding.EncodeToString(cert.Raw)}})
 	p, _ := json.Marshal(map[string]string{"AttestationPolicy": b64u([]byte(text))})
-	input := b64u(h) + "." + b64u(p)
-	var sig []byte
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		d := sha256.Sum256([]byte(input))
-		sig, _ = rsa.SignPKCS1v15(rand.Reader, k, 5, d[:]) // crypto.SHA256 == 5
-	case *ecdsa.PrivateKey:
-		d := sha256.Sum256([]byte(input))
-		r, s, _ := ecdsa.Sign(rand.Reader, k, d[:])
-		sig = append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)
-	}
-	return input + "." + b64u(sig)
-}
-
-func selfCert(t *testing.T, key any, pub any) *x509.Certificate {
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "policy signer"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c
+	return certtest.CompactX5C(t, alg, key, cert, p)
 }
 
 func unsigned(text string) string {
@@ -536,10 +515,10 @@ func unsigned(text string) string {
 func TestPolicies(t *testing.T) {
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rsaCert := selfCert(t, rsaKey, &rsaKey.PublicKey)
-	ecCert := selfCert(t, ecKey, &ecKey.PublicKey)
+	rsaCert := certtest.SelfSigned(t, rsaKey, "policy signer")
+	ecCert := certtest.SelfSigned(t, ecKey, "policy signer")
 	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	otherCert := selfCert(t, otherKey, &otherKey.PublicKey)
+	otherCert := certtest.SelfSigned(t, otherKey, "policy signer")
 
 	t.Run("unsigned mode", func(t *testing.T) {
 		r := newRig(t, time.Now())

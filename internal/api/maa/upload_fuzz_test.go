@@ -6,14 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math/big"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/kura-project/kura/internal/certtest"
 )
 
 // FuzzParseUpload feeds arbitrary policy uploads to an instance that
@@ -61,27 +61,10 @@ func policySigner(f *testing.F) (*x509.Certificate, *ecdsa.PrivateKey) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "policy signer"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		f.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c, k
+	return certtest.SelfSigned(f, k, "policy signer"), k
 }
 
 func signPolicy(f *testing.F, k *ecdsa.PrivateKey, c *x509.Certificate, text string) string {
-	h, _ := json.Marshal(map[string]any{"alg": "ES256", "x5c": []string{base64.StdEncoding.EncodeToString(c.Raw)}})
 	p, _ := json.Marshal(map[string]string{"AttestationPolicy": base64.RawURLEncoding.EncodeToString([]byte(text))})
-	in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
-	d := sha256.Sum256([]byte(in))
-	r, s, err := ecdsa.Sign(rand.Reader, k, d[:])
-	if err != nil {
-		f.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return certtest.CompactX5C(f, "ES256", k, c, p)
 }
