@@ -62,6 +62,9 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	sealer, err := server.OpenSeal(cfg, false)
 	if err != nil {
+		if *unsealFile != "" {
+			return &exitError{1, fmt.Errorf("--unseal-key-file: %w", err)}
+		}
 		sealer = nil // stored policies cannot be authenticated; defaults and --policy still work
 	}
 	cfg.Dev = false

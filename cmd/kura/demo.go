@@ -119,12 +119,21 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
-	fmt.Fprintf(stdout, "    ciphertext: %s…\n", enc["value"].(string)[:24])
+	ctText, _ := enc["value"].(string)
+	if len(ctText) < 24 {
+		return fmt.Errorf("encrypt: unexpected answer %v", enc)
+	}
+	fmt.Fprintf(stdout, "    ciphertext: %s…\n", ctText[:24])
 
 	step(4, "Creating the agent's identity (role release-user: it may release keys, nothing else)")
 	p, err := call("POST", "/kura/v1/principals", map[string]string{"name": "demo-agent", "role": "release-user"})
 	if err != nil {
 		return fmt.Errorf("principal: %w", err)
+	}
+	agentID, _ := p["id"].(string)
+	agentSecret, _ := p["client_secret"].(string)
+	if agentID == "" || agentSecret == "" {
+		return errors.New("principal: the answer has no id or client_secret")
 	}
 
 	step(5, "Running the agent in the simulated TEE: ephemeral key → evidence → token → release → unwrap")
@@ -133,7 +142,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	out := filepath.Join(dir, "released")
-	ag, err := agent.New(agent.Config{URL: url, HTTP: c.http, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
+	ag, err := agent.New(agent.Config{URL: url, HTTP: c.http, ClientID: agentID, ClientSecret: agentSecret,
 		Keys: []agent.KeyRef{{Name: "demo-key"}}, Source: agent.SimSource{Authority: authority}, OutDir: out})
 	if err != nil {
 		return err
@@ -141,7 +150,10 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := ag.Run(ctx, true); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	k, _ := ag.Key("demo-key")
+	k, ok := ag.Key("demo-key")
+	if !ok {
+		return errors.New("agent: demo-key was not released")
+	}
 	fmt.Fprintf(stdout, "    released demo-key version %s to %s (mode 0600)\n", k.Version, filepath.Join(out, "demo-key"))
 
 	step(6, "Decrypting the secret in the TEE with the released key")
@@ -155,7 +167,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	step(7, "A debuggable guest asks for the same key: denied, with the reason")
-	bad, err := agent.New(agent.Config{URL: url, HTTP: c.http, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
+	bad, err := agent.New(agent.Config{URL: url, HTTP: c.http, ClientID: agentID, ClientSecret: agentSecret,
 		Keys: []agent.KeyRef{{Name: "demo-key"}}, Source: agent.SimSource{Authority: authority, Debug: true}, OutDir: filepath.Join(dir, "denied")})
 	if err != nil {
 		return err

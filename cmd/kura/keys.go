@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -43,6 +44,14 @@ func keysCmd(ctx context.Context, op string, args []string, stdout io.Writer) er
 	file := fs.String("file", "", "backup: output file; restore: input file; rotation-policy set: policy JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var enabledValue bool
+	if *enabled != "" {
+		v, err := strconv.ParseBool(*enabled)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("--enabled %q: want true or false", *enabled)}
+		}
+		enabledValue = v
 	}
 	c, err := mk()
 	if err != nil {
@@ -81,7 +90,7 @@ func keysCmd(ctx context.Context, op string, args []string, stdout io.Writer) er
 			a["exportable"] = true
 		}
 		if *enabled != "" {
-			a["enabled"] = *enabled == "true"
+			a["enabled"] = enabledValue
 		}
 		return a
 	}
@@ -415,13 +424,21 @@ func operatorCmd(ctx context.Context, op string, args []string, stdout io.Writer
 		var out struct {
 			Shares    []string `json:"shares"`
 			Threshold int      `json:"threshold"`
+			Warning   string   `json:"warning"`
 		}
 		if err := json.Unmarshal(resp, &out); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "kura is initialised and unsealed. Give each custodian one share; %d of them unseal kura.\nThese shares are shown once and stored nowhere:\n\n", out.Threshold)
+		state := "initialised and unsealed"
+		if out.Warning != "" {
+			state = "initialised but still sealed"
+		}
+		fmt.Fprintf(stdout, "kura is %s. Give each custodian one share; %d of them unseal kura.\nThese shares are shown once and stored nowhere:\n\n", state, out.Threshold)
 		for i, s := range out.Shares {
 			fmt.Fprintf(stdout, "share %d: %s\n", i+1, s)
+		}
+		if out.Warning != "" {
+			return fmt.Errorf("the shares above are valid, but: %s", out.Warning)
 		}
 		return nil
 	case "unseal":

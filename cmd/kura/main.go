@@ -35,7 +35,7 @@ Usage:
   kura auth create|list|get|delete|reset-secret|grant|revoke [flags]
   kura operator init|unseal|status [flags]
   kura sim snp --runtime-data FILE --out FILE [--data DIR]
-  kura bench attest [--clients N] [--duration 10s] [--alg RS256|ES256|ES384]
+  kura bench attest [--clients N] [--duration 5s] [--alg RS256|ES256|ES384]
   kura bench keys [--clients N] [--duration 3s]
   kura bench release [--clients N] [--duration 5s]
 

@@ -136,7 +136,8 @@ func TestSimAndVerify(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"frobnicate"}, {"attest"}, {"attest", "x"}, {"sim", "tdx"}, {"attest", "verify"}, {"sim", "snp"}, {"serve", "--token-alg", "none"},
-		{"bench", "attest", "-clients", "0"}, {"bench", "keys", "-duration", "-1s"}, {"bench", "release", "-clients", "5000"}, {"bench", "attest", "-alg", "HS256"}, {"bench", "nope"}} {
+		{"bench", "attest", "-clients", "0"}, {"bench", "keys", "-duration", "-1s"}, {"bench", "release", "-clients", "5000"}, {"bench", "attest", "-alg", "HS256"}, {"bench", "nope"},
+		{"keys", "update", "--name", "k", "--enabled", "yes"}} {
 		_, err := runKura(t, args...)
 		var ee *exitError
 		if !asExit(err, &ee) || ee.code != 2 {

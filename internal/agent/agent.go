@@ -125,11 +125,29 @@ func (a *Agent) Run(ctx context.Context, once bool) error {
 		}
 		defer stop()
 	}
+	backoff, released := retryMin, false
 	for {
 		exp, err := a.Round(ctx)
 		if err != nil {
-			return err
+			// The first round fails loudly (a misconfigured agent should
+			// not linger); later ones keep the keys already delivered and
+			// retry, so a kura restart does not take the workload down.
+			if once || !released || ctx.Err() != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			a.cfg.Log.Warn("renewal failed; keeping the released keys and retrying", "err", err, "in", backoff.String())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, retryMax)
+			continue
 		}
+		released, backoff = true, retryMin
 		if once {
 			return nil
 		}
@@ -142,6 +160,12 @@ func (a *Agent) Run(ctx context.Context, once bool) error {
 		}
 	}
 }
+
+// Renewal retry bounds after a failed round.
+const (
+	retryMin = 5 * time.Second
+	retryMax = 5 * time.Minute
+)
 
 // RenewAfter is how long to wait before the next round: when 80% of the
 // token's remaining lifetime has passed, but not sooner than 30 s (a kura
@@ -386,7 +410,7 @@ func (a *Agent) release(ctx context.Context, access, token, nonce, teeKid string
 	if err != nil {
 		return nil, err
 	}
-	return Open(payload, priv, Expect{Name: k.Name, Version: k.Version, Nonce: nonce, TEEKeyID: teeKid})
+	return Open(payload, priv, Expect{Name: k.Name, Version: k.Version, Nonce: nonce, TEEKeyID: teeKid, Enc: a.cfg.Enc})
 }
 
 // VerifyReleaseJWS checks a release response's signature with the
@@ -434,6 +458,7 @@ type Expect struct {
 	Name, Version string
 	Nonce         string
 	TEEKeyID      string
+	Enc           string // the wrapping asked for; empty accepts any
 }
 
 // Open checks a verified release payload against what was asked and
@@ -485,6 +510,9 @@ func Open(payload []byte, priv *rsa.PrivateKey, want Expect) (*Released, error) 
 	if err := json.Unmarshal(raw, &hsm); err != nil {
 		return nil, fmt.Errorf("key_hsm: %w", err)
 	}
+	if want.Enc != "" && (p.Request.Enc != want.Enc || hsm.Header.Enc != want.Enc) {
+		return nil, fmt.Errorf("release answer is wrapped with %q, not the %q asked for", hsm.Header.Enc, want.Enc)
+	}
 	ct, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(hsm.Ciphertext, "="))
 	if err != nil {
 		return nil, fmt.Errorf("key_hsm.ciphertext: %w", err)
@@ -509,8 +537,14 @@ func (a *Agent) deliver(r *Released) error {
 	if err := os.MkdirAll(a.cfg.OutDir, 0o700); err != nil {
 		return err
 	}
-	if err := os.Chmod(a.cfg.OutDir, 0o700); err != nil { // an existing directory too
+	// An existing directory is used only if it is already private: the
+	// agent does not change the mode of a directory it did not make.
+	st, err := os.Lstat(a.cfg.OutDir)
+	if err != nil {
 		return err
+	}
+	if !st.IsDir() || st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("output directory %s is not a private directory (mode %v); give a new path or one with mode 0700", a.cfg.OutDir, st.Mode())
 	}
 	data := r.Material
 	if r.Kty != "oct" {

@@ -156,6 +156,22 @@ func TestAgentReleasesToFilesAndSocket(t *testing.T) {
 	if !errorsAs(err, &se) || se.Status != 403 || !strings.Contains(se.Message, "is-debuggable") {
 		t.Errorf("debuggable guest: %v", err)
 	}
+
+	// An existing output directory must already be private: the agent does
+	// not change its mode or write into it.
+	shared := t.TempDir()
+	os.Chmod(shared, 0o755)
+	ag2, _ := agent.New(agent.Config{URL: e.url, HTTP: e.http, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
+		Keys: []agent.KeyRef{{Name: "aes"}}, Source: agent.SimSource{Authority: a}, OutDir: shared})
+	if err := ag2.Run(context.Background(), true); err == nil || !strings.Contains(err.Error(), "not a private directory") {
+		t.Errorf("a 0755 output directory: %v", err)
+	}
+	if st, _ := os.Stat(shared); st.Mode().Perm() != 0o755 {
+		t.Errorf("the agent changed the directory's mode to %v", st.Mode().Perm())
+	}
+	if entries, _ := os.ReadDir(shared); len(entries) != 0 {
+		t.Errorf("the agent wrote %d files into a shared directory", len(entries))
+	}
 }
 
 func errorsAs(err error, target **agent.ServerError) bool {

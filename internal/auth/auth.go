@@ -83,6 +83,10 @@ func (p *Principal) Can(perm Permission, key string) bool {
 	return false
 }
 
+// ErrInvalidPrincipal marks a principal that cannot be created as given
+// (the client's mistake, a 400).
+var ErrInvalidPrincipal = errors.New("invalid principal")
+
 // ErrUnauthenticated is a missing, unknown, expired or invalid credential.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
@@ -273,14 +277,14 @@ var principalName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
 // or bound to an external OIDC subject ("issuer|sub") when subject is set.
 func (s *Service) CreatePrincipal(ctx context.Context, name, subject string) (id, secret string, err error) {
 	if !principalName.MatchString(name) || name == "admin" {
-		return "", "", fmt.Errorf("principal name %q is invalid: 1 to 64 letters, digits, dots, dashes or underscores, not \"admin\"", name)
+		return "", "", fmt.Errorf("%w: name %q: 1 to 64 letters, digits, dots, dashes or underscores, not \"admin\"", ErrInvalidPrincipal, name)
 	}
 	id = hex.EncodeToString(random(16))
 	p := store.Principal{ID: id, Name: name, Created: s.now()}
 	if subject != "" {
 		iss, sub, ok := strings.Cut(subject, "|")
 		if !ok || iss == "" || sub == "" {
-			return "", "", fmt.Errorf("OIDC subject %q must be \"issuer|sub\"", subject)
+			return "", "", fmt.Errorf("%w: OIDC subject %q must be \"issuer|sub\"", ErrInvalidPrincipal, subject)
 		}
 		p.OIDCSubject = oidc.NormalizeIssuer(iss) + "|" + sub
 	} else {

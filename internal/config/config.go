@@ -42,7 +42,7 @@ type Config struct {
 	RequireCRL bool          `json:"require_crl"` // refuse SNP evidence unless a current AMD CRL for its root is on file
 	KDSFetch   bool          `json:"kds_fetch"`   // fetch missing VCEKs from AMD KDS (off: air-gapped)
 	KDSURL     string        `json:"kds_url"`     // default https://kdsintf.amd.com
-	KDSTimeout time.Duration `json:"kds_timeout"` // default 10s
+	KDSTimeout Duration `json:"kds_timeout"` // default 10s; "10s" in the file
 
 	RecoverableDays  int      `json:"recoverable_days"`  // soft-delete retention of keys, 7..90; default 90
 	KeyVaultResource string   `json:"keyvault_resource"` // resource URL of the Key Vault 401 challenge; default: parent domain of the request host
@@ -66,7 +66,7 @@ func Default() Config {
 		DataDir:      "./kura-data",
 		TokenAlg:     "RS256",
 		KDSURL:       "https://kdsintf.amd.com",
-		KDSTimeout:   10 * time.Second,
+		KDSTimeout:   Duration(10 * time.Second),
 		MaxBodyBytes: 1 << 20,
 		LogLevel:     "info",
 	}
@@ -166,7 +166,7 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 		if err != nil {
 			return fmt.Errorf("KURA_KDS_TIMEOUT=%q: %w", v, err)
 		}
-		cfg.KDSTimeout = d
+		cfg.KDSTimeout = Duration(d)
 	}
 	if v := getenv("KURA_POLICY_SIGNERS"); v != "" {
 		cfg.PolicySigners = strings.Split(v, ",")
@@ -206,6 +206,9 @@ func (c Config) Validate() error {
 		if c.TLSCert == "" {
 			errs = append(errs, errors.New("HTTPS needs --tls-cert and --tls-key (or --dev for a generated development CA)"))
 		}
+		if (c.Seal == "" || c.Seal == "software") && c.UnsealKeyFile == "" && c.AdminTokenFile == "" {
+			errs = append(errs, errors.New("a sealed software root is initialised and unsealed by operators holding the admin token: set --admin-token-file (or --unseal-key-file, or seal pkcs11)"))
+		}
 
 	}
 	if c.RecoverableDays != 0 && (c.RecoverableDays < 7 || c.RecoverableDays > 90) {
@@ -241,3 +244,25 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Duration is a time.Duration written as Go duration text ("10s", "1m30s")
+// in the configuration file.
+type Duration time.Duration
+
+// UnmarshalJSON accepts duration text; a bare number is refused because it
+// would silently mean nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration such as \"10s\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("want a positive duration such as \"10s\", got %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes duration text.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -32,6 +33,7 @@ func TestLoadErrors(t *testing.T) {
 		want string
 	}{
 		{nil, nil, "--tls-cert"},
+		{[]string{"--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "--admin-token-file"},
 		{[]string{"--dev", "--seal", "tpm"}, nil, "seal"},
 		{[]string{"--dev", "--seal", "pkcs11"}, nil, "pkcs11_module"},
 		{[]string{"--dev", "--token-alg", "HS256"}, nil, "token-alg"},
@@ -49,5 +51,22 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := Load([]string{"--dev"}, env(nil)); err != nil {
 		t.Errorf("--dev alone: %v", err)
+	}
+}
+
+func TestKDSTimeoutInFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(`{"kds_timeout":"1m30s"}`), 0o600)
+	cfg, err := Load([]string{"--dev", "--config", good}, env(nil))
+	if err != nil || time.Duration(cfg.KDSTimeout) != 90*time.Second {
+		t.Fatalf("kds_timeout \"1m30s\": %v %v", cfg.KDSTimeout, err)
+	}
+	for _, bad := range []string{`{"kds_timeout":10}`, `{"kds_timeout":"soon"}`, `{"kds_timeout":"-1s"}`} {
+		f := filepath.Join(dir, "bad.json")
+		os.WriteFile(f, []byte(bad), 0o600)
+		if _, err := Load([]string{"--dev", "--config", f}, env(nil)); err == nil || !strings.Contains(err.Error(), "duration") {
+			t.Errorf("%s: %v, want a duration error", bad, err)
+		}
 	}
 }

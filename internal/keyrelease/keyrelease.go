@@ -115,8 +115,11 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	if r.Target == "" {
 		return nil, &BadRequest{"target: missing (the attestation token)"}
 	}
-	if len(r.Target) > maxTargetTokenLen || len(r.Nonce) > maxNonceLen {
-		return nil, &BadRequest{"target or nonce is too long"}
+	if len(r.Target) > maxTargetTokenLen {
+		return nil, &BadRequest{fmt.Sprintf("target: longer than %d bytes", maxTargetTokenLen)}
+	}
+	if len(r.Nonce) > maxNonceLen {
+		return nil, &BadRequest{fmt.Sprintf("nonce: longer than %d bytes", maxNonceLen)}
 	}
 
 	claims, err := s.Verifier.Verify(ctx, r.Target)
@@ -155,21 +158,14 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 		}
 		return nil, &Denied{Reason: reason, Explanation: d.Explanation}
 	}
-	if pol.RequireNonce() {
-		if r.Nonce == "" {
-			return nil, deny("the release policy requires a nonce and the request has none")
-		}
-		tn, _ := claims["nonce"].(string)
-		if tn != r.Nonce {
+	if pol.RequireNonce() && r.Nonce == "" {
+		return nil, deny("the release policy requires a nonce and the request has none")
+	}
+	// A nonce the client sends is echoed in the signed answer, so it must be
+	// the token's, required or not.
+	if r.Nonce != "" {
+		if tn, _ := claims["nonce"].(string); tn != r.Nonce {
 			return nil, deny("the request's nonce is not the attestation token's nonce")
-		}
-		// Remembered past the token's exp by more than the verifier's clock
-		// skew, so the token cannot be replayed in the skew window.
-		if err := s.Nonces.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, expiry(claims).Add(10*time.Minute)); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return nil, deny("the nonce was already used for a release")
-			}
-			return nil, err
 		}
 	}
 	tee, kid, err := teeKey(claims)
@@ -192,6 +188,18 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The nonce is spent last, so a release refused for any other reason
+	// (no usable TEE key, a wrap failure) can be retried with the same token.
+	// It is remembered past the token's exp by more than the verifier's
+	// clock skew, so the token cannot be replayed in the skew window.
+	if pol.RequireNonce() {
+		if err := s.Nonces.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, expiry(claims).Add(10*time.Minute)); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return nil, deny("the nonce was already used for a release")
+			}
+			return nil, err
+		}
 	}
 	tsum := sha256.Sum256([]byte(r.Target))
 	psum := sha256.Sum256(k.ReleasePolicy.Data)

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"sync"
@@ -101,6 +102,7 @@ type Manager struct {
 	mu       sync.Mutex
 	cache    map[string]*keyops.Material // opened material by name/version/sealed-hash
 	versions map[string]cachedVersion    // recently read versions by name/version ("name/" = latest)
+	gen      uint64                      // bumped by forget: a read that overlapped a change is not cached
 }
 
 // versionTTL bounds how long a version read from the store is reused. A
@@ -333,6 +335,9 @@ func (m *Manager) store(ctx context.Context, name, kty string, mat *keyops.Mater
 		return nil, err
 	}
 	now := m.now()
+	if err := checkAttributes(a); err != nil {
+		return nil, err
+	}
 	v := store.KeyVersion{Name: name, Version: newVersion(), Kty: kty, KeyOps: ops, Enabled: true, Created: now, Updated: now, Tags: tags}
 	applyAttributes(&v, a)
 	if err := checkRelease(v.Exportable, rp, nil); err != nil {
@@ -400,6 +405,25 @@ func checkRelease(exportable bool, rp, current *ReleasePolicy) error {
 	}
 	if current != nil && current.Immutable && rp != nil && (string(rp.Data) != string(current.Data) || !rp.Immutable) {
 		return bad("AKV.SKR.1020: Immutable Key Release Policy cannot be modified.")
+	}
+	return nil
+}
+
+// Times the store keeps exactly (Unix nanoseconds in an int64, and 0 meaning
+// unset): from 1970-01-01T00:00:01Z to 2262-04-11.
+var (
+	minAttrTime = time.Unix(1, 0)
+	maxAttrTime = time.Unix(0, math.MaxInt64).Truncate(time.Second)
+)
+
+func checkAttributes(a Attributes) error {
+	for _, f := range []struct {
+		name string
+		t    *time.Time
+	}{{"attributes.nbf", a.NotBefore}, {"attributes.exp", a.Expires}} {
+		if f.t != nil && (f.t.Before(minAttrTime) || f.t.After(maxAttrTime)) {
+			return bad("%s: %d is outside %d..%d (Unix seconds)", f.name, f.t.Unix(), minAttrTime.Unix(), maxAttrTime.Unix())
+		}
 	}
 	return nil
 }
@@ -475,6 +499,7 @@ func (m *Manager) version(ctx context.Context, name, version string) (store.KeyV
 	wall := time.Now() // the cache is about wall time, not the injected clock
 	m.mu.Lock()
 	c, ok := m.versions[ck]
+	gen := m.gen
 	m.mu.Unlock()
 	if ok && wall.Sub(c.fetched) < versionTTL && wall.Sub(c.fetched) >= 0 {
 		return c.v, nil
@@ -484,11 +509,14 @@ func (m *Manager) version(ctx context.Context, name, version string) (store.KeyV
 		return v, err
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gen != gen {
+		return v, nil // a change landed while this read was in flight
+	}
 	if len(m.versions) >= 4096 {
 		clear(m.versions)
 	}
 	m.versions[ck] = cachedVersion{v: v, fetched: wall}
-	m.mu.Unlock()
 	return v, nil
 }
 
@@ -548,6 +576,9 @@ func (m *Manager) Update(ctx context.Context, name, version string, p UpdatePara
 			return nil, err
 		}
 		v.Tags = *p.Tags
+	}
+	if err := checkAttributes(p.Attributes); err != nil {
+		return nil, err
 	}
 	applyAttributes(&v, p.Attributes)
 	if p.ReleasePolicy != nil {

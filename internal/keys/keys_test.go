@@ -56,6 +56,7 @@ func TestMaintain(t *testing.T) {
 		{LifetimeActions: []LifetimeAction{{TimeAfterCreate: "PT1M", Action: "Rotate"}}},
 		{ExpiryTime: "P90D", LifetimeActions: []LifetimeAction{{TimeBeforeExpiry: "P6DT23H", Action: "Rotate"}}},
 		{ExpiryTime: "P27D"},
+		{ExpiryTime: "P200Y"},
 	} {
 		if _, err := m.SetRotationPolicy(ctx, "rot", bad); err == nil {
 			t.Errorf("rotation policy %+v accepted", bad)
@@ -193,4 +194,36 @@ func FuzzParseDuration(f *testing.F) {
 			t.Fatalf("%q moves time backwards: %v %v", s, d.After(base), d.Before(base))
 		}
 	})
+}
+
+// TestAttributeTimesInRange: nbf/exp the store cannot hold exactly (0 means
+// unset there; Unix nanoseconds end in 2262) are refused, not wrapped.
+func TestAttributeTimesInRange(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	m := manager(t, &now)
+	for _, ts := range []int64{0, -5, 253402300799} {
+		tm := time.Unix(ts, 0)
+		if _, err := m.Create(ctx, "t", CreateParams{Kty: "oct", Size: 128, Attributes: Attributes{Expires: &tm}}); err == nil || !strings.Contains(err.Error(), "attributes.exp") {
+			t.Errorf("exp %d: %v", ts, err)
+		}
+		if _, err := m.Create(ctx, "t", CreateParams{Kty: "oct", Size: 128, Attributes: Attributes{NotBefore: &tm}}); err == nil || !strings.Contains(err.Error(), "attributes.nbf") {
+			t.Errorf("nbf %d: %v", ts, err)
+		}
+	}
+	if _, err := m.Get(ctx, "t", ""); err == nil {
+		t.Error("a refused create stored a key")
+	}
+	k, err := m.Create(ctx, "t", CreateParams{Kty: "oct", Size: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	far := time.Unix(253402300799, 0)
+	if _, err := m.Update(ctx, "t", k.Version, UpdateParams{Attributes: Attributes{Expires: &far}}); err == nil {
+		t.Error("update to exp in year 9999 accepted")
+	}
+	ok := time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	if got, err := m.Update(ctx, "t", k.Version, UpdateParams{Attributes: Attributes{Expires: &ok}}); err != nil || !got.Expires.Equal(ok) {
+		t.Errorf("exp 2200: %v %v", got, err)
+	}
 }

@@ -77,6 +77,7 @@ func (m *Manager) material(v store.KeyVersion) (*keyops.Material, error) {
 func (m *Manager) forget(name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.gen++
 	for k := range m.cache {
 		if strings.HasPrefix(k, name+"/") {
 			delete(m.cache, k)

@@ -126,13 +126,8 @@ func (p *RotationPolicy) validate() error {
 		return bad("lifetimeActions: at most 2 (one Rotate, one Notify), got %d", len(p.LifetimeActions))
 	}
 	if p.ExpiryTime != "" {
-		d, err := ParseDuration(p.ExpiryTime)
-		if err != nil {
-			return bad("attributes.expiryTime: %v", err)
-		}
-		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-		if d.After(base).Before(base.AddDate(0, 0, 28)) {
-			return bad("attributes.expiryTime %s: must be at least 28 days (P28D)", p.ExpiryTime)
+		if err := checkDuration("attributes.expiryTime", p.ExpiryTime, 28); err != nil {
+			return err
 		}
 	}
 	seen := map[string]bool{}
@@ -155,30 +150,37 @@ func (p *RotationPolicy) validate() error {
 		}
 		// Key Vault's floor: a trigger at least 7 days from creation or
 		// expiry, so that a policy cannot mint a version every minute.
-		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		if a.TimeAfterCreate != "" {
-			d, err := ParseDuration(a.TimeAfterCreate)
-			if err != nil {
-				return bad("lifetimeActions[%d].trigger.timeAfterCreate: %v", i, err)
-			}
-			if d.After(base).Before(base.AddDate(0, 0, 7)) {
-				return bad("lifetimeActions[%d].trigger.timeAfterCreate %s: must be at least 7 days (P7D)", i, a.TimeAfterCreate)
+			if err := checkDuration(fmt.Sprintf("lifetimeActions[%d].trigger.timeAfterCreate", i), a.TimeAfterCreate, 7); err != nil {
+				return err
 			}
 		}
 		if a.TimeBeforeExpiry != "" {
-			d, err := ParseDuration(a.TimeBeforeExpiry)
-			if err != nil {
-				return bad("lifetimeActions[%d].trigger.timeBeforeExpiry: %v", i, err)
-			}
-			if d.After(base).Before(base.AddDate(0, 0, 7)) {
-				return bad("lifetimeActions[%d].trigger.timeBeforeExpiry %s: must be at least 7 days (P7D)", i, a.TimeBeforeExpiry)
+			if err := checkDuration(fmt.Sprintf("lifetimeActions[%d].trigger.timeBeforeExpiry", i), a.TimeBeforeExpiry, 7); err != nil {
+				return err
 			}
 			if p.ExpiryTime == "" && a.Action == "Rotate" {
 				return bad("lifetimeActions[%d]: timeBeforeExpiry needs attributes.expiryTime", i)
 			}
 		}
 	}
+	return nil
+}
 
+// checkDuration parses a policy duration and holds it between minDays and
+// 100 years (an expiry beyond that would not fit the store's time range).
+func checkDuration(field, s string, minDays int) error {
+	d, err := ParseDuration(s)
+	if err != nil {
+		return bad("%s: %v", field, err)
+	}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if d.After(base).Before(base.AddDate(0, 0, minDays)) {
+		return bad("%s %s: must be at least %d days (P%dD)", field, s, minDays, minDays)
+	}
+	if d.After(base).After(base.AddDate(100, 0, 0)) {
+		return bad("%s %s: must be at most 100 years (P100Y)", field, s)
+	}
 	return nil
 }
 
@@ -232,7 +234,9 @@ func (m *Manager) SetRotationPolicy(ctx context.Context, name string, p Rotation
 // tags and release settings; with a rotation policy that sets expiryTime,
 // the new version expires that long after its creation.
 func (m *Manager) Rotate(ctx context.Context, name string) (*Key, error) {
-	v, err := m.version(ctx, name, "")
+	// Uncached: a key deleted a moment ago (or on another node) must not
+	// come back as a new version.
+	v, err := m.fresh(ctx, name, "")
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +254,10 @@ func (m *Manager) Rotate(ctx context.Context, name string) (*Key, error) {
 	}
 	a := Attributes{Enabled: ptr(true), Exportable: ptr(v.Exportable)}
 	if p, err := m.GetRotationPolicy(ctx, name); err == nil && p.ExpiryTime != "" {
-		d, _ := ParseDuration(p.ExpiryTime)
+		d, err := ParseDuration(p.ExpiryTime)
+		if err != nil {
+			return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "stored rotation policy is corrupt", Err: err}
+		}
 		a.Expires = ptr(d.After(m.now()))
 	}
 	var rp *ReleasePolicy
@@ -293,12 +300,23 @@ func (m *Manager) Maintain(ctx context.Context, log *slog.Logger) error {
 	pols, err := m.st.ListRotationPolicies(ctx)
 	keep(err)
 	for _, sp := range pols {
+		// A stored policy is checked again before it acts: an unparsable
+		// duration would otherwise read as zero and rotate on every tick.
 		var p RotationPolicy
-		if json.Unmarshal(sp.JSON, &p) != nil {
+		if err := json.Unmarshal(sp.JSON, &p); err != nil {
+			keep(fmt.Errorf("rotation policy of %s: %w", sp.Name, err))
 			continue
 		}
-		v, err := m.st.GetKeyVersion(ctx, sp.Name, "")
+		if err := p.validate(); err != nil {
+			keep(fmt.Errorf("rotation policy of %s: %w", sp.Name, err))
+			continue
+		}
+		v, err := m.fresh(ctx, sp.Name, "")
 		if err != nil {
+			var ke *Error
+			if !errors.As(err, &ke) || ke.Kind != NotFound {
+				keep(err)
+			}
 			continue
 		}
 		for _, a := range p.LifetimeActions {

@@ -83,10 +83,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	// The issuer is read before the signature is checked only to choose
 	// whose keys to check it with; nothing else is trusted yet.
 	unverified := sig.UnsafePayloadWithoutVerification()
-	var peek struct {
-		Iss string `json:"iss"`
-	}
-	if err := json.Unmarshal(unverified, &peek); err != nil || peek.Iss == "" {
+	// A map, not a struct: encoding/json matches struct fields case-
+	// insensitively, and "ISS" must not choose the keys while "iss" is
+	// what the claims say.
+	var top map[string]json.RawMessage
+	var peek struct{ Iss string }
+	if err := json.Unmarshal(unverified, &top); err != nil || json.Unmarshal(top["iss"], &peek.Iss) != nil || peek.Iss == "" {
 		return nil, refuse("payload has no iss claim")
 	}
 	iss := NormalizeIssuer(peek.Iss)
@@ -103,6 +105,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	var claims Claims
 	if err := dec.Decode(&claims); err != nil {
 		return nil, refuse("payload is not a JSON object")
+	}
+	if got, _ := claims["iss"].(string); NormalizeIssuer(got) != iss {
+		return nil, refuse("iss claim %q is not the issuer whose keys verified the token", got)
 	}
 	if err := v.checkTimes(claims); err != nil {
 		return nil, err
@@ -168,6 +173,9 @@ func (v *Verifier) checkTimes(c Claims) error {
 		if err != nil {
 			return time.Time{}, true, refuse("claim %s is not a number", name)
 		}
+		if f < -(1<<40) || f > 1<<40 { // ~35,000 years either way; int64(f) overflows far beyond
+			return time.Time{}, true, refuse("claim %s is out of range", name)
+		}
 		return time.Unix(int64(f), 0), true, nil
 	}
 	exp, ok, err := num("exp")
@@ -196,15 +204,16 @@ type Discovery struct {
 	TTL             time.Duration // how long keys are reused; default 1 h
 	RefreshInterval time.Duration // minimum time between forced refreshes; default 30 s
 
-	mu      sync.Mutex
-	fetchMu sync.Mutex
-	cache   map[string]*cached
+	mu    sync.Mutex
+	cache map[string]cached      // replaced, never changed in place
+	locks map[string]*sync.Mutex // one fetch at a time per issuer
 }
 
 type cached struct {
-	set       *jose.JSONWebKeySet
-	fetched   time.Time
-	refreshed time.Time
+	set       *jose.JSONWebKeySet // nil until a fetch succeeded
+	fetched   time.Time           // when set was fetched
+	attempted time.Time           // the last fetch attempt, good or bad
+	err       error               // the last attempt's failure
 }
 
 // Keys implements KeySource.
@@ -216,41 +225,60 @@ func (d *Discovery) Keys(ctx context.Context, issuer string, refresh bool) (*jos
 	if interval == 0 {
 		interval = 30 * time.Second
 	}
+	now := time.Now()
+	// answer serves from the cache when it may: fresh keys (unless a
+	// refresh is asked and none was attempted within interval), or the
+	// last failure when it is that recent. Every attempt is stamped before
+	// it runs, so concurrent unknown kids, or an issuer that is down, cost
+	// at most one outbound request per interval.
+	answer := func(c cached) (*jose.JSONWebKeySet, bool, error) {
+		fresh := c.set != nil && now.Sub(c.fetched) < ttl
+		recent := now.Sub(c.attempted) < interval
+		switch {
+		case fresh && (!refresh || recent):
+			return c.set, true, nil
+		case !fresh && recent && c.err != nil:
+			return nil, true, c.err
+		}
+		return nil, false, nil
+	}
 	d.mu.Lock()
 	if d.cache == nil {
-		d.cache = map[string]*cached{}
+		d.cache, d.locks = map[string]cached{}, map[string]*sync.Mutex{}
 	}
 	c := d.cache[issuer]
+	lk := d.locks[issuer]
+	if lk == nil {
+		lk = &sync.Mutex{}
+		d.locks[issuer] = lk
+	}
 	d.mu.Unlock()
-	now := time.Now()
-	if c != nil && now.Sub(c.fetched) < ttl && (!refresh || now.Sub(c.refreshed) < interval) {
-		return c.set, nil
+	if set, ok, err := answer(c); ok {
+		return set, err
 	}
-	// One fetch at a time per Discovery, and the attempt is stamped before
-	// it runs: concurrent unknown kids, or an issuer that is down, cost at
-	// most one outbound request per RefreshInterval.
-	d.fetchMu.Lock()
-	defer d.fetchMu.Unlock()
+	lk.Lock()
+	defer lk.Unlock()
 	d.mu.Lock()
-	c = d.cache[issuer]
-	if c != nil && now.Sub(c.fetched) < ttl && now.Sub(c.refreshed) < interval {
+	c = d.cache[issuer] // another request may have fetched meanwhile
+	if set, ok, err := answer(c); ok {
 		d.mu.Unlock()
-		return c.set, nil
+		return set, err
 	}
-	if c != nil {
-		c.refreshed = now
-	}
+	c.attempted = now
+	d.cache[issuer] = c
 	d.mu.Unlock()
 	set, err := d.fetch(ctx, issuer)
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err != nil {
-		if c != nil && now.Sub(c.fetched) < ttl {
+		c.err = err
+		d.cache[issuer] = c
+		if c.set != nil && now.Sub(c.fetched) < ttl {
 			return c.set, nil // keep serving known keys through an outage
 		}
 		return nil, err
 	}
-	d.mu.Lock()
-	d.cache[issuer] = &cached{set: set, fetched: now, refreshed: now}
-	d.mu.Unlock()
+	d.cache[issuer] = cached{set: set, fetched: now, attempted: now}
 	return set, nil
 }
 

@@ -122,6 +122,9 @@ func TestVerifier(t *testing.T) {
 		{"alg none", base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + parts[1] + ".", "accepted algorithm"},
 		{"HS256 with the public key as secret", hs256(parts[1]), "accepted algorithm"},
 		{"garbage", "not a token", "accepted algorithm"},
+		{"ISS chooses the keys, iss says another issuer", sign(t, jose.RS256, rsaKey, "r1", claims(map[string]any{"iss": "https://evil.example", "ISS": p.srv.URL})), "not trusted"},
+		{"nbf beyond int64", sign(t, jose.RS256, rsaKey, "r1", claims(map[string]any{"nbf": 1e19})), "out of range"},
+		{"exp beyond int64", sign(t, jose.RS256, rsaKey, "r1", claims(map[string]any{"exp": 1e19})), "out of range"},
 	} {
 		_, err := v.Verify(ctx, c.token)
 		var oe *Error
@@ -144,4 +147,24 @@ func hs256(payload string) string {
 	m := hmac.New(sha256.New, []byte("public"))
 	m.Write([]byte(h + "." + payload))
 	return h + "." + payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// TestDiscoveryOutageIsRateLimited: an issuer that fails is asked once per
+// RefreshInterval, however many tokens arrive, with or without cached keys.
+func TestDiscoveryOutageIsRateLimited(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "down", http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	d := &Discovery{Client: srv.Client(), RefreshInterval: time.Hour}
+	for i := 0; i < 5; i++ {
+		if _, err := d.Keys(context.Background(), srv.URL, i%2 == 0); err == nil {
+			t.Fatal("keys from an issuer that is down")
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("%d requests to an issuer that is down, want 1", n)
+	}
 }

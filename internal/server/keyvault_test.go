@@ -656,7 +656,7 @@ func TestKeyVaultAuth(t *testing.T) {
 	}
 	tr.Body.Close()
 	// Malformed input after authentication: 400, not 5xx.
-	for _, body := range []string{"{not json", `{"kty":5}`, `{"kty":"RSA","key_size":1234}`, `{"kty":"EC","crv":"P-999"}`, `{"kty":"XYZ"}`, `{}`} {
+	for _, body := range []string{"{not json", `{"kty":5}`, `{"kty":"RSA","key_size":1234}`, `{"kty":"EC","crv":"P-999"}`, `{"kty":"XYZ"}`, `{}`, `[]`, `"RSA"`, ``, `{"kty":"oct","key_size":128,"attributes":{"exp":0}}`, `{"kty":"oct","key_size":128,"attributes":{"nbf":253402300799}}`} {
 		resp, b := raw("POST", "/keys/newkey/create?api-version=2025-07-01", l.admin, []byte(body))
 		if resp.StatusCode != 400 || !strings.Contains(string(b), "BadParameter") {
 			t.Errorf("create with %s: %d %s", body, resp.StatusCode, b)

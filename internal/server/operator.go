@@ -135,15 +135,24 @@ func writeJSONStatus(w http.ResponseWriter, code int, v any) {
 }
 
 func readSmallJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	const limit = 64 << 10
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		apimaa.Error(w, http.StatusBadRequest, "BadParameter", "reading the body failed")
+		return false
+	}
+	if len(b) > limit {
+		apimaa.Error(w, http.StatusRequestEntityTooLarge, "RequestTooLarge", fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		apimaa.Error(w, http.StatusBadRequest, "BadParameter", "invalid JSON body: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		apimaa.Error(w, http.StatusBadRequest, "BadParameter", "invalid JSON body: trailing data after the object")
 		return false
 	}
 	return true
@@ -216,6 +225,12 @@ func (s *Server) opInit(w http.ResponseWriter, r *http.Request) {
 		}
 		if err == nil {
 			o.meta = &meta
+		} else {
+			// Nothing is sealed under the new root yet: remove it so that
+			// init can be retried, rather than leaving a root whose shares
+			// were never handed out.
+			os.Remove(o.metaFile())
+			os.Remove(o.rootFile())
 		}
 	}
 	o.mu.Unlock()
@@ -270,6 +285,13 @@ func (s *Server) opUnseal(w http.ResponseWriter, r *http.Request) {
 	if o.meta == nil {
 		o.mu.Unlock()
 		apimaa.Error(w, http.StatusBadRequest, "BadParameter", "kura is not initialised (or unseals without shares)")
+		return
+	}
+	// Shares of one split all carry the 32-byte unseal key's length; a
+	// share of something else is refused now rather than spoiling the set.
+	if len(sh.Y) != 32 {
+		o.mu.Unlock()
+		apimaa.Error(w, http.StatusBadRequest, "BadParameter", fmt.Sprintf("share: holds %d bytes, not the 32 of an unseal key share", len(sh.Y)))
 		return
 	}
 	for _, have := range o.shares {

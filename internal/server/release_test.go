@@ -115,6 +115,13 @@ func (r *rig) release(t *testing.T, name, token, nonce, enc string) (int, []byte
 	return code, resp
 }
 
+func otherEnc(enc string) string {
+	if enc == "RSA_AES_KEY_WRAP_384" {
+		return "RSA_AES_KEY_WRAP_256"
+	}
+	return "RSA_AES_KEY_WRAP_384"
+}
+
 // releaseCerts fetches the certificates kura signs release answers with.
 func (r *rig) releaseCerts(t *testing.T) []*x509.Certificate {
 	t.Helper()
@@ -142,7 +149,7 @@ func TestReleaseGranted(t *testing.T) {
 	g := newTEE(t)
 	trusted := r.releaseCerts(t)
 	for _, enc := range []string{"", "CKM_RSA_AES_KEY_WRAP", "RSA_AES_KEY_WRAP_256", "RSA_AES_KEY_WRAP_384"} {
-		tok := g.token(t, r, "", sim.Options{}, nil)
+		tok := g.token(t, r, "n-1", sim.Options{}, nil)
 		code, resp := r.release(t, "secret", tok, "n-1", enc)
 		if code != 200 {
 			t.Fatalf("release (%q): %d %s", enc, code, resp)
@@ -153,7 +160,11 @@ func TestReleaseGranted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := agent.Open(payload, g.priv, agent.Expect{Name: "secret", Nonce: "n-1", TEEKeyID: g.kid})
+		wantEnc := enc
+		if wantEnc == "" {
+			wantEnc = "CKM_RSA_AES_KEY_WRAP"
+		}
+		got, err := agent.Open(payload, g.priv, agent.Expect{Name: "secret", Nonce: "n-1", TEEKeyID: g.kid, Enc: wantEnc})
 		if err != nil {
 			t.Fatalf("unwrap (%q): %v", enc, err)
 		}
@@ -167,10 +178,6 @@ func TestReleaseGranted(t *testing.T) {
 		json.Unmarshal(payload, &p)
 		tsum := sha256.Sum256([]byte(tok))
 		psum := sha256.Sum256(policy)
-		wantEnc := enc
-		if wantEnc == "" {
-			wantEnc = "CKM_RSA_AES_KEY_WRAP"
-		}
 		if p.Request["enc"] != wantEnc || p.Request["nonce"] != "n-1" || p.Kura["token_sha256"] != hex.EncodeToString(tsum[:]) ||
 			p.Kura["policy_sha256"] != hex.EncodeToString(psum[:]) || p.Kura["tee_key"] != g.kid {
 			t.Errorf("payload binding: %+v %+v", p.Request, p.Kura)
@@ -181,6 +188,7 @@ func TestReleaseGranted(t *testing.T) {
 			{Name: "other", Nonce: "n-1", TEEKeyID: g.kid},
 			{Name: "secret", Nonce: "n-1", TEEKeyID: "tee-key-2"},
 			{Name: "secret", Version: "0123456789abcdef0123456789abcdef", Nonce: "n-1", TEEKeyID: g.kid},
+			{Name: "secret", Nonce: "n-1", TEEKeyID: g.kid, Enc: otherEnc(wantEnc)},
 		} {
 			if _, err := agent.Open(payload, g.priv, bad); err == nil {
 				t.Errorf("Open accepted a payload not bound to %+v", bad)
@@ -217,7 +225,7 @@ func TestReleaseDenials(t *testing.T) {
 
 	good := g.token(t, r, "nonce-1", sim.Options{}, nil)
 	debug := g.token(t, r, "", sim.Options{Debug: true}, nil)
-	noKey := g.token(t, r, "", sim.Options{}, []byte(`{"note":"no keys here"}`))
+	noKey := g.token(t, r, "nonce-2", sim.Options{}, []byte(`{"note":"no keys here"}`))
 	parts := strings.Split(good, ".")
 	pb, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(bytes.Replace(pb, []byte(`"x-ms-sevsnpvm-vmpl":0`), []byte(`"x-ms-sevsnpvm-vmpl":1`), 1)) + "." + parts[2]
@@ -239,6 +247,9 @@ func TestReleaseDenials(t *testing.T) {
 		{"token without a TEE key", "k", noKey, "", "", 403, "x-ms-runtime"},
 		{"nonce required but absent", "needs-nonce", good, "", "", 403, "requires a nonce"},
 		{"nonce not the token's", "needs-nonce", good, "other", "", 403, "not the attestation token's nonce"},
+		{"nonce sent but not the token's, policy silent", "k", good, "other", "", 403, "not the attestation token's nonce"},
+		{"nonce required, token without a TEE key", "needs-nonce", noKey, "nonce-2", "", 403, "x-ms-runtime"},
+		{"nonce too long", "k", good, strings.Repeat("n", 1025), "", 400, "nonce: longer than"},
 		{"bad enc", "k", good, "", "AES_GCM", 400, "enc"},
 		{"no target", "k", "", "", "", 400, "target"},
 		{"unknown key", "nope", good, "", "", 404, ""},
@@ -266,12 +277,16 @@ func TestReleaseDenials(t *testing.T) {
 		t.Errorf("explanation %s", e.Error.Explanation)
 	}
 
-	// A nonce the policy asks for works once.
+	// A nonce the policy asks for works once; the refusals above did not
+	// spend it.
 	if code, resp := r.release(t, "needs-nonce", good, "nonce-1", ""); code != 200 {
 		t.Fatalf("release with the token's nonce: %d %s", code, resp)
 	}
 	if code, resp := r.release(t, "needs-nonce", good, "nonce-1", ""); code != 403 || !strings.Contains(string(resp), "already used") {
 		t.Errorf("reused nonce: %d %s", code, resp)
+	}
+	if code, resp := r.release(t, "needs-nonce", g.token(t, r, "nonce-2", sim.Options{}, nil), "nonce-2", ""); code != 200 {
+		t.Errorf("nonce-2 after a refused release with it: %d %.300s", code, resp)
 	}
 
 	// An expired token: nine hours later.

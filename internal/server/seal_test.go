@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -70,6 +71,22 @@ func TestSealedServerInitAndUnseal(t *testing.T) {
 	if code, _ := opPost(r, "/kura/v1/operator/init", map[string]int{"shares": 3, "threshold": 4}); code != 400 {
 		t.Errorf("threshold above shares: %d", code)
 	}
+	adm := []string{"Authorization", "Bearer " + r.admin}
+	for _, c := range []struct {
+		body string
+		code int
+	}{
+		{`{"shares":5,`, 400}, {`{"shares":5,"threshold":3,"extra":1}`, 400}, {`{"shares":5,"threshold":3}{}`, 400},
+		{`{"shares":300,"threshold":3}`, 400}, {`{"shares":5,"threshold":1}`, 400}, {`{"shares":"5","threshold":3}`, 400},
+		{`{"shares":5,"threshold":3,"pad":"` + strings.Repeat("x", 70<<10) + `"}`, 413},
+	} {
+		if code, resp, _ := r.do("POST", "/kura/v1/operator/init", []byte(c.body), adm...); code != c.code {
+			t.Errorf("init %.60s: %d %s, want %d", c.body, code, resp, c.code)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "seal", "root.sealed")); err == nil {
+		t.Fatal("a refused init left a root behind")
+	}
 	code, out := opPost(r, "/kura/v1/operator/init", map[string]int{"shares": 5, "threshold": 3})
 	if code != 200 {
 		t.Fatalf("init: %d %v", code, out)
@@ -121,6 +138,16 @@ func TestSealedServerInitAndUnseal(t *testing.T) {
 	code, st := opPost(r, "/kura/v1/operator/unseal", map[string]string{"share": shares[1]})
 	if code != 200 || st["sealed"] != true || st["progress"].(float64) != 2 {
 		t.Fatalf("two of three shares: %d %v", code, st)
+	}
+	short, _ := seal.Split(bytes.Repeat([]byte{9}, 16), 5, 3)
+	if code, resp := opPost(r, "/kura/v1/operator/unseal", map[string]string{"share": short[2].String()}); code != 400 || !strings.Contains(fmt.Sprint(resp), "not the 32") {
+		t.Errorf("a share of another length: %d %v", code, resp)
+	}
+	_, sb, _ := r.do("GET", "/kura/v1/operator/status", nil)
+	var stat map[string]any
+	json.Unmarshal(sb, &stat)
+	if p, _ := stat["progress"].(float64); p != 2 {
+		t.Errorf("progress after a refused share: %s", sb)
 	}
 	foreign, _ := seal.Split(bytes.Repeat([]byte{9}, 32), 5, 3)
 	if code, _ := opPost(r, "/kura/v1/operator/unseal", map[string]string{"share": foreign[2].String()}); code != 400 {

@@ -109,7 +109,7 @@ func OpenAttestation(cfg config.Config, st store.Store, sealer appraisal.Sealer,
 	}
 	var kds *collateral.KDS
 	if cfg.KDSFetch {
-		kds = &collateral.KDS{Base: cfg.KDSURL, Timeout: cfg.KDSTimeout}
+		kds = &collateral.KDS{Base: cfg.KDSURL, Timeout: time.Duration(cfg.KDSTimeout)}
 	}
 	cache := collateral.New(st, kds)
 	cache.Roots = roots

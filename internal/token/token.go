@@ -149,8 +149,13 @@ func (k *Keyring) load(ctx context.Context) error {
 		}
 	}
 	k.mu.Lock()
+	defer k.mu.Unlock()
+	if active == nil && k.active != nil {
+		// Another node's rotation can retire every key for a moment; signing
+		// goes on with the current set rather than with none.
+		return fmt.Errorf("load signing keys: the store holds no active %s key; keeping the current ones", k.cfg.Purpose)
+	}
 	k.keys, k.active = keys, active
-	k.mu.Unlock()
 	return nil
 }
 
@@ -331,6 +336,9 @@ func (k *Keyring) Issue(claims map[string]any) (string, error) {
 	k.mu.RLock()
 	kk := k.active
 	k.mu.RUnlock()
+	if kk == nil {
+		return "", errNoActive
+	}
 	return kk.sign(payload)
 }
 
@@ -438,8 +446,13 @@ func (k *Keyring) Issuer() string { return k.cfg.Issuer }
 func (k *Keyring) Alg() Alg {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
+	if k.active == nil {
+		return k.cfg.Alg
+	}
 	return k.active.alg
 }
+
+var errNoActive = errors.New("no active signing key")
 
 // encodeClaims writes claims as a JSON object with sorted keys, as
 // json.Marshal would, but without reflection for the strings, integers and
@@ -511,6 +524,9 @@ func (k *Keyring) SignX5C(payload []byte) (string, error) {
 	k.mu.RLock()
 	kk := k.active
 	k.mu.RUnlock()
+	if kk == nil {
+		return "", errNoActive
+	}
 	sum := sha256.Sum256(kk.cert.Raw)
 	h, err := json.Marshal(map[string]any{"alg": string(kk.alg), "kid": kk.id, "typ": "JWT",
 		"x5c": []string{base64.StdEncoding.EncodeToString(kk.cert.Raw)}, "x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])})

@@ -166,6 +166,29 @@ func TestRotateRetiresEveryOtherKey(t *testing.T) {
 	}
 }
 
+// TestNoActiveKeyKeepsSigning: a store in which every key is retired (two
+// nodes rotating at once) does not leave the keyring without a key.
+func TestNoActiveKeyKeepsSigning(t *testing.T) {
+	ctx := context.Background()
+	st := &memKeys{}
+	kr, err := Open(ctx, Config{Issuer: "https://kura.test", Alg: ES256}, st, sealer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range st.rows {
+		st.RetireSigningKey(ctx, r.ID, time.Now())
+	}
+	if err := kr.Refresh(ctx); err == nil || !strings.Contains(err.Error(), "no active") {
+		t.Errorf("refresh with every key retired: %v", err)
+	}
+	if _, err := kr.Issue(map[string]any{"a": 1}); err != nil {
+		t.Errorf("issue after the refused refresh: %v", err)
+	}
+	if _, err := kr.SignX5C([]byte("{}")); err != nil {
+		t.Errorf("SignX5C after the refused refresh: %v", err)
+	}
+}
+
 // TestEncodeClaimsMatchesJSON: the fast claim encoder writes exactly what
 // json.Marshal writes, for every kind of value a token carries.
 func TestEncodeClaimsMatchesJSON(t *testing.T) {

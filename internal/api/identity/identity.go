@@ -104,6 +104,10 @@ func (h *Handler) admin(f http.HandlerFunc) http.HandlerFunc {
 		}
 		p, err := h.Auth.Authenticate(r.Context(), strings.TrimSpace(tok))
 		if err != nil {
+			if !errors.Is(err, auth.ErrUnauthenticated) {
+				h.storeErr(w, r, err) // the store or an issuer is down: not the caller's fault
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
 			kuraError(w, http.StatusUnauthorized, "Unauthorized", "the bearer token is invalid or expired")
 			return
@@ -177,15 +181,20 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	}
 	id, secret, err := h.Auth.CreatePrincipal(r.Context(), in.Name, in.OIDCSubject)
 	if err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			h.storeErr(w, r, err)
+		if errors.Is(err, auth.ErrInvalidPrincipal) {
+			kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
 			return
 		}
-		kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
+		h.storeErr(w, r, err)
 		return
 	}
 	if in.Role != "" {
 		if err := h.Auth.Store().AddRole(r.Context(), store.RoleAssignment{PrincipalID: id, Role: in.Role, Scope: in.Scope}); err != nil {
+			// Undo the creation: the one-time secret is not answered, and a
+			// retry must not find the name taken.
+			if derr := h.Auth.Store().DeletePrincipal(r.Context(), id); derr != nil {
+				h.Log.ErrorContext(r.Context(), "removing a principal whose role failed", "err", derr, "principal", id)
+			}
 			h.storeErr(w, r, err)
 			return
 		}

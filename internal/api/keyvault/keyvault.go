@@ -213,8 +213,15 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		Error(w, http.StatusBadRequest, "BadParameter", "reading the request body failed")
 		return false
 	}
+	// The body may hold key material (imports, plaintexts, keys to wrap);
+	// every decoded field is a copy, so the buffer is wiped once decoded.
+	defer clear(b)
 	if len(bytes.TrimSpace(b)) == 0 {
 		Error(w, http.StatusBadRequest, "BadParameter", "the request body is empty")
+		return false
+	}
+	if t := bytes.TrimSpace(b); t[0] != '{' {
+		Error(w, http.StatusBadRequest, "BadParameter", "the request body must be a JSON object")
 		return false
 	}
 	if err := json.Unmarshal(b, v); err != nil {

@@ -131,11 +131,13 @@ func bodyError(w http.ResponseWriter, err error) {
 	Error(w, http.StatusBadRequest, "InvalidRequest", "reading the request body failed: "+err.Error())
 }
 
-// readInto reads the body into buf (reused when large enough) sized by the
-// announced length (the server's MaxBytesReader still bounds it), instead
-// of io.ReadAll's doubling.
+// readInto reads the body into buf (reused when large enough), sized by the
+// announced length for ordinary bodies instead of io.ReadAll's doubling.
+// Larger announcements are not trusted for an up-front allocation (a client
+// could announce megabytes and send nothing): those grow as data arrives,
+// still bounded by the server's MaxBytesReader.
 func readInto(r *http.Request, buf []byte) ([]byte, error) {
-	if n := r.ContentLength; n > 0 && n <= 1<<24 {
+	if n := r.ContentLength; n > 0 && n <= 64<<10 {
 		b := buf[:0]
 		if int64(cap(b)) < n+1 {
 			b = make([]byte, n+1)

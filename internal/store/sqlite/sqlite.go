@@ -52,9 +52,12 @@ CREATE TABLE IF NOT EXISTS collateral (
 );
 `
 
-// Open opens (creating if needed) the database file at path.
+// Open opens (creating if needed) the database file at path. Transactions
+// begin IMMEDIATE: a read-then-write transaction in WAL mode that another
+// connection overtakes would otherwise fail at once with SQLITE_BUSY
+// instead of waiting out busy_timeout.
 func Open(path string) (*Store, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
