@@ -779,3 +779,33 @@ func privateParts(t *testing.T, m *keyops.Material) [][]byte {
 	}
 	return out
 }
+
+// TestAdministratorRole: a principal with the administrator role manages
+// policies and token keys as the bootstrap token does; other roles do not.
+func TestAdministratorRole(t *testing.T) {
+	l := startLive(t)
+	l.principal(t, "boss", "administrator")
+	l.principal(t, "user", "crypto-user")
+	for _, c := range []struct {
+		name string
+		want int
+	}{{"boss", 200}, {"user", 401}} {
+		tok := l.token(t, c.name)
+		for _, path := range []string{"/policies/SevSnpVm?api-version=2022-08-01", "/kura/v1/token-keys:rotate"} {
+			method := "GET"
+			if strings.Contains(path, "rotate") {
+				method = "POST"
+			}
+			req, _ := http.NewRequest(method, l.url()+path, nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := l.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("%s %s as %s: %d, want %d", method, path, c.name, resp.StatusCode, c.want)
+			}
+		}
+	}
+}

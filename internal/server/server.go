@@ -236,7 +236,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	(&apimaa.Handler{
 		Service: svc, Keys: s.keyring, Log: log,
 		Policies:  &apimaa.PolicyStore{PolicyStore: at.Policies, Signers: signers},
-		Authorize: s.isAdmin,
+		Authorize: s.isAdministrator,
 	}).Register(mux)
 	relKeys, err := token.Open(ctx, token.Config{Purpose: "release", Issuer: strings.TrimRight(issuer, "/"), Alg: token.RS256, Now: now}, s.store, sealer)
 	if err != nil {
@@ -260,9 +260,9 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	// kura's own administration: rotate the token-signing key. The old key
 	// stays published until its last token has expired.
 	mux.HandleFunc("POST /kura/v1/token-keys:rotate", func(w http.ResponseWriter, r *http.Request) {
-		if !s.isAdmin(r) {
+		if !s.isAdministrator(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
-			apimaa.Error(w, http.StatusUnauthorized, "Unauthorized", "rotating token keys requires the administrator bearer token")
+			apimaa.Error(w, http.StatusUnauthorized, "Unauthorized", "rotating token keys requires an administrator (the admin token or the administrator role)")
 			return
 		}
 		if err := s.keyring.Rotate(r.Context()); err != nil {
@@ -375,6 +375,18 @@ func (s *Server) loadAdmin(cfg config.Config) error {
 	}
 	s.adminH = sha256.Sum256([]byte(tok))
 	return nil
+}
+
+// isAdministrator accepts the bootstrap admin token or any principal with
+// the administrator role (auth.Authenticate compares in constant time).
+// Only for routes served once unsealed, when principals can be read.
+func (s *Server) isAdministrator(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || s.auth == nil {
+		return false
+	}
+	p, err := s.auth.Authenticate(r.Context(), strings.TrimSpace(tok))
+	return err == nil && p.Can(auth.Admin, "")
 }
 
 // isAdmin compares the bearer token's hash in constant time.

@@ -40,7 +40,7 @@ type Handler struct {
 	// the parent domain of the request's host.
 	Resource string
 	// Release, when set, serves POST .../release (secure key release).
-	Release http.HandlerFunc
+	Release func(http.ResponseWriter, *http.Request, *auth.Principal)
 }
 
 // Register adds the routes to mux.
@@ -724,7 +724,7 @@ func (h *Handler) operation(w http.ResponseWriter, r *http.Request, p *auth.Prin
 			Error(w, http.StatusNotFound, "NotFound", "secure key release is not enabled on this instance")
 			return
 		}
-		h.Release(w, r)
+		h.Release(w, r, p)
 		return
 	}
 	var in struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/keyrelease"
 	"github.com/kura-project/kura/internal/keys/keyops"
 	"github.com/kura-project/kura/internal/oidc"
@@ -22,8 +23,8 @@ type Releaser struct {
 }
 
 // ReleaseHandler returns the release route's handler, for Handler.Release.
-func (h *Handler) ReleaseHandler(rel *Releaser) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ReleaseHandler(rel *Releaser) func(http.ResponseWriter, *http.Request, *auth.Principal) {
+	return func(w http.ResponseWriter, r *http.Request, who *auth.Principal) {
 		var in struct {
 			Target string `json:"target"`
 			Nonce  string `json:"nonce"`
@@ -77,7 +78,7 @@ func (h *Handler) ReleaseHandler(rel *Releaser) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
-		h.log().InfoContext(r.Context(), "key released", "key", name, "version", res.Key.Version, "tee_key", res.TEEKeyID, "issuer", res.Issuer,
+		h.log().InfoContext(r.Context(), "key released", "principal", who.ID, "principal_name", who.Name, "key", name, "version", res.Key.Version, "tee_key", res.TEEKeyID, "issuer", res.Issuer,
 			"token_sha256", res.TokenSHA256, "policy_sha256", res.PolicySHA256)
 		writeJSON(w, map[string]string{"value": jws})
 	}

@@ -333,6 +333,9 @@ func decodeNonce(raw json.RawMessage) (string, error) {
 	}
 	var n json.Number
 	if err := json.Unmarshal(raw, &n); err == nil {
+		if len(n) > 1024 {
+			return "", attest.Bad("nonce", "longer than 1024 characters")
+		}
 		return n.String(), nil
 	}
 	return "", attest.Bad("nonce", "must be a string or a number")
