@@ -39,9 +39,9 @@ type Config struct {
 	PolicySigners  []string `json:"policy_signers"`  // PEM certificate files; when set, policy uploads must be signed by one
 	TrustRoots     []string `json:"trust_roots"`     // extra AMD root bundles (ASK or ASVK, then ARK; PEM) to pin beside the built-in ones
 
-	RequireCRL bool          `json:"require_crl"` // refuse SNP evidence unless a current AMD CRL for its root is on file
-	KDSFetch   bool          `json:"kds_fetch"`   // fetch missing VCEKs from AMD KDS (off: air-gapped)
-	KDSURL     string        `json:"kds_url"`     // default https://kdsintf.amd.com
+	RequireCRL bool     `json:"require_crl"` // refuse SNP evidence unless a current AMD CRL for its root is on file
+	KDSFetch   bool     `json:"kds_fetch"`   // fetch missing VCEKs from AMD KDS (off: air-gapped)
+	KDSURL     string   `json:"kds_url"`     // default https://kdsintf.amd.com
 	KDSTimeout Duration `json:"kds_timeout"` // default 10s; "10s" in the file
 
 	RecoverableDays  int      `json:"recoverable_days"`  // soft-delete retention of keys, 7..90; default 90
