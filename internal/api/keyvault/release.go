@@ -75,7 +75,8 @@ func (h *Handler) ReleaseHandler(rel *Releaser) func(http.ResponseWriter, *http.
 		}
 		jws, err := rel.Signer.SignX5C(p)
 		if err != nil {
-			h.fail(w, r, err)
+			h.log().ErrorContext(r.Context(), "signing a release answer", "err", err, "key", name)
+			Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the release answer could not be signed; retry later")
 			return
 		}
 		h.log().InfoContext(r.Context(), "key released", "principal", who.ID, "principal_name", who.Name, "key", name, "version", res.Key.Version, "tee_key", res.TEEKeyID, "issuer", res.Issuer,
