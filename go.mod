@@ -3,6 +3,7 @@ module github.com/kura-project/kura
 go 1.26.0
 
 require (
+	filippo.io/nistec v0.0.4
 	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.21.0
 	github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys v1.5.0
 	github.com/go-jose/go-jose/v4 v4.1.9

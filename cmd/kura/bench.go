@@ -153,10 +153,14 @@ func benchOneAlg(ctx context.Context, alg string, clients int, dur time.Duration
 		return err
 	}
 	defer rig.Close()
-	if err := rig.AttestLean(); err != nil { // warm: verifies and caches the VCEK chain
+	if err := rig.Warm(); err != nil {
 		return err
 	}
 	floorOp, err := rig.FloorOp()
+	if err != nil {
+		return err
+	}
+	tableOp, err := rig.TableFloorOp()
 	if err != nil {
 		return err
 	}
@@ -166,11 +170,18 @@ func benchOneAlg(ctx context.Context, alg string, clients int, dur time.Duration
 	if err != nil {
 		return err
 	}
+	own, err := bench.Run(ctx, clients, dur/2, tableOp)
+	if err != nil {
+		return fmt.Errorf("kura's crypto: %w", err)
+	}
 	f1, f2, res, floor := c.Before, c.After, c.Result, c.Floor
-	ratio := res.PerSecond() / floor
-	fmt.Fprintf(stdout, "%s  floor (P-384 verify + %s sign, in-process): %8.0f ops/s  (before %.0f, after %.0f; CPU %s/op)\n",
+	fmt.Fprintf(stdout, "%s  floor: crypto/ecdsa P-384 verify + %s sign, in-process:      %8.0f ops/s  (before %.0f, after %.0f; CPU %s/op)\n",
 		alg, alg, floor, f1.PerSecond(), f2.PerSecond(), f1.CPUPerOp().Round(time.Microsecond))
-	fmt.Fprintf(stdout, "%s  POST /attest/SevSnpVm over HTTPS:            %8.0f attestations/s  p50 %s  p99 %s  (CPU %s/op, client included)  = %.0f%% of floor (target >= 80%%)\n",
-		alg, res.PerSecond(), res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), res.CPUPerOp().Round(time.Microsecond), 100*ratio)
+	fmt.Fprintf(stdout, "%s  kura's crypto: cached-VCEK table verify + %s sign, in-process: %8.0f ops/s  (CPU %s/op)\n",
+		alg, alg, own.PerSecond(), own.CPUPerOp().Round(time.Microsecond))
+	fmt.Fprintf(stdout, "%s  POST /attest/SevSnpVm over HTTPS:                             %8.0f attestations/s  p50 %s  p99 %s  (CPU %s/op, client included)\n",
+		alg, res.PerSecond(), res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), res.CPUPerOp().Round(time.Microsecond))
+	fmt.Fprintf(stdout, "%s  = %.0f%% of the floor (target >= 80%%); %.0f%% of kura's own crypto (the rest is HTTPS, JSON, policy, claims and the load generator)\n",
+		alg, 100*res.PerSecond()/floor, 100*res.PerSecond()/own.PerSecond())
 	return nil
 }

@@ -302,7 +302,12 @@ func (m *Manager) Create(ctx context.Context, name string, p CreateParams) (*Key
 	}
 	mat, err := keyops.Generate(p.Kty, p.Size, p.Curve, p.PublicExponent)
 	if err != nil {
-		return nil, bad("%v", err)
+		var ie *keyops.InputError
+		if errors.As(err, &ie) {
+			return nil, bad("%v", err)
+		}
+		// Not the caller's fault (the system's randomness failed).
+		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "key generation failed", Err: err}
 	}
 	return m.store(ctx, name, p.Kty, mat, p.KeyOps, p.Attributes, p.Tags, p.ReleasePolicy)
 }

@@ -147,7 +147,7 @@ func openPKCS11Root(cfg PKCS11Config, sessions int) (_ *PKCS11Root, err error) {
 	if err := ctx.Login(r.login, pkcs11.CKU_USER, cfg.PIN); err != nil {
 		return nil, p11Error(fmt.Sprintf("log in to token %q", cfg.TokenLabel), err)
 	}
-	if r.key, err = r.findOrCreateKey(cfg.KeyLabel); err != nil {
+	if r.key, err = r.findOrCreateKey(cfg.KeyLabel, cfg.NoCreate); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -191,13 +191,16 @@ func listOrNone(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-func (r *PKCS11Root) findOrCreateKey(label string) (pkcs11.ObjectHandle, error) {
+func (r *PKCS11Root) findOrCreateKey(label string, noCreate bool) (pkcs11.ObjectHandle, error) {
 	keys, err := r.findKeys(label)
 	if err != nil {
 		return 0, err
 	}
 	switch len(keys) {
 	case 0:
+		if noCreate {
+			return 0, fmt.Errorf("pkcs11: no root key labelled %q on the token, but the database holds data sealed under a root: configure the token and label that hold it (kura creates a root only for an empty database)", label)
+		}
 		return r.createKey(label)
 	case 1:
 		if err := r.checkKey(keys[0], label); err != nil {

@@ -12,6 +12,9 @@ type PKCS11Config struct {
 	TokenLabel string
 	PIN        string // user PIN (never logged, never in errors)
 	KeyLabel   string // label of the root key object, default "kura-root"
+	// NoCreate refuses to create a missing root key: the caller's database
+	// already holds data sealed under a root, and a new one would not open it.
+	NoCreate bool
 }
 
 // DefaultPKCS11KeyLabel is the root key's label when PKCS11Config.KeyLabel

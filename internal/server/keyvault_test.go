@@ -665,6 +665,17 @@ func TestKeyVaultAuth(t *testing.T) {
 	if resp, _ := raw("GET", "/keys/newkey/?api-version=2025-07-01", l.admin, nil); resp.StatusCode != 404 {
 		t.Errorf("a refused create left a key: %d", resp.StatusCode)
 	}
+	// Bad base64url is a 400 naming the member that holds it.
+	for _, c := range []struct{ path, body, field string }{
+		{"/keys/k/sign?api-version=2025-07-01", `{"alg":"RS256","value":"not*base64"}`, "value"},
+		{"/keys/k/encrypt?api-version=2025-07-01", `{"alg":"A256GCM","value":"AAAA","iv":"%%%","tag":"AAAA"}`, "iv"},
+		{"/keys/k/verify?api-version=2025-07-01", `{"alg":"RS256","digest":"AAAA","value":7}`, "value"},
+	} {
+		resp, b := raw("POST", c.path, l.admin, []byte(c.body))
+		if resp.StatusCode != 400 || !strings.Contains(string(b), `"message":"`+c.field+`: `) {
+			t.Errorf("%s %s: %d %s, want a 400 naming %q", c.path, c.body, resp.StatusCode, b, c.field)
+		}
+	}
 	if resp, _ := raw("POST", "/keys/k/sign?api-version=2025-07-01", l.admin, bytes.Repeat([]byte("a"), 2<<20)); resp.StatusCode != 413 {
 		t.Errorf("oversized body: %d", resp.StatusCode)
 	}

@@ -31,7 +31,14 @@ type operator struct {
 	meta     *unsealMeta
 	sealMode string
 	closer   io.Closer // the HSM root, closed with the server
+	// existing is set when the database already holds data sealed under a
+	// root: a missing root is then lost, never replaced by a new one.
+	existing bool
 }
+
+// errRootMissing refuses to make a new root over sealed data: the data would
+// not open under it, and starting anyway would hide the loss.
+var errRootMissing = errors.New("the database holds data sealed under a root, but seal/root.sealed is missing from the data directory: restore it (kura creates a root only for an empty database)")
 
 // unsealMeta is written at init beside the sealed root: how many shares,
 // the threshold, and a commitment that tells a correct reconstruction from a
@@ -71,7 +78,7 @@ func (o *operator) open(cfg config.Config) (*seal.Sealer, error) {
 			}
 			pin = strings.TrimSpace(string(b))
 		}
-		root, err := seal.OpenPKCS11Root(seal.PKCS11Config{Module: cfg.PKCS11Module, TokenLabel: cfg.PKCS11Token, PIN: pin, KeyLabel: cfg.PKCS11KeyLabel})
+		root, err := seal.OpenPKCS11Root(seal.PKCS11Config{Module: cfg.PKCS11Module, TokenLabel: cfg.PKCS11Token, PIN: pin, KeyLabel: cfg.PKCS11KeyLabel, NoCreate: o.existing})
 		if err != nil {
 			return nil, err
 		}
@@ -79,6 +86,9 @@ func (o *operator) open(cfg config.Config) (*seal.Sealer, error) {
 		return seal.New(root), nil
 	case cfg.Dev || cfg.UnsealKeyFile != "":
 		o.sealMode = "software (unseal key file)"
+		if _, err := os.Stat(o.rootFile()); errors.Is(err, os.ErrNotExist) && o.existing {
+			return nil, errRootMissing
+		}
 		return OpenSeal(cfg, true)
 	}
 	o.sealMode = "software (Shamir shares)"
@@ -199,6 +209,11 @@ func (s *Server) opInit(w http.ResponseWriter, r *http.Request) {
 	if in.Threshold < 2 || in.Shares < in.Threshold || in.Shares > 255 {
 		o.mu.Unlock()
 		apimaa.Error(w, http.StatusBadRequest, "BadParameter", fmt.Sprintf("need 2 <= threshold <= shares <= 255, got threshold %d, shares %d", in.Threshold, in.Shares))
+		return
+	}
+	if o.existing {
+		o.mu.Unlock()
+		apimaa.Error(w, http.StatusConflict, "AlreadyInitialized", "the database holds data sealed under an earlier root whose seal files are missing; restore seal/root.sealed and seal/unseal.json (kura creates a root only for an empty database)")
 		return
 	}
 	if _, err := os.Stat(o.rootFile()); err == nil {

@@ -165,6 +165,55 @@ func TestSealedServerInitAndUnseal(t *testing.T) {
 	if code, resp, _ := r.do("GET", "/keys/k/?api-version=2025-07-01", nil, "Authorization", "Bearer "+r.admin); code != 200 {
 		t.Fatalf("key after unseal: %d %s", code, resp)
 	}
+
+	// The seal files are lost: the server starts sealed and uninitialised,
+	// and init refuses to make a new root over the sealed data.
+	r.srv.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "seal")); err != nil {
+		t.Fatal(err)
+	}
+	r = openServer(t, cfg)
+	defer r.srv.Close()
+	code, out = opPost(r, "/kura/v1/operator/init", map[string]int{"shares": 5, "threshold": 3})
+	if code != 409 || !strings.Contains(fmt.Sprint(out), "restore seal/root.sealed") {
+		t.Errorf("init over sealed data without its root: %d %v", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "seal", "root.sealed")); err == nil {
+		t.Error("a new root was made over sealed data")
+	}
+}
+
+// TestRootNotReplacedOverData: with an unseal key file, a missing sealed
+// root is an error at start when the database holds sealed data, not a
+// fresh root under which nothing opens.
+func TestRootNotReplacedOverData(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Dev, cfg.DataDir = true, dir
+	srv, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	root := filepath.Join(dir, "seal", "root.sealed")
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(context.Background(), cfg, slog.New(slog.DiscardHandler), time.Now)
+	if err == nil || !strings.Contains(err.Error(), "restore it") {
+		t.Fatalf("start without the root over sealed data: %v", err)
+	}
+	if _, err := os.Stat(root); err == nil {
+		t.Error("a new root was made over sealed data")
+	}
+	// An empty database still gets its root on first start.
+	fresh := cfg
+	fresh.DataDir = t.TempDir()
+	srv, err = New(context.Background(), fresh, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	srv.Close()
 }
 
 // TestPKCS11Seal: with the root in an HSM (SoftHSM2), kura creates keys,
@@ -199,6 +248,15 @@ func TestPKCS11Seal(t *testing.T) {
 	code, sig2, _ := r.do("POST", "/keys/hsm/sign?api-version=2025-07-01", body, auth...)
 	if code != 200 || !bytes.Equal(sig1, sig2) { // RSA PKCS#1 v1.5 signatures are deterministic
 		t.Fatalf("sign after restart: %d %s", code, sig2)
+	}
+
+	// Another key label on the same token: the root is not there, and
+	// kura does not make a new one over sealed data.
+	other := cfg
+	other.PKCS11KeyLabel = "kura-root-elsewhere"
+	r.srv.Close()
+	if _, err := New(context.Background(), other, slog.New(slog.DiscardHandler), time.Now); err == nil || !strings.Contains(err.Error(), "no root key labelled") {
+		t.Errorf("missing HSM root over sealed data: %v", err)
 	}
 
 	// The wrong PIN: the server refuses to start.

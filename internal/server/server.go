@@ -62,6 +62,13 @@ type Server struct {
 	tlsCert  *tls.Certificate
 	adminH   [32]byte // SHA-256 of the admin token; zero: no admin
 	now      func() time.Time
+	root     rootSealer // set when unsealed; readiness exercises it
+}
+
+// rootSealer is what readiness needs of the root: one seal and open.
+type rootSealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
 }
 
 // Attestation is the verification half of kura, without signing keys: what
@@ -164,6 +171,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 		s.tlsCert = &c
 	}
 	s.op = newOperator(cfg, log)
+	// Token signing keys are made at the first unseal, so their presence
+	// means a root has sealed data here before.
+	signing, err := st.SigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the store: %w", err)
+	}
+	s.op.existing = len(signing) > 0
 	sealer, err := s.op.open(cfg)
 	if err != nil {
 		return nil, err
@@ -198,6 +212,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 		return nil
 	}
 	cfg, now, log := s.cfg, s.now, s.log
+	s.root = sealer
 	at, err := OpenAttestation(cfg, s.store, sealer, now)
 	if err != nil {
 		return err
@@ -424,6 +439,18 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.ErrorContext(r.Context(), "readiness: store", "err", err)
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	// Every key operation needs the root (with PKCS#11, the HSM and its
+	// session): a round trip through it tells a load balancer the truth.
+	aad := []byte("kura readiness")
+	sealed, err := s.root.Seal([]byte{1}, aad)
+	if err == nil {
+		_, err = s.root.Open(sealed, aad)
+	}
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "readiness: root", "err", err)
+		http.Error(w, "root of trust unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	w.Write([]byte("ready\n"))

@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,6 +37,7 @@ import (
 	"github.com/kura-project/kura/internal/certtest"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/evidence"
+	"github.com/kura-project/kura/internal/seal"
 )
 
 // clock is a settable test clock.
@@ -307,6 +309,23 @@ func TestAPIVersionAndRoutes(t *testing.T) {
 	if code, _, _ := r.do("GET", "/readyz", nil); code != 200 {
 		t.Errorf("readyz: %d", code)
 	}
+	// A root that stops answering (an HSM gone away) makes kura unready.
+	good := r.srv.root
+	r.srv.root = seal.New(failingRoot{})
+	if code, b, _ := r.do("GET", "/readyz", nil); code != 503 || !strings.Contains(string(b), "root of trust") {
+		t.Errorf("readyz with a failing root: %d %q", code, b)
+	}
+	r.srv.root = good
+}
+
+type failingRoot struct{}
+
+func (failingRoot) Wrap(dek, aad []byte) ([]byte, error) {
+	return nil, errors.New("pkcs11: CKR_DEVICE_REMOVED")
+}
+
+func (failingRoot) Unwrap(wrapped, aad []byte) ([]byte, error) {
+	return nil, errors.New("pkcs11: CKR_DEVICE_REMOVED")
 }
 
 // TestSimulatorTrust: simulated evidence is accepted by a dev server and

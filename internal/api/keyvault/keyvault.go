@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -233,11 +235,47 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		case errors.As(err, &te):
 			Error(w, http.StatusBadRequest, "BadParameter", fmt.Sprintf("%s: %s is not a %s", te.Field, te.Value, te.Type))
 		default:
-			Error(w, http.StatusBadRequest, "BadParameter", "the request body is invalid: "+err.Error())
+			msg := "the request body is invalid: " + err.Error()
+			if f := failingMember(b, v); f != "" {
+				msg = fmt.Sprintf("%s: %v", f, err)
+			}
+			Error(w, http.StatusBadRequest, "BadParameter", msg)
 		}
 		return false
 	}
 	return true
+}
+
+// failingMember names the top-level member of the JSON object b that v's
+// type refuses, for errors (such as bad base64url) that encoding/json
+// reports without the field. It runs only on the error path; the copies it
+// makes of the members are wiped, as the body is.
+func failingMember(b []byte, v any) string {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(b, &members) != nil {
+		return ""
+	}
+	defer func() {
+		for _, m := range members {
+			clear(m)
+		}
+	}()
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Pointer {
+		return ""
+	}
+	for _, name := range slices.Sorted(maps.Keys(members)) {
+		one, err := json.Marshal(map[string]json.RawMessage{name: members[name]})
+		if err != nil {
+			continue
+		}
+		err = json.Unmarshal(one, reflect.New(t.Elem()).Interface())
+		clear(one)
+		if err != nil {
+			return name
+		}
+	}
+	return ""
 }
 
 // base returns the vault URL of the request, for kids and nextLinks.

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS used_nonces (
 	nonce    TEXT PRIMARY KEY,
 	expires  INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS used_nonces_expires ON used_nonces (expires);
 CREATE TABLE IF NOT EXISTS collateral (
 	kind      TEXT NOT NULL,
 	key       TEXT NOT NULL,
