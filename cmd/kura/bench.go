@@ -123,10 +123,18 @@ func benchRelease(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer rig.Close()
-	if err := rig.Release(ctx); err != nil {
-		return err
+	// Warm: the first release verifies and caches the VCEK chain, a later
+	// one gives the VCEK its table; the figure is the steady state.
+	for range 3 {
+		if err := rig.Release(ctx); err != nil {
+			return err
+		}
 	}
 	floorOp, err := rig.ReleaseFloor()
+	if err != nil {
+		return err
+	}
+	tableOp, err := rig.ReleaseTableFloor()
 	if err != nil {
 		return err
 	}
@@ -134,11 +142,17 @@ func benchRelease(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
+	own, err := bench.Run(ctx, clients, dur/2, tableOp)
+	if err != nil {
+		return fmt.Errorf("kura's crypto: %w", err)
+	}
 	f1, f2, res, floor := c.Before, c.After, c.Result, c.Floor
 	fmt.Fprintf(stdout, "kura bench release: %d clients, %s, GOMAXPROCS=%d GOGC=%d\n", clients, dur, runtime.GOMAXPROCS(0), gcPercent())
-	fmt.Fprintf(stdout, "floor (P-384 verify + RS256 token + RSA-OAEP wrap + KWP + RS256 JWS, in-process): %7.0f /s (before %.0f, after %.0f)\n", floor, f1.PerSecond(), f2.PerSecond())
-	fmt.Fprintf(stdout, "attest + release over HTTPS:                                                    %7.0f /s  p50 %s  p99 %s  = %.0f%% of floor\n",
-		res.PerSecond(), res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), 100*res.PerSecond()/floor)
+	fmt.Fprintf(stdout, "floor: crypto/ecdsa P-384 verify + RS256 token + RSA-OAEP wrap + KWP + RS256 JWS, in-process: %7.0f /s (before %.0f, after %.0f)\n", floor, f1.PerSecond(), f2.PerSecond())
+	fmt.Fprintf(stdout, "kura's crypto: the same with the cached-VCEK table verify, in-process:                     %7.0f /s\n", own.PerSecond())
+	fmt.Fprintf(stdout, "attest + release over HTTPS:                                                                %7.0f /s  p50 %s  p99 %s\n",
+		res.PerSecond(), res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond))
+	fmt.Fprintf(stdout, "= %.0f%% of the floor; %.0f%% of kura's own crypto\n", 100*res.PerSecond()/floor, 100*res.PerSecond()/own.PerSecond())
 	return nil
 }
 

@@ -159,3 +159,30 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchPrintsFloors runs the attestation and release benchmarks briefly:
+// each figure must come with the floor and kura's own crypto, measured in
+// the same run. (No timing is asserted; the numbers are the product.)
+func TestBenchPrintsFloors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers and measures for a second")
+	}
+	out, err := runKura(t, "bench", "attest", "-alg", "ES256", "-duration", "200ms", "-clients", "2")
+	if err != nil {
+		t.Fatalf("bench attest: %v\n%s", err, out)
+	}
+	for _, want := range []string{"floor: crypto/ecdsa P-384 verify + ES256 sign", "kura's crypto: cached-VCEK table verify", "attestations/s", "% of the floor (target >= 80%)", "% of kura's own crypto"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench attest output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runKura(t, "bench", "release", "-duration", "200ms", "-clients", "2")
+	if err != nil {
+		t.Fatalf("bench release: %v\n%s", err, out)
+	}
+	for _, want := range []string{"floor: crypto/ecdsa P-384 verify", "kura's crypto:", "attest + release over HTTPS", "% of the floor", "% of kura's own crypto"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench release output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/attest/snp"
 	"github.com/kura-project/kura/internal/keys/keyops"
+	"github.com/kura-project/kura/internal/p384"
 )
 
 // ReleaseRig drives attestation plus secure key release end to end.
@@ -85,10 +86,24 @@ func (r *ReleaseRig) Release(ctx context.Context) error {
 // ReleaseFloor is the crypto of one attestation plus one release: a P-384
 // report-signature verification and an RS256 token signature, then an
 // RSA-OAEP wrap with RFC 5649 key wrap and an RS256 JWS signature.
-func (r *ReleaseRig) ReleaseFloor() (func() error, error) {
+func (r *ReleaseRig) ReleaseFloor() (func() error, error) { return r.releaseFloor(false) }
+
+// ReleaseTableFloor is ReleaseFloor with the report verified the way kura
+// verifies reports from a hot VCEK (package p384): kura's own crypto.
+func (r *ReleaseRig) ReleaseTableFloor() (func() error, error) { return r.releaseFloor(true) }
+
+func (r *ReleaseRig) releaseFloor(table bool) (func() error, error) {
 	pub, ok := r.authority.VCEK.PublicKey.(*ecdsa.PublicKey)
 	if !ok {
 		return nil, errors.New("simulated VCEK is not ECDSA")
+	}
+	verify := func() error { return snp.VerifySignature(r.report, pub) }
+	if table {
+		k, err := p384.NewKey(pub)
+		if err != nil {
+			return nil, err
+		}
+		verify = func() error { return snp.VerifySignatureTable(r.report, k) }
 	}
 	sign, err := Signer("RS256")
 	if err != nil {
@@ -99,7 +114,7 @@ func (r *ReleaseRig) ReleaseFloor() (func() error, error) {
 	material := make([]byte, 32)
 	payload := make([]byte, 2400)
 	return func() error {
-		if err := snp.VerifySignature(r.report, pub); err != nil {
+		if err := verify(); err != nil {
 			return err
 		}
 		if err := sign(payload); err != nil {
