@@ -138,21 +138,18 @@ func benchRelease(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := bench.Compare(ctx, clients, dur, floorOp, func() error { return rig.Release(ctx) })
+	c, err := bench.CompareOwn(ctx, clients, dur, floorOp, tableOp, func() error { return rig.Release(ctx) })
 	if err != nil {
 		return fmt.Errorf("release: %w", err)
-	}
-	own, err := bench.Run(ctx, clients, dur/2, tableOp)
-	if err != nil {
-		return fmt.Errorf("kura's crypto: %w", err)
 	}
 	f1, f2, res, floor := c.Before, c.After, c.Result, c.Floor
 	fmt.Fprintf(stdout, "kura bench release: %d clients, %s, GOMAXPROCS=%d GOGC=%d\n", clients, dur, runtime.GOMAXPROCS(0), gcPercent())
 	fmt.Fprintf(stdout, "floor: crypto/ecdsa P-384 verify + RS256 token + RSA-OAEP wrap + KWP + RS256 JWS, in-process: %7.0f /s (before %.0f, after %.0f)\n", floor, f1.PerSecond(), f2.PerSecond())
-	fmt.Fprintf(stdout, "kura's crypto: the same with the cached-VCEK table verify, in-process:                     %7.0f /s\n", own.PerSecond())
+	fmt.Fprintf(stdout, "kura's crypto: the same with the cached-VCEK table verify, in-process:                     %7.0f /s (before %.0f, after %.0f)\n", c.Own, c.OwnBefore.PerSecond(), c.OwnAfter.PerSecond())
 	fmt.Fprintf(stdout, "attest + release over HTTPS:                                                                %7.0f /s  p50 %s  p99 %s\n",
 		res.PerSecond(), res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond))
-	fmt.Fprintf(stdout, "= %.0f%% of the floor; %.0f%% of kura's own crypto\n", 100*res.PerSecond()/floor, 100*res.PerSecond()/own.PerSecond())
+	fmt.Fprintf(stdout, "= %.0f%% of kura's own crypto (the overhead of HTTPS, JSON, policy, and the client); %.0f%% of the crypto/ecdsa floor\n",
+		100*res.PerSecond()/c.Own, 100*res.PerSecond()/floor)
 	return nil
 }
 
@@ -180,22 +177,18 @@ func benchOneAlg(ctx context.Context, alg string, clients int, dur time.Duration
 	}
 	// The lean load generator keeps the client's own CPU cost small: the
 	// client shares the two cores with the server under test.
-	c, err := bench.Compare(ctx, clients, dur, floorOp, rig.AttestLean)
+	c, err := bench.CompareOwn(ctx, clients, dur, floorOp, tableOp, rig.AttestLean)
 	if err != nil {
 		return err
-	}
-	own, err := bench.Run(ctx, clients, dur/2, tableOp)
-	if err != nil {
-		return fmt.Errorf("kura's crypto: %w", err)
 	}
 	f1, f2, res, floor := c.Before, c.After, c.Result, c.Floor
 	fmt.Fprintf(stdout, "%s  floor: crypto/ecdsa P-384 verify + %s sign, in-process:      %8.0f ops/s  (before %.0f, after %.0f; CPU %s/op)\n",
 		alg, alg, floor, f1.PerSecond(), f2.PerSecond(), f1.CPUPerOp().Round(time.Microsecond))
-	fmt.Fprintf(stdout, "%s  kura's crypto: cached-VCEK table verify + %s sign, in-process: %8.0f ops/s  (CPU %s/op)\n",
-		alg, alg, own.PerSecond(), own.CPUPerOp().Round(time.Microsecond))
+	fmt.Fprintf(stdout, "%s  kura's crypto: cached-VCEK table verify + %s sign, in-process: %8.0f ops/s  (before %.0f, after %.0f; CPU %s/op)\n",
+		alg, alg, c.Own, c.OwnBefore.PerSecond(), c.OwnAfter.PerSecond(), c.OwnBefore.CPUPerOp().Round(time.Microsecond))
 	fmt.Fprintf(stdout, "%s  POST /attest/SevSnpVm over HTTPS:                             %8.0f attestations/s  p50 %s  p99 %s  (CPU %s/op, client included)\n",
 		alg, res.PerSecond(), res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), res.CPUPerOp().Round(time.Microsecond))
-	fmt.Fprintf(stdout, "%s  = %.0f%% of the floor (target >= 80%%); %.0f%% of kura's own crypto (the rest is HTTPS, JSON, policy, claims and the load generator)\n",
-		alg, 100*res.PerSecond()/floor, 100*res.PerSecond()/own.PerSecond())
+	fmt.Fprintf(stdout, "%s  = %.0f%% of the crypto/ecdsa floor (issue #2's aim: >= 80%%); %.0f%% of kura's own crypto (the rest is HTTPS, JSON, policy, claims and the load generator)\n",
+		alg, 100*res.PerSecond()/floor, 100*res.PerSecond()/c.Own)
 	return nil
 }

@@ -72,6 +72,21 @@ type Config struct {
 	OutDir       string // files: one per key, mode 0600 (use a tmpfs)
 	Socket       string // or/and: a Unix socket serving GET /keys/NAME
 	Log          *slog.Logger
+	// Now and Wait are the clock; Wait returns false when ctx ends first.
+	// Defaults: time.Now and a timer.
+	Now  func() time.Time
+	Wait func(ctx context.Context, d time.Duration) bool
+}
+
+func waitTimer(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Released is one key handed to the workload.
@@ -110,6 +125,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Wait == nil {
+		cfg.Wait = waitTimer
+	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
 	return &Agent{cfg: cfg, keys: map[string]*Released{}}, nil
 }
@@ -139,10 +160,8 @@ func (a *Agent) Run(ctx context.Context, once bool) error {
 				return err
 			}
 			a.cfg.Log.Warn("renewal failed; keeping the released keys and retrying", "err", err, "in", backoff.String())
-			select {
-			case <-ctx.Done():
+			if !a.cfg.Wait(ctx, backoff) {
 				return nil
-			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, retryMax)
 			continue
@@ -151,12 +170,10 @@ func (a *Agent) Run(ctx context.Context, once bool) error {
 		if once {
 			return nil
 		}
-		wait := RenewAfter(time.Now(), exp)
+		wait := RenewAfter(a.cfg.Now(), exp)
 		a.cfg.Log.Info("keys released; renewing later", "in", wait.Round(time.Second).String())
-		select {
-		case <-ctx.Done():
+		if !a.cfg.Wait(ctx, wait) {
 			return nil
-		case <-time.After(wait):
 		}
 	}
 }

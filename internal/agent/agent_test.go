@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,5 +233,104 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		if _, err := agent.New(c); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// failingTransport fails every request while fail is set (kura restarting).
+type failingTransport struct {
+	next http.RoundTripper
+	fail atomic.Bool
+}
+
+func (f *failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if f.fail.Load() {
+		return nil, errors.New("connection refused (test)")
+	}
+	return f.next.RoundTrip(r)
+}
+
+// TestAgentRenewalRetries: a long-running agent renews before its token
+// expires; when a renewal fails it keeps serving the keys it has and retries
+// with a doubling backoff, back to the renewal schedule once kura answers.
+func TestAgentRenewalRetries(t *testing.T) {
+	e := start(t)
+	policy, _ := json.Marshal(map[string]any{"version": "1.0.0", "anyOf": []any{map[string]any{"authority": e.url,
+		"allOf": []any{map[string]any{"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false}}}}})
+	e.call(t, "POST", "/keys/aes/create?api-version=2025-07-01", map[string]any{"kty": "oct-HSM", "key_size": 256,
+		"attributes": map[string]bool{"exportable": true}, "release_policy": map[string]any{"data": base64.RawURLEncoding.EncodeToString(policy)}})
+	p := e.call(t, "POST", "/kura/v1/principals", map[string]string{"name": "agent", "role": "release-user"})
+	a, err := sim.Load(filepath.Join(e.dir, "sim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &failingTransport{next: e.http.Transport}
+	out := filepath.Join(t.TempDir(), "keys")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var waits []time.Duration
+	var during [][]byte // the key file as the workload sees it during each wait
+	ag, err := agent.New(agent.Config{URL: e.url, HTTP: &http.Client{Transport: tr}, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
+		Keys: []agent.KeyRef{{Name: "aes"}}, Source: agent.SimSource{Authority: a}, OutDir: out,
+		Wait: func(_ context.Context, d time.Duration) bool {
+			waits = append(waits, d)
+			b, _ := os.ReadFile(filepath.Join(out, "aes"))
+			during = append(during, b)
+			switch len(waits) {
+			case 1: // after the first release: kura goes away for two rounds
+				tr.fail.Store(true)
+			case 3: // kura is back
+				tr.fail.Store(false)
+			case 4:
+				cancel()
+				return false
+			}
+			return true
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ag.Run(ctx, false); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(waits) != 4 {
+		t.Fatalf("waits %v", waits)
+	}
+	// A dev kura issues 8 h tokens: renew at 80 % of that.
+	renew := func(d time.Duration) bool { return d > 6*time.Hour && d <= 8*time.Hour*4/5 }
+	if !renew(waits[0]) || waits[1] != 5*time.Second || waits[2] != 10*time.Second || !renew(waits[3]) {
+		t.Errorf("waits %v, want [~6h24m 5s 10s ~6h24m]", waits)
+	}
+	for i, b := range during {
+		if len(b) != 32 {
+			t.Errorf("during wait %d the key file holds %d bytes", i, len(b))
+		}
+	}
+	if k, _ := ag.Key("aes"); k == nil || !bytes.Equal(k.Material, during[0]) {
+		t.Error("the renewed key differs from the first release")
+	}
+}
+
+// TestAgentFirstRoundFailsLoudly: without a first release, a long-running
+// agent stops with the error instead of retrying quietly.
+func TestAgentFirstRoundFailsLoudly(t *testing.T) {
+	e := start(t)
+	a, err := sim.Load(filepath.Join(e.dir, "sim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &failingTransport{next: e.http.Transport}
+	tr.fail.Store(true)
+	waited := false
+	ag, err := agent.New(agent.Config{URL: e.url, HTTP: &http.Client{Transport: tr}, ClientID: "x", ClientSecret: "y",
+		Keys: []agent.KeyRef{{Name: "aes"}}, Source: agent.SimSource{Authority: a}, OutDir: t.TempDir(),
+		Wait: func(context.Context, time.Duration) bool { waited = true; return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ag.Run(context.Background(), false); err == nil || !strings.Contains(err.Error(), "connection refused (test)") {
+		t.Errorf("Run: %v", err)
+	}
+	if waited {
+		t.Error("the agent retried a first round")
 	}
 }

@@ -240,12 +240,20 @@ func (r *AttestRig) Attest(ctx context.Context) error {
 }
 
 // FloorOp returns one unit of the attestation floor: one ECDSA P-384 report
-// signature verification plus one token signature with alg, over a token
-// payload of realistic size.
-func (r *AttestRig) FloorOp() (func() error, error) {
-	pub, ok := r.authority.VCEK.PublicKey.(*ecdsa.PublicKey)
-	if !ok {
-		return nil, errors.New("simulated VCEK is not ECDSA")
+// signature verification (crypto/ecdsa) plus one token signature with alg,
+// over a token payload of realistic size.
+func (r *AttestRig) FloorOp() (func() error, error) { return r.floorOp(false) }
+
+// TableFloorOp is FloorOp with the report signature verified the way kura
+// verifies reports from a hot endorsement key (a precomputed table, see
+// package p384): kura's own cryptographic cost per attestation, so the
+// overhead around it stays visible next to the figure.
+func (r *AttestRig) TableFloorOp() (func() error, error) { return r.floorOp(true) }
+
+func (r *AttestRig) floorOp(table bool) (func() error, error) {
+	verify, err := reportVerifier(r.authority, r.report, table)
+	if err != nil {
+		return nil, err
 	}
 	sign, err := Signer(r.Alg)
 	if err != nil {
@@ -253,37 +261,28 @@ func (r *AttestRig) FloorOp() (func() error, error) {
 	}
 	payload := make([]byte, 2400)
 	return func() error {
-		if err := snp.VerifySignature(r.report, pub); err != nil {
+		if err := verify(); err != nil {
 			return err
 		}
 		return sign(payload)
 	}, nil
 }
 
-// TableFloorOp is FloorOp with the report signature verified the way kura
-// verifies reports from a cached endorsement key (a precomputed table, see
-// package p384): kura's own cryptographic cost per attestation, so the
-// overhead around it stays visible next to the figure.
-func (r *AttestRig) TableFloorOp() (func() error, error) {
-	pub, ok := r.authority.VCEK.PublicKey.(*ecdsa.PublicKey)
+// reportVerifier checks rep's signature with the simulated VCEK, through a
+// precomputed table or with crypto/ecdsa.
+func reportVerifier(a *sim.Authority, rep *snp.Report, table bool) (func() error, error) {
+	pub, ok := a.VCEK.PublicKey.(*ecdsa.PublicKey)
 	if !ok {
 		return nil, errors.New("simulated VCEK is not ECDSA")
+	}
+	if !table {
+		return func() error { return snp.VerifySignature(rep, pub) }, nil
 	}
 	k, err := p384.NewKey(pub)
 	if err != nil {
 		return nil, err
 	}
-	sign, err := Signer(r.Alg)
-	if err != nil {
-		return nil, err
-	}
-	payload := make([]byte, 2400)
-	return func() error {
-		if err := snp.VerifySignatureTable(r.report, k); err != nil {
-			return err
-		}
-		return sign(payload)
-	}, nil
+	return func() error { return snp.VerifySignatureTable(rep, k) }, nil
 }
 
 // Signer returns a function that makes one JWS signature with a fresh key of
@@ -337,6 +336,10 @@ type Comparison struct {
 	Floor         float64 // ops/s: mean of the floor measured before and after
 	Before, After Result  // the two floor runs
 	Result        Result  // the operation
+	// Own is the operation's own cryptography (CompareOwn), measured the
+	// same way as the floor: ops/s, mean of before and after.
+	Own                 float64
+	OwnBefore, OwnAfter Result
 }
 
 // Ratio is the operation's throughput as a fraction of the floor.
@@ -345,20 +348,37 @@ func (c Comparison) Ratio() float64 { return c.Result.PerSecond() / c.Floor }
 // Compare measures floor for d/2, op for d, floor again for d/2: the
 // machines are shared and drift by ±15 %, so the floor brackets the run.
 func Compare(ctx context.Context, clients int, d time.Duration, floor, op func() error) (Comparison, error) {
+	return CompareOwn(ctx, clients, d, floor, nil, op)
+}
+
+// CompareOwn is Compare with a second reference, own (nil: none), measured
+// like the floor: before and after op, d/2 each.
+func CompareOwn(ctx context.Context, clients int, d time.Duration, floor, own, op func() error) (Comparison, error) {
 	var c Comparison
 	var err error
 	if c.Before, err = Run(ctx, clients, d/2, floor); err != nil {
 		return c, fmt.Errorf("floor: %w", err)
 	}
+	if own != nil {
+		if c.OwnBefore, err = Run(ctx, clients, d/2, own); err != nil {
+			return c, fmt.Errorf("own crypto: %w", err)
+		}
+	}
 	if c.Result, err = Run(ctx, clients, d, op); err != nil {
 		return c, fmt.Errorf("%w (after %d successes)", err, c.Result.Ops)
+	}
+	if own != nil {
+		if c.OwnAfter, err = Run(ctx, clients, d/2, own); err != nil {
+			return c, fmt.Errorf("own crypto: %w", err)
+		}
+		c.Own = (c.OwnBefore.PerSecond() + c.OwnAfter.PerSecond()) / 2
 	}
 	if c.After, err = Run(ctx, clients, d/2, floor); err != nil {
 		return c, fmt.Errorf("floor: %w", err)
 	}
 	c.Floor = (c.Before.PerSecond() + c.After.PerSecond()) / 2
-	if c.Floor == 0 {
-		return c, errors.New("the floor measured zero operations")
+	if c.Floor == 0 || (own != nil && c.Own == 0) {
+		return c, errors.New("a reference measured zero operations")
 	}
 	return c, nil
 }

@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -17,9 +16,7 @@ import (
 	"strings"
 
 	"github.com/kura-project/kura/internal/attest/sim"
-	"github.com/kura-project/kura/internal/attest/snp"
 	"github.com/kura-project/kura/internal/keys/keyops"
-	"github.com/kura-project/kura/internal/p384"
 )
 
 // ReleaseRig drives attestation plus secure key release end to end.
@@ -93,17 +90,9 @@ func (r *ReleaseRig) ReleaseFloor() (func() error, error) { return r.releaseFloo
 func (r *ReleaseRig) ReleaseTableFloor() (func() error, error) { return r.releaseFloor(true) }
 
 func (r *ReleaseRig) releaseFloor(table bool) (func() error, error) {
-	pub, ok := r.authority.VCEK.PublicKey.(*ecdsa.PublicKey)
-	if !ok {
-		return nil, errors.New("simulated VCEK is not ECDSA")
-	}
-	verify := func() error { return snp.VerifySignature(r.report, pub) }
-	if table {
-		k, err := p384.NewKey(pub)
-		if err != nil {
-			return nil, err
-		}
-		verify = func() error { return snp.VerifySignatureTable(r.report, k) }
+	verify, err := reportVerifier(r.authority, r.report, table)
+	if err != nil {
+		return nil, err
 	}
 	sign, err := Signer("RS256")
 	if err != nil {

@@ -357,6 +357,12 @@ type Loaded struct {
 	// issuer's set (a rotation after a compromise) stops verifying within
 	// it even when nobody presents an unknown kid. Default 5 s.
 	TTL time.Duration
+	// MinRefresh bounds how often an unknown kid reloads the set, so a
+	// stream of tokens with made-up kids cannot keep kura rebuilding it.
+	// Default 1 s.
+	MinRefresh time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 
 	mu     sync.Mutex
 	set    *jose.JSONWebKeySet
@@ -365,14 +371,22 @@ type Loaded struct {
 
 // Keys implements KeySource.
 func (l *Loaded) Keys(_ context.Context, _ string, refresh bool) (*jose.JSONWebKeySet, error) {
-	ttl := l.TTL
+	ttl, minRefresh, now := l.TTL, l.MinRefresh, l.Now
 	if ttl == 0 {
 		ttl = 5 * time.Second
 	}
+	if minRefresh == 0 {
+		minRefresh = time.Second
+	}
+	if now == nil {
+		now = time.Now
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.set == nil || refresh || time.Since(l.loaded) > ttl {
-		l.set, l.loaded = l.Load(), time.Now()
+	t := now()
+	age := t.Sub(l.loaded)
+	if l.set == nil || age > ttl || age < 0 || (refresh && age >= minRefresh) {
+		l.set, l.loaded = l.Load(), t
 	}
 	return l.set, nil
 }

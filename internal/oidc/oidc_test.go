@@ -168,3 +168,41 @@ func TestDiscoveryOutageIsRateLimited(t *testing.T) {
 		t.Errorf("%d requests to an issuer that is down, want 1", n)
 	}
 }
+
+// TestLoadedRefreshIsThrottled: an unknown kid reloads kura's own key set at
+// most once per MinRefresh; the TTL still reloads it on schedule.
+func TestLoadedRefreshIsThrottled(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	loads := 0
+	l := &Loaded{Load: func() *jose.JSONWebKeySet { loads++; return &jose.JSONWebKeySet{} }, Now: func() time.Time { return now }}
+	ctx := context.Background()
+	for range 100 {
+		if _, err := l.Keys(ctx, "", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if loads != 1 {
+		t.Fatalf("100 refreshes within a second loaded the set %d times", loads)
+	}
+	now = t0.Add(1100 * time.Millisecond)
+	l.Keys(ctx, "", true)
+	if loads != 2 {
+		t.Fatalf("a refresh after MinRefresh: %d loads", loads)
+	}
+	now = now.Add(3 * time.Second)
+	l.Keys(ctx, "", false)
+	if loads != 2 {
+		t.Fatalf("a read within the TTL reloaded: %d loads", loads)
+	}
+	now = now.Add(3 * time.Second)
+	l.Keys(ctx, "", false)
+	if loads != 3 {
+		t.Fatalf("a read past the TTL did not reload: %d loads", loads)
+	}
+	now = t0 // the clock stepped back: reload rather than trust the old set forever
+	l.Keys(ctx, "", false)
+	if loads != 4 {
+		t.Fatalf("a clock step back: %d loads", loads)
+	}
+}

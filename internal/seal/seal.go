@@ -151,10 +151,7 @@ func OpenSoftwareRoot(file string, unsealKey []byte) (*SoftwareRoot, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(file, ct, 0o600); err != nil {
+		if err := WriteNew(file, ct); err != nil {
 			return nil, fmt.Errorf("save sealed root key: %w", err)
 		}
 		return &SoftwareRoot{key: key}, nil
@@ -167,6 +164,44 @@ func OpenSoftwareRoot(file string, unsealKey []byte) (*SoftwareRoot, error) {
 		return nil, errors.New("unseal: wrong unseal key or corrupted root key file")
 	}
 	return &SoftwareRoot{key: key}, nil
+}
+
+// WriteNew creates file (mode 0600, in a 0700 directory) with b, or fails
+// if it exists. The bytes go to a synced temporary file that is then linked
+// into place, and the directory is synced: nothing gets sealed under a root
+// whose file a power loss could still take away.
+func WriteNew(file string, b []byte) error {
+	dir := filepath.Dir(file)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(file)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, there is nothing to remove
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	// Link rather than rename: it refuses to replace a file another
+	// process has created meanwhile.
+	if err := os.Link(tmp.Name(), file); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // LoadOrCreateKeyFile reads a 32-byte key from file, creating it (mode 0600)
@@ -186,10 +221,7 @@ func LoadOrCreateKeyFile(file string) ([]byte, error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(file, k, 0o600); err != nil {
+	if err := WriteNew(file, k); err != nil {
 		return nil, err
 	}
 	return k, nil

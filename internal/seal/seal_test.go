@@ -87,3 +87,31 @@ func TestKeyFile(t *testing.T) {
 		t.Error("short key file accepted")
 	}
 }
+
+func TestWriteNew(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seal")
+	file := filepath.Join(dir, "root.sealed")
+	if err := WriteNew(file, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteNew(file, []byte("two")); err == nil {
+		t.Error("an existing file was replaced")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil || string(b) != "one" {
+		t.Errorf("content %q, %v", b, err)
+	}
+	for _, c := range []struct {
+		path string
+		mode os.FileMode
+	}{{file, 0o600}, {dir, 0o700}} {
+		st, err := os.Stat(c.path)
+		if err != nil || st.Mode().Perm() != c.mode {
+			t.Errorf("%s: %v %v, want %v", c.path, err, st.Mode().Perm(), c.mode)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+}

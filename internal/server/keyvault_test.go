@@ -670,11 +670,17 @@ func TestKeyVaultAuth(t *testing.T) {
 		{"/keys/k/sign?api-version=2025-07-01", `{"alg":"RS256","value":"not*base64"}`, "value"},
 		{"/keys/k/encrypt?api-version=2025-07-01", `{"alg":"A256GCM","value":"AAAA","iv":"%%%","tag":"AAAA"}`, "iv"},
 		{"/keys/k/verify?api-version=2025-07-01", `{"alg":"RS256","digest":"AAAA","value":7}`, "value"},
+		// Two bad members: the first in the document is named.
+		{"/keys/k/encrypt?api-version=2025-07-01", `{"alg":"A256GCM","value":"ab*cd","iv":"xyz!"}`, "value"},
 	} {
 		resp, b := raw("POST", c.path, l.admin, []byte(c.body))
 		if resp.StatusCode != 400 || !strings.Contains(string(b), `"message":"`+c.field+`: `) {
 			t.Errorf("%s %s: %d %s, want a 400 naming %q", c.path, c.body, resp.StatusCode, b, c.field)
 		}
+	}
+	// Inside an object: the path to the member.
+	if resp, b := raw("PUT", "/keys/imp?api-version=2025-07-01", l.admin, []byte(`{"key":{"kty":"RSA","n":"AQAB","e":"AQAB","d":"**"}}`)); resp.StatusCode != 400 || !strings.Contains(string(b), `"message":"key.d: `) {
+		t.Errorf("import with bad base64 in key.d: %d %s", resp.StatusCode, b)
 	}
 	if resp, _ := raw("POST", "/keys/k/sign?api-version=2025-07-01", l.admin, bytes.Repeat([]byte("a"), 2<<20)); resp.StatusCode != 413 {
 		t.Errorf("oversized body: %d", resp.StatusCode)

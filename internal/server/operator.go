@@ -38,7 +38,7 @@ type operator struct {
 
 // errRootMissing refuses to make a new root over sealed data: the data would
 // not open under it, and starting anyway would hide the loss.
-var errRootMissing = errors.New("the database holds data sealed under a root, but seal/root.sealed is missing from the data directory: restore it (kura creates a root only for an empty database)")
+var errRootMissing = errors.New("the database holds data sealed under a root, but seal/root.sealed is missing from the data directory: restore it (kura creates a root only for an empty database; a new installation whose first start failed can instead be started again from an empty data directory)")
 
 // unsealMeta is written at init beside the sealed root: how many shares,
 // the threshold, and a commitment that tells a correct reconstruction from a
@@ -213,7 +213,7 @@ func (s *Server) opInit(w http.ResponseWriter, r *http.Request) {
 	}
 	if o.existing {
 		o.mu.Unlock()
-		apimaa.Error(w, http.StatusConflict, "AlreadyInitialized", "the database holds data sealed under an earlier root whose seal files are missing; restore seal/root.sealed and seal/unseal.json (kura creates a root only for an empty database)")
+		apimaa.Error(w, http.StatusConflict, "AlreadyInitialized", "the database holds data sealed under an earlier root whose seal files are missing; restore seal/root.sealed and seal/unseal.json (kura creates a root only for an empty database; a new installation whose first start failed can instead be started again from an empty data directory)")
 		return
 	}
 	if _, err := os.Stat(o.rootFile()); err == nil {
@@ -236,7 +236,7 @@ func (s *Server) opInit(w http.ResponseWriter, r *http.Request) {
 		var b []byte
 		b, err = json.Marshal(meta)
 		if err == nil {
-			err = os.WriteFile(o.metaFile(), b, 0o600)
+			err = seal.WriteNew(o.metaFile(), b)
 		}
 		if err == nil {
 			o.meta = &meta

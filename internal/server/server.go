@@ -63,6 +63,55 @@ type Server struct {
 	adminH   [32]byte // SHA-256 of the admin token; zero: no admin
 	now      func() time.Time
 	root     rootSealer // set when unsealed; readiness exercises it
+	probe    rootProbe
+}
+
+// rootProbe runs readiness's round trip through the root at most once a
+// second, one at a time, so unauthenticated probes cannot queue HSM work
+// behind (or ahead of) key operations.
+type rootProbe struct {
+	mu       sync.Mutex
+	at       time.Time // monotonic: when err was measured; zero: never
+	err      error
+	inflight chan struct{}
+}
+
+const rootProbeEvery = time.Second
+
+// check returns the latest result no older than rootProbeEvery, or starts a
+// round trip and waits for it until ctx ends.
+func (p *rootProbe) check(ctx context.Context, root rootSealer) error {
+	p.mu.Lock()
+	if !p.at.IsZero() && time.Since(p.at) < rootProbeEvery {
+		err := p.err
+		p.mu.Unlock()
+		return err
+	}
+	done := p.inflight
+	if done == nil {
+		done = make(chan struct{})
+		p.inflight = done
+		go func() {
+			aad := []byte("kura readiness")
+			sealed, err := root.Seal([]byte{1}, aad)
+			if err == nil {
+				_, err = root.Open(sealed, aad)
+			}
+			p.mu.Lock()
+			p.at, p.err, p.inflight = time.Now(), err, nil
+			p.mu.Unlock()
+			close(done)
+		}()
+	}
+	p.mu.Unlock()
+	select {
+	case <-done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.err
+	case <-ctx.Done():
+		return errors.New("the root of trust did not answer in time")
+	}
 }
 
 // rootSealer is what readiness needs of the root: one seal and open.
@@ -443,12 +492,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every key operation needs the root (with PKCS#11, the HSM and its
 	// session): a round trip through it tells a load balancer the truth.
-	aad := []byte("kura readiness")
-	sealed, err := s.root.Seal([]byte{1}, aad)
-	if err == nil {
-		_, err = s.root.Open(sealed, aad)
-	}
-	if err != nil {
+	if err := s.probe.check(ctx, s.root); err != nil {
 		s.log.ErrorContext(r.Context(), "readiness: root", "err", err)
 		http.Error(w, "root of trust unavailable", http.StatusServiceUnavailable)
 		return
@@ -583,7 +627,7 @@ func externalIssuers(cfg config.Config) (*oidc.Verifier, error) {
 // (MAA instances, other kura deployments) through OIDC discovery.
 func releaseAuthorities(cfg config.Config, own *token.Keyring, now func() time.Time) (*oidc.Verifier, error) {
 	v := &oidc.Verifier{Sources: map[string]oidc.KeySource{}, Now: now}
-	v.Sources[oidc.NormalizeIssuer(own.Issuer())] = &oidc.Loaded{Load: func() *jose.JSONWebKeySet {
+	v.Sources[oidc.NormalizeIssuer(own.Issuer())] = &oidc.Loaded{Now: now, Load: func() *jose.JSONWebKeySet {
 		b, _ := json.Marshal(map[string]any{"keys": own.JWKS()})
 		var set jose.JSONWebKeySet
 		json.Unmarshal(b, &set)

@@ -310,12 +310,47 @@ func TestAPIVersionAndRoutes(t *testing.T) {
 		t.Errorf("readyz: %d", code)
 	}
 	// A root that stops answering (an HSM gone away) makes kura unready.
+	// The result is reused for a second, so probes cannot queue work on
+	// the HSM; after that the failure shows.
 	good := r.srv.root
 	r.srv.root = seal.New(failingRoot{})
+	if code, _, _ := r.do("GET", "/readyz", nil); code != 200 {
+		t.Errorf("readyz within a second of a good probe: %d", code)
+	}
+	r.srv.probe.mu.Lock()
+	r.srv.probe.at = r.srv.probe.at.Add(-rootProbeEvery)
+	r.srv.probe.mu.Unlock()
 	if code, b, _ := r.do("GET", "/readyz", nil); code != 503 || !strings.Contains(string(b), "root of trust") {
 		t.Errorf("readyz with a failing root: %d %q", code, b)
 	}
+	// A root that hangs (an HSM whose sessions are all busy) is unready
+	// after the probe's deadline, not a probe that hangs too.
+	block := make(chan struct{})
+	r.srv.root = seal.New(hangingRoot{block})
+	r.srv.probe.mu.Lock()
+	r.srv.probe.at = time.Time{}
+	r.srv.probe.mu.Unlock()
+	start := time.Now()
+	if code, b, _ := r.do("GET", "/readyz", nil); code != 503 || !strings.Contains(string(b), "root of trust") {
+		t.Errorf("readyz with a hanging root: %d %q", code, b)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("readyz took %s", d)
+	}
+	close(block)
 	r.srv.root = good
+}
+
+type hangingRoot struct{ block chan struct{} }
+
+func (h hangingRoot) Wrap(dek, aad []byte) ([]byte, error) {
+	<-h.block
+	return nil, errors.New("pkcs11: too late")
+}
+
+func (h hangingRoot) Unwrap(wrapped, aad []byte) ([]byte, error) {
+	<-h.block
+	return nil, errors.New("pkcs11: too late")
 }
 
 type failingRoot struct{}

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"reflect"
@@ -238,6 +237,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 			msg := "the request body is invalid: " + err.Error()
 			if f := failingMember(b, v); f != "" {
 				msg = fmt.Sprintf("%s: %v", f, err)
+				if strings.HasPrefix(err.Error(), f+".") || strings.HasPrefix(err.Error(), f+":") {
+					msg = err.Error() // it names the member already (key.d: ...)
+				}
 			}
 			Error(w, http.StatusBadRequest, "BadParameter", msg)
 		}
@@ -246,36 +248,76 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// failingMember names the top-level member of the JSON object b that v's
-// type refuses, for errors (such as bad base64url) that encoding/json
-// reports without the field. It runs only on the error path; the copies it
-// makes of the members are wiped, as the body is.
+// failingMember names the first top-level member of the JSON object b, in
+// document order, that v's type refuses, for errors (such as bad base64url)
+// that encoding/json reports without the field. It runs only on the error
+// path and gives up on bodies of more than maxNamedMembers members (Key
+// Vault's have a handful). The raw copies it makes of members are wiped;
+// values a trial decode produces are left to the collector, as those of
+// the failed decode itself are.
 func failingMember(b []byte, v any) string {
-	var members map[string]json.RawMessage
-	if json.Unmarshal(b, &members) != nil {
-		return ""
-	}
-	defer func() {
-		for _, m := range members {
-			clear(m)
-		}
-	}()
+	const maxNamedMembers = 64
 	t := reflect.TypeOf(v)
-	if t.Kind() != reflect.Pointer {
+	if t == nil || t.Kind() != reflect.Pointer {
 		return ""
 	}
-	for _, name := range slices.Sorted(maps.Keys(members)) {
-		one, err := json.Marshal(map[string]json.RawMessage{name: members[name]})
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	var one []byte
+	defer func() { clear(one) }()
+	for i := 0; dec.More() && i < maxNamedMembers; i++ {
+		tok, err := dec.Token()
 		if err != nil {
-			continue
+			return ""
 		}
-		err = json.Unmarshal(one, reflect.New(t.Elem()).Interface())
+		name, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return ""
+		}
+		key, _ := json.Marshal(name) // the name is not secret
 		clear(one)
-		if err != nil {
+		one = append(append(append(append(one[:0], '{'), key...), ':'), raw...)
+		one = append(one, '}')
+		if json.Unmarshal(one, reflect.New(t.Elem()).Interface()) != nil {
+			// An object member of a struct type: name the member inside.
+			if ft, ok := memberType(t.Elem(), name); ok {
+				if sub := failingMember(raw, reflect.New(ft).Interface()); sub != "" {
+					name += "." + sub
+				}
+			}
+			clear(raw)
 			return name
 		}
+		clear(raw)
 	}
 	return ""
+}
+
+// memberType is the struct type that decodes JSON member name of struct
+// type t, if there is one.
+func memberType(t reflect.Type, name string) (reflect.Type, bool) {
+	if t.Kind() != reflect.Struct {
+		return nil, false
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "" {
+			tag = f.Name
+		}
+		if !strings.EqualFold(tag, name) {
+			continue
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		return ft, ft.Kind() == reflect.Struct
+	}
+	return nil, false
 }
 
 // base returns the vault URL of the request, for kids and nextLinks.

@@ -25,6 +25,10 @@ type fastKeys struct {
 	max   int
 	idle  time.Duration
 	retry time.Duration
+	// epoch anchors the times kept below as offsets from it: with a
+	// monotonic clock reading (time.Now), a step of the wall clock moves
+	// nothing.
+	epoch time.Time
 
 	mu     sync.RWMutex
 	tables map[[32]byte]*fastTable // by SHA-256 of the uncompressed public key
@@ -32,18 +36,18 @@ type fastKeys struct {
 
 type fastTable struct {
 	key      *p384.Key
-	lastUsed atomic.Int64 // Unix nanoseconds, the latest verification time seen
+	lastUsed atomic.Int64 // f.at of the latest report it verified
 }
 
 // fastKeyState is an endorsement's progress towards a table.
 type fastKeyState struct {
 	id      [32]byte
 	uses    atomic.Int64 // reports verified without a table
-	nextTry atomic.Int64 // Unix nanoseconds before which no build is tried
+	nextTry atomic.Int64 // f.at before which no build is tried; 0: never tried
 }
 
 const (
-	defaultFastKeys     = 128 // ~17 MiB of tables at most
+	defaultFastKeys     = 128 // ~16 MiB of tables at most (~400k heap objects)
 	defaultFastKeyIdle  = time.Minute
 	defaultFastKeyRetry = 10 * time.Second
 	fastKeyAfter        = 2 // verified reports before a key earns its table
@@ -51,8 +55,11 @@ const (
 
 func newFastKeys() *fastKeys {
 	return &fastKeys{max: defaultFastKeys, idle: defaultFastKeyIdle, retry: defaultFastKeyRetry,
-		tables: map[[32]byte]*fastTable{}}
+		epoch: time.Now(), tables: map[[32]byte]*fastTable{}}
 }
+
+// at is now as an offset from the epoch.
+func (f *fastKeys) at(now time.Time) int64 { return int64(now.Sub(f.epoch)) }
 
 // fastKeyID names a public key for the table map.
 func fastKeyID(pub *ecdsa.PublicKey) [32]byte {
@@ -69,13 +76,21 @@ func (f *fastKeys) verify(st *fastKeyState, r *Report, pub *ecdsa.PublicKey, now
 	t := f.tables[st.id]
 	f.mu.RUnlock()
 	if t != nil {
-		touch(&t.lastUsed, now.UnixNano())
-		return checkSignatureWith(r, t.key.Verify)
+		if err := checkSignatureWith(r, t.key.Verify); err != nil {
+			return err // a forged report does not keep a table busy
+		}
+		touch(&t.lastUsed, f.at(now))
+		return nil
 	}
 	if err := checkSignature(r, pub); err != nil {
 		return err
 	}
-	if st.uses.Add(1) >= fastKeyAfter && now.UnixNano() >= st.nextTry.Load() {
+	if st.uses.Add(1) < fastKeyAfter {
+		return nil
+	}
+	// One attempt per retry period, even when reports arrive concurrently.
+	next, at := st.nextTry.Load(), f.at(now)
+	if (next == 0 || at >= next) && st.nextTry.CompareAndSwap(next, at+int64(f.retry)) {
 		f.build(st, pub, now)
 	}
 	return nil
@@ -96,7 +111,6 @@ func touch(last *atomic.Int64, t int64) {
 // cheap check comes first, so a key that would be turned away costs no
 // build; the table is installed under the lock with the check repeated.
 func (f *fastKeys) build(st *fastKeyState, pub *ecdsa.PublicKey, now time.Time) {
-	st.nextTry.Store(now.Add(f.retry).UnixNano()) // one attempt per retry period, even when concurrent
 	if f.max <= 0 {
 		return
 	}
@@ -126,7 +140,7 @@ func (f *fastKeys) build(st *fastKeyState, pub *ecdsa.PublicKey, now time.Time) 
 		delete(f.tables, *victim)
 	}
 	t := &fastTable{key: k}
-	t.lastUsed.Store(now.UnixNano())
+	t.lastUsed.Store(f.at(now))
 	f.tables[st.id] = t
 }
 
@@ -144,7 +158,7 @@ func (f *fastKeys) place(now time.Time) (*[32]byte, bool) {
 			victim, oldest, found = id, u, true
 		}
 	}
-	if !found || now.UnixNano()-oldest < int64(f.idle) {
+	if !found || f.at(now)-oldest < int64(f.idle) {
 		return nil, false
 	}
 	return &victim, true

@@ -141,7 +141,7 @@ func (s *signer) verify(t *testing.T, f *fastKeys, rep *Report, at time.Time) {
 
 func TestFastKeyPlaces(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f := &fastKeys{max: 1, idle: time.Minute, retry: 10 * time.Second, tables: map[[32]byte]*fastTable{}}
+	f := &fastKeys{max: 1, idle: time.Minute, retry: 10 * time.Second, epoch: t0.Add(-time.Hour), tables: map[[32]byte]*fastTable{}}
 	a, b := newSigner(t), newSigner(t)
 	ra, rb := a.report(t), b.report(t)
 	a.verify(t, f, ra, t0)
@@ -181,7 +181,7 @@ func TestFastKeyPlaces(t *testing.T) {
 	a.verify(t, f, ra, later)
 	next := a.st.nextTry.Load()
 	a.verify(t, f, ra, later.Add(time.Second))
-	if a.st.nextTry.Load() != next || next != later.Add(f.retry).UnixNano() {
+	if a.st.nextTry.Load() != next || next != f.at(later.Add(f.retry)) {
 		t.Errorf("retry not rate limited: next try %d, then %d", next, a.st.nextTry.Load())
 	}
 	// With no places at all, nothing is built.
@@ -194,12 +194,19 @@ func TestFastKeyPlaces(t *testing.T) {
 	if none.has(&c.priv.PublicKey) {
 		t.Error("table built with no places")
 	}
-	// A bad signature is refused on both paths and earns nothing.
+	// A bad signature is refused on both paths and earns nothing; on the
+	// table path it does not keep the table busy either.
 	bad := *rb
 	bad.Raw = slices.Clone(rb.Raw)
 	bad.Raw[0x40] ^= 1
-	if err := f.verify(&b.st, &bad, &b.priv.PublicKey, later); err == nil {
-		t.Error("altered report verifies through the table")
+	for i := range 20 {
+		if err := f.verify(&b.st, &bad, &b.priv.PublicKey, later.Add(time.Duration(i)*5*time.Second)); err == nil {
+			t.Fatal("altered report verifies through the table")
+		}
+	}
+	a.verify(t, f, ra, later.Add(100*time.Second))
+	if !f.has(&a.priv.PublicKey) {
+		t.Error("forged reports kept an idle table busy")
 	}
 	d := newSigner(t)
 	for range 3 {
@@ -215,7 +222,7 @@ func TestFastKeyPlaces(t *testing.T) {
 // TestFastKeysConcurrent runs many keys through few places at once (for the
 // race detector) and checks the bound.
 func TestFastKeysConcurrent(t *testing.T) {
-	f := &fastKeys{max: 2, idle: time.Millisecond, retry: time.Millisecond, tables: map[[32]byte]*fastTable{}}
+	f := &fastKeys{max: 2, idle: time.Millisecond, retry: time.Millisecond, epoch: time.Now(), tables: map[[32]byte]*fastTable{}}
 	signers := make([]*signer, 5)
 	reports := make([]*Report, 5)
 	for i := range signers {

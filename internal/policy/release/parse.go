@@ -125,8 +125,9 @@ func (p *Policy) Authorities() []string {
 // this request rather than to any request in its 8-hour lifetime.
 func (p *Policy) RequireNonce() bool { return p.requireNonce }
 
-// normalizeAuthority removes one trailing "/".
-func normalizeAuthority(s string) string { return strings.TrimSuffix(s, "/") }
+// normalizeAuthority removes trailing "/"s, as oidc.NormalizeIssuer does
+// with a token's iss: the two must agree for an authority to match.
+func normalizeAuthority(s string) string { return strings.TrimRight(s, "/") }
 
 type parser struct{ nodes int }
 

@@ -178,12 +178,33 @@ func TestAuthoritiesNormalisedAndDeduplicated(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(p.Authorities(), " ")
-	if want := "https://b https://a https://a/"; got != want {
+	if want := "https://b https://a"; got != want {
 		t.Errorf("Authorities() = %q, want %q", got, want)
 	}
 	// The caller gets a copy.
 	p.Authorities()[0] = "mutated"
 	if p.Authorities()[0] != "https://b" {
 		t.Errorf("Authorities() exposes the policy's own slice")
+	}
+}
+
+// TestAuthorityTrailingSlashes: authorities and issuers are compared without
+// trailing slashes, however many, the same way oidc.NormalizeIssuer treats a
+// token's iss (the two used to differ on "https://a//").
+func TestAuthorityTrailingSlashes(t *testing.T) {
+	p, err := Parse([]byte(`{"version":"1.0.0","anyOf":[{"authority":"https://a//","allOf":[{"claim":"x","equals":"y"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Authorities(); len(got) != 1 || got[0] != "https://a" {
+		t.Errorf("Authorities() = %q", got)
+	}
+	for _, iss := range []string{"https://a", "https://a/", "https://a///"} {
+		if d := p.Evaluate(iss, map[string]any{"x": "y"}); !d.Allowed {
+			t.Errorf("issuer %q not matched", iss)
+		}
+	}
+	if d := p.Evaluate("https://a.evil", map[string]any{"x": "y"}); d.Allowed {
+		t.Error("another issuer matched")
 	}
 }
