@@ -34,6 +34,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/miekg/pkcs11"
 )
@@ -52,9 +54,17 @@ const (
 // It is safe for concurrent use.
 type PKCS11Root struct {
 	ctx   *pkcs11.Ctx
-	token string // label, for errors
-	slot  uint
-	key   pkcs11.ObjectHandle
+	token string        // label, for errors
+	slot  uint          // guarded by loginMu after open
+	key   atomic.Uint64 // the root key's pkcs11.ObjectHandle
+
+	// Kept to log in again when the token loses the login (an HSM restart,
+	// a network HSM's connection reset). The PIN never appears in errors.
+	pin, keyLabel string
+	loginMu       sync.Mutex    // serialises re-logins
+	gen           atomic.Uint64 // re-logins so far
+	lastFail      time.Time     // guarded by loginMu: the last failed re-login
+	lastErr       error         // and its error
 
 	// login is a session kept open for the root's lifetime: the login state
 	// lasts only while the application has a session open on the token, and
@@ -118,7 +128,7 @@ func openPKCS11Root(cfg PKCS11Config, sessions int) (_ *PKCS11Root, err error) {
 		}
 		return nil, p11Error("initialize "+cfg.Module, err)
 	}
-	r := &PKCS11Root{ctx: ctx, token: cfg.TokenLabel, busy: make(chan struct{}, sessions)}
+	r := &PKCS11Root{ctx: ctx, token: cfg.TokenLabel, pin: cfg.PIN, keyLabel: cfg.KeyLabel, busy: make(chan struct{}, sessions)}
 	defer func() {
 		if err != nil {
 			r.ctx.Finalize()
@@ -147,11 +157,15 @@ func openPKCS11Root(cfg PKCS11Config, sessions int) (_ *PKCS11Root, err error) {
 	if err := ctx.Login(r.login, pkcs11.CKU_USER, cfg.PIN); err != nil {
 		return nil, p11Error(fmt.Sprintf("log in to token %q", cfg.TokenLabel), err)
 	}
-	if r.key, err = r.findOrCreateKey(cfg.KeyLabel, cfg.NoCreate); err != nil {
+	k, err := r.findOrCreateKey(cfg.KeyLabel, cfg.NoCreate)
+	if err != nil {
 		return nil, err
 	}
+	r.key.Store(uint64(k))
 	return r, nil
 }
+
+func (r *PKCS11Root) keyHandle() pkcs11.ObjectHandle { return pkcs11.ObjectHandle(r.key.Load()) }
 
 // findToken returns the slot of the one token labelled label.
 func findToken(ctx *pkcs11.Ctx, label string) (uint, error) {
@@ -339,7 +353,7 @@ func (r *PKCS11Root) Wrap(dek, aad []byte) ([]byte, error) {
 	err := r.withSession(func(sh pkcs11.SessionHandle) error {
 		params := pkcs11.NewGCMParams(iv, aad, gcmTagLen*8)
 		defer params.Free()
-		if err := r.ctx.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, r.key); err != nil {
+		if err := r.ctx.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, r.keyHandle()); err != nil {
 			return p11Error("wrap: encrypt init", err)
 		}
 		ct, err := r.ctx.Encrypt(sh, dek)
@@ -374,7 +388,7 @@ func (r *PKCS11Root) Unwrap(wrapped, aad []byte) ([]byte, error) {
 	err := r.withSession(func(sh pkcs11.SessionHandle) error {
 		params := pkcs11.NewGCMParams(wrapped[:gcmIVLen], aad, gcmTagLen*8)
 		defer params.Free()
-		if err := r.ctx.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, r.key); err != nil {
+		if err := r.ctx.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, r.keyHandle()); err != nil {
 			return p11Error("unwrap: decrypt init", err)
 		}
 		pt, err := r.ctx.Decrypt(sh, wrapped[gcmIVLen:])
@@ -431,6 +445,21 @@ func (r *PKCS11Root) withSession(f func(pkcs11.SessionHandle) error) error {
 	r.busy <- struct{}{}
 	defer func() { <-r.busy }()
 
+	gen := r.gen.Load()
+	err := r.once(f)
+	if !loginLost(err) {
+		return err
+	}
+	// The token forgot the login or the sessions: log in again (once per
+	// loss, whoever sees it first) and retry once.
+	if rerr := r.relogin(gen); rerr != nil {
+		return fmt.Errorf("%w; logging in again failed: %w", err, rerr)
+	}
+	return r.once(f)
+}
+
+// once runs f on a session once.
+func (r *PKCS11Root) once(f func(pkcs11.SessionHandle) error) error {
 	sh, err := r.getSession()
 	if err != nil {
 		return err
@@ -448,6 +477,76 @@ func (r *PKCS11Root) withSession(f func(pkcs11.SessionHandle) error) error {
 		r.ctx.CloseSession(sh) // best effort: it is being dropped anyway
 		return err
 	}
+}
+
+// loginLost reports errors after which the token no longer knows our
+// login, sessions or object handles, but logging in again may help.
+func loginLost(err error) bool {
+	var e pkcs11.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e {
+	case pkcs11.CKR_USER_NOT_LOGGED_IN, pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED,
+		pkcs11.CKR_KEY_HANDLE_INVALID, pkcs11.CKR_OBJECT_HANDLE_INVALID,
+		pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_DEVICE_REMOVED:
+		return true
+	}
+	return false
+}
+
+// reloginEvery bounds re-login attempts against a token that keeps failing.
+const reloginEvery = time.Second
+
+// relogin drops every session, finds the token again, logs in and finds
+// the root key again (never creating one: the data is sealed under the old
+// key). gen is the generation the caller saw fail; if another caller has
+// logged in since, there is nothing to do.
+func (r *PKCS11Root) relogin(gen uint64) error {
+	r.loginMu.Lock()
+	defer r.loginMu.Unlock()
+	if r.gen.Load() != gen {
+		return nil
+	}
+	if r.lastErr != nil && time.Since(r.lastFail) < reloginEvery {
+		return r.lastErr
+	}
+	err := r.loginAgain()
+	r.lastErr, r.lastFail = err, time.Now()
+	if err == nil {
+		r.gen.Add(1)
+	}
+	return err
+}
+
+func (r *PKCS11Root) loginAgain() error {
+	r.mu.Lock()
+	idle := r.idle
+	r.idle = nil
+	r.mu.Unlock()
+	for _, sh := range idle {
+		r.ctx.CloseSession(sh) // best effort: they are dead or about to be
+	}
+	r.ctx.CloseSession(r.login)
+	slot, err := findToken(r.ctx, r.token)
+	if err != nil {
+		return err
+	}
+	login, err := r.ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		return p11Error("open session", err)
+	}
+	if err := r.ctx.Login(login, pkcs11.CKU_USER, r.pin); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
+		r.ctx.CloseSession(login)
+		return p11Error(fmt.Sprintf("log in to token %q", r.token), err)
+	}
+	r.slot, r.login = slot, login
+	k, err := r.findOrCreateKey(r.keyLabel, true)
+	if err != nil {
+		return err
+	}
+	r.key.Store(uint64(k))
+	return nil
 }
 
 func (r *PKCS11Root) getSession() (pkcs11.SessionHandle, error) {

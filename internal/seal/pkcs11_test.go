@@ -122,10 +122,10 @@ func TestPKCS11Root(t *testing.T) {
 	// The key object: one AES-256 token key, sensitive, never extractable,
 	// and its value cannot be read.
 	keys, err := r2.findKeys(DefaultPKCS11KeyLabel)
-	if err != nil || len(keys) != 1 || keys[0] != r2.key {
-		t.Fatalf("find root key: %v, %v (root uses %v)", keys, err, r2.key)
+	if err != nil || len(keys) != 1 || keys[0] != r2.keyHandle() {
+		t.Fatalf("find root key: %v, %v (root uses %v)", keys, err, r2.keyHandle())
 	}
-	attrs, err := r2.ctx.GetAttributeValue(r2.login, r2.key, []*pkcs11.Attribute{
+	attrs, err := r2.ctx.GetAttributeValue(r2.login, r2.keyHandle(), []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_NEVER_EXTRACTABLE, nil),
@@ -155,7 +155,7 @@ func TestPKCS11Root(t *testing.T) {
 	if n, _ := attrUlong(attrs[len(want)]); n != 32 {
 		t.Errorf("CKA_VALUE_LEN = %d, want 32", n)
 	}
-	_, err = r2.ctx.GetAttributeValue(r2.login, r2.key, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+	_, err = r2.ctx.GetAttributeValue(r2.login, r2.keyHandle(), []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
 	if !errors.Is(err, pkcs11.Error(pkcs11.CKR_ATTRIBUTE_SENSITIVE)) {
 		t.Errorf("reading CKA_VALUE: %v, want CKR_ATTRIBUTE_SENSITIVE", err)
 	}
@@ -432,4 +432,77 @@ func BenchmarkPKCS11Wrap(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPKCS11RecoversLostLogin: when the token forgets every session and the
+// login (what an HSM restart does; here C_CloseAllSessions), the next
+// operation logs in again, finds the same key and succeeds; data wrapped
+// before still unwraps.
+func TestPKCS11RecoversLostLogin(t *testing.T) {
+	r := openTestRoot(t, softHSM(t), 2)
+	aad := []byte("obj/1")
+	dek := bytes.Repeat([]byte{7}, 32)
+	before, err := r.Wrap(dek, aad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := r.keyHandle()
+	for round := 1; round <= 2; round++ {
+		if err := r.ctx.CloseAllSessions(r.slot); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.Unwrap(before, aad)
+		if err != nil || !bytes.Equal(got, dek) {
+			t.Fatalf("round %d: unwrap after the login was lost: %v", round, err)
+		}
+		if r.gen.Load() != uint64(round) {
+			t.Errorf("round %d: %d re-logins", round, r.gen.Load())
+		}
+		if _, err := r.Wrap(dek, aad); err != nil {
+			t.Fatalf("round %d: wrap: %v", round, err)
+		}
+		r.loginMu.Lock()
+		r.lastErr = nil // next round is not rate limited
+		r.loginMu.Unlock()
+	}
+	if r.keyHandle() != key {
+		t.Logf("key handle changed %v → %v (allowed: handles may change after a re-login)", key, r.keyHandle())
+	}
+}
+
+// TestPKCS11ReloginFailsClosed: if logging in again fails, the operation
+// fails with both errors, never with the PIN, and attempts are limited to
+// one per reloginEvery.
+func TestPKCS11ReloginFailsClosed(t *testing.T) {
+	cfg := softHSM(t)
+	r := openTestRoot(t, cfg, 2)
+	aad := []byte("obj/1")
+	ct, err := r.Wrap(bytes.Repeat([]byte{1}, 32), aad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.pin = "wrong-pin-0000"
+	r.ctx.CloseAllSessions(r.slot)
+	_, err = r.Unwrap(ct, aad)
+	if err == nil || !strings.Contains(err.Error(), "logging in again failed") || !strings.Contains(err.Error(), "CKR_PIN_INCORRECT") {
+		t.Fatalf("unwrap with a failing re-login: %v", err)
+	}
+	if strings.Contains(err.Error(), "wrong-pin-0000") || strings.Contains(err.Error(), cfg.PIN) {
+		t.Fatal("the PIN is in the error")
+	}
+	first := r.lastFail
+	if _, err := r.Wrap(bytes.Repeat([]byte{1}, 32), aad); err == nil {
+		t.Fatal("wrap succeeded without a login")
+	}
+	if !r.lastFail.Equal(first) {
+		t.Error("a second re-login was tried within reloginEvery")
+	}
+	// The right PIN again, after the limit: recovered.
+	r.pin = cfg.PIN
+	r.loginMu.Lock()
+	r.lastFail = r.lastFail.Add(-reloginEvery)
+	r.loginMu.Unlock()
+	if _, err := r.Unwrap(ct, aad); err != nil {
+		t.Fatalf("after the PIN is right again: %v", err)
+	}
 }
