@@ -219,6 +219,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 		}
 		s.tlsCert = &c
 	}
+	warnLooseSecretFiles(log, cfg.UnsealKeyFile, cfg.AdminTokenFile, cfg.PKCS11PINFile)
 	s.op = newOperator(cfg, log)
 	// Token signing keys are made at the first unseal, so their presence
 	// means a root has sealed data here before.
@@ -369,6 +370,26 @@ func (s *Server) sealedMux() http.Handler {
 		apimaa.Error(w, http.StatusServiceUnavailable, "Sealed", msg)
 	})
 	return mux
+}
+
+// warnLooseSecretFiles warns about secret files that other users of the
+// host may read. It does not refuse them: mounted secrets (Kubernetes
+// volumes, for one) are often 0644 inside a private mount, and only the
+// operator knows whether that is the case.
+func warnLooseSecretFiles(log *slog.Logger, files ...string) {
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			continue // reading it reports the problem
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			log.Warn("a secret file is readable or writable by group or others; chmod 600 it unless its mount is private",
+				"file", f, "mode", fmt.Sprintf("%#o", st.Mode().Perm()))
+		}
+	}
 }
 
 // OpenSeal opens the software root of cfg.DataDir with the configured unseal
