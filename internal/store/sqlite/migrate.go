@@ -1,0 +1,115 @@
+package sqlite
+
+import (
+	"database/sql"
+	"fmt"
+	"slices"
+)
+
+// schemaVersion is the schema this kura writes, kept in PRAGMA
+// user_version. A later change of the schema appends a step to migrations
+// and raises it; a database from a newer kura is refused rather than
+// misread.
+const schemaVersion = 1
+
+// migrations[i] takes a database from version i+1 to i+2.
+var migrations = []string{}
+
+// migrate brings the database at db to schemaVersion.
+func migrate(db *sql.DB) error {
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("the database has schema version %d, written by a newer kura; this kura knows versions up to %d", v, schemaVersion)
+	}
+	if v == 0 {
+		// A new database, or one from before schema versions existed: the
+		// latter must already have every column, since nothing says how to
+		// convert it.
+		if err := checkUnversioned(db); err != nil {
+			return err
+		}
+		if _, err := db.Exec(fullSchema); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+		v = 1
+	}
+	for ; v < schemaVersion; v++ {
+		if _, err := db.Exec(migrations[v-1]); err != nil {
+			return fmt.Errorf("migrate schema %d → %d: %w", v, v+1, err)
+		}
+	}
+	// Tables added with IF NOT EXISTS cost nothing when present.
+	if _, err := db.Exec(fullSchema + fmt.Sprintf("PRAGMA user_version = %d;", schemaVersion)); err != nil {
+		return fmt.Errorf("stamp schema version: %w", err)
+	}
+	return nil
+}
+
+const fullSchema = schema + keysSchema + principalsSchema
+
+// checkUnversioned refuses an unversioned database whose tables lack a
+// column of the current schema, naming the first one missing.
+func checkUnversioned(db *sql.DB) error {
+	have, err := columns(db)
+	if err != nil {
+		return err
+	}
+	if len(have) == 0 {
+		return nil // empty: a new database
+	}
+	ref, err := sql.Open("sqlite", "file::memory:")
+	if err != nil {
+		return err
+	}
+	defer ref.Close()
+	ref.SetMaxOpenConns(1) // one connection: one in-memory database
+	if _, err := ref.Exec(fullSchema); err != nil {
+		return fmt.Errorf("reference schema: %w", err)
+	}
+	want, err := columns(ref)
+	if err != nil {
+		return err
+	}
+	for _, table := range sortedKeys(want) {
+		got, ok := have[table]
+		if !ok {
+			continue // a missing table is created
+		}
+		for _, c := range want[table] {
+			if !slices.Contains(got, c) {
+				return fmt.Errorf("the database is from a development version of kura before schema versions (table %s lacks column %s): start from an empty data directory", table, c)
+			}
+		}
+	}
+	return nil
+}
+
+// columns lists the columns of every table.
+func columns(db *sql.DB) (map[string][]string, error) {
+	rows, err := db.Query(`SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			return nil, err
+		}
+		out[t] = append(out[t], c)
+	}
+	return out, rows.Err()
+}
+
+func sortedKeys(m map[string][]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
