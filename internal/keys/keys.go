@@ -67,6 +67,12 @@ func forbidden(format string, args ...any) error {
 	return &Error{Kind: Forbidden, Code: "Forbidden", Msg: fmt.Sprintf(format, args...)}
 }
 
+// rootUnavailable is a root of trust that could not answer (an HSM fault),
+// as opposed to input that does not authenticate under it.
+func rootUnavailable(err error) error {
+	return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "the root of trust is unavailable", Err: err}
+}
+
 // storeErr turns store errors into domain errors.
 func storeErr(err error, what string) error {
 	switch {

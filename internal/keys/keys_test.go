@@ -227,3 +227,56 @@ func TestAttributeTimesInRange(t *testing.T) {
 		t.Errorf("exp 2200: %v %v", got, err)
 	}
 }
+
+// faultySealer is a root that stops answering (an HSM fault) on demand.
+type faultySealer struct {
+	Sealer
+	down bool
+}
+
+func (f *faultySealer) Open(sealed, aad []byte) ([]byte, error) {
+	if f.down {
+		return nil, errors.New("pkcs11: unwrap: decrypt: CKR_DEVICE_REMOVED")
+	}
+	return f.Sealer.Open(sealed, aad)
+}
+
+// TestRestoreTellsTamperingFromAFault: a backup that does not authenticate
+// is the caller's problem (400); a root that cannot answer is not (503).
+func TestRestoreTellsTamperingFromAFault(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	m := manager(t, &now)
+	fs := &faultySealer{Sealer: m.sealer}
+	m.sealer = fs
+	if _, err := m.Create(ctx, "b", CreateParams{Kty: "oct", Size: 256}); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := m.Backup(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Delete(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Purge(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Clone(blob)
+	tampered[len(tampered)-1] ^= 1
+	if _, err := m.Restore(ctx, tampered); kind_(err) != BadParameter {
+		t.Errorf("tampered backup: %v, want BadParameter", err)
+	}
+	if _, err := m.Restore(ctx, append([]byte(backupMagic), 9, 9)); kind_(err) != BadParameter {
+		t.Errorf("malformed backup: %v, want BadParameter", err)
+	}
+	fs.down = true
+	_, err = m.Restore(ctx, blob)
+	if kind_(err) != Unavailable || strings.Contains(err.Error(), "authenticate") {
+		t.Errorf("restore with the root down: %v, want Unavailable", err)
+	}
+	fs.down = false
+	if _, err := m.Restore(ctx, blob); err != nil {
+		t.Errorf("restore with the root back: %v", err)
+	}
+}

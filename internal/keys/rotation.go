@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/keys/keyops"
+	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -70,6 +71,9 @@ func (m *Manager) Restore(ctx context.Context, blob []byte) (*Key, error) {
 	}
 	plain, err := m.sealer.Open([]byte(rest), backupAAD)
 	if err != nil {
+		if !errors.Is(err, seal.ErrNotAuthentic) {
+			return nil, rootUnavailable(err)
+		}
 		return nil, bad("value: the backup does not authenticate under this instance's root (altered, or from another root)")
 	}
 	var doc backupDoc
@@ -85,6 +89,9 @@ func (m *Manager) Restore(ctx context.Context, blob []byte) (*Key, error) {
 		}
 		// The material must open under this root before anything is stored.
 		if _, err := m.material(v); err != nil {
+			if !errors.Is(err, seal.ErrNotAuthentic) {
+				return nil, rootUnavailable(err)
+			}
 			return nil, bad("value: the backup's key material does not open under this instance's root")
 		}
 	}

@@ -377,7 +377,7 @@ func (r *PKCS11Root) Wrap(dek, aad []byte) ([]byte, error) {
 
 // errUnwrapAuth is the one answer to every ciphertext that does not
 // authenticate: tampered, truncated, or wrapped for another object.
-var errUnwrapAuth = errors.New("pkcs11: unwrap: authentication failed (wrong object, or tampered)")
+var errUnwrapAuth = fmt.Errorf("pkcs11: unwrap: authentication failed, wrong object or tampered (%w)", ErrNotAuthentic)
 
 // Unwrap implements Root.
 func (r *PKCS11Root) Unwrap(wrapped, aad []byte) ([]byte, error) {
@@ -403,7 +403,7 @@ func (r *PKCS11Root) Unwrap(wrapped, aad []byte) ([]byte, error) {
 				// CKR_GENERAL_ERROR instead of CKR_ENCRYPTED_DATA_INVALID,
 				// so this code cannot be told from a token fault. Say
 				// both, and drop the session in case it was a fault.
-				return &pkcs11OpError{op: "unwrap: decrypt", err: err,
+				return &pkcs11OpError{op: "unwrap: decrypt", err: err, maybeNotAuthentic: true,
 					hint: "authentication failed, or a token fault: SoftHSM2 2.6 reports a failed GCM tag check this way"}
 			}
 			return p11Error("unwrap: decrypt", err)
@@ -613,7 +613,13 @@ type pkcs11OpError struct {
 	op   string
 	err  error
 	hint string // what the code likely means here, if not obvious
+	// maybeNotAuthentic marks a code that may mean a failed tag check: it
+	// is treated as ErrNotAuthentic so that tampered input stays a 4xx.
+	maybeNotAuthentic bool
 }
+
+// Is makes an ambiguous tag-check failure match ErrNotAuthentic.
+func (e *pkcs11OpError) Is(target error) bool { return e.maybeNotAuthentic && target == ErrNotAuthentic }
 
 func (e *pkcs11OpError) Error() string {
 	msg := "pkcs11: " + e.op + ": " + ckrName(e.err)

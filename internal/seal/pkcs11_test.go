@@ -506,3 +506,41 @@ func TestPKCS11ReloginFailsClosed(t *testing.T) {
 		t.Fatalf("after the PIN is right again: %v", err)
 	}
 }
+
+// TestNotAuthenticIsTold: a tampered or truncated sealed object is
+// ErrNotAuthentic with either root (with SoftHSM2's ambiguous
+// CKR_GENERAL_ERROR too), so callers answer 4xx; a root that cannot answer
+// is not.
+func TestNotAuthenticIsTold(t *testing.T) {
+	sw, err := OpenSoftwareRoot(filepath.Join(t.TempDir(), "root.sealed"), bytes.Repeat([]byte{5}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hsm := openTestRoot(t, softHSM(t), 2)
+	for name, root := range map[string]Root{"software": sw, "pkcs11": hsm} {
+		s := New(root)
+		ct, err := s.Seal([]byte("secret"), []byte("a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		flipped := bytes.Clone(ct)
+		flipped[5] ^= 1 // inside the wrapped data key
+		for what, c := range map[string][]byte{"flipped": flipped, "other aad": ct, "truncated": ct[:2], "unknown format": append([]byte{9}, ct[1:]...)} {
+			aad := []byte("a")
+			if what == "other aad" {
+				aad = []byte("b")
+			}
+			if _, err := s.Open(c, aad); !errors.Is(err, ErrNotAuthentic) {
+				t.Errorf("%s, %s: %v, want ErrNotAuthentic", name, what, err)
+			}
+		}
+	}
+	good, err := New(hsm).Seal([]byte("secret"), []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hsm.Close()
+	if _, err := New(hsm).Open(good, []byte("a")); err == nil || errors.Is(err, ErrNotAuthentic) {
+		t.Errorf("a closed root's error: %v, want one that is not ErrNotAuthentic", err)
+	}
+}

@@ -25,6 +25,11 @@ type Root interface {
 	Unwrap(wrapped, aad []byte) ([]byte, error)
 }
 
+// ErrNotAuthentic is wrapped by every error that says a sealed object is
+// malformed or does not authenticate (tampered, truncated, another
+// object's, another root's), as opposed to a root that cannot answer.
+var ErrNotAuthentic = errors.New("not authentic")
+
 // ErrSealed is returned while the root is not unsealed.
 var ErrSealed = errors.New("kura is sealed: unseal it before use")
 
@@ -64,11 +69,11 @@ func (s *Sealer) Seal(plaintext, aad []byte) ([]byte, error) {
 // or a ciphertext of another object, fails without saying more.
 func (s *Sealer) Open(sealed, aad []byte) ([]byte, error) {
 	if len(sealed) < 3 || sealed[0] != envelopeVersion {
-		return nil, errors.New("sealed object: unknown format")
+		return nil, fmt.Errorf("sealed object: unknown format (%w)", ErrNotAuthentic)
 	}
 	n := int(sealed[1])<<8 | int(sealed[2])
 	if len(sealed) < 3+n {
-		return nil, errors.New("sealed object: truncated")
+		return nil, fmt.Errorf("sealed object: truncated (%w)", ErrNotAuthentic)
 	}
 	dek, err := s.root.Unwrap(sealed[3:3+n], aad)
 	if err != nil {
@@ -104,11 +109,11 @@ func gcmOpen(key, ct, aad []byte) ([]byte, error) {
 		return nil, err
 	}
 	if len(ct) < g.NonceSize()+g.Overhead() {
-		return nil, errors.New("sealed object: truncated")
+		return nil, fmt.Errorf("sealed object: truncated (%w)", ErrNotAuthentic)
 	}
 	pt, err := g.Open(nil, ct[:g.NonceSize()], ct[g.NonceSize():], aad)
 	if err != nil {
-		return nil, errors.New("sealed object: authentication failed")
+		return nil, fmt.Errorf("sealed object: authentication failed (%w)", ErrNotAuthentic)
 	}
 	return pt, nil
 }
