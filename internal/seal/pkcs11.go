@@ -619,7 +619,9 @@ type pkcs11OpError struct {
 }
 
 // Is makes an ambiguous tag-check failure match ErrNotAuthentic.
-func (e *pkcs11OpError) Is(target error) bool { return e.maybeNotAuthentic && target == ErrNotAuthentic }
+func (e *pkcs11OpError) Is(target error) bool {
+	return e.maybeNotAuthentic && target == ErrNotAuthentic
+}
 
 func (e *pkcs11OpError) Error() string {
 	msg := "pkcs11: " + e.op + ": " + ckrName(e.err)
