@@ -287,3 +287,31 @@ func TestLooseSecretFilesWarned(t *testing.T) {
 		t.Errorf("warning names a 0600 file or shows a secret: %q", out)
 	}
 }
+
+// TestSealedServerChecksConfigAtStart: configuration that is only used once
+// unsealed is still checked when a sealed server starts.
+func TestSealedServerChecksConfigAtStart(t *testing.T) {
+	garbage := filepath.Join(t.TempDir(), "not-a-cert.pem")
+	os.WriteFile(garbage, []byte("not PEM"), 0o600)
+	for _, c := range []struct {
+		name string
+		edit func(*config.Config)
+		want string
+	}{
+		{"trust root", func(c *config.Config) { c.TrustRoots = []string{garbage} }, "trust root " + garbage},
+		{"missing trust root", func(c *config.Config) { c.TrustRoots = []string{garbage + ".missing"} }, "trust root"},
+		{"policy signer", func(c *config.Config) { c.PolicySigners = []string{garbage + ".missing"} }, "policy signer"},
+		{"release authority", func(c *config.Config) { c.ReleaseAuthorities = []string{"http://maa.example"} }, "must be an https URL"},
+		{"oidc issuer", func(c *config.Config) { c.OIDCIssuers, c.OIDCAudience = []string{"idp.example"}, "kura" }, "must be an https URL"},
+		{"oidc CA", func(c *config.Config) { c.OIDCCAFile = garbage }, "holds no PEM certificate"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := sealedConfig(t, t.TempDir())
+			c.edit(&cfg)
+			_, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), time.Now)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("start: %v, want an error with %q", err, c.want)
+			}
+		})
+	}
+}

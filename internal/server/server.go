@@ -220,6 +220,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 		s.tlsCert = &c
 	}
 	warnLooseSecretFiles(log, cfg.UnsealKeyFile, cfg.AdminTokenFile, cfg.PKCS11PINFile)
+	// Configuration read only when unsealing is checked now, so a sealed
+	// server does not wait for its custodians to report a typo.
+	if err := preflight(cfg); err != nil {
+		return nil, err
+	}
 	s.op = newOperator(cfg, log)
 	// Token signing keys are made at the first unseal, so their presence
 	// means a root has sealed data here before.
@@ -370,6 +375,48 @@ func (s *Server) sealedMux() http.Handler {
 		apimaa.Error(w, http.StatusServiceUnavailable, "Sealed", msg)
 	})
 	return mux
+}
+
+// preflight loads, and throws away, everything unsealing will take from the
+// configuration without the root: trust roots, policy signers, external
+// issuers and release authorities, the OIDC CA file and the token algorithm.
+func preflight(cfg config.Config) error {
+	if _, err := token.ParseAlg(cfg.TokenAlg); err != nil {
+		return err
+	}
+	roots, err := snp.AMDRoots()
+	if err != nil {
+		return err
+	}
+	for _, f := range cfg.TrustRoots {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			err = roots.AddBundle(b)
+		}
+		if err != nil {
+			return fmt.Errorf("trust root %s: %w", f, err)
+		}
+	}
+	if _, err := loadSigners(cfg.PolicySigners); err != nil {
+		return err
+	}
+	if _, err := externalIssuers(cfg); err != nil {
+		return err
+	}
+	if _, err := discovery(cfg); err != nil {
+		return err
+	}
+	return checkAuthorities(cfg)
+}
+
+// checkAuthorities refuses release authorities that are not https URLs.
+func checkAuthorities(cfg config.Config) error {
+	for _, a := range cfg.ReleaseAuthorities {
+		if !strings.HasPrefix(a, "https://") {
+			return fmt.Errorf("release authority %q must be an https URL", a)
+		}
+	}
+	return nil
 }
 
 // warnLooseSecretFiles warns about secret files that other users of the
@@ -658,10 +705,10 @@ func releaseAuthorities(cfg config.Config, own *token.Keyring, now func() time.T
 	if err != nil {
 		return nil, err
 	}
+	if err := checkAuthorities(cfg); err != nil {
+		return nil, err
+	}
 	for _, a := range cfg.ReleaseAuthorities {
-		if !strings.HasPrefix(a, "https://") {
-			return nil, fmt.Errorf("release authority %q must be an https URL", a)
-		}
 		v.Sources[oidc.NormalizeIssuer(a)] = disc
 	}
 	return v, nil
