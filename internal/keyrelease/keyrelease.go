@@ -71,7 +71,7 @@ func (b *BadRequest) Error() string { return b.Reason }
 
 // Nonces records single-use nonces.
 type Nonces interface {
-	UseNonce(ctx context.Context, nonce string, expires time.Time) error
+	UseNonce(ctx context.Context, nonce string, now, expires time.Time) error
 }
 
 // Service releases keys.
@@ -79,6 +79,7 @@ type Service struct {
 	Keys     *keys.Manager
 	Verifier *oidc.Verifier
 	Nonces   Nonces
+	Now      func() time.Time // default time.Now
 }
 
 // Request is one release request.
@@ -194,7 +195,11 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	// It is remembered past the token's exp by more than the verifier's
 	// clock skew, so the token cannot be replayed in the skew window.
 	if pol.RequireNonce() {
-		if err := s.Nonces.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, expiry(claims).Add(10*time.Minute)); err != nil {
+		now := time.Now
+		if s.Now != nil {
+			now = s.Now
+		}
+		if err := s.Nonces.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, now(), expiry(claims).Add(10*time.Minute)); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return nil, deny("the nonce was already used for a release")
 			}

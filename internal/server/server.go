@@ -318,7 +318,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	}
 	kv := &keyvault.Handler{Keys: s.keys, Auth: s.auth, Log: log, Resource: cfg.KeyVaultResource}
 	kv.Release = kv.ReleaseHandler(&keyvault.Releaser{
-		Service: &keyrelease.Service{Keys: s.keys, Verifier: authorities, Nonces: s.store},
+		Service: &keyrelease.Service{Keys: s.keys, Verifier: authorities, Nonces: s.store, Now: now},
 		Signer:  relKeys,
 	})
 	kv.Register(mux)

@@ -65,8 +65,8 @@ type Store interface {
 	Principals
 
 	// UseNonce records a single-use nonce until expires; ErrConflict if
-	// it was used before.
-	UseNonce(ctx context.Context, nonce string, expires time.Time) error
+	// it was used before. Records that expired before now are forgotten.
+	UseNonce(ctx context.Context, nonce string, now, expires time.Time) error
 
 	Ping(ctx context.Context) error
 	Close() error

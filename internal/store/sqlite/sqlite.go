@@ -191,8 +191,7 @@ func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Colla
 	return out, rows.Err()
 }
 
-func (s *Store) UseNonce(ctx context.Context, nonce string, expires time.Time) error {
-	now := time.Now()
+func (s *Store) UseNonce(ctx context.Context, nonce string, now, expires time.Time) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM used_nonces WHERE expires < ?`, unix(now)); err != nil {
 		return err
 	}

@@ -322,21 +322,29 @@ func principals(t *testing.T, s store.Store) {
 
 func nonces(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	exp := time.Now().Add(time.Hour)
-	if err := s.UseNonce(ctx, "n1", exp); err != nil {
+	// The caller's clock, not the machine's, decides what has expired: a
+	// clock far in the past (a test, an offline re-check) still sees its
+	// records.
+	now := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	exp := now.Add(time.Hour)
+	if err := s.UseNonce(ctx, "n1", now, exp); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UseNonce(ctx, "n1", exp); !errors.Is(err, store.ErrConflict) {
+	if err := s.UseNonce(ctx, "n1", now.Add(30*time.Minute), exp); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("reused nonce: %v", err)
 	}
-	if err := s.UseNonce(ctx, "n2", exp); err != nil {
+	if err := s.UseNonce(ctx, "n2", now, exp); err != nil {
 		t.Errorf("another nonce: %v", err)
 	}
 	// An expired record is forgotten.
-	if err := s.UseNonce(ctx, "old", time.Now().Add(-time.Minute)); err != nil {
+	if err := s.UseNonce(ctx, "old", now, now.Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UseNonce(ctx, "old", exp); err != nil {
+	if err := s.UseNonce(ctx, "old", now, exp); err != nil {
 		t.Errorf("nonce whose record expired: %v", err)
+	}
+	// n1 is forgotten once its expiry has passed.
+	if err := s.UseNonce(ctx, "n1", exp.Add(time.Second), exp.Add(time.Hour)); err != nil {
+		t.Errorf("nonce after its record expired: %v", err)
 	}
 }
