@@ -488,7 +488,7 @@ func (m *Manager) authenticate(v *store.KeyVersion) error {
 // checkMAC refuses a version whose stored fields were altered.
 func (m *Manager) checkMAC(v store.KeyVersion) error {
 	if _, err := m.sealer.Open(v.MAC, versionAAD(v)); err != nil {
-		return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: fmt.Sprintf("key %s/%s failed its integrity check (the store was edited outside kura?)", v.Name, v.Version)}
+		return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: fmt.Sprintf("key %s/%s failed its integrity check (the store was edited outside kura?)", v.Name, v.Version), Err: err}
 	}
 	return nil
 }

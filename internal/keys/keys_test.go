@@ -231,10 +231,18 @@ func TestAttributeTimesInRange(t *testing.T) {
 // faultySealer is a root that stops answering (an HSM fault) on demand.
 type faultySealer struct {
 	Sealer
-	down bool
+	down      bool
+	downAfter int // >0: the root goes down after this many more opens
 }
 
 func (f *faultySealer) Open(sealed, aad []byte) ([]byte, error) {
+	if f.downAfter > 0 {
+		f.downAfter--
+		if f.downAfter == 0 {
+			f.down = true
+		}
+		return f.Sealer.Open(sealed, aad)
+	}
 	if f.down {
 		return nil, errors.New("pkcs11: unwrap: decrypt: CKR_DEVICE_REMOVED")
 	}
@@ -275,7 +283,15 @@ func TestRestoreTellsTamperingFromAFault(t *testing.T) {
 	if kind_(err) != Unavailable || strings.Contains(err.Error(), "authenticate") {
 		t.Errorf("restore with the root down: %v, want Unavailable", err)
 	}
-	fs.down = false
+	// The root fails after opening the backup itself: in the version's
+	// integrity check, then in its material.
+	for after := 1; after <= 2; after++ {
+		fs.down, fs.downAfter = false, after
+		if _, err := m.Restore(ctx, blob); kind_(err) != Unavailable {
+			t.Errorf("root down after %d opens: %v, want Unavailable", after, err)
+		}
+	}
+	fs.down, fs.downAfter = false, 0
 	if _, err := m.Restore(ctx, blob); err != nil {
 		t.Errorf("restore with the root back: %v", err)
 	}

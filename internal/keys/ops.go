@@ -45,6 +45,10 @@ func (m *Manager) active(v store.KeyVersion, op string) error {
 }
 
 // material opens a version's sealed material, reusing an earlier opening.
+// errCorruptMaterial marks material that opened under the root but does not
+// parse: authentic, yet not a key.
+var errCorruptMaterial = errors.New("corrupt key material")
+
 func (m *Manager) material(v store.KeyVersion) (*keyops.Material, error) {
 	sum := sha256.Sum256(v.Sealed)
 	ck := v.Name + "/" + v.Version + "/" + string(sum[:])
@@ -62,7 +66,7 @@ func (m *Manager) material(v store.KeyVersion) (*keyops.Material, error) {
 	mat, err = keyops.UnmarshalPrivate(k, priv)
 	clear(priv)
 	if err != nil {
-		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: fmt.Sprintf("key material of %s/%s is corrupt", v.Name, v.Version), Err: err}
+		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: fmt.Sprintf("key material of %s/%s is corrupt", v.Name, v.Version), Err: fmt.Errorf("%w: %w", errCorruptMaterial, err)}
 	}
 	m.mu.Lock()
 	if len(m.cache) >= 4096 {

@@ -85,11 +85,17 @@ func (m *Manager) Restore(ctx context.Context, blob []byte) (*Key, error) {
 			return nil, bad("value: the backup is malformed")
 		}
 		if err := m.checkMAC(v); err != nil {
+			if !errors.Is(err, seal.ErrNotAuthentic) {
+				return nil, rootUnavailable(err)
+			}
 			return nil, bad("value: a version in the backup fails its integrity check")
 		}
 		// The material must open under this root before anything is stored.
 		if _, err := m.material(v); err != nil {
-			if !errors.Is(err, seal.ErrNotAuthentic) {
+			switch {
+			case errors.Is(err, errCorruptMaterial):
+				return nil, bad("value: the backup's key material is corrupt")
+			case !errors.Is(err, seal.ErrNotAuthentic):
 				return nil, rootUnavailable(err)
 			}
 			return nil, bad("value: the backup's key material does not open under this instance's root")

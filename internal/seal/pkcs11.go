@@ -55,16 +55,22 @@ const (
 type PKCS11Root struct {
 	ctx   *pkcs11.Ctx
 	token string        // label, for errors
-	slot  uint          // guarded by loginMu after open
+	slot  atomic.Uint64 // the token's slot; it may change on a re-login
 	key   atomic.Uint64 // the root key's pkcs11.ObjectHandle
+
+	// check is a value wrapped under the root key at open: a key found on
+	// a re-login must unwrap it, so a key replaced under the same label
+	// (or another HSM's) is never taken for the root.
+	check []byte
 
 	// Kept to log in again when the token loses the login (an HSM restart,
 	// a network HSM's connection reset). The PIN never appears in errors.
 	pin, keyLabel string
 	loginMu       sync.Mutex    // serialises re-logins
 	gen           atomic.Uint64 // re-logins so far
-	lastFail      time.Time     // guarded by loginMu: the last failed re-login
-	lastErr       error         // and its error
+	lastTry       time.Time     // guarded by loginMu: the last re-login attempt
+	lastErr       error         // and its error, nil if it succeeded
+	loginOpen     bool          // guarded by loginMu (or life for Close): r.login is open
 
 	// login is a session kept open for the root's lifetime: the login state
 	// lasts only while the application has a session open on the token, and
@@ -136,12 +142,14 @@ func openPKCS11Root(cfg PKCS11Config, sessions int) (_ *PKCS11Root, err error) {
 		}
 	}()
 
-	if r.slot, err = findToken(ctx, cfg.TokenLabel); err != nil {
+	slot, err := findToken(ctx, cfg.TokenLabel)
+	if err != nil {
 		return nil, err
 	}
+	r.slot.Store(uint64(slot))
 	// Check the mechanism before creating anything, so a token that cannot
 	// do AES-GCM is refused without leaving a useless key behind.
-	mi, err := ctx.GetMechanismInfo(r.slot, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, nil)})
+	mi, err := ctx.GetMechanismInfo(slot, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, nil)})
 	if err != nil {
 		return nil, p11Error(fmt.Sprintf("token %q: CKM_AES_GCM", cfg.TokenLabel), err)
 	}
@@ -150,9 +158,10 @@ func openPKCS11Root(cfg PKCS11Config, sessions int) (_ *PKCS11Root, err error) {
 	}
 
 	// Read-write: creating the key on first use writes a token object.
-	if r.login, err = ctx.OpenSession(r.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err != nil {
+	if r.login, err = ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err != nil {
 		return nil, p11Error("open session", err)
 	}
+	r.loginOpen = true
 	// The PIN goes to the module and nowhere else.
 	if err := ctx.Login(r.login, pkcs11.CKU_USER, cfg.PIN); err != nil {
 		return nil, p11Error(fmt.Sprintf("log in to token %q", cfg.TokenLabel), err)
@@ -162,8 +171,16 @@ func openPKCS11Root(cfg PKCS11Config, sessions int) (_ *PKCS11Root, err error) {
 		return nil, err
 	}
 	r.key.Store(uint64(k))
+	check, iv := make([]byte, 32), make([]byte, gcmIVLen)
+	rand.Read(check)
+	rand.Read(iv)
+	if r.check, err = r.wrapWith(r.login, k, iv, check, checkAAD); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
+
+var checkAAD = []byte("kura pkcs11 root identity check")
 
 func (r *PKCS11Root) keyHandle() pkcs11.ObjectHandle { return pkcs11.ObjectHandle(r.key.Load()) }
 
@@ -351,28 +368,34 @@ func (r *PKCS11Root) Wrap(dek, aad []byte) ([]byte, error) {
 	}
 	var out []byte
 	err := r.withSession(func(sh pkcs11.SessionHandle) error {
-		params := pkcs11.NewGCMParams(iv, aad, gcmTagLen*8)
-		defer params.Free()
-		if err := r.ctx.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, r.keyHandle()); err != nil {
-			return p11Error("wrap: encrypt init", err)
-		}
-		ct, err := r.ctx.Encrypt(sh, dek)
-		if err != nil {
-			return p11Error("wrap: encrypt", err)
-		}
-		// Some HSMs (in FIPS mode) ignore the caller's IV and write their
-		// own into the parameters; store the one actually used.
-		used := params.IV()
-		if len(used) != gcmIVLen {
-			return fmt.Errorf("pkcs11: wrap: token used a %d-byte IV, want %d", len(used), gcmIVLen)
-		}
-		if len(ct) != len(dek)+gcmTagLen {
-			return fmt.Errorf("pkcs11: wrap: token returned %d bytes for a %d-byte key, want %d", len(ct), len(dek), len(dek)+gcmTagLen)
-		}
-		out = append(used, ct...)
-		return nil
+		var err error
+		out, err = r.wrapWith(sh, r.keyHandle(), iv, dek, aad)
+		return err
 	})
 	return out, err
+}
+
+// wrapWith encrypts dek under key on session sh.
+func (r *PKCS11Root) wrapWith(sh pkcs11.SessionHandle, key pkcs11.ObjectHandle, iv, dek, aad []byte) ([]byte, error) {
+	params := pkcs11.NewGCMParams(iv, aad, gcmTagLen*8)
+	defer params.Free()
+	if err := r.ctx.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, key); err != nil {
+		return nil, p11Error("wrap: encrypt init", err)
+	}
+	ct, err := r.ctx.Encrypt(sh, dek)
+	if err != nil {
+		return nil, p11Error("wrap: encrypt", err)
+	}
+	// Some HSMs (in FIPS mode) ignore the caller's IV and write their
+	// own into the parameters; store the one actually used.
+	used := params.IV()
+	if len(used) != gcmIVLen {
+		return nil, fmt.Errorf("pkcs11: wrap: token used a %d-byte IV, want %d", len(used), gcmIVLen)
+	}
+	if len(ct) != len(dek)+gcmTagLen {
+		return nil, fmt.Errorf("pkcs11: wrap: token returned %d bytes for a %d-byte key, want %d", len(ct), len(dek), len(dek)+gcmTagLen)
+	}
+	return append(used, ct...), nil
 }
 
 // errUnwrapAuth is the one answer to every ciphertext that does not
@@ -382,36 +405,42 @@ var errUnwrapAuth = fmt.Errorf("pkcs11: unwrap: authentication failed, wrong obj
 // Unwrap implements Root.
 func (r *PKCS11Root) Unwrap(wrapped, aad []byte) ([]byte, error) {
 	if len(wrapped) < gcmIVLen+gcmTagLen+1 {
-		return nil, fmt.Errorf("pkcs11: unwrap: wrapped key is %d bytes, too short", len(wrapped))
+		return nil, fmt.Errorf("pkcs11: unwrap: wrapped key is %d bytes, too short (%w)", len(wrapped), ErrNotAuthentic)
 	}
 	var dek []byte
 	err := r.withSession(func(sh pkcs11.SessionHandle) error {
-		params := pkcs11.NewGCMParams(wrapped[:gcmIVLen], aad, gcmTagLen*8)
-		defer params.Free()
-		if err := r.ctx.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, r.keyHandle()); err != nil {
-			return p11Error("unwrap: decrypt init", err)
-		}
-		pt, err := r.ctx.Decrypt(sh, wrapped[gcmIVLen:])
-		if err != nil {
-			if isBadCiphertext(err) {
-				// The operation ended (C_Decrypt terminates on any error
-				// but CKR_BUFFER_TOO_SMALL), so the session is still good.
-				return sessionOK{errUnwrapAuth}
-			}
-			if errors.Is(err, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)) {
-				// SoftHSM2 2.6 answers a failed tag check with
-				// CKR_GENERAL_ERROR instead of CKR_ENCRYPTED_DATA_INVALID,
-				// so this code cannot be told from a token fault. Say
-				// both, and drop the session in case it was a fault.
-				return &pkcs11OpError{op: "unwrap: decrypt", err: err, maybeNotAuthentic: true,
-					hint: "authentication failed, or a token fault: SoftHSM2 2.6 reports a failed GCM tag check this way"}
-			}
-			return p11Error("unwrap: decrypt", err)
-		}
-		dek = pt
-		return nil
+		var err error
+		dek, err = r.unwrapWith(sh, r.keyHandle(), wrapped, aad)
+		return err
 	})
 	return dek, err
+}
+
+// unwrapWith decrypts wrapped under key on session sh.
+func (r *PKCS11Root) unwrapWith(sh pkcs11.SessionHandle, key pkcs11.ObjectHandle, wrapped, aad []byte) ([]byte, error) {
+	params := pkcs11.NewGCMParams(wrapped[:gcmIVLen], aad, gcmTagLen*8)
+	defer params.Free()
+	if err := r.ctx.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, key); err != nil {
+		return nil, p11Error("unwrap: decrypt init", err)
+	}
+	pt, err := r.ctx.Decrypt(sh, wrapped[gcmIVLen:])
+	if err != nil {
+		if isBadCiphertext(err) {
+			// The operation ended (C_Decrypt terminates on any error
+			// but CKR_BUFFER_TOO_SMALL), so the session is still good.
+			return nil, sessionOK{errUnwrapAuth}
+		}
+		if errors.Is(err, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)) {
+			// SoftHSM2 2.6 answers a failed tag check with
+			// CKR_GENERAL_ERROR instead of CKR_ENCRYPTED_DATA_INVALID,
+			// so this code cannot be told from a token fault. Say
+			// both, and drop the session in case it was a fault.
+			return nil, &pkcs11OpError{op: "unwrap: decrypt", err: err, maybeNotAuthentic: true,
+				hint: "authentication failed, or a token fault: SoftHSM2 2.6 reports a failed GCM tag check this way"}
+		}
+		return nil, p11Error("unwrap: decrypt", err)
+	}
+	return pt, nil
 }
 
 func isBadCiphertext(err error) bool {
@@ -508,11 +537,14 @@ func (r *PKCS11Root) relogin(gen uint64) error {
 	if r.gen.Load() != gen {
 		return nil
 	}
-	if r.lastErr != nil && time.Since(r.lastFail) < reloginEvery {
-		return r.lastErr
+	if !r.lastTry.IsZero() && time.Since(r.lastTry) < reloginEvery {
+		if r.lastErr != nil {
+			return r.lastErr
+		}
+		return errors.New("pkcs11: the token lost the login again within a second of logging in")
 	}
 	err := r.loginAgain()
-	r.lastErr, r.lastFail = err, time.Now()
+	r.lastErr, r.lastTry = err, time.Now()
 	if err == nil {
 		r.gen.Add(1)
 	}
@@ -527,7 +559,10 @@ func (r *PKCS11Root) loginAgain() error {
 	for _, sh := range idle {
 		r.ctx.CloseSession(sh) // best effort: they are dead or about to be
 	}
-	r.ctx.CloseSession(r.login)
+	if r.loginOpen {
+		r.ctx.CloseSession(r.login)
+		r.loginOpen = false
+	}
 	slot, err := findToken(r.ctx, r.token)
 	if err != nil {
 		return err
@@ -540,10 +575,14 @@ func (r *PKCS11Root) loginAgain() error {
 		r.ctx.CloseSession(login)
 		return p11Error(fmt.Sprintf("log in to token %q", r.token), err)
 	}
-	r.slot, r.login = slot, login
+	r.slot.Store(uint64(slot))
+	r.login, r.loginOpen = login, true
 	k, err := r.findOrCreateKey(r.keyLabel, true)
 	if err != nil {
 		return err
+	}
+	if _, err := r.unwrapWith(login, k, r.check, checkAAD); err != nil {
+		return fmt.Errorf("pkcs11: the key labelled %q on token %q is not the root key this kura opened with (replaced, or another HSM's): refusing it: %w", r.keyLabel, r.token, err)
 	}
 	r.key.Store(uint64(k))
 	return nil
@@ -559,7 +598,7 @@ func (r *PKCS11Root) getSession() (pkcs11.SessionHandle, error) {
 	}
 	r.mu.Unlock()
 	// Read-only is enough to use a private object once logged in.
-	sh, err := r.ctx.OpenSession(r.slot, pkcs11.CKF_SERIAL_SESSION)
+	sh, err := r.ctx.OpenSession(uint(r.slot.Load()), pkcs11.CKF_SERIAL_SESSION)
 	if err != nil {
 		return 0, p11Error("open session", err)
 	}
@@ -591,11 +630,13 @@ func (r *PKCS11Root) Close() error {
 	}
 	r.idle = nil
 	r.mu.Unlock()
-	if err := r.ctx.Logout(r.login); err != nil {
-		errs = append(errs, p11Error("logout", err))
-	}
-	if err := r.ctx.CloseSession(r.login); err != nil {
-		errs = append(errs, p11Error("close session", err))
+	if r.loginOpen {
+		if err := r.ctx.Logout(r.login); err != nil {
+			errs = append(errs, p11Error("logout", err))
+		}
+		if err := r.ctx.CloseSession(r.login); err != nil {
+			errs = append(errs, p11Error("close session", err))
+		}
 	}
 	if err := r.ctx.Finalize(); err != nil {
 		errs = append(errs, p11Error("finalize", err))

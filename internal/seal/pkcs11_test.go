@@ -448,7 +448,7 @@ func TestPKCS11RecoversLostLogin(t *testing.T) {
 	}
 	key := r.keyHandle()
 	for round := 1; round <= 2; round++ {
-		if err := r.ctx.CloseAllSessions(r.slot); err != nil {
+		if err := r.ctx.CloseAllSessions(uint(r.slot.Load())); err != nil {
 			t.Fatal(err)
 		}
 		got, err := r.Unwrap(before, aad)
@@ -462,7 +462,7 @@ func TestPKCS11RecoversLostLogin(t *testing.T) {
 			t.Fatalf("round %d: wrap: %v", round, err)
 		}
 		r.loginMu.Lock()
-		r.lastErr = nil // next round is not rate limited
+		r.lastTry = r.lastTry.Add(-reloginEvery) // next round is not rate limited
 		r.loginMu.Unlock()
 	}
 	if r.keyHandle() != key {
@@ -482,7 +482,7 @@ func TestPKCS11ReloginFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.pin = "wrong-pin-0000"
-	r.ctx.CloseAllSessions(r.slot)
+	r.ctx.CloseAllSessions(uint(r.slot.Load()))
 	_, err = r.Unwrap(ct, aad)
 	if err == nil || !strings.Contains(err.Error(), "logging in again failed") || !strings.Contains(err.Error(), "CKR_PIN_INCORRECT") {
 		t.Fatalf("unwrap with a failing re-login: %v", err)
@@ -490,20 +490,64 @@ func TestPKCS11ReloginFailsClosed(t *testing.T) {
 	if strings.Contains(err.Error(), "wrong-pin-0000") || strings.Contains(err.Error(), cfg.PIN) {
 		t.Fatal("the PIN is in the error")
 	}
-	first := r.lastFail
+	first := r.lastTry
 	if _, err := r.Wrap(bytes.Repeat([]byte{1}, 32), aad); err == nil {
 		t.Fatal("wrap succeeded without a login")
 	}
-	if !r.lastFail.Equal(first) {
+	if !r.lastTry.Equal(first) {
 		t.Error("a second re-login was tried within reloginEvery")
 	}
 	// The right PIN again, after the limit: recovered.
 	r.pin = cfg.PIN
 	r.loginMu.Lock()
-	r.lastFail = r.lastFail.Add(-reloginEvery)
+	r.lastTry = r.lastTry.Add(-reloginEvery)
 	r.loginMu.Unlock()
 	if _, err := r.Unwrap(ct, aad); err != nil {
 		t.Fatalf("after the PIN is right again: %v", err)
+	}
+	// A token that loses the login again right after a successful
+	// re-login is not logged into again within the second: fail closed.
+	r.ctx.CloseAllSessions(uint(r.slot.Load()))
+	gen := r.gen.Load()
+	if _, err := r.Unwrap(ct, aad); err == nil || !strings.Contains(err.Error(), "within a second") {
+		t.Errorf("second loss within reloginEvery: %v", err)
+	}
+	if r.gen.Load() != gen {
+		t.Error("re-logged in twice within reloginEvery")
+	}
+	// Close after all this reports no stale-handle errors.
+	r.loginMu.Lock()
+	r.lastTry = r.lastTry.Add(-reloginEvery)
+	r.loginMu.Unlock()
+	if _, err := r.Unwrap(ct, aad); err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+// TestPKCS11ReloginRefusesAReplacedKey: a key found under the root's label
+// after a lost login must be the same key; one put there meanwhile (a
+// replaced key, another HSM's) is refused, and nothing gets wrapped under it.
+func TestPKCS11ReloginRefusesAReplacedKey(t *testing.T) {
+	cfg := softHSM(t)
+	r := openTestRoot(t, cfg, 2)
+	aad := []byte("obj/1")
+	if _, err := r.Wrap(bytes.Repeat([]byte{1}, 32), aad); err != nil {
+		t.Fatal(err)
+	}
+	// Replace the key under the same label with a proper new one.
+	if err := r.ctx.DestroyObject(r.login, r.keyHandle()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.createKey(r.keyLabel); err != nil {
+		t.Fatal(err)
+	}
+	r.ctx.CloseAllSessions(uint(r.slot.Load()))
+	_, err := r.Wrap(bytes.Repeat([]byte{1}, 32), aad)
+	if err == nil || !strings.Contains(err.Error(), "is not the root key this kura opened with") {
+		t.Fatalf("wrap after the key was replaced: %v", err)
 	}
 }
 

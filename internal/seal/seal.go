@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Root wraps and unwraps data keys. Implementations bind aad to the wrap.
@@ -174,39 +175,73 @@ func OpenSoftwareRoot(file string, unsealKey []byte) (*SoftwareRoot, error) {
 // WriteNew creates file (mode 0600, in a 0700 directory) with b, or fails
 // if it exists. The bytes go to a synced temporary file that is then linked
 // into place, and the directory is synced: nothing gets sealed under a root
-// whose file a power loss could still take away.
+// whose file a power loss could still take away. On file systems without
+// hard links it creates the file exclusively and syncs it instead.
 func WriteNew(file string, b []byte) error {
 	dir := filepath.Dir(file)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(file)+"-*")
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	// Temporary files a crash left behind are of no use to anyone.
+	prefix := ".tmp-" + filepath.Base(file) + "-"
+	if old, err := filepath.Glob(filepath.Join(dir, prefix+"*")); err == nil {
+		for _, f := range old {
+			os.Remove(f)
+		}
+	}
+	tmp, err := os.CreateTemp(dir, prefix+"*")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename, there is nothing to remove
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
+	defer os.Remove(tmp.Name()) // after a successful link, the name is not needed
+	if err := writeSync(tmp, b); err != nil {
 		return err
 	}
 	// Link rather than rename: it refuses to replace a file another
 	// process has created meanwhile.
 	if err := os.Link(tmp.Name(), file); err != nil {
-		return err
+		if !noHardLinks(err) {
+			return err
+		}
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		if err := writeSync(f, b); err != nil {
+			os.Remove(file)
+			return err
+		}
 	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, errors.ErrUnsupported) {
+		return err // some file systems cannot sync a directory; the file itself is synced
+	}
+	return nil
+}
+
+func writeSync(f *os.File, b []byte) error {
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// noHardLinks reports a link(2) failure that means the file system has no
+// hard links (FAT, many FUSE and SMB mounts).
+func noHardLinks(err error) bool {
+	return errors.Is(err, errors.ErrUnsupported) || errors.Is(err, os.ErrPermission)
 }
 
 // LoadOrCreateKeyFile reads a 32-byte key from file, creating it (mode 0600)

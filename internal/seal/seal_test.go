@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -113,5 +114,24 @@ func TestWriteNew(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Errorf("temporary files left: %v", entries)
+	}
+}
+
+func TestWriteNewCleansUpAndTightens(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seal")
+	os.MkdirAll(dir, 0o755)
+	stale := filepath.Join(dir, ".tmp-root.sealed-123")
+	os.WriteFile(stale, []byte("x"), 0o600)
+	if err := WriteNew(filepath.Join(dir, "root.sealed"), []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("a stale temporary file was left")
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Errorf("directory mode %v", st.Mode().Perm())
+	}
+	if !noHardLinks(&os.LinkError{Op: "link", Err: syscall.EPERM}) || !noHardLinks(&os.LinkError{Op: "link", Err: syscall.ENOTSUP}) || noHardLinks(&os.LinkError{Op: "link", Err: syscall.EEXIST}) {
+		t.Error("noHardLinks misclassifies")
 	}
 }

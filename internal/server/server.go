@@ -219,7 +219,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 		}
 		s.tlsCert = &c
 	}
-	warnLooseSecretFiles(log, cfg.UnsealKeyFile, cfg.AdminTokenFile, cfg.PKCS11PINFile)
+	warnLooseSecretFiles(log, cfg.UnsealKeyFile, cfg.AdminTokenFile, cfg.PKCS11PINFile, cfg.TLSKey)
 	// Configuration read only when unsealing is checked now, so a sealed
 	// server does not wait for its custodians to report a typo.
 	if err := preflight(cfg); err != nil {

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"slices"
@@ -15,10 +16,40 @@ const schemaVersion = 1
 // migrations[i] takes a database from version i+1 to i+2.
 var migrations = []string{}
 
-// migrate brings the database at db to schemaVersion.
+// querier is what migrate needs of a connection.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// migrate brings the database at db to schemaVersion, in one IMMEDIATE
+// transaction on one connection: two processes starting at once migrate
+// it once, and a crash midway leaves it as it was (user_version is
+// transactional in SQLite).
 func migrate(db *sql.DB) error {
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return fmt.Errorf("lock the database for migration: %w", err)
+	}
+	if err := migrateTx(ctx, conn); err != nil {
+		conn.ExecContext(ctx, `ROLLBACK`)
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
+		return fmt.Errorf("commit migration: %w", err)
+	}
+	return nil
+}
+
+func migrateTx(ctx context.Context, q querier) error {
 	var v int
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+	if err := q.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if v > schemaVersion {
@@ -28,21 +59,21 @@ func migrate(db *sql.DB) error {
 		// A new database, or one from before schema versions existed: the
 		// latter must already have every column, since nothing says how to
 		// convert it.
-		if err := checkUnversioned(db); err != nil {
+		if err := checkUnversioned(ctx, q); err != nil {
 			return err
 		}
-		if _, err := db.Exec(fullSchema); err != nil {
+		if _, err := q.ExecContext(ctx, fullSchema); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
 		v = 1
 	}
 	for ; v < schemaVersion; v++ {
-		if _, err := db.Exec(migrations[v-1]); err != nil {
+		if _, err := q.ExecContext(ctx, migrations[v-1]); err != nil {
 			return fmt.Errorf("migrate schema %d → %d: %w", v, v+1, err)
 		}
 	}
 	// Tables added with IF NOT EXISTS cost nothing when present.
-	if _, err := db.Exec(fullSchema + fmt.Sprintf("PRAGMA user_version = %d;", schemaVersion)); err != nil {
+	if _, err := q.ExecContext(ctx, fullSchema+fmt.Sprintf("PRAGMA user_version = %d;", schemaVersion)); err != nil {
 		return fmt.Errorf("stamp schema version: %w", err)
 	}
 	return nil
@@ -52,13 +83,17 @@ const fullSchema = schema + keysSchema + principalsSchema
 
 // checkUnversioned refuses an unversioned database whose tables lack a
 // column of the current schema, naming the first one missing.
-func checkUnversioned(db *sql.DB) error {
-	have, err := columns(db)
+func checkUnversioned(ctx context.Context, q querier) error {
+	have, err := columns(ctx, q)
 	if err != nil {
 		return err
 	}
 	if len(have) == 0 {
 		return nil // empty: a new database
+	}
+	if _, ok := have["signing_keys"]; !ok {
+		// Every kura database has signing keys from its first unseal.
+		return fmt.Errorf("the database holds tables but not kura's (no signing_keys): not a kura database")
 	}
 	ref, err := sql.Open("sqlite", "file::memory:")
 	if err != nil {
@@ -69,7 +104,7 @@ func checkUnversioned(db *sql.DB) error {
 	if _, err := ref.Exec(fullSchema); err != nil {
 		return fmt.Errorf("reference schema: %w", err)
 	}
-	want, err := columns(ref)
+	want, err := columns(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -88,8 +123,8 @@ func checkUnversioned(db *sql.DB) error {
 }
 
 // columns lists the columns of every table.
-func columns(db *sql.DB) (map[string][]string, error) {
-	rows, err := db.Query(`SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'`)
+func columns(ctx context.Context, q querier) (map[string][]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'`)
 	if err != nil {
 		return nil, fmt.Errorf("read schema: %w", err)
 	}

@@ -58,7 +58,9 @@ CREATE TABLE IF NOT EXISTS collateral (
 // connection overtakes would otherwise fail at once with SQLITE_BUSY
 // instead of waiting out busy_timeout.
 func Open(path string) (*Store, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	// journal_mode is set after the schema check, so that a database kura
+	// refuses is left exactly as it was found.
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -66,6 +68,10 @@ func Open(path string) (*Store, error) {
 	if err := migrate(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := db.Exec(`PRAGMA journal_mode = WAL`); err != nil { // persistent: every connection uses it
+		db.Close()
+		return nil, fmt.Errorf("%s: WAL mode: %w", path, err)
 	}
 	return &Store{db: db}, nil
 }
