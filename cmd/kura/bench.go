@@ -13,19 +13,31 @@ import (
 	"github.com/kura-project/kura/internal/token"
 )
 
-// benchFlags are the flags every bench subcommand shares.
-func benchFlags(fs *flag.FlagSet, dur time.Duration) func() (clients int, d time.Duration, err error) {
+// parseBench adds the flags every bench subcommand shares to fs (which may
+// hold the subcommand's own), parses args and checks them.
+func parseBench(fs *flag.FlagSet, args []string, dur time.Duration) (clients int, d time.Duration, err error) {
 	c := fs.Int("clients", 2*runtime.GOMAXPROCS(0), "concurrent clients")
 	dd := fs.Duration("duration", dur, "measuring time per phase")
-	return func() (int, time.Duration, error) {
-		if *c < 1 || *c > 1024 {
-			return 0, 0, &exitError{2, fmt.Errorf("-clients %d: want 1 to 1024", *c)}
-		}
-		if *dd <= 0 {
-			return 0, 0, &exitError{2, fmt.Errorf("-duration %s: want a positive duration", *dd)}
-		}
-		return *c, *dd, nil
+	if err := fs.Parse(args); err != nil {
+		return 0, 0, err
 	}
+	if *c < 1 || *c > 1024 {
+		return 0, 0, &exitError{2, fmt.Errorf("-clients %d: want 1 to 1024", *c)}
+	}
+	if *dd <= 0 {
+		return 0, 0, &exitError{2, fmt.Errorf("-duration %s: want a positive duration", *dd)}
+	}
+	return *c, *dd, nil
+}
+
+// benchDir is a temporary data directory for an in-process kura, and the
+// function that removes it.
+func benchDir() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "kura-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
 // benchAttest drives POST /attest/SevSnpVm over HTTPS (keep-alive TLS
@@ -35,12 +47,8 @@ func benchFlags(fs *flag.FlagSet, dur time.Duration) func() (clients int, d time
 // one token signature, on as many goroutines as there are clients.
 func benchAttest(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench attest", flag.ContinueOnError)
-	parsed := benchFlags(fs, 5*time.Second)
 	alg := fs.String("alg", "", "token algorithm: RS256, ES256 or ES384 (default: RS256 then ES256)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	clients, dur, err := parsed()
+	clients, dur, err := parseBench(fs, args, 5*time.Second)
 	if err != nil {
 		return err
 	}
@@ -65,19 +73,15 @@ func benchAttest(ctx context.Context, args []string, stdout io.Writer) error {
 // this run.
 func benchKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench keys", flag.ContinueOnError)
-	parsed := benchFlags(fs, 3*time.Second)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	clients, dur, err := parsed()
+	clients, dur, err := parseBench(fs, args, 3*time.Second)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "kura-bench-")
+	dir, cleanup, err := benchDir()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	rig, err := bench.StartKeys(ctx, dir)
 	if err != nil {
 		return err
@@ -105,19 +109,15 @@ func benchKeys(ctx context.Context, args []string, stdout io.Writer) error {
 // over HTTPS next to its crypto floor, measured before and after.
 func benchRelease(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench release", flag.ContinueOnError)
-	parsed := benchFlags(fs, 5*time.Second)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	clients, dur, err := parsed()
+	clients, dur, err := parseBench(fs, args, 5*time.Second)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "kura-bench-")
+	dir, cleanup, err := benchDir()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	rig, err := bench.StartRelease(ctx, dir)
 	if err != nil {
 		return err
@@ -154,11 +154,11 @@ func benchRelease(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func benchOneAlg(ctx context.Context, alg string, clients int, dur time.Duration, stdout io.Writer) error {
-	dir, err := os.MkdirTemp("", "kura-bench-")
+	dir, cleanup, err := benchDir()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	rig, err := bench.StartAttest(ctx, dir, alg)
 	if err != nil {
 		return err

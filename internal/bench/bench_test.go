@@ -6,6 +6,19 @@ import (
 	"testing"
 )
 
+// parallel runs op b.N times from the parallel goroutines, stopping at the
+// first error.
+func parallel(b *testing.B, op func() error) {
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := op(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkAttestHTTPS measures POST /attest/SevSnpVm over HTTPS against an
 // in-process dev server (cached VCEK chain and table), b.N requests from
 // GOMAXPROCS*2 clients; BenchmarkAttestFloor measures the floor it is
@@ -25,14 +38,7 @@ func BenchmarkAttestHTTPS(b *testing.B) {
 			}
 			b.SetParallelism(2)
 			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := rig.Attest(ctx); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			parallel(b, func() error { return rig.Attest(ctx) })
 		})
 	}
 }
@@ -56,14 +62,7 @@ func BenchmarkAttestFloor(b *testing.B) {
 				}
 				b.Run(v.name, func(b *testing.B) {
 					b.SetParallelism(2)
-					b.RunParallel(func(pb *testing.PB) {
-						for pb.Next() {
-							if err := op(); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
+					parallel(b, op)
 				})
 			}
 		})
@@ -90,14 +89,7 @@ func BenchmarkKeys(b *testing.B) {
 		}{{"https", op.HTTPS}, {"floor", op.Floor}} {
 			b.Run(strings.ReplaceAll(op.Name, " ", "_")+"/"+v.kind, func(b *testing.B) {
 				b.SetParallelism(2)
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if err := v.f(); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
+				parallel(b, v.f)
 			})
 		}
 	}
@@ -121,14 +113,7 @@ func BenchmarkRelease(b *testing.B) {
 	}{{"https", func() error { return rig.Release(ctx) }}, {"floor", floor}} {
 		b.Run(v.name, func(b *testing.B) {
 			b.SetParallelism(2)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := v.f(); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			parallel(b, v.f)
 		})
 	}
 }
@@ -147,14 +132,7 @@ func BenchmarkAttestLean(b *testing.B) {
 			}
 			b.SetParallelism(2)
 			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := rig.AttestLean(); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			parallel(b, rig.AttestLean)
 		})
 	}
 }

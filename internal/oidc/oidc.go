@@ -17,13 +17,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/kura-project/kura/internal/fetch"
 )
 
 // Algorithms are the signature algorithms accepted.
@@ -314,29 +315,14 @@ func (d *Discovery) getJSON(ctx context.Context, url string, v any) error {
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	a, err := fetch.Get(ctx, d.Client, url, timeout, 1<<20)
 	if err != nil {
 		return err
 	}
-	cl := d.Client
-	if cl == nil {
-		cl = http.DefaultClient
+	if a.Status != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, a.Text)
 	}
-	resp, err := cl.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := json.Unmarshal(a.Body, v); err != nil {
 		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	return nil

@@ -354,20 +354,7 @@ func TestConfigfsTSM(t *testing.T) {
 				t.Errorf("%d configfs report entries left behind", len(tc.fake.sub.Entries))
 			}
 			if len(tc.wantErr) > 0 || tc.wantIs != nil {
-				if err == nil {
-					t.Fatalf("SNPReport succeeded, want error %q", tc.wantErr)
-				}
-				if got != nil {
-					t.Errorf("SNPReport returned evidence along with error %v", err)
-				}
-				for _, s := range tc.wantErr {
-					if !strings.Contains(err.Error(), s) {
-						t.Errorf("error %q does not contain %q", err, s)
-					}
-				}
-				if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
-					t.Errorf("error %v is not %v", err, tc.wantIs)
-				}
+				checkRefusal(t, got, err, tc.wantErr, tc.wantIs)
 				return
 			}
 			if err != nil {
@@ -403,5 +390,25 @@ func TestConfigfsTSMBuiltinFakeIsNotSNP(t *testing.T) {
 	_, err := (&ConfigfsTSM{Client: c}).SNPReport(context.Background(), data64(1))
 	if err == nil || !strings.Contains(err.Error(), `provider is "fake"`) {
 		t.Fatalf("SNPReport with faketsm.Report611 = %v, want a refusal naming the provider", err)
+	}
+}
+
+// checkRefusal checks that SNPReport failed with no evidence, an error
+// containing every string of want, and matching is (when set).
+func checkRefusal(t *testing.T, got *SNP, err error, want []string, is error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("SNPReport succeeded, want error %q", want)
+	}
+	if got != nil {
+		t.Errorf("SNPReport returned evidence along with error %v", err)
+	}
+	for _, s := range want {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not contain %q", err, s)
+		}
+	}
+	if is != nil && !errors.Is(err, is) {
+		t.Errorf("error %v is not %v", err, is)
 	}
 }

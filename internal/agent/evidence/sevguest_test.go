@@ -157,20 +157,7 @@ func TestSevGuestDevice(t *testing.T) {
 				t.Errorf("device opened %d times, want %d", opens, min(tc.busy+1, defaultAttempts))
 			}
 			if tc.wantErr != nil || tc.wantIs != nil {
-				if err == nil {
-					t.Fatalf("SNPReport succeeded, want error %q", tc.wantErr)
-				}
-				if got != nil {
-					t.Errorf("SNPReport returned evidence along with error %v", err)
-				}
-				for _, s := range tc.wantErr {
-					if !strings.Contains(err.Error(), s) {
-						t.Errorf("error %q does not contain %q", err, s)
-					}
-				}
-				if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
-					t.Errorf("error %v is not %v", err, tc.wantIs)
-				}
+				checkRefusal(t, got, err, tc.wantErr, tc.wantIs)
 				return
 			}
 			if err != nil {

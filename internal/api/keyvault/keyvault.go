@@ -479,13 +479,8 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, _ *auth.Princip
 		Error(w, http.StatusBadRequest, "BadParameter", err.Error())
 		return
 	}
-	k, err := h.Keys.Create(r.Context(), r.PathValue("name"), keys.CreateParams{Kty: in.Kty, Size: in.KeySize, PublicExponent: in.PublicExponent,
-		Curve: in.Crv, KeyOps: in.KeyOps, Attributes: in.Attributes.domain(), Tags: in.Tags, ReleasePolicy: rp})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, bundle(r, k))
+	h.answerKey(w, r)(h.Keys.Create(r.Context(), r.PathValue("name"), keys.CreateParams{Kty: in.Kty, Size: in.KeySize, PublicExponent: in.PublicExponent,
+		Curve: in.Crv, KeyOps: in.KeyOps, Attributes: in.Attributes.domain(), Tags: in.Tags, ReleasePolicy: rp}))
 }
 
 func (h *Handler) importKey(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
@@ -508,22 +503,12 @@ func (h *Handler) importKey(w http.ResponseWriter, r *http.Request, _ *auth.Prin
 		Error(w, http.StatusBadRequest, "BadParameter", err.Error())
 		return
 	}
-	k, err := h.Keys.Import(r.Context(), r.PathValue("name"), keys.ImportParams{HSM: in.HSM, JWK: *in.Key,
-		Attributes: in.Attributes.domain(), Tags: in.Tags, ReleasePolicy: rp})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, bundle(r, k))
+	h.answerKey(w, r)(h.Keys.Import(r.Context(), r.PathValue("name"), keys.ImportParams{HSM: in.HSM, JWK: *in.Key,
+		Attributes: in.Attributes.domain(), Tags: in.Tags, ReleasePolicy: rp}))
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
-	k, err := h.Keys.Get(r.Context(), r.PathValue("name"), r.PathValue("version"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, bundle(r, k))
+	h.answerKey(w, r)(h.Keys.Get(r.Context(), r.PathValue("name"), r.PathValue("version")))
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
@@ -541,22 +526,36 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, _ *auth.Princip
 		Error(w, http.StatusBadRequest, "BadParameter", err.Error())
 		return
 	}
-	k, err := h.Keys.Update(r.Context(), r.PathValue("name"), r.PathValue("version"), keys.UpdateParams{KeyOps: in.KeyOps,
-		Attributes: in.Attributes.domain(), Tags: in.Tags, ReleasePolicy: rp})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, bundle(r, k))
+	h.answerKey(w, r)(h.Keys.Update(r.Context(), r.PathValue("name"), r.PathValue("version"), keys.UpdateParams{KeyOps: in.KeyOps,
+		Attributes: in.Attributes.domain(), Tags: in.Tags, ReleasePolicy: rp}))
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
-	d, err := h.Keys.Delete(r.Context(), r.PathValue("name"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	h.answerDeleted(w, r)(h.Keys.Delete(r.Context(), r.PathValue("name")))
+}
+
+// answerKey returns a function that answers with a key operation's result:
+// the key bundle, or the error mapped by fail. Handlers pass it the call
+// directly: h.answerKey(w, r)(h.Keys.Rotate(ctx, name)).
+func (h *Handler) answerKey(w http.ResponseWriter, r *http.Request) func(*keys.Key, error) {
+	return func(k *keys.Key, err error) {
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeJSON(w, bundle(r, k))
 	}
-	writeJSON(w, deleted(r, d, true))
+}
+
+// answerDeleted is answerKey for deleted keys.
+func (h *Handler) answerDeleted(w http.ResponseWriter, r *http.Request) func(*keys.DeletedKey, error) {
+	return func(d *keys.DeletedKey, err error) {
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeJSON(w, deleted(r, d, true))
+	}
 }
 
 // skipToken turns a cursor into an opaque query value and back.
@@ -623,12 +622,7 @@ func (h *Handler) listDeleted(w http.ResponseWriter, r *http.Request, _ *auth.Pr
 }
 
 func (h *Handler) getDeleted(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
-	d, err := h.Keys.GetDeleted(r.Context(), r.PathValue("name"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, deleted(r, d, true))
+	h.answerDeleted(w, r)(h.Keys.GetDeleted(r.Context(), r.PathValue("name")))
 }
 
 func (h *Handler) purge(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
@@ -640,12 +634,7 @@ func (h *Handler) purge(w http.ResponseWriter, r *http.Request, _ *auth.Principa
 }
 
 func (h *Handler) recover(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
-	k, err := h.Keys.Recover(r.Context(), r.PathValue("name"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, bundle(r, k))
+	h.answerKey(w, r)(h.Keys.Recover(r.Context(), r.PathValue("name")))
 }
 
 type valueBody struct {
@@ -671,21 +660,11 @@ func (h *Handler) restore(w http.ResponseWriter, r *http.Request, _ *auth.Princi
 		Error(w, http.StatusBadRequest, "BadParameter", "value: missing")
 		return
 	}
-	k, err := h.Keys.Restore(r.Context(), *in.Value)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, bundle(r, k))
+	h.answerKey(w, r)(h.Keys.Restore(r.Context(), *in.Value))
 }
 
 func (h *Handler) rotate(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
-	k, err := h.Keys.Rotate(r.Context(), r.PathValue("name"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, bundle(r, k))
+	h.answerKey(w, r)(h.Keys.Rotate(r.Context(), r.PathValue("name")))
 }
 
 type wireRotation struct {

@@ -16,7 +16,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/snp"
+	"github.com/kura-project/kura/internal/fetch"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -314,10 +314,10 @@ type KDS struct {
 
 	mu       sync.Mutex
 	misses   map[string]time.Time
-	inflight map[string]*fetch
+	inflight map[string]*kdsFetch
 }
 
-type fetch struct {
+type kdsFetch struct {
 	done chan struct{}
 	der  []byte
 	err  error
@@ -338,7 +338,7 @@ func (k *KDS) VCEK(ctx context.Context, productLine string, chipID []byte, tcb u
 	}
 	k.mu.Lock()
 	if k.misses == nil {
-		k.misses, k.inflight = map[string]time.Time{}, map[string]*fetch{}
+		k.misses, k.inflight = map[string]time.Time{}, map[string]*kdsFetch{}
 	}
 	if t, ok := k.misses[url]; ok && time.Since(t) < missTTL {
 		k.mu.Unlock()
@@ -346,7 +346,7 @@ func (k *KDS) VCEK(ctx context.Context, productLine string, chipID []byte, tcb u
 	}
 	f, ok := k.inflight[url]
 	if !ok {
-		f = &fetch{done: make(chan struct{})}
+		f = &kdsFetch{done: make(chan struct{})}
 		k.inflight[url] = f
 		if len(k.misses) > 10000 {
 			clear(k.misses)
@@ -376,28 +376,17 @@ func (k *KDS) get(ctx context.Context, url string) ([]byte, error) {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	cl := k.Client
-	if cl == nil {
-		cl = http.DefaultClient
-	}
-	resp, err := cl.Do(req)
+	a, err := fetch.Get(ctx, k.Client, url, timeout, snp.MaxCertificateSize)
 	if err != nil {
 		return nil, fmt.Errorf("fetch VCEK from AMD KDS: %w", err)
 	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusOK:
-		return io.ReadAll(io.LimitReader(resp.Body, snp.MaxCertificateSize))
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest:
-		return nil, attest.Bad("VcekCertChain", "AMD KDS has no VCEK for this chip and TCB (%s)", resp.Status)
+	switch a.Status {
+	case http.StatusOK:
+		return a.Body, nil
+	case http.StatusNotFound, http.StatusBadRequest:
+		return nil, attest.Bad("VcekCertChain", "AMD KDS has no VCEK for this chip and TCB (%s)", a.Text)
 	}
-	return nil, fmt.Errorf("fetch VCEK from AMD KDS: answered %s", resp.Status)
+	return nil, fmt.Errorf("fetch VCEK from AMD KDS: answered %s", a.Text)
 }
 
 // splitPEM returns the DER items of data: every PEM block (CERTIFICATE or

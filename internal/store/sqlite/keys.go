@@ -200,20 +200,7 @@ func (s *Store) UpdateKeyVersion(ctx context.Context, v store.KeyVersion, prevUp
 }
 
 func (s *Store) queryVersions(ctx context.Context, q string, args ...any) ([]store.KeyVersion, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.KeyVersion
-	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, func(r scanner) (store.KeyVersion, error) { return scanVersion(r) }, q, args...)
 }
 
 func (s *Store) ListKeys(ctx context.Context, after string, limit int) ([]store.KeyVersion, error) {
@@ -266,20 +253,7 @@ func (s *Store) GetDeletedKey(ctx context.Context, name string) (store.DeletedKe
 }
 
 func (s *Store) ListDeletedKeys(ctx context.Context, after string, limit int) ([]store.DeletedKey, error) {
-	rows, err := s.db.QueryContext(ctx, deletedQuery+` AND k.name > ? ORDER BY k.name LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.DeletedKey
-	for rows.Next() {
-		d, err := scanDeleted(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, scanDeleted, deletedQuery+` AND k.name > ? ORDER BY k.name LIMIT ?`, after, limit)
 }
 
 func (s *Store) RecoverKey(ctx context.Context, name string) error {
@@ -313,31 +287,23 @@ func (s *Store) PurgeKey(ctx context.Context, name string) error {
 }
 
 func (s *Store) PurgeDue(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name FROM keys WHERE deleted_at != 0 AND purge_at <= ? ORDER BY name`, unix(now))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, func(r scanner) (n string, err error) { return n, r.Scan(&n) },
+		`SELECT name FROM keys WHERE deleted_at != 0 AND purge_at <= ? ORDER BY name`, unix(now))
+}
+
+func scanRotationPolicy(r scanner) (store.RotationPolicy, error) {
+	var p store.RotationPolicy
+	var created, updated int64
+	err := r.Scan(&p.Name, &p.JSON, &created, &updated)
+	p.Created, p.Updated = fromUnix(created), fromUnix(updated)
+	return p, err
 }
 
 func (s *Store) GetRotationPolicy(ctx context.Context, name string) (store.RotationPolicy, error) {
-	var p store.RotationPolicy
-	var created, updated int64
-	err := s.db.QueryRowContext(ctx, `SELECT r.name, r.doc, r.created, r.updated FROM rotation_policies r JOIN keys k ON k.name = r.name WHERE r.name = ? AND k.deleted_at = 0`, name).
-		Scan(&p.Name, &p.JSON, &created, &updated)
+	p, err := scanRotationPolicy(s.db.QueryRowContext(ctx, `SELECT r.name, r.doc, r.created, r.updated FROM rotation_policies r JOIN keys k ON k.name = r.name WHERE r.name = ? AND k.deleted_at = 0`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("rotation policy %q: %w", name, store.ErrNotFound)
 	}
-	p.Created, p.Updated = fromUnix(created), fromUnix(updated)
 	return p, err
 }
 
@@ -351,22 +317,8 @@ func (s *Store) PutRotationPolicy(ctx context.Context, p store.RotationPolicy) e
 }
 
 func (s *Store) ListRotationPolicies(ctx context.Context) ([]store.RotationPolicy, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT r.name, r.doc, r.created, r.updated FROM rotation_policies r JOIN keys k ON k.name = r.name WHERE k.deleted_at = 0 ORDER BY r.name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.RotationPolicy
-	for rows.Next() {
-		var p store.RotationPolicy
-		var created, updated int64
-		if err := rows.Scan(&p.Name, &p.JSON, &created, &updated); err != nil {
-			return nil, err
-		}
-		p.Created, p.Updated = fromUnix(created), fromUnix(updated)
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, scanRotationPolicy,
+		`SELECT r.name, r.doc, r.created, r.updated FROM rotation_policies r JOIN keys k ON k.name = r.name WHERE k.deleted_at = 0 ORDER BY r.name`)
 }
 
 func (s *Store) RestoreKey(ctx context.Context, versions []store.KeyVersion, policy *store.RotationPolicy) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -108,7 +109,7 @@ func checkUnversioned(ctx context.Context, q querier) error {
 	if err != nil {
 		return err
 	}
-	for _, table := range sortedKeys(want) {
+	for _, table := range slices.Sorted(maps.Keys(want)) {
 		got, ok := have[table]
 		if !ok {
 			continue // a missing table is created
@@ -124,27 +125,14 @@ func checkUnversioned(ctx context.Context, q querier) error {
 
 // columns lists the columns of every table.
 func columns(ctx context.Context, q querier) (map[string][]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'`)
+	pairs, err := queryAll(ctx, q, func(r scanner) (tc [2]string, err error) { return tc, r.Scan(&tc[0], &tc[1]) },
+		`SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'`)
 	if err != nil {
 		return nil, fmt.Errorf("read schema: %w", err)
 	}
-	defer rows.Close()
 	out := map[string][]string{}
-	for rows.Next() {
-		var t, c string
-		if err := rows.Scan(&t, &c); err != nil {
-			return nil, err
-		}
-		out[t] = append(out[t], c)
+	for _, tc := range pairs {
+		out[tc[0]] = append(out[tc[0]], tc[1])
 	}
-	return out, rows.Err()
-}
-
-func sortedKeys(m map[string][]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
+	return out, nil
 }

@@ -77,23 +77,14 @@ func (s *Store) GetPrincipalBySubject(ctx context.Context, subject string) (stor
 }
 
 func (s *Store) ListPrincipals(ctx context.Context) ([]store.Principal, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, secret_hash, oidc_subject, created FROM principals ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Principal
-	for rows.Next() {
+	return queryAll(ctx, s.db, func(r scanner) (store.Principal, error) {
 		var p store.Principal
 		var sub sql.NullString
 		var created int64
-		if err := rows.Scan(&p.ID, &p.Name, &p.SecretHash, &sub, &created); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&p.ID, &p.Name, &p.SecretHash, &sub, &created)
 		p.OIDCSubject, p.Created = sub.String, fromUnix(created)
-		out = append(out, p)
-	}
-	return out, rows.Err()
+		return p, err
+	}, `SELECT id, name, secret_hash, oidc_subject, created FROM principals ORDER BY name`)
 }
 
 func (s *Store) DeletePrincipal(ctx context.Context, id string) error {
@@ -150,20 +141,9 @@ func (s *Store) RemoveRole(ctx context.Context, a store.RoleAssignment) error {
 }
 
 func (s *Store) Roles(ctx context.Context, principalID string) ([]store.RoleAssignment, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT principal_id, role, scope FROM role_assignments WHERE principal_id = ? ORDER BY role, scope`, principalID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.RoleAssignment
-	for rows.Next() {
-		var a store.RoleAssignment
-		if err := rows.Scan(&a.PrincipalID, &a.Role, &a.Scope); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, func(r scanner) (a store.RoleAssignment, err error) {
+		return a, r.Scan(&a.PrincipalID, &a.Role, &a.Scope)
+	}, `SELECT principal_id, role, scope FROM role_assignments WHERE principal_id = ? ORDER BY role, scope`, principalID)
 }
 
 func (s *Store) PutAccessToken(ctx context.Context, t store.AccessToken) error {

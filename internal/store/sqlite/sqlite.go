@@ -76,6 +76,24 @@ func Open(path string) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
+// queryAll runs query and scans every row with scan.
+func queryAll[T any](ctx context.Context, q querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func (s *Store) Close() error                   { return s.db.Close() }
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
@@ -118,22 +136,17 @@ func (s *Store) RetireSigningKey(ctx context.Context, id string, at time.Time) e
 }
 
 func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, purpose, alg, cert, sealed, created, retired FROM signing_keys ORDER BY created, id`)
+	out, err := queryAll(ctx, s.db, func(r scanner) (store.SigningKey, error) {
+		var k store.SigningKey
+		var created, retired int64
+		err := r.Scan(&k.ID, &k.Purpose, &k.Alg, &k.CertDER, &k.Sealed, &created, &retired)
+		k.Created, k.Retired = fromUnix(created), fromUnix(retired)
+		return k, err
+	}, `SELECT id, purpose, alg, cert, sealed, created, retired FROM signing_keys ORDER BY created, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
 	}
-	defer rows.Close()
-	var out []store.SigningKey
-	for rows.Next() {
-		var k store.SigningKey
-		var created, retired int64
-		if err := rows.Scan(&k.ID, &k.Purpose, &k.Alg, &k.CertDER, &k.Sealed, &created, &retired); err != nil {
-			return nil, err
-		}
-		k.Created, k.Retired = fromUnix(created), fromUnix(retired)
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (s *Store) GetPolicy(ctx context.Context, typ string) (store.Policy, error) {
@@ -179,22 +192,17 @@ func (s *Store) PutCollateral(ctx context.Context, c store.Collateral) error {
 }
 
 func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Collateral, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT kind, key, der, not_after FROM collateral WHERE kind = ? AND key = ? ORDER BY not_after DESC`, kind, key)
+	out, err := queryAll(ctx, s.db, func(r scanner) (store.Collateral, error) {
+		var c store.Collateral
+		var na int64
+		err := r.Scan(&c.Kind, &c.Key, &c.DER, &na)
+		c.NotAfter = fromUnix(na)
+		return c, err
+	}, `SELECT kind, key, der, not_after FROM collateral WHERE kind = ? AND key = ? ORDER BY not_after DESC`, kind, key)
 	if err != nil {
 		return nil, fmt.Errorf("look up collateral: %w", err)
 	}
-	defer rows.Close()
-	var out []store.Collateral
-	for rows.Next() {
-		var c store.Collateral
-		var na int64
-		if err := rows.Scan(&c.Kind, &c.Key, &c.DER, &na); err != nil {
-			return nil, err
-		}
-		c.NotAfter = fromUnix(na)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (s *Store) UseNonce(ctx context.Context, nonce string, now, expires time.Time) error {
