@@ -18,8 +18,10 @@ import (
 	"time"
 
 	apimaa "github.com/kura-project/kura/internal/api/maa"
+	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/appraisal"
 	"github.com/kura-project/kura/internal/attest/sim"
+	"github.com/kura-project/kura/internal/attest/tees"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/server"
@@ -39,9 +41,10 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 1 {
 		return &exitError{2, errors.New("attest verify takes one request body file")}
 	}
-	canon, ok := apimaa.CanonicalType(*typ)
+	reg := tees.Registry()
+	mod, ok := reg.Lookup(*typ)
 	if !ok {
-		return &exitError{2, fmt.Errorf("unknown attestation type %q", *typ)}
+		return &exitError{2, fmt.Errorf("unknown attestation type %q (%s)", *typ, typeNames(reg))}
 	}
 	when := time.Now()
 	if *at != "" {
@@ -73,11 +76,11 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	a, err := server.OpenAttestation(cfg, st, nilIfNone(sealer), func() time.Time { return when })
+	a, err := server.OpenAttestation(cfg, reg, st, nilIfNone(sealer), func() time.Time { return when })
 	if err != nil {
 		return err
 	}
-	req, err := apimaa.DecodeRequest(canon, body)
+	req, err := apimaa.DecodeRequest(mod, body)
 	if err != nil {
 		return &exitError{1, err}
 	}
@@ -263,7 +266,7 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 		return err
 	}
 	defer st.Close()
-	a, err := server.OpenAttestation(cfg, st, nil, time.Now)
+	a, err := server.OpenAttestation(cfg, tees.Registry(), st, nil, time.Now)
 	if err != nil {
 		return err
 	}
@@ -272,7 +275,7 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 		if err != nil {
 			return err
 		}
-		n, err := a.Collateral.Import(ctx, b)
+		n, err := a.Import(ctx, b)
 		if err != nil {
 			return &exitError{1, fmt.Errorf("%s: %w", f, err)}
 		}
@@ -405,7 +408,16 @@ func nilIfNone(s *seal.Sealer) appraisal.Sealer {
 }
 
 func newAppraisal(a *server.Attestation, when time.Time) *appraisal.Service {
-	return appraisal.NewService(a.Verifiers, a.Policies, nil, func() time.Time { return when })
+	return appraisal.NewService(a.TEEs, a.Policies, nil, func() time.Time { return when })
+}
+
+// typeNames lists the registered attestation types, for usage errors.
+func typeNames(reg *attest.Registry) string {
+	var names []string
+	for _, m := range reg.Modules() {
+		names = append(names, m.Type)
+	}
+	return strings.Join(names, ", ")
 }
 
 func tokenRotate(ctx context.Context, args []string, stdout io.Writer) error {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kura-project/kura/internal/attest/tees"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/server"
 )
@@ -168,7 +169,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := config.Load(args, os.Getenv)
+	cfg, err := config.Load(args, os.Getenv, tees.Registry().Settings())
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

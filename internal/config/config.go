@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kura-project/kura/internal/attest"
 )
 
 // Config configures `kura serve`.
@@ -37,12 +39,12 @@ type Config struct {
 
 	TrustSimulator bool     `json:"trust_simulator"` // trust kura's simulated TEE without --dev (for test rigs)
 	PolicySigners  []string `json:"policy_signers"`  // PEM certificate files; when set, policy uploads must be signed by one
-	TrustRoots     []string `json:"trust_roots"`     // extra AMD root bundles (ASK or ASVK, then ARK; PEM) to pin beside the built-in ones
+	TrustRoots     []string `json:"trust_roots"`     // extra vendor root bundles (PEM) to pin beside the built-in ones; each TEE module takes its vendor's
 
-	RequireCRL bool     `json:"require_crl"` // refuse SNP evidence unless a current AMD CRL for its root is on file
-	KDSFetch   bool     `json:"kds_fetch"`   // fetch missing VCEKs from AMD KDS (off: air-gapped)
-	KDSURL     string   `json:"kds_url"`     // default https://kdsintf.amd.com
-	KDSTimeout Duration `json:"kds_timeout"` // default 10s; "10s" in the file
+	// TEE holds the settings the TEE modules own (attest.Module.Settings),
+	// as text by key: in the file they are top-level members like the
+	// others (require_crl, kds_fetch, ...), in the environment KURA_<KEY>.
+	TEE map[string]string `json:"-"`
 
 	RecoverableDays  int      `json:"recoverable_days"`  // soft-delete retention of keys, 7..90; default 90
 	KeyVaultResource string   `json:"keyvault_resource"` // resource URL of the Key Vault 401 challenge; default: parent domain of the request host
@@ -65,8 +67,6 @@ func Default() Config {
 		Addr:         "127.0.0.1:8443",
 		DataDir:      "./kura-data",
 		TokenAlg:     "RS256",
-		KDSURL:       "https://kdsintf.amd.com",
-		KDSTimeout:   Duration(10 * time.Second),
 		MaxBodyBytes: 1 << 20,
 		LogLevel:     "info",
 	}
@@ -74,9 +74,10 @@ func Default() Config {
 
 // Load fills a Config for `kura serve` from args (the flags after the
 // subcommand), the environment and the config file named by --config or
-// KURA_CONFIG.
-func Load(args []string, getenv func(string) string) (Config, error) {
+// KURA_CONFIG. settings are the TEE modules' own (attest.Registry.Settings).
+func Load(args []string, getenv func(string) string, settings []attest.Setting) (Config, error) {
 	cfg := Default()
+	cfg.TEE = map[string]string{}
 	file := getenv("KURA_CONFIG")
 	for i, a := range args {
 		if v, ok := strings.CutPrefix(a, "--config="); ok {
@@ -90,6 +91,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("config file: %w", err)
 		}
+		if b, err = takeSettings(b, settings, cfg.TEE); err != nil {
+			return cfg, fmt.Errorf("config file %s: %w", file, err)
+		}
 		dec := json.NewDecoder(strings.NewReader(string(b)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cfg); err != nil {
@@ -99,9 +103,18 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if err := fromEnv(&cfg, getenv); err != nil {
 		return cfg, err
 	}
+	for _, st := range settings {
+		if v := getenv("KURA_" + strings.ToUpper(st.Key)); v != "" {
+			if err := checkSetting(st, v); err != nil {
+				return cfg, fmt.Errorf("KURA_%s=%q: %w", strings.ToUpper(st.Key), v, err)
+			}
+			cfg.TEE[st.Key] = v
+		}
+	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.String("config", file, "JSON config file (also KURA_CONFIG)")
 	Flags(fs, &cfg)
+	settingFlags(fs, settings, cfg.TEE)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -124,8 +137,6 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Seal, "seal", cfg.Seal, "root of trust: software or pkcs11")
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", cfg.AdminTokenFile, "file with the administrator bearer token")
 	fs.BoolVar(&cfg.TrustSimulator, "trust-simulator", cfg.TrustSimulator, "trust the simulated TEE outside --dev (test rigs only)")
-	fs.BoolVar(&cfg.KDSFetch, "kds-fetch", cfg.KDSFetch, "fetch missing VCEKs from AMD KDS")
-	fs.BoolVar(&cfg.RequireCRL, "require-crl", cfg.RequireCRL, "refuse SNP evidence unless a current AMD CRL for its root is on file")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body size limit")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn, error")
 }
@@ -135,7 +146,7 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 		"KURA_ADDR": &cfg.Addr, "KURA_DATA": &cfg.DataDir, "KURA_ISSUER": &cfg.Issuer,
 		"KURA_TOKEN_ALG": &cfg.TokenAlg, "KURA_TLS_CERT": &cfg.TLSCert, "KURA_TLS_KEY": &cfg.TLSKey,
 		"KURA_UNSEAL_KEY_FILE": &cfg.UnsealKeyFile, "KURA_ADMIN_TOKEN_FILE": &cfg.AdminTokenFile,
-		"KURA_KDS_URL": &cfg.KDSURL, "KURA_LOG_LEVEL": &cfg.LogLevel,
+		"KURA_LOG_LEVEL": &cfg.LogLevel,
 		"KURA_SEAL": &cfg.Seal, "KURA_PKCS11_MODULE": &cfg.PKCS11Module, "KURA_PKCS11_TOKEN": &cfg.PKCS11Token,
 		"KURA_PKCS11_PIN": &cfg.PKCS11PIN, "KURA_PKCS11_PIN_FILE": &cfg.PKCS11PINFile, "KURA_PKCS11_KEY_LABEL": &cfg.PKCS11KeyLabel,
 	}
@@ -144,7 +155,7 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 			*p = v
 		}
 	}
-	bools := map[string]*bool{"KURA_DEV": &cfg.Dev, "KURA_TRUST_SIMULATOR": &cfg.TrustSimulator, "KURA_KDS_FETCH": &cfg.KDSFetch, "KURA_REQUIRE_CRL": &cfg.RequireCRL}
+	bools := map[string]*bool{"KURA_DEV": &cfg.Dev, "KURA_TRUST_SIMULATOR": &cfg.TrustSimulator}
 	for k, p := range bools {
 		if v := getenv(k); v != "" {
 			b, err := strconv.ParseBool(v)
@@ -160,13 +171,6 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 			return fmt.Errorf("KURA_MAX_BODY_BYTES=%q: not an integer", v)
 		}
 		cfg.MaxBodyBytes = n
-	}
-	if v := getenv("KURA_KDS_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("KURA_KDS_TIMEOUT=%q: %w", v, err)
-		}
-		cfg.KDSTimeout = Duration(d)
 	}
 	if v := getenv("KURA_POLICY_SIGNERS"); v != "" {
 		cfg.PolicySigners = strings.Split(v, ",")
@@ -266,3 +270,97 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes duration text.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// takeSettings moves the modules' settings out of the config file's JSON
+// object into into, and returns the rest for the strict decode of Config.
+func takeSettings(b []byte, settings []attest.Setting, into map[string]string) ([]byte, error) {
+	if len(settings) == 0 {
+		return b, nil
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil {
+		return b, nil // the strict decode words the error
+	}
+	for _, st := range settings {
+		raw, ok := members[st.Key]
+		if !ok {
+			continue
+		}
+		delete(members, st.Key)
+		var v string
+		switch st.Kind {
+		case attest.Bool:
+			var x bool
+			if err := json.Unmarshal(raw, &x); err != nil {
+				return nil, fmt.Errorf("%s: want true or false, got %s", st.Key, raw)
+			}
+			v = strconv.FormatBool(x)
+		default:
+			if err := json.Unmarshal(raw, &v); err != nil {
+				if st.Kind == attest.Duration {
+					return nil, fmt.Errorf("%s: want a duration such as \"10s\", got %s", st.Key, raw)
+				}
+				return nil, fmt.Errorf("%s: want a string, got %s", st.Key, raw)
+			}
+		}
+		if err := checkSetting(st, v); err != nil {
+			return nil, fmt.Errorf("%s: %w", st.Key, err)
+		}
+		into[st.Key] = v
+	}
+	return json.Marshal(members)
+}
+
+// checkSetting refuses text that the setting's kind cannot read.
+func checkSetting(st attest.Setting, v string) error {
+	switch st.Kind {
+	case attest.Bool:
+		if _, err := strconv.ParseBool(v); err != nil {
+			return errors.New("not a boolean")
+		}
+	case attest.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as \"10s\", got %q", v)
+		}
+	}
+	return nil
+}
+
+// settingFlags binds the settings marked Flag to command-line flags.
+func settingFlags(fs *flag.FlagSet, settings []attest.Setting, into map[string]string) {
+	for _, st := range settings {
+		if !st.Flag {
+			continue
+		}
+		fs.Func(strings.ReplaceAll(st.Key, "_", "-"), st.Usage, func(v string) error {
+			if err := checkSetting(st, v); err != nil {
+				return err
+			}
+			into[st.Key] = v
+			return nil
+		})
+		if st.Kind == attest.Bool {
+			// A bare --flag means true, as for flag.Bool.
+			f := fs.Lookup(strings.ReplaceAll(st.Key, "_", "-"))
+			f.Value = boolSetting{key: st.Key, into: into}
+		}
+	}
+}
+
+// boolSetting is a boolean flag whose value lands in the settings map.
+type boolSetting struct {
+	key  string
+	into map[string]string
+}
+
+func (b boolSetting) String() string   { return b.into[b.key] }
+func (b boolSetting) IsBoolFlag() bool { return true }
+func (b boolSetting) Set(v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("not a boolean")
+	}
+	b.into[b.key] = strconv.FormatBool(x)
+	return nil
+}

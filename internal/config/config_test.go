@@ -5,7 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/kura-project/kura/internal/attest"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -14,7 +15,7 @@ func TestLoadPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "kura.json")
 	os.WriteFile(file, []byte(`{"addr":"127.0.0.1:1","data_dir":"/from-file","token_alg":"ES384","dev":true}`), 0o600)
-	cfg, err := Load([]string{"--config", file, "--addr", "127.0.0.1:3"}, env(map[string]string{"KURA_ADDR": "127.0.0.1:2", "KURA_DATA": "/from-env"}))
+	cfg, err := Load([]string{"--config", file, "--addr", "127.0.0.1:3"}, env(map[string]string{"KURA_ADDR": "127.0.0.1:2", "KURA_DATA": "/from-env"}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,29 +45,62 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--config", bad}, nil, "unknown_key"},
 		{[]string{"--dev", "extra"}, nil, "unexpected argument"},
 	} {
-		_, err := Load(c.args, env(c.env))
+		_, err := Load(c.args, env(c.env), nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Load(%v): %v, want an error containing %q", c.args, err, c.want)
 		}
 	}
-	if _, err := Load([]string{"--dev"}, env(nil)); err != nil {
+	if _, err := Load([]string{"--dev"}, env(nil), nil); err != nil {
 		t.Errorf("--dev alone: %v", err)
 	}
 }
 
-func TestKDSTimeoutInFile(t *testing.T) {
+// settings stand for a TEE module's own (attest.Module.Settings).
+var settings = []attest.Setting{
+	{Key: "kds_timeout", Kind: attest.Duration, Default: "10s"},
+	{Key: "require_crl", Kind: attest.Bool, Flag: true},
+	{Key: "kds_url", Kind: attest.String},
+}
+
+// TestModuleSettings: a module's settings are read from the file, the
+// environment and flags, in that order of precedence, checked by kind, and
+// still refused when misspelt.
+func TestModuleSettings(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.json")
-	os.WriteFile(good, []byte(`{"kds_timeout":"1m30s"}`), 0o600)
-	cfg, err := Load([]string{"--dev", "--config", good}, env(nil))
-	if err != nil || time.Duration(cfg.KDSTimeout) != 90*time.Second {
-		t.Fatalf("kds_timeout \"1m30s\": %v %v", cfg.KDSTimeout, err)
+	os.WriteFile(good, []byte(`{"kds_timeout":"1m30s","require_crl":false,"kds_url":"https://file"}`), 0o600)
+	cfg, err := Load([]string{"--dev", "--config", good}, env(nil), settings)
+	if err != nil || cfg.TEE["kds_timeout"] != "1m30s" || cfg.TEE["require_crl"] != "false" || cfg.TEE["kds_url"] != "https://file" {
+		t.Fatalf("from the file: %v %v", cfg.TEE, err)
 	}
-	for _, bad := range []string{`{"kds_timeout":10}`, `{"kds_timeout":"soon"}`, `{"kds_timeout":"-1s"}`} {
+	cfg, err = Load([]string{"--dev", "--config", good, "--require-crl"}, env(map[string]string{"KURA_KDS_URL": "https://env", "KURA_REQUIRE_CRL": "false"}), settings)
+	if err != nil || cfg.TEE["require_crl"] != "true" || cfg.TEE["kds_url"] != "https://env" {
+		t.Fatalf("env and flags over the file: %v %v", cfg.TEE, err)
+	}
+	if cfg, err := Load([]string{"--dev"}, env(nil), settings); err != nil || len(cfg.TEE) != 0 {
+		t.Fatalf("nothing set: %v %v", cfg.TEE, err)
+	}
+	for _, c := range []struct {
+		file string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{`{"kds_timeout":10}`, nil, nil, "duration"},
+		{`{"kds_timeout":"soon"}`, nil, nil, "duration"},
+		{`{"kds_timeout":"-1s"}`, nil, nil, "duration"},
+		{`{"require_crl":"yes"}`, nil, nil, "true or false"},
+		{`{"kds_url":1}`, nil, nil, "string"},
+		{`{"require_crls":true}`, nil, nil, "require_crls"},
+		{`{}`, map[string]string{"KURA_KDS_TIMEOUT": "x"}, nil, "KURA_KDS_TIMEOUT"},
+		{`{}`, map[string]string{"KURA_REQUIRE_CRL": "maybe"}, nil, "KURA_REQUIRE_CRL"},
+		{`{}`, nil, []string{"--require-crl=maybe"}, "require-crl"},
+	} {
 		f := filepath.Join(dir, "bad.json")
-		os.WriteFile(f, []byte(bad), 0o600)
-		if _, err := Load([]string{"--dev", "--config", f}, env(nil)); err == nil || !strings.Contains(err.Error(), "duration") {
-			t.Errorf("%s: %v, want a duration error", bad, err)
+		os.WriteFile(f, []byte(c.file), 0o600)
+		_, err := Load(append([]string{"--dev", "--config", f}, c.args...), env(c.env), settings)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %v %v: %v, want an error containing %q", c.file, c.env, c.args, err, c.want)
 		}
 	}
 }

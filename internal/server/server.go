@@ -17,10 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,9 +34,7 @@ import (
 	apimaa "github.com/kura-project/kura/internal/api/maa"
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/appraisal"
-	"github.com/kura-project/kura/internal/attest/collateral"
-	"github.com/kura-project/kura/internal/attest/sim"
-	"github.com/kura-project/kura/internal/attest/snp"
+	"github.com/kura-project/kura/internal/attest/tees"
 	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/keyrelease"
@@ -55,6 +55,7 @@ type Server struct {
 	keys     *keys.Manager
 	auth     *auth.Service
 	cfg      config.Config
+	reg      *attest.Registry
 	log      *slog.Logger
 	store    store.Store
 	keyring  *token.Keyring
@@ -123,10 +124,9 @@ type rootSealer interface {
 // Attestation is the verification half of kura, without signing keys: what
 // `kura attest verify` needs to re-check evidence offline.
 type Attestation struct {
-	Store      store.Store
-	Collateral *collateral.Cache
-	Policies   *appraisal.PolicyStore
-	Verifiers  map[string]attest.Verifier
+	Store    store.Store
+	Policies *appraisal.PolicyStore
+	TEEs     map[string]attest.Built // by canonical type
 }
 
 // OpenStore opens (creating) the data directory and its database.
@@ -137,57 +137,47 @@ func OpenStore(cfg config.Config) (store.Store, error) {
 	return sqlite.Open(filepath.Join(cfg.DataDir, "kura.db"))
 }
 
-// OpenAttestation builds the verifiers over st
-// with the configured trust roots. sealer authenticates stored policies; with
-// nil, only default policies can be served.
-func OpenAttestation(cfg config.Config, st store.Store, sealer appraisal.Sealer, now func() time.Time) (*Attestation, error) {
-	roots, err := snp.AMDRoots()
+// teeDeps are the shared dependencies the TEE modules are built from.
+func teeDeps(cfg config.Config, st attest.CollateralStore, now func() time.Time) attest.Deps {
+	return attest.Deps{
+		Collateral: st, Now: now, DataDir: cfg.DataDir, Simulator: cfg.Dev || cfg.TrustSimulator,
+		TrustRoots: cfg.TrustRoots, Setting: func(k string) string { return cfg.TEE[k] },
+	}
+}
+
+// OpenAttestation builds every registered TEE's verifier over st with the
+// configured trust roots. sealer authenticates stored policies; with nil,
+// only default policies can be served.
+func OpenAttestation(cfg config.Config, reg *attest.Registry, st store.Store, sealer appraisal.Sealer, now func() time.Time) (*Attestation, error) {
+	built, err := reg.Build(teeDeps(cfg, st, now))
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Dev || cfg.TrustSimulator {
-		a, err := sim.LoadOrCreate(filepath.Join(cfg.DataDir, "sim"), now())
-		if err != nil {
-			return nil, fmt.Errorf("simulated TEE: %w", err)
-		}
-		if err := roots.Add(a.Root()); err != nil {
-			return nil, fmt.Errorf("simulated TEE root: %w", err)
-		}
+	defaults := make(map[string]string, len(built))
+	for t, b := range built {
+		defaults[t] = b.DefaultPolicy
 	}
-	for _, f := range cfg.TrustRoots {
-		b, err := os.ReadFile(f)
-		if err == nil {
-			err = roots.AddBundle(b)
+	return &Attestation{Store: st, Policies: appraisal.NewPolicyStore(st, sealer, now, defaults), TEEs: built}, nil
+}
+
+// Import stores a collateral file with the first TEE whose vendor it is.
+func (a *Attestation) Import(ctx context.Context, data []byte) (int, error) {
+	var errs []error
+	for _, t := range slices.Sorted(maps.Keys(a.TEEs)) {
+		imp := a.TEEs[t].Import
+		if imp == nil {
+			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("trust root %s: %w", f, err)
+		n, err := imp(ctx, data)
+		if !errors.Is(err, attest.ErrNotMine) {
+			return n, err
 		}
+		errs = append(errs, fmt.Errorf("%s: %w", t, err))
 	}
-	var kds *collateral.KDS
-	if cfg.KDSFetch {
-		kds = &collateral.KDS{Base: cfg.KDSURL, Timeout: time.Duration(cfg.KDSTimeout)}
+	if len(errs) == 0 {
+		return 0, errors.New("no attestation type of this kura imports collateral")
 	}
-	cache := collateral.New(st, kds)
-	cache.Roots = roots
-	// Intermediates imported earlier are pinned again under the ARKs that
-	// signed them; one that no longer verifies (edited store) is ignored.
-	for _, pl := range roots.ProductLines() {
-		inters, err := cache.Intermediates(context.Background(), pl)
-		if err != nil {
-			return nil, fmt.Errorf("load imported intermediates: %w", err)
-		}
-		for _, c := range inters {
-			_ = roots.AddIntermediate(c)
-		}
-	}
-	v := snp.NewVerifier(roots, cache, cache)
-	v.RequireCRL = cfg.RequireCRL
-	return &Attestation{
-		Store:      st,
-		Collateral: cache,
-		Policies:   appraisal.NewPolicyStore(st, sealer, now),
-		Verifiers:  map[string]attest.Verifier{"SevSnpVm": snp.Attester{V: v}},
-	}, nil
+	return 0, fmt.Errorf("no attestation type takes this file: %w", errors.Join(errs...))
 }
 
 // New assembles a server from cfg. now is the clock (time.Now in
@@ -195,6 +185,12 @@ func OpenAttestation(cfg config.Config, st store.Store, sealer appraisal.Sealer,
 // unseal key file), the server starts sealed: it answers 503 until operators
 // unseal it with their key shares (`kura operator unseal`).
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*Server, error) {
+	return NewWithRegistry(ctx, cfg, tees.Registry(), log, now)
+}
+
+// NewWithRegistry is New with the TEE modules of reg instead of kura's own
+// (tests register fakes).
+func NewWithRegistry(ctx context.Context, cfg config.Config, reg *attest.Registry, log *slog.Logger, now func() time.Time) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -202,7 +198,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: st, now: now}
+	s := &Server{cfg: cfg, reg: reg, log: log, store: st, now: now}
 	ok := false
 	defer func() {
 		if !ok {
@@ -222,7 +218,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now func() ti
 	warnLooseSecretFiles(log, cfg.UnsealKeyFile, cfg.AdminTokenFile, cfg.PKCS11PINFile, cfg.TLSKey)
 	// Configuration read only when unsealing is checked now, so a sealed
 	// server does not wait for its custodians to report a typo.
-	if err := preflight(cfg); err != nil {
+	if err := preflight(cfg, reg, st, now); err != nil {
 		return nil, err
 	}
 	s.op = newOperator(cfg, log)
@@ -268,7 +264,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	}
 	cfg, now, log := s.cfg, s.now, s.log
 	s.root = sealer
-	at, err := OpenAttestation(cfg, s.store, sealer, now)
+	at, err := OpenAttestation(cfg, s.reg, s.store, sealer, now)
 	if err != nil {
 		return err
 	}
@@ -299,7 +295,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	}
 	s.auth = auth.New(s.store, auth.Config{Now: now, AdminTokenHash: s.adminH, External: ext, Audience: cfg.OIDCAudience})
 
-	svc := appraisal.NewService(at.Verifiers, at.Policies, s.keyring, now)
+	svc := appraisal.NewService(at.TEEs, at.Policies, s.keyring, now)
 	mux := http.NewServeMux()
 	s.common(mux)
 	mux.HandleFunc("GET /readyz", s.ready)
@@ -380,22 +376,12 @@ func (s *Server) sealedMux() http.Handler {
 // preflight loads, and throws away, everything unsealing will take from the
 // configuration without the root: trust roots, policy signers, external
 // issuers and release authorities, the OIDC CA file and the token algorithm.
-func preflight(cfg config.Config) error {
+func preflight(cfg config.Config, reg *attest.Registry, st store.Store, now func() time.Time) error {
 	if _, err := token.ParseAlg(cfg.TokenAlg); err != nil {
 		return err
 	}
-	roots, err := snp.AMDRoots()
-	if err != nil {
+	if err := reg.Preflight(teeDeps(cfg, st, now)); err != nil {
 		return err
-	}
-	for _, f := range cfg.TrustRoots {
-		b, err := os.ReadFile(f)
-		if err == nil {
-			err = roots.AddBundle(b)
-		}
-		if err != nil {
-			return fmt.Errorf("trust root %s: %w", f, err)
-		}
 	}
 	if _, err := loadSigners(cfg.PolicySigners); err != nil {
 		return err
@@ -541,7 +527,7 @@ func loadSigners(files []string) ([]*x509.Certificate, error) {
 		if err != nil {
 			return nil, fmt.Errorf("policy signer: %w", err)
 		}
-		cs, err := snp.ParseCertificates(b)
+		cs, err := attest.ParseCertificates(b, nil, 0, "")
 		if err != nil {
 			return nil, fmt.Errorf("policy signer %s: %w", f, err)
 		}

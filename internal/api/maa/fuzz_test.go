@@ -14,7 +14,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"quote":"AA"}`))
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := DecodeRequest("SevSnpVm", b)
+		req, err := DecodeRequest(snpModule, b)
 		if err != nil {
 			if !isEvidence(err) {
 				t.Fatalf("refusal %v is not an evidence error", err)

@@ -25,19 +25,6 @@ import (
 // APIVersions are the api-version values accepted.
 var APIVersions = []string{"2020-10-01", "2022-08-01", "2025-06-01"}
 
-// Types maps lower-cased attestation types to their canonical names. MAA
-// clients differ in case ("azureGuest"), so the path is matched without it.
-var canonicalTypes = map[string]string{
-	"sevsnpvm": "SevSnpVm", "tdxvm": "TdxVm", "sgxenclave": "SgxEnclave",
-	"openenclave": "OpenEnclave", "azureguest": "AzureGuest", "tpm": "Tpm",
-}
-
-// CanonicalType returns the canonical name of an attestation type.
-func CanonicalType(s string) (string, bool) {
-	t, ok := canonicalTypes[strings.ToLower(s)]
-	return t, ok
-}
-
 // Keyring is what the API needs from the token keyring.
 type Keyring interface {
 	Issue(claims map[string]any) (string, error)
@@ -237,9 +224,11 @@ func decodeFast(body []byte) (attestRequest, bool) {
 	return in, true
 }
 
-// DecodeRequest turns an attest body into a domain request. It is exported
-// so `kura attest verify` decodes recorded bodies exactly as the server does.
-func DecodeRequest(typ string, body []byte) (appraisal.Request, error) {
+// DecodeRequest turns an attest body into a domain request for the TEE
+// module m (its type and evidence member). It is exported so `kura attest
+// verify` decodes recorded bodies exactly as the server does.
+func DecodeRequest(m attest.Module, body []byte) (appraisal.Request, error) {
+	typ := m.Type
 	var req appraisal.Request
 	in, ok := decodeFast(body)
 	if !ok {
@@ -253,10 +242,17 @@ func DecodeRequest(typ string, body []byte) (appraisal.Request, error) {
 		}
 	}
 	req.Type = typ
-	evidence := in.Report
-	field := "report"
-	if typ != "SevSnpVm" {
-		evidence, field = in.Quote, "quote"
+	// MAA's bodies carry evidence in one of these members; the module says
+	// which is its own.
+	field := m.Member
+	var evidence string
+	switch field {
+	case "report":
+		evidence = in.Report
+	case "quote":
+		evidence = in.Quote
+	default:
+		return req, fmt.Errorf("attestation type %s: evidence member %q is not one of the MAA request members (report, quote)", typ, field)
 	}
 	if evidence == "" {
 		return req, attest.Bad(field, "missing")
@@ -345,8 +341,8 @@ func (h *Handler) attest(w http.ResponseWriter, r *http.Request) {
 	if !checkAPIVersion(w, r) {
 		return
 	}
-	typ, ok := CanonicalType(r.PathValue("type"))
-	if !ok || !h.Service.Supports(typ) {
+	m, ok := h.Service.Lookup(r.PathValue("type"))
+	if !ok {
 		Error(w, http.StatusBadRequest, "InvalidAttestationType", fmt.Sprintf("attestation type %q is not supported by this instance", r.PathValue("type")))
 		return
 	}
@@ -362,7 +358,7 @@ func (h *Handler) attest(w http.ResponseWriter, r *http.Request) {
 	}
 	// DecodeRequest copies what it keeps (strings, decoded evidence), so the
 	// buffer can go back before the request is appraised.
-	req, err := DecodeRequest(typ, body)
+	req, err := DecodeRequest(m, body)
 	if cap(body) <= 1<<20 {
 		*buf = body[:0]
 		h.bodies.Put(buf)

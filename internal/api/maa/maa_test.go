@@ -38,7 +38,7 @@ func TestDecodeRequest(t *testing.T) {
 		{"long nonce", `{"report":"AA","nonce":"` + strings.Repeat("n", 1025) + `"}`, "nonce: longer than 1024", "", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			req, err := DecodeRequest("SevSnpVm", []byte(c.body))
+			req, err := DecodeRequest(snpModule, []byte(c.body))
 			if c.want != "" {
 				if err == nil || !strings.Contains(err.Error(), c.want) || !isEvidence(err) {
 					t.Fatalf("error %v, want an evidence error containing %q", err, c.want)
@@ -67,7 +67,7 @@ func TestDecodeRequestOwnsItsResult(t *testing.T) {
 		`{ "report" : "eyJTbnBSZXBvcnQiOiJBQSJ9" , "nonce" : "a\u0041" }`, // the encoding/json path
 	} {
 		b := []byte(body)
-		req, err := DecodeRequest("SevSnpVm", b)
+		req, err := DecodeRequest(snpModule, b)
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}
@@ -93,3 +93,6 @@ func TestWriteTokenIsJSON(t *testing.T) {
 		}
 	}
 }
+
+// snpModule is the part of the SevSnpVm registration DecodeRequest reads.
+var snpModule = attest.Module{Type: "SevSnpVm", Member: "report"}

@@ -186,16 +186,12 @@ func (h *Handler) policyRoute(w http.ResponseWriter, r *http.Request, raw string
 		Error(w, http.StatusUnauthorized, "Unauthorized", "access to /policies requires a valid administrator bearer token")
 		return "", false
 	}
-	typ, ok := CanonicalType(raw)
-	if !ok {
-		Error(w, http.StatusBadRequest, "InvalidAttestationType", fmt.Sprintf("attestation type %q is unknown", raw))
+	m, ok := h.Service.Lookup(raw)
+	if !ok || !h.Policies.Known(m.Type) {
+		Error(w, http.StatusBadRequest, "InvalidAttestationType", fmt.Sprintf("attestation type %q is not supported by this instance", raw))
 		return "", false
 	}
-	if _, ok := appraisal.DefaultPolicies[typ]; !ok {
-		Error(w, http.StatusBadRequest, "InvalidAttestationType", fmt.Sprintf("attestation type %q is not supported by this instance", typ))
-		return "", false
-	}
-	return typ, true
+	return m.Type, true
 }
 
 func (h *Handler) policyToken(w http.ResponseWriter, result string, sp store.Policy, sentJWS string, signer *x509.Certificate) {

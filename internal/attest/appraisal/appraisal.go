@@ -50,7 +50,8 @@ type Signer interface {
 
 // Service verifies evidence, appraises it and issues tokens.
 type Service struct {
-	verifiers map[string]attest.Verifier
+	tees      map[string]attest.Built // by canonical type
+	lookup    map[string]string       // lower-cased type → canonical
 	policies  Policies
 	signer    Signer
 	now       func() time.Time
@@ -81,13 +82,21 @@ func (s *Service) parse(text string) (*maa.Policy, error) {
 	return p, nil
 }
 
-// NewService assembles a Service. verifiers is keyed by canonical type.
-func NewService(verifiers map[string]attest.Verifier, policies Policies, signer Signer, now func() time.Time) *Service {
-	return &Service{verifiers: verifiers, policies: policies, signer: signer, now: now, parsed: map[[32]byte]*maa.Policy{}}
+// NewService assembles a Service over the built TEEs (attest.Registry.Build).
+func NewService(tees map[string]attest.Built, policies Policies, signer Signer, now func() time.Time) *Service {
+	lookup := make(map[string]string, len(tees))
+	for t := range tees {
+		lookup[strings.ToLower(t)] = t
+	}
+	return &Service{tees: tees, lookup: lookup, policies: policies, signer: signer, now: now, parsed: map[[32]byte]*maa.Policy{}}
 }
 
-// Types returns the canonical attestation types this service verifies.
-func (s *Service) Supports(typ string) bool { _, ok := s.verifiers[typ]; return ok }
+// Lookup returns the module of an attestation type this service verifies,
+// matched without regard to case.
+func (s *Service) Lookup(typ string) (attest.Module, bool) {
+	t, ok := s.tees[s.lookup[strings.ToLower(typ)]]
+	return t.Module, ok
+}
 
 // Outcome is the result of Appraise: the claims a token would carry.
 type Outcome struct {
@@ -99,18 +108,21 @@ type Outcome struct {
 // signing. It is the whole decision: `kura attest verify` prints its claims,
 // the HTTP path signs them.
 func (s *Service) Appraise(ctx context.Context, req Request, at time.Time) (*Outcome, error) {
-	v, ok := s.verifiers[req.Type]
+	tee, ok := s.tees[req.Type]
 	if !ok {
 		return nil, attest.Bad("attestationType", "%q is not supported", req.Type)
 	}
-	ver, err := v.Verify(ctx, req.Evidence, at)
+	if req.InitTimeData != nil && tee.InitDataField == "" {
+		return nil, attest.Bad("initTimeData", "%s evidence has no launch-time field to bind init-time data to", req.Type)
+	}
+	ver, err := tee.Verifier.Verify(ctx, req.Evidence, at)
 	if err != nil {
 		return nil, err
 	}
-	if err := bind("runtimeData", req.RuntimeData, ver.ReportData, "report_data[0:32]"); err != nil {
+	if err := bind("runtimeData", req.RuntimeData, ver.ReportData, tee.ReportDataField); err != nil {
 		return nil, err
 	}
-	if err := bind("initTimeData", req.InitTimeData, ver.InitData, "host_data"); err != nil {
+	if err := bind("initTimeData", req.InitTimeData, ver.InitData, tee.InitDataField); err != nil {
 		return nil, err
 	}
 	incoming := make([]maa.Claim, 0, len(ver.Claims)+4)

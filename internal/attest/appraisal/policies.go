@@ -14,22 +14,13 @@ import (
 	"github.com/kura-project/kura/internal/store"
 )
 
-// DefaultPolicies are the appraisal policies in force until an operator sets
-// one. They permit every piece of evidence that verified: hardware
-// verification has already refused anything forged, and the token's claims
-// carry everything a relying party (such as a key-release policy) judges.
-// Operators who want the attestation service itself to refuse, say,
-// debuggable guests set their own policy.
-var DefaultPolicies = map[string]string{
-	"SevSnpVm": "version=1.0;\nauthorizationrules\n{\n    => permit();\n};\nissuancerules\n{\n};\n",
-}
-
 // PolicyStore keeps the appraisal policy of each attestation type. Reads
 // are cached for at most cacheTTL: a change made through this store applies
 // at once; one made through another kura node sharing the database applies
 // here within cacheTTL.
 type PolicyStore struct {
-	st  PolicyBackend
+	defaults map[string]string // by canonical type: the modules' default policies
+	st       PolicyBackend
 	now func() time.Time
 	mac Sealer // nil: stored policies cannot be authenticated, only defaults serve
 
@@ -60,9 +51,14 @@ type Sealer interface {
 // NewPolicyStore returns a policy store over st. mac authenticates stored
 // rows (the database is untrusted); with a nil mac only default policies can
 // be served, and a stored one is an error.
-func NewPolicyStore(st PolicyBackend, mac Sealer, now func() time.Time) *PolicyStore {
-	return &PolicyStore{st: st, mac: mac, now: now, cache: map[string]cachedPolicy{}}
+// defaults are the policies in force, by canonical type, until an operator
+// sets one (each TEE module's DefaultPolicy); a type without one is unknown.
+func NewPolicyStore(st PolicyBackend, mac Sealer, now func() time.Time, defaults map[string]string) *PolicyStore {
+	return &PolicyStore{st: st, mac: mac, now: now, defaults: defaults, cache: map[string]cachedPolicy{}}
 }
+
+// Known reports whether typ has a policy here (a registered type).
+func (p *PolicyStore) Known(typ string) bool { _, ok := p.defaults[typ]; return ok }
 
 // rowAAD binds every column that decides a policy's meaning.
 func rowAAD(p store.Policy) []byte {
@@ -83,7 +79,7 @@ var ErrPolicyIntegrity = errors.New("stored policy failed its integrity check (e
 func (p *PolicyStore) Get(ctx context.Context, typ string) (store.Policy, error) {
 	sp, err := p.st.GetPolicy(ctx, typ)
 	if errors.Is(err, store.ErrNotFound) {
-		def, ok := DefaultPolicies[typ]
+		def, ok := p.defaults[typ]
 		if !ok {
 			return store.Policy{}, fmt.Errorf("no policy for %s: %w", typ, store.ErrNotFound)
 		}

@@ -3,11 +3,12 @@ package snp
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"strings"
 
 	"github.com/google/go-sev-guest/verify/trust"
+
+	"github.com/kura-project/kura/internal/attest"
 )
 
 // Root is one pinned AMD trust anchor for a product line: the ARK and the
@@ -103,43 +104,7 @@ func parseCertificates(data []byte, parse func([]byte) (*x509.Certificate, error
 // parsing any, so a request cannot make the server parse (and cache) more
 // certificates than an SNP chain holds.
 func parseCertificatesMax(data []byte, parse func([]byte) (*x509.Certificate, error), max int) ([]*x509.Certificate, error) {
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
-		return nil, fmt.Errorf("no certificate data")
-	}
-	if !bytes.HasPrefix(data, []byte("-----BEGIN")) {
-		c, err := parse(data)
-		if err != nil {
-			return nil, fmt.Errorf("parse DER certificate: %w", err)
-		}
-		return []*x509.Certificate{c}, nil
-	}
-	if n := bytes.Count(data, []byte("-----BEGIN")); max > 0 && n > max {
-		return nil, fmt.Errorf("%d PEM blocks; at most %d (VCEK or VLEK, ASK or ASVK, ARK)", n, max)
-	}
-	var out []*x509.Certificate
-	for n := 1; ; n++ {
-		var blk *pem.Block
-		blk, data = pem.Decode(data)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("PEM block %d is %q, want CERTIFICATE", n, blk.Type)
-		}
-		c, err := parse(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("PEM certificate %d: %w", n, err)
-		}
-		out = append(out, c)
-	}
-	if len(bytes.TrimSpace(data)) != 0 {
-		return nil, fmt.Errorf("trailing data after the last PEM certificate")
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no PEM certificate found")
-	}
-	return out, nil
+	return attest.ParseCertificates(data, parse, max, "VCEK or VLEK, ASK or ASVK, ARK")
 }
 
 // IntermediateKind names an ASK ("SEV-<line>", for VCEKs) or ASVK
