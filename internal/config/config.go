@@ -147,7 +147,7 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 		"KURA_TOKEN_ALG": &cfg.TokenAlg, "KURA_TLS_CERT": &cfg.TLSCert, "KURA_TLS_KEY": &cfg.TLSKey,
 		"KURA_UNSEAL_KEY_FILE": &cfg.UnsealKeyFile, "KURA_ADMIN_TOKEN_FILE": &cfg.AdminTokenFile,
 		"KURA_LOG_LEVEL": &cfg.LogLevel,
-		"KURA_SEAL": &cfg.Seal, "KURA_PKCS11_MODULE": &cfg.PKCS11Module, "KURA_PKCS11_TOKEN": &cfg.PKCS11Token,
+		"KURA_SEAL":      &cfg.Seal, "KURA_PKCS11_MODULE": &cfg.PKCS11Module, "KURA_PKCS11_TOKEN": &cfg.PKCS11Token,
 		"KURA_PKCS11_PIN": &cfg.PKCS11PIN, "KURA_PKCS11_PIN_FILE": &cfg.PKCS11PINFile, "KURA_PKCS11_KEY_LABEL": &cfg.PKCS11KeyLabel,
 	}
 	for k, p := range str {

@@ -50,11 +50,11 @@ type Signer interface {
 
 // Service verifies evidence, appraises it and issues tokens.
 type Service struct {
-	tees      map[string]attest.Built // by canonical type
-	lookup    map[string]string       // lower-cased type → canonical
-	policies  Policies
-	signer    Signer
-	now       func() time.Time
+	tees     map[string]attest.Built // by canonical type
+	lookup   map[string]string       // lower-cased type → canonical
+	policies Policies
+	signer   Signer
+	now      func() time.Time
 
 	mu     sync.Mutex
 	parsed map[[32]byte]*maa.Policy // parsed policies by SHA-256 of their text

@@ -21,8 +21,8 @@ import (
 type PolicyStore struct {
 	defaults map[string]string // by canonical type: the modules' default policies
 	st       PolicyBackend
-	now func() time.Time
-	mac Sealer // nil: stored policies cannot be authenticated, only defaults serve
+	now      func() time.Time
+	mac      Sealer // nil: stored policies cannot be authenticated, only defaults serve
 
 	mu    sync.Mutex
 	cache map[string]cachedPolicy
