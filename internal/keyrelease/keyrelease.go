@@ -35,6 +35,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/keys"
 	"github.com/kura-project/kura/internal/keys/keyops"
 	"github.com/kura-project/kura/internal/oidc"
@@ -69,17 +70,14 @@ type BadRequest struct{ Reason string }
 
 func (b *BadRequest) Error() string { return b.Reason }
 
-// Nonces records single-use nonces.
-type Nonces interface {
-	UseNonce(ctx context.Context, nonce string, now, expires time.Time) error
-}
-
 // Service releases keys.
 type Service struct {
 	Keys     *keys.Manager
 	Verifier *oidc.Verifier
-	Nonces   Nonces
-	Now      func() time.Time // default time.Now
+	// Audit records every granted release with its nonce spend (fail
+	// closed: without a record, no release).
+	Audit audit.Recorder
+	Now   func() time.Time // default time.Now
 }
 
 // Request is one release request.
@@ -190,24 +188,34 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	tsum := sha256.Sum256([]byte(r.Target))
+	psum := sha256.Sum256(k.ReleasePolicy.Data)
 	// The nonce is spent last, so a release refused for any other reason
 	// (no usable TEE key, a wrap failure) can be retried with the same token.
 	// It is remembered past the token's exp by more than the verifier's
-	// clock skew, so the token cannot be replayed in the skew window.
-	if pol.RequireNonce() {
-		now := time.Now
-		if s.Now != nil {
-			now = s.Now
-		}
-		if err := s.Nonces.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, now(), expiry(claims).Add(10*time.Minute)); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return nil, deny("the nonce was already used for a release")
-			}
-			return nil, err
-		}
+	// clock skew, so the token cannot be replayed in the skew window. The
+	// release is recorded with the spend: both, or no release.
+	if s.Audit == nil {
+		return nil, errors.New("key release: no audit recorder is configured")
 	}
-	tsum := sha256.Sum256([]byte(r.Target))
-	psum := sha256.Sum256(k.ReleasePolicy.Data)
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	ev := audit.Event{Action: "key.release", Object: "keys/" + k.Name + "/" + k.Version, Details: map[string]string{
+		"token_sha256": hex.EncodeToString(tsum[:]), "policy_sha256": hex.EncodeToString(psum[:]), "issuer": iss, "tee_key": kid, "enc": enc}}
+	_, err = s.Audit.Record(ctx, ev, func(tx store.Store) error {
+		if !pol.RequireNonce() {
+			return nil
+		}
+		return tx.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, now(), expiry(claims).Add(10*time.Minute))
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, deny("the nonce was already used for a release")
+		}
+		return nil, err
+	}
 	return &Result{Key: k, Enc: enc, KeyHSM: hsm, TEEKeyID: kid, Issuer: iss,
 		TokenSHA256: hex.EncodeToString(tsum[:]), PolicySHA256: hex.EncodeToString(psum[:])}, nil
 }

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/keys/keyops"
 	"github.com/kura-project/kura/internal/policy/release"
 	"github.com/kura-project/kura/internal/store"
@@ -94,13 +95,17 @@ type Sealer interface {
 
 // Config configures a Manager.
 type Config struct {
-	Now             func() time.Time
+	Now func() time.Time
+	// Audit records every key change with the change itself (fail
+	// closed). Default: the audit log of st, when st is a whole store.
+	Audit           audit.Recorder
 	RecoverableDays int // soft-delete retention; default 90 (Key Vault allows 7..90)
 }
 
 // Manager manages keys. Safe for concurrent use.
 type Manager struct {
 	st     store.Keys
+	audit  audit.Recorder
 	sealer Sealer
 	now    func() time.Time
 	days   int
@@ -130,7 +135,10 @@ func New(st store.Keys, sealer Sealer, cfg Config) *Manager {
 	if cfg.RecoverableDays == 0 {
 		cfg.RecoverableDays = 90
 	}
-	return &Manager{st: st, sealer: sealer, now: cfg.Now, days: cfg.RecoverableDays, cache: map[string]*keyops.Material{}, versions: map[string]cachedVersion{}}
+	if full, ok := st.(store.Store); ok && cfg.Audit == nil {
+		cfg.Audit = audit.Store{St: full, Now: cfg.Now}
+	}
+	return &Manager{st: st, audit: cfg.Audit, sealer: sealer, now: cfg.Now, days: cfg.RecoverableDays, cache: map[string]*keyops.Material{}, versions: map[string]cachedVersion{}}
 }
 
 // RecoverableDays is the soft-delete retention.
@@ -315,7 +323,7 @@ func (m *Manager) Create(ctx context.Context, name string, p CreateParams) (*Key
 		// Not the caller's fault (the system's randomness failed).
 		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "key generation failed", Err: err}
 	}
-	return m.store(ctx, name, p.Kty, mat, p.KeyOps, p.Attributes, p.Tags, p.ReleasePolicy)
+	return m.store(ctx, "key.create", name, p.Kty, mat, p.KeyOps, p.Attributes, p.Tags, p.ReleasePolicy)
 }
 
 // Import stores caller-provided key material as a new key or version.
@@ -335,10 +343,10 @@ func (m *Manager) Import(ctx context.Context, name string, p ImportParams) (*Key
 	if ops == nil {
 		ops = p.JWK.KeyOps
 	}
-	return m.store(ctx, name, kty, mat, ops, p.Attributes, p.Tags, p.ReleasePolicy)
+	return m.store(ctx, "key.import", name, kty, mat, ops, p.Attributes, p.Tags, p.ReleasePolicy)
 }
 
-func (m *Manager) store(ctx context.Context, name, kty string, mat *keyops.Material, ops []string, a Attributes, tags map[string]string, rp *ReleasePolicy) (*Key, error) {
+func (m *Manager) store(ctx context.Context, action, name, kty string, mat *keyops.Material, ops []string, a Attributes, tags map[string]string, rp *ReleasePolicy) (*Key, error) {
 	if err := checkOps(kty, ops); err != nil {
 		return nil, err
 	}
@@ -379,7 +387,10 @@ func (m *Manager) store(ctx context.Context, name, kty string, mat *keyops.Mater
 		return nil, err
 	}
 	defer m.forget(name)
-	if err := m.st.CreateKeyVersion(ctx, v, true); err != nil {
+	if err := m.write(ctx, action, name, v.Version, func(st store.Keys) error { return st.CreateKeyVersion(ctx, v, true) }); err != nil {
+		if ke := (*Error)(nil); errors.As(err, &ke) {
+			return nil, err
+		}
 		if errors.Is(err, store.ErrConflict) {
 			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q is deleted but recoverable; recover or purge it first", name)}
 		}
@@ -610,7 +621,10 @@ func (m *Manager) Update(ctx context.Context, name, version string, p UpdatePara
 		return nil, err
 	}
 	defer m.forget(name)
-	if err := m.st.UpdateKeyVersion(ctx, v, prevUpdated); err != nil {
+	if err := m.write(ctx, "key.update", name, v.Version, func(st store.Keys) error { return st.UpdateKeyVersion(ctx, v, prevUpdated) }); err != nil {
+		if ke := (*Error)(nil); errors.As(err, &ke) {
+			return nil, err
+		}
 		if errors.Is(err, store.ErrConflict) {
 			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q was changed by another request meanwhile; read it again and retry", name)}
 		}
@@ -666,7 +680,14 @@ func (m *Manager) page(vs []store.KeyVersion, cursor func(store.KeyVersion) stri
 // Delete soft-deletes a key with all its versions.
 func (m *Manager) Delete(ctx context.Context, name string) (*DeletedKey, error) {
 	now := m.now()
-	d, err := m.st.DeleteKey(ctx, name, now, now.AddDate(0, 0, m.days))
+	var d store.DeletedKey
+	err := m.write(ctx, "key.delete", name, "", func(st store.Keys) (err error) {
+		d, err = st.DeleteKey(ctx, name, now, now.AddDate(0, 0, m.days))
+		return err
+	})
+	if ke := (*Error)(nil); errors.As(err, &ke) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, storeErr(err, fmt.Sprintf("a key with name %q", name))
 	}
@@ -715,7 +736,10 @@ func (m *Manager) ListDeleted(ctx context.Context, after string) (Page[*DeletedK
 // Recover undoes a soft delete.
 func (m *Manager) Recover(ctx context.Context, name string) (*Key, error) {
 	defer m.forget(name)
-	if err := m.st.RecoverKey(ctx, name); err != nil {
+	if err := m.write(ctx, "key.recover", name, "", func(st store.Keys) error { return st.RecoverKey(ctx, name) }); err != nil {
+		if ke := (*Error)(nil); errors.As(err, &ke) {
+			return nil, err
+		}
 		return nil, storeErr(err, fmt.Sprintf("a deleted key with name %q", name))
 	}
 	return m.Get(ctx, name, "")
@@ -723,7 +747,10 @@ func (m *Manager) Recover(ctx context.Context, name string) (*Key, error) {
 
 // Purge removes a deleted key and its sealed material for good.
 func (m *Manager) Purge(ctx context.Context, name string) error {
-	if err := m.st.PurgeKey(ctx, name); err != nil {
+	if err := m.write(ctx, "key.purge", name, "", func(st store.Keys) error { return st.PurgeKey(ctx, name) }); err != nil {
+		if ke := (*Error)(nil); errors.As(err, &ke) {
+			return err
+		}
 		return storeErr(err, fmt.Sprintf("a deleted key with name %q", name))
 	}
 	m.forget(name)
@@ -740,4 +767,23 @@ func RandomBytes(n int) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// write applies a change to the store through the audit recorder, so the
+// change and its record commit together; without a recorder nothing is
+// written (fail closed). Domain errors of the recorder come back as
+// *Error (Unavailable); store errors of the change come back as they are.
+func (m *Manager) write(ctx context.Context, action, name, version string, change func(st store.Keys) error) error {
+	if m.audit == nil {
+		return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "no audit recorder is configured; nothing was changed"}
+	}
+	object := "keys/" + name
+	if version != "" {
+		object += "/" + version
+	}
+	_, err := m.audit.Record(ctx, audit.Event{Action: action, Object: object}, func(tx store.Store) error { return change(tx) })
+	if audit.IsError(err) {
+		return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "the audit record could not be written; nothing was changed", Err: err}
+	}
+	return err
 }

@@ -102,7 +102,10 @@ func (m *Manager) Restore(ctx context.Context, blob []byte) (*Key, error) {
 		}
 	}
 	defer m.forget(doc.Name)
-	if err := m.st.RestoreKey(ctx, doc.Versions, doc.Policy); err != nil {
+	if err := m.write(ctx, "key.restore", doc.Name, "", func(st store.Keys) error { return st.RestoreKey(ctx, doc.Versions, doc.Policy) }); err != nil {
+		if ke := (*Error)(nil); errors.As(err, &ke) {
+			return nil, err
+		}
 		if errors.Is(err, store.ErrConflict) {
 			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q already exists (or is deleted but recoverable)", doc.Name)}
 		}
@@ -236,7 +239,12 @@ func (m *Manager) SetRotationPolicy(ctx context.Context, name string, p Rotation
 	if err != nil {
 		return nil, err
 	}
-	if err := m.st.PutRotationPolicy(ctx, store.RotationPolicy{Name: name, JSON: b, Created: created, Updated: now}); err != nil {
+	if err := m.write(ctx, "key.rotation-policy.set", name, "", func(st store.Keys) error {
+		return st.PutRotationPolicy(ctx, store.RotationPolicy{Name: name, JSON: b, Created: created, Updated: now})
+	}); err != nil {
+		if ke := (*Error)(nil); errors.As(err, &ke) {
+			return nil, err
+		}
 		return nil, storeErr(err, "rotation policy")
 	}
 	p.Created, p.Updated = created, now
@@ -287,7 +295,7 @@ func ptr[T any](v T) *T { return &v }
 
 // addVersion stores a new version of an existing key.
 func (m *Manager) addVersion(ctx context.Context, name, kty string, mat *keyops.Material, ops []string, a Attributes, tags map[string]string, rp *ReleasePolicy) (*Key, error) {
-	return m.store(ctx, name, kty, mat, ops, a, tags, rp)
+	return m.store(ctx, "key.rotate", name, kty, mat, ops, a, tags, rp)
 }
 
 // Maintain runs the background duties once: purging deleted keys whose

@@ -35,6 +35,7 @@ import (
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/appraisal"
 	"github.com/kura-project/kura/internal/attest/tees"
+	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/keyrelease"
@@ -314,7 +315,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	}
 	kv := &keyvault.Handler{Keys: s.keys, Auth: s.auth, Log: log, Resource: cfg.KeyVaultResource}
 	kv.Release = kv.ReleaseHandler(&keyvault.Releaser{
-		Service: &keyrelease.Service{Keys: s.keys, Verifier: authorities, Nonces: s.store, Now: now},
+		Service: &keyrelease.Service{Keys: s.keys, Verifier: authorities, Audit: audit.Store{St: s.store, Now: now}, Now: now},
 		Signer:  relKeys,
 	})
 	kv.Register(mux)

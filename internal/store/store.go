@@ -63,14 +63,28 @@ type Store interface {
 
 	Keys
 	Principals
+	Audit
 
 	// UseNonce records a single-use nonce until expires; ErrConflict if
 	// it was used before. Records that expired before now are forgotten.
 	UseNonce(ctx context.Context, nonce string, now, expires time.Time) error
 
+	// WithTx runs f against a view of the store whose every call goes
+	// through one database transaction: committed if f returns nil, rolled
+	// back if it returns an error or panics (the panic goes on). A call
+	// that fails inside f leaves the transaction as it was, so f may
+	// handle the error and go on. WithTx on a view runs f in the same
+	// transaction (no nesting: the outermost WithTx commits or rolls
+	// back). The view is for f's goroutine only and is dead once f
+	// returns; Close and Ping on it fail with ErrTxView.
+	WithTx(ctx context.Context, f func(tx Store) error) error
+
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// ErrTxView is returned by Close and Ping on a WithTx view.
+var ErrTxView = errors.New("not allowed on a transaction view")
 
 // ErrConflict is returned when a create collides with an existing row.
 var ErrConflict = errors.New("conflict")
@@ -113,8 +127,9 @@ type RotationPolicy struct {
 
 // Keys is the part of the store that holds managed keys.
 type Keys interface {
-	// CreateKeyVersion adds a version. With newKey it creates the key and
-	// fails with ErrConflict if the name exists (active or deleted);
+	// CreateKeyVersion adds a version. With newKey it creates the key if
+	// the name is free and adds a version to it if the key is active (as
+	// Key Vault does), failing with ErrConflict if the key is deleted;
 	// without, the key must exist and not be deleted (ErrNotFound).
 	CreateKeyVersion(ctx context.Context, v KeyVersion, newKey bool) error
 	// GetKeyVersion returns a version of a key that is not deleted; an

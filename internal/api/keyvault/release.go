@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/keyrelease"
 	"github.com/kura-project/kura/internal/keys/keyops"
@@ -49,6 +50,9 @@ func (h *Handler) ReleaseHandler(rel *Releaser) func(http.ResponseWriter, *http.
 					"x-kura-explanation": d.Explanation}})
 			case errors.As(err, &b):
 				Error(w, http.StatusBadRequest, "BadParameter", b.Reason)
+			case audit.IsError(err):
+				h.log().ErrorContext(r.Context(), "key release: audit record not written; nothing released", "err", err, "key", name)
+				Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the release could not be recorded in the audit log, so nothing was released; retry later")
 			case errors.As(err, &ue):
 				h.log().ErrorContext(r.Context(), "key release: attestation authority unavailable", "err", err)
 				Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "AKV.SKR.1012: the attestation authority's keys cannot be fetched; retry later")

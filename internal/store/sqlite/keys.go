@@ -117,18 +117,6 @@ func (s *Store) insertVersion(ctx context.Context, tx *sql.Tx, v store.KeyVersio
 	return nil
 }
 
-func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
 func (s *Store) CreateKeyVersion(ctx context.Context, v store.KeyVersion, newKey bool) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var deleted int64
@@ -167,7 +155,7 @@ func (s *Store) GetKeyVersion(ctx context.Context, name, version string) (store.
 		q += `?`
 		args = append(args, version)
 	}
-	v, err := scanVersion(s.db.QueryRowContext(ctx, q, args...))
+	v, err := scanVersion(s.q.QueryRowContext(ctx, q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, fmt.Errorf("key %s/%s: %w", name, version, store.ErrNotFound)
 	}
@@ -183,7 +171,7 @@ func (s *Store) UpdateKeyVersion(ctx context.Context, v store.KeyVersion, prevUp
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, exportable = ?, updated = ?, tags = ?, release = ?, mac = ?
+	res, err := s.q.ExecContext(ctx, `UPDATE key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, exportable = ?, updated = ?, tags = ?, release = ?, mac = ?
 		WHERE name = ? AND version = ? AND updated = ? AND name IN (SELECT name FROM keys WHERE deleted_at = 0)`,
 		ops, b2i(v.Enabled), unix(v.NotBefore), unix(v.Expires), b2i(v.Exportable), unix(v.Updated), tags, v.ReleasePolicy, v.MAC,
 		v.Name, v.Version, unix(prevUpdated))
@@ -200,7 +188,7 @@ func (s *Store) UpdateKeyVersion(ctx context.Context, v store.KeyVersion, prevUp
 }
 
 func (s *Store) queryVersions(ctx context.Context, q string, args ...any) ([]store.KeyVersion, error) {
-	return queryAll(ctx, s.db, func(r scanner) (store.KeyVersion, error) { return scanVersion(r) }, q, args...)
+	return queryAll(ctx, s.q, func(r scanner) (store.KeyVersion, error) { return scanVersion(r) }, q, args...)
 }
 
 func (s *Store) ListKeys(ctx context.Context, after string, limit int) ([]store.KeyVersion, error) {
@@ -210,7 +198,7 @@ func (s *Store) ListKeys(ctx context.Context, after string, limit int) ([]store.
 
 func (s *Store) ListKeyVersions(ctx context.Context, name, after string, limit int) ([]store.KeyVersion, error) {
 	var exists int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM keys WHERE name = ? AND deleted_at = 0`, name).Scan(&exists); err != nil {
+	if err := s.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM keys WHERE name = ? AND deleted_at = 0`, name).Scan(&exists); err != nil {
 		return nil, err
 	}
 	if exists == 0 {
@@ -221,7 +209,7 @@ func (s *Store) ListKeyVersions(ctx context.Context, name, after string, limit i
 }
 
 func (s *Store) DeleteKey(ctx context.Context, name string, at, purgeAt time.Time) (store.DeletedKey, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE keys SET deleted_at = ?, purge_at = ? WHERE name = ? AND deleted_at = 0`, unix(at), unix(purgeAt), name)
+	res, err := s.q.ExecContext(ctx, `UPDATE keys SET deleted_at = ?, purge_at = ? WHERE name = ? AND deleted_at = 0`, unix(at), unix(purgeAt), name)
 	if err != nil {
 		return store.DeletedKey{}, fmt.Errorf("delete key: %w", err)
 	}
@@ -245,7 +233,7 @@ func scanDeleted(r scanner) (store.DeletedKey, error) {
 }
 
 func (s *Store) GetDeletedKey(ctx context.Context, name string) (store.DeletedKey, error) {
-	d, err := scanDeleted(s.db.QueryRowContext(ctx, deletedQuery+` AND k.name = ?`, name))
+	d, err := scanDeleted(s.q.QueryRowContext(ctx, deletedQuery+` AND k.name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("deleted key %q: %w", name, store.ErrNotFound)
 	}
@@ -253,11 +241,11 @@ func (s *Store) GetDeletedKey(ctx context.Context, name string) (store.DeletedKe
 }
 
 func (s *Store) ListDeletedKeys(ctx context.Context, after string, limit int) ([]store.DeletedKey, error) {
-	return queryAll(ctx, s.db, scanDeleted, deletedQuery+` AND k.name > ? ORDER BY k.name LIMIT ?`, after, limit)
+	return queryAll(ctx, s.q, scanDeleted, deletedQuery+` AND k.name > ? ORDER BY k.name LIMIT ?`, after, limit)
 }
 
 func (s *Store) RecoverKey(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE keys SET deleted_at = 0, purge_at = 0 WHERE name = ? AND deleted_at != 0`, name)
+	res, err := s.q.ExecContext(ctx, `UPDATE keys SET deleted_at = 0, purge_at = 0 WHERE name = ? AND deleted_at != 0`, name)
 	if err != nil {
 		return fmt.Errorf("recover key: %w", err)
 	}
@@ -287,7 +275,7 @@ func (s *Store) PurgeKey(ctx context.Context, name string) error {
 }
 
 func (s *Store) PurgeDue(ctx context.Context, now time.Time) ([]string, error) {
-	return queryAll(ctx, s.db, func(r scanner) (n string, err error) { return n, r.Scan(&n) },
+	return queryAll(ctx, s.q, func(r scanner) (n string, err error) { return n, r.Scan(&n) },
 		`SELECT name FROM keys WHERE deleted_at != 0 AND purge_at <= ? ORDER BY name`, unix(now))
 }
 
@@ -300,7 +288,7 @@ func scanRotationPolicy(r scanner) (store.RotationPolicy, error) {
 }
 
 func (s *Store) GetRotationPolicy(ctx context.Context, name string) (store.RotationPolicy, error) {
-	p, err := scanRotationPolicy(s.db.QueryRowContext(ctx, `SELECT r.name, r.doc, r.created, r.updated FROM rotation_policies r JOIN keys k ON k.name = r.name WHERE r.name = ? AND k.deleted_at = 0`, name))
+	p, err := scanRotationPolicy(s.q.QueryRowContext(ctx, `SELECT r.name, r.doc, r.created, r.updated FROM rotation_policies r JOIN keys k ON k.name = r.name WHERE r.name = ? AND k.deleted_at = 0`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("rotation policy %q: %w", name, store.ErrNotFound)
 	}
@@ -308,7 +296,7 @@ func (s *Store) GetRotationPolicy(ctx context.Context, name string) (store.Rotat
 }
 
 func (s *Store) PutRotationPolicy(ctx context.Context, p store.RotationPolicy) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO rotation_policies (name, doc, created, updated) VALUES (?, ?, ?, ?)
+	_, err := s.q.ExecContext(ctx, `INSERT INTO rotation_policies (name, doc, created, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, updated = excluded.updated`, p.Name, p.JSON, unix(p.Created), unix(p.Updated))
 	if err != nil {
 		return fmt.Errorf("store rotation policy: %w", err)
@@ -317,7 +305,7 @@ func (s *Store) PutRotationPolicy(ctx context.Context, p store.RotationPolicy) e
 }
 
 func (s *Store) ListRotationPolicies(ctx context.Context) ([]store.RotationPolicy, error) {
-	return queryAll(ctx, s.db, scanRotationPolicy,
+	return queryAll(ctx, s.q, scanRotationPolicy,
 		`SELECT r.name, r.doc, r.created, r.updated FROM rotation_policies r JOIN keys k ON k.name = r.name WHERE k.deleted_at = 0 ORDER BY r.name`)
 }
 

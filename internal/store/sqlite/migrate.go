@@ -12,10 +12,12 @@ import (
 // user_version. A later change of the schema appends a step to migrations
 // and raises it; a database from a newer kura is refused rather than
 // misread.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // migrations[i] takes a database from version i+1 to i+2.
-var migrations = []string{}
+var migrations = []string{
+	auditSchema, // 1 → 2: the audit log
+}
 
 // querier is what migrate needs of a connection.
 type querier interface {
@@ -80,7 +82,7 @@ func migrateTx(ctx context.Context, q querier) error {
 	return nil
 }
 
-const fullSchema = schema + keysSchema + principalsSchema
+const fullSchema = schema + keysSchema + principalsSchema + auditSchema
 
 // checkUnversioned refuses an unversioned database whose tables lack a
 // column of the current schema, naming the first one missing.

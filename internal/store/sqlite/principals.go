@@ -40,7 +40,7 @@ func nullString(s string) any {
 }
 
 func (s *Store) CreatePrincipal(ctx context.Context, p store.Principal) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO principals (id, name, secret_hash, oidc_subject, created) VALUES (?, ?, ?, ?, ?)`,
+	_, err := s.q.ExecContext(ctx, `INSERT INTO principals (id, name, secret_hash, oidc_subject, created) VALUES (?, ?, ?, ?, ?)`,
 		p.ID, p.Name, p.SecretHash, nullString(p.OIDCSubject), unix(p.Created))
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") || strings.Contains(err.Error(), "constraint") {
@@ -55,7 +55,7 @@ func (s *Store) getPrincipal(ctx context.Context, where string, arg any) (store.
 	var p store.Principal
 	var sub sql.NullString
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, secret_hash, oidc_subject, created FROM principals WHERE `+where+` = ?`, arg).
+	err := s.q.QueryRowContext(ctx, `SELECT id, name, secret_hash, oidc_subject, created FROM principals WHERE `+where+` = ?`, arg).
 		Scan(&p.ID, &p.Name, &p.SecretHash, &sub, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("principal: %w", store.ErrNotFound)
@@ -77,7 +77,7 @@ func (s *Store) GetPrincipalBySubject(ctx context.Context, subject string) (stor
 }
 
 func (s *Store) ListPrincipals(ctx context.Context) ([]store.Principal, error) {
-	return queryAll(ctx, s.db, func(r scanner) (store.Principal, error) {
+	return queryAll(ctx, s.q, func(r scanner) (store.Principal, error) {
 		var p store.Principal
 		var sub sql.NullString
 		var created int64
@@ -122,7 +122,7 @@ func (s *Store) SetPrincipalSecret(ctx context.Context, id string, hash []byte) 
 }
 
 func (s *Store) AddRole(ctx context.Context, a store.RoleAssignment) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO role_assignments (principal_id, role, scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, a.PrincipalID, a.Role, a.Scope)
+	_, err := s.q.ExecContext(ctx, `INSERT INTO role_assignments (principal_id, role, scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, a.PrincipalID, a.Role, a.Scope)
 	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
 		return fmt.Errorf("principal %q: %w", a.PrincipalID, store.ErrNotFound)
 	}
@@ -130,7 +130,7 @@ func (s *Store) AddRole(ctx context.Context, a store.RoleAssignment) error {
 }
 
 func (s *Store) RemoveRole(ctx context.Context, a store.RoleAssignment) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM role_assignments WHERE principal_id = ? AND role = ? AND scope = ?`, a.PrincipalID, a.Role, a.Scope)
+	res, err := s.q.ExecContext(ctx, `DELETE FROM role_assignments WHERE principal_id = ? AND role = ? AND scope = ?`, a.PrincipalID, a.Role, a.Scope)
 	if err != nil {
 		return err
 	}
@@ -141,20 +141,20 @@ func (s *Store) RemoveRole(ctx context.Context, a store.RoleAssignment) error {
 }
 
 func (s *Store) Roles(ctx context.Context, principalID string) ([]store.RoleAssignment, error) {
-	return queryAll(ctx, s.db, func(r scanner) (a store.RoleAssignment, err error) {
+	return queryAll(ctx, s.q, func(r scanner) (a store.RoleAssignment, err error) {
 		return a, r.Scan(&a.PrincipalID, &a.Role, &a.Scope)
 	}, `SELECT principal_id, role, scope FROM role_assignments WHERE principal_id = ? ORDER BY role, scope`, principalID)
 }
 
 func (s *Store) PutAccessToken(ctx context.Context, t store.AccessToken) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO access_tokens (hash, principal_id, expires) VALUES (?, ?, ?)`, t.Hash, t.PrincipalID, unix(t.Expires))
+	_, err := s.q.ExecContext(ctx, `INSERT INTO access_tokens (hash, principal_id, expires) VALUES (?, ?, ?)`, t.Hash, t.PrincipalID, unix(t.Expires))
 	return err
 }
 
 func (s *Store) GetAccessToken(ctx context.Context, hash []byte) (store.AccessToken, error) {
 	var t store.AccessToken
 	var exp int64
-	err := s.db.QueryRowContext(ctx, `SELECT hash, principal_id, expires FROM access_tokens WHERE hash = ?`, hash).Scan(&t.Hash, &t.PrincipalID, &exp)
+	err := s.q.QueryRowContext(ctx, `SELECT hash, principal_id, expires FROM access_tokens WHERE hash = ?`, hash).Scan(&t.Hash, &t.PrincipalID, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, fmt.Errorf("access token: %w", store.ErrNotFound)
 	}
@@ -163,6 +163,6 @@ func (s *Store) GetAccessToken(ctx context.Context, hash []byte) (store.AccessTo
 }
 
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM access_tokens WHERE expires < ?`, unix(now))
+	_, err := s.q.ExecContext(ctx, `DELETE FROM access_tokens WHERE expires < ?`, unix(now))
 	return err
 }

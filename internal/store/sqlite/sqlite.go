@@ -15,8 +15,14 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// Store is a SQLite-backed store.Store.
-type Store struct{ db *sql.DB }
+// Store is a SQLite-backed store.Store. Its methods run their statements
+// on q: the database, or in a WithTx view the open transaction.
+type Store struct {
+	db   *sql.DB
+	q    querier
+	inTx *sql.Tx // the view's transaction; nil outside WithTx
+	path string
+}
 
 var _ store.Store = (*Store)(nil)
 
@@ -73,7 +79,7 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: WAL mode: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, q: db, path: path}, nil
 }
 
 // queryAll runs query and scans every row with scan.
@@ -94,8 +100,81 @@ func queryAll[T any](ctx context.Context, q querier, scan func(scanner) (T, erro
 	return out, rows.Err()
 }
 
-func (s *Store) Close() error                   { return s.db.Close() }
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+// Close closes the database; on a WithTx view it fails with store.ErrTxView.
+func (s *Store) Close() error {
+	if s.inTx != nil {
+		return fmt.Errorf("sqlite close: %w", store.ErrTxView)
+	}
+	return s.db.Close()
+}
+
+// Ping checks the database; on a WithTx view it fails with store.ErrTxView.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.inTx != nil {
+		return fmt.Errorf("sqlite ping: %w", store.ErrTxView)
+	}
+	return s.db.PingContext(ctx)
+}
+
+// WithTx runs f on a view of s bound to one IMMEDIATE transaction (see
+// store.Store). On a view it runs f on the same view.
+func (s *Store) WithTx(ctx context.Context, f func(tx store.Store) error) error {
+	if s.inTx != nil {
+		return f(s)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	done := false
+	defer func() { // also on a panic or runtime.Goexit in f
+		if !done {
+			tx.Rollback()
+		}
+	}()
+	if err := f(&Store{db: s.db, q: tx, inTx: tx, path: s.path}); err != nil {
+		return err
+	}
+	done = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// tx runs f in a transaction: a new one, or in a WithTx view a savepoint
+// of the view's, so that a failed call leaves the caller's transaction as
+// it was.
+func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	if tx := s.inTx; tx != nil {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT kura_call`); err != nil {
+			return err
+		}
+		if err := f(tx); err != nil {
+			bg := context.WithoutCancel(ctx)
+			tx.ExecContext(bg, `ROLLBACK TO kura_call`)
+			tx.ExecContext(bg, `RELEASE kura_call`)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `RELEASE kura_call`)
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			tx.Rollback()
+		}
+	}()
+	if err := f(tx); err != nil {
+		return err
+	}
+	done = true
+	return tx.Commit()
+}
 
 func unix(t time.Time) int64 {
 	if t.IsZero() {
@@ -116,7 +195,7 @@ func (s *Store) PutSigningKey(ctx context.Context, k store.SigningKey) error {
 	if purpose == "" {
 		purpose = "token"
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO signing_keys (id, purpose, alg, cert, sealed, created, retired) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.q.ExecContext(ctx, `INSERT INTO signing_keys (id, purpose, alg, cert, sealed, created, retired) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, purpose, k.Alg, k.CertDER, k.Sealed, unix(k.Created), unix(k.Retired))
 	if err != nil {
 		return fmt.Errorf("store signing key: %w", err)
@@ -125,7 +204,7 @@ func (s *Store) PutSigningKey(ctx context.Context, k store.SigningKey) error {
 }
 
 func (s *Store) RetireSigningKey(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE signing_keys SET retired = ? WHERE id = ? AND retired = 0`, unix(at), id)
+	res, err := s.q.ExecContext(ctx, `UPDATE signing_keys SET retired = ? WHERE id = ? AND retired = 0`, unix(at), id)
 	if err != nil {
 		return fmt.Errorf("retire signing key: %w", err)
 	}
@@ -136,7 +215,7 @@ func (s *Store) RetireSigningKey(ctx context.Context, id string, at time.Time) e
 }
 
 func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	out, err := queryAll(ctx, s.db, func(r scanner) (store.SigningKey, error) {
+	out, err := queryAll(ctx, s.q, func(r scanner) (store.SigningKey, error) {
 		var k store.SigningKey
 		var created, retired int64
 		err := r.Scan(&k.ID, &k.Purpose, &k.Alg, &k.CertDER, &k.Sealed, &created, &retired)
@@ -152,7 +231,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 func (s *Store) GetPolicy(ctx context.Context, typ string) (store.Policy, error) {
 	var p store.Policy
 	var updated int64
-	err := s.db.QueryRowContext(ctx, `SELECT type, text, jws, signer, updated, mac FROM policies WHERE type = ?`, typ).
+	err := s.q.QueryRowContext(ctx, `SELECT type, text, jws, signer, updated, mac FROM policies WHERE type = ?`, typ).
 		Scan(&p.Type, &p.Text, &p.JWS, &p.Signer, &updated, &p.MAC)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("policy %q: %w", typ, store.ErrNotFound)
@@ -165,7 +244,7 @@ func (s *Store) GetPolicy(ctx context.Context, typ string) (store.Policy, error)
 }
 
 func (s *Store) PutPolicy(ctx context.Context, p store.Policy) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO policies (type, text, jws, signer, updated, mac) VALUES (?, ?, ?, ?, ?, ?)
+	_, err := s.q.ExecContext(ctx, `INSERT INTO policies (type, text, jws, signer, updated, mac) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (type) DO UPDATE SET text = excluded.text, jws = excluded.jws, signer = excluded.signer, updated = excluded.updated, mac = excluded.mac`,
 		p.Type, p.Text, p.JWS, p.Signer, unix(p.Updated), p.MAC)
 	if err != nil {
@@ -175,7 +254,7 @@ func (s *Store) PutPolicy(ctx context.Context, p store.Policy) error {
 }
 
 func (s *Store) DeletePolicy(ctx context.Context, typ string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM policies WHERE type = ?`, typ); err != nil {
+	if _, err := s.q.ExecContext(ctx, `DELETE FROM policies WHERE type = ?`, typ); err != nil {
 		return fmt.Errorf("delete policy: %w", err)
 	}
 	return nil
@@ -183,7 +262,7 @@ func (s *Store) DeletePolicy(ctx context.Context, typ string) error {
 
 func (s *Store) PutCollateral(ctx context.Context, c store.Collateral) error {
 	d := sha256.Sum256(c.DER)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO collateral (kind, key, digest, der, not_after) VALUES (?, ?, ?, ?, ?)
+	_, err := s.q.ExecContext(ctx, `INSERT INTO collateral (kind, key, digest, der, not_after) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (kind, key, digest) DO NOTHING`, c.Kind, c.Key, d[:], c.DER, unix(c.NotAfter))
 	if err != nil {
 		return fmt.Errorf("store collateral: %w", err)
@@ -192,7 +271,7 @@ func (s *Store) PutCollateral(ctx context.Context, c store.Collateral) error {
 }
 
 func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Collateral, error) {
-	out, err := queryAll(ctx, s.db, func(r scanner) (store.Collateral, error) {
+	out, err := queryAll(ctx, s.q, func(r scanner) (store.Collateral, error) {
 		var c store.Collateral
 		var na int64
 		err := r.Scan(&c.Kind, &c.Key, &c.DER, &na)
@@ -206,10 +285,10 @@ func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Colla
 }
 
 func (s *Store) UseNonce(ctx context.Context, nonce string, now, expires time.Time) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM used_nonces WHERE expires < ?`, unix(now)); err != nil {
+	if _, err := s.q.ExecContext(ctx, `DELETE FROM used_nonces WHERE expires < ?`, unix(now)); err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO used_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING`, nonce, unix(expires))
+	res, err := s.q.ExecContext(ctx, `INSERT INTO used_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING`, nonce, unix(expires))
 	if err != nil {
 		return fmt.Errorf("record nonce: %w", err)
 	}

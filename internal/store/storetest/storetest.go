@@ -1,5 +1,6 @@
 // Package storetest is the conformance suite every store.Store engine must
-// pass. An engine's test calls Run with a constructor for an empty store.
+// pass. An engine's test calls Run with an Engine: how to open an empty
+// store and how to open a second handle on the same database.
 package storetest
 
 import (
@@ -13,8 +14,19 @@ import (
 	"github.com/kura-project/kura/internal/store"
 )
 
-// Run runs the suite; open must return a new, empty store.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+// Engine tells the suite how to get stores of one engine.
+type Engine struct {
+	// Open returns a new, empty store, closed when t ends.
+	Open func(t *testing.T) store.Store
+	// Reopen returns a new handle on the database of s, independent of s
+	// (its own connections, as another process would have), closed when
+	// t ends. With nil, the cases that need two handles are skipped.
+	Reopen func(t *testing.T, s store.Store) store.Store
+}
+
+// Run runs the suite.
+func Run(t *testing.T, e Engine) {
+	open := e.Open
 	t.Run("SigningKeys", func(t *testing.T) { signingKeys(t, open(t)) })
 	t.Run("Policies", func(t *testing.T) { policies(t, open(t)) })
 	t.Run("Collateral", func(t *testing.T) { collateral(t, open(t)) })
@@ -22,6 +34,22 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("KeyPaging", func(t *testing.T) { keyPaging(t, open(t)) })
 	t.Run("Principals", func(t *testing.T) { principals(t, open(t)) })
 	t.Run("Nonces", func(t *testing.T) { nonces(t, open(t)) })
+	t.Run("TxCommit", func(t *testing.T) { txCommit(t, open(t)) })
+	t.Run("TxRollback", func(t *testing.T) { txRollback(t, open(t)) })
+	t.Run("TxFailedCall", func(t *testing.T) { txFailedCall(t, open(t)) })
+	two := func(name string, f func(t *testing.T, a, b store.Store)) {
+		t.Run(name, func(t *testing.T) {
+			if e.Reopen == nil {
+				t.Skip("engine has no Reopen")
+			}
+			a := open(t)
+			f(t, a, e.Reopen(t, a))
+		})
+	}
+	two("TwoHandles", twoHandles)
+	two("RacingNonces", racingNonces)
+	two("RacingCreates", racingCreates)
+	two("OptimisticUpdate", optimisticUpdate)
 }
 
 func signingKeys(t *testing.T, s store.Store) {

@@ -1,0 +1,87 @@
+// Package audit is the record kura keeps of every operation that changes
+// what it grants: key create, import, update, rotate, delete, purge,
+// recover, restore and release; appraisal and release policy set and reset;
+// token-key rotation; principal and role changes.
+//
+// The domain calls a Recorder with the change and the event together, and
+// the Recorder applies both as one unit: an event that cannot be recorded
+// fails the operation and leaves no change behind (fail closed). Until the
+// confidential ledger exists, Store keeps the records in kura's database in
+// the same transaction as the change; the ledger will implement Recorder
+// with receipts.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Event is one audited operation: names and digests, never secrets.
+type Event struct {
+	Action  string            // "key.create", "key.release", "policy.set", ...
+	Object  string            // "keys/NAME/VERSION", "policies/SevSnpVm", "principals/ID"
+	Actor   string            // the principal, when the domain knows it
+	Details map[string]string // digests and non-secret attributes
+}
+
+// Receipt says where an event was recorded.
+type Receipt struct {
+	Seq int64
+}
+
+// Recorder applies a change and records its event as one unit.
+type Recorder interface {
+	// Record runs change on a transaction view of the store and records
+	// e with it: both commit, or neither. An error of change is returned
+	// as it is; a failure to record is an *Error.
+	Record(ctx context.Context, e Event, change func(tx store.Store) error) (Receipt, error)
+}
+
+// Error is an event that could not be recorded: the operation was not
+// done. Callers answer it as "unavailable".
+type Error struct{ Err error }
+
+func (e *Error) Error() string { return "the audit record could not be written: " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsError reports whether err is (or wraps) an *Error.
+func IsError(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+// Store records events in the store's audit log, in the change's
+// transaction.
+type Store struct {
+	St  store.Store
+	Now func() time.Time
+}
+
+// Record implements Recorder.
+func (s Store) Record(ctx context.Context, e Event, change func(tx store.Store) error) (Receipt, error) {
+	details, err := json.Marshal(e.Details)
+	if err != nil {
+		return Receipt{}, &Error{Err: fmt.Errorf("encode details: %w", err)}
+	}
+	var seq int64
+	err = s.St.WithTx(ctx, func(tx store.Store) error {
+		if err := change(tx); err != nil {
+			return err
+		}
+		var err error
+		seq, err = tx.AppendAudit(ctx, store.AuditRecord{Action: e.Action, Object: e.Object, Actor: e.Actor, At: s.Now(), Details: details})
+		if err != nil {
+			return &Error{Err: err}
+		}
+		return nil
+	})
+	if err != nil {
+		return Receipt{}, err
+	}
+	return Receipt{Seq: seq}, nil
+}

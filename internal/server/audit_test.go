@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-project/kura/internal/attest/sim"
+	"github.com/kura-project/kura/internal/keys"
+	"github.com/kura-project/kura/internal/keys/keyops"
+)
+
+// TestAuditFailsClosed: when the audit record cannot be written, every
+// audited key operation fails as unavailable and changes nothing; once
+// records can be written again, each operation leaves exactly one record.
+func TestAuditFailsClosed(t *testing.T) {
+	r := newRig(t, time.Now(), issuerOpt)
+	ctx := context.Background()
+	policy := releasePolicy(kuraIssuer+"/", nil, cond("x-ms-attestation-type", "equals", "sevsnpvm"))
+	r.importKey(t, "kept", true, policy)
+	m := r.srv.Keys()
+	if _, err := m.Create(ctx, "gone", keys.CreateParams{Kty: "EC"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(ctx, "gone2", keys.CreateParams{Kty: "EC"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Delete(ctx, "gone2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(ctx, "bk", keys.CreateParams{Kty: "EC"}); err != nil {
+		t.Fatal(err)
+	}
+	backup, err := m.Backup(ctx, "bk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Delete(ctx, "bk"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Purge(ctx, "bk"); err != nil {
+		t.Fatal(err)
+	}
+	g := newTEE(t)
+	tok := g.token(t, r, "n-1", sim.Options{}, nil)
+
+	db, err := sql.Open("sqlite", filepath.Join(r.dir, "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	records := func() int {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM audit_log`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	state := func() string {
+		var b strings.Builder
+		rows, err := db.Query(`SELECT name, version, enabled, updated FROM key_versions ORDER BY name, version`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n, v string
+			var e, u int64
+			rows.Scan(&n, &v, &e, &u)
+			b.WriteString(n + "/" + v + "/" + string(rune('0'+e)) + "/" + time.Unix(0, u).String() + ";")
+		}
+		var dn int
+		db.QueryRow(`SELECT COUNT(*) FROM keys WHERE deleted_at != 0`).Scan(&dn)
+		var rp int
+		db.QueryRow(`SELECT COUNT(*) FROM rotation_policies`).Scan(&rp)
+		b.WriteString(strings.Repeat("d", dn) + strings.Repeat("r", rp))
+		return b.String()
+	}
+	enabled := false
+	ops := []struct {
+		name string
+		do   func() error
+	}{
+		{"create", func() error { _, err := m.Create(ctx, "new", keys.CreateParams{Kty: "EC"}); return err }},
+		{"import", func() error {
+			_, err := m.Import(ctx, "imp", keys.ImportParams{JWK: keyops.JWK{Kty: "oct", K: make([]byte, 32)}})
+			return err
+		}},
+		{"update", func() error {
+			_, err := m.Update(ctx, "kept", "", keys.UpdateParams{Attributes: keys.Attributes{Enabled: &enabled}})
+			return err
+		}},
+		{"rotate", func() error { _, err := m.Rotate(ctx, "kept"); return err }},
+		{"rotation policy", func() error {
+			_, err := m.SetRotationPolicy(ctx, "kept", keys.RotationPolicy{ExpiryTime: "P90D"})
+			return err
+		}},
+		{"delete", func() error { _, err := m.Delete(ctx, "kept"); return err }},
+		{"recover", func() error { _, err := m.Recover(ctx, "gone"); return err }},
+		{"purge", func() error { return m.Purge(ctx, "gone2") }},
+		{"restore", func() error { _, err := m.Restore(ctx, backup); return err }},
+	}
+
+	if _, err := db.Exec(`CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END`); err != nil {
+		t.Fatal(err)
+	}
+	before, n0 := state(), records()
+	for _, op := range ops {
+		err := op.do()
+		var ke *keys.Error
+		if err == nil || !strings.Contains(err.Error(), "audit record could not be written") {
+			t.Errorf("%s with the audit log down: %v, want an audit failure", op.name, err)
+		} else if !errors.As(err, &ke) || ke.Kind != keys.Unavailable {
+			t.Errorf("%s: %v is not Unavailable", op.name, err)
+		}
+		if got := state(); got != before {
+			t.Errorf("%s changed the store with the audit log down:\n%s\n%s", op.name, before, got)
+		}
+	}
+	if code, resp := r.release(t, "kept", tok, "n-1", ""); code != 503 || strings.Contains(string(resp), "key_hsm") {
+		t.Errorf("release with the audit log down: %d %.200s, want 503", code, resp)
+	}
+	if records() != n0 {
+		t.Errorf("records written with the audit log down")
+	}
+
+	if _, err := db.Exec(`DROP TRIGGER audit_down`); err != nil {
+		t.Fatal(err)
+	}
+	if code, resp := r.release(t, "kept", tok, "n-1", ""); code != 200 {
+		t.Fatalf("release: %d %.300s", code, resp)
+	}
+	var action, object string
+	db.QueryRow(`SELECT action, object FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&action, &object)
+	if action != "key.release" || !strings.HasPrefix(object, "keys/kept/") {
+		t.Errorf("last record %s %s, want the release", action, object)
+	}
+	for _, op := range ops {
+		n := records()
+		if err := op.do(); err != nil {
+			t.Fatalf("%s: %v", op.name, err)
+		}
+		if records() != n+1 {
+			t.Errorf("%s left %d records, want 1", op.name, records()-n)
+		}
+	}
+}
