@@ -12,6 +12,7 @@ import (
 
 	"github.com/kura-project/kura/internal/agent"
 	"github.com/kura-project/kura/internal/agent/evidence"
+	"github.com/kura-project/kura/internal/agent/simsource"
 	"github.com/kura-project/kura/internal/attest/sim"
 )
 
@@ -71,7 +72,7 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("simulated TEE: %w (run a --dev kura on %s first)", err, *data)
 		}
-		src = agent.SimSource{Authority: a, Debug: *simDebug}
+		src = simsource.Source{Authority: a, Debug: *simDebug}
 	} else {
 		if src, err = evidence.Detect(); err != nil {
 			return err

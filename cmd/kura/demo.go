@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/agent"
+	"github.com/kura-project/kura/internal/agent/simsource"
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/server"
@@ -143,7 +144,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	out := filepath.Join(dir, "released")
 	ag, err := agent.New(agent.Config{URL: url, HTTP: c.http, ClientID: agentID, ClientSecret: agentSecret,
-		Keys: []agent.KeyRef{{Name: "demo-key"}}, Source: agent.SimSource{Authority: authority}, OutDir: out})
+		Keys: []agent.KeyRef{{Name: "demo-key"}}, Source: simsource.Source{Authority: authority}, OutDir: out})
 	if err != nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 
 	step(7, "A debuggable guest asks for the same key: denied, with the reason")
 	bad, err := agent.New(agent.Config{URL: url, HTTP: c.http, ClientID: agentID, ClientSecret: agentSecret,
-		Keys: []agent.KeyRef{{Name: "demo-key"}}, Source: agent.SimSource{Authority: authority, Debug: true}, OutDir: filepath.Join(dir, "denied")})
+		Keys: []agent.KeyRef{{Name: "demo-key"}}, Source: simsource.Source{Authority: authority, Debug: true}, OutDir: filepath.Join(dir, "denied")})
 	if err != nil {
 		return err
 	}

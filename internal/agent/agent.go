@@ -37,8 +37,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/kura-project/kura/internal/agent/evidence"
-	"github.com/kura-project/kura/internal/attest/snp"
-	"github.com/kura-project/kura/internal/keyrelease"
+	"github.com/kura-project/kura/internal/skr"
 )
 
 // KeyRef names a key to release; an empty Version means the latest.
@@ -115,12 +114,11 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 30 * time.Second}
 	}
-	switch cfg.Enc {
-	case "":
-		cfg.Enc = keyrelease.CKMRSAAESKeyWrap
-	case keyrelease.CKMRSAAESKeyWrap, keyrelease.RSAAESKeyWrap256, keyrelease.RSAAESKeyWrap384:
-	default:
-		return nil, fmt.Errorf("enc %q: want %s, %s or %s", cfg.Enc, keyrelease.CKMRSAAESKeyWrap, keyrelease.RSAAESKeyWrap256, keyrelease.RSAAESKeyWrap384)
+	if cfg.Enc == "" {
+		cfg.Enc = skr.DefaultEnc
+	}
+	if _, ok := skr.OAEPHash(cfg.Enc); !ok {
+		return nil, fmt.Errorf("enc %q: want %s, %s or %s", cfg.Enc, skr.CKMRSAAESKeyWrap, skr.RSAAESKeyWrap256, skr.RSAAESKeyWrap384)
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -209,9 +207,12 @@ func (a *Agent) Round(ctx context.Context) (time.Time, error) {
 	var rd [64]byte
 	sum := sha256.Sum256(runtime)
 	copy(rd[:], sum[:])
-	ev, err := a.cfg.Source.SNPReport(ctx, rd)
+	ev, err := a.cfg.Source.Evidence(ctx, rd)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("evidence: %w", err)
+	}
+	if ev == nil || ev.Type == "" || ev.Member == "" {
+		return time.Time{}, errors.New("evidence: the source returned no evidence type or member")
 	}
 	nonce := randHex(16)
 	token, exp, err := a.attest(ctx, ev, runtime, nonce)
@@ -299,27 +300,33 @@ func (e *ServerError) Error() string {
 	return fmt.Sprintf("kura answered %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// SevSnpVmBody is the MAA SevSnpVm request for SNP evidence and JSON
-// runtime data.
-func SevSnpVmBody(ev *evidence.SNP, runtime []byte, nonce string) ([]byte, error) {
-	b64u := base64.RawURLEncoding.EncodeToString
-	bundle := snp.Bundle{SnpReport: b64u(ev.Report)}
-	if len(ev.CertChainPEM) > 0 {
-		bundle.VcekCertChain = base64.StdEncoding.EncodeToString(ev.CertChainPEM)
+// AttestBody is the MAA attestation request for evidence and JSON runtime
+// data: {ev.Member: ev.Body, "runtimeData": {...}, "nonce": nonce}, posted
+// to /attest/{ev.Type}.
+func AttestBody(ev *evidence.Evidence, runtime []byte, nonce string) ([]byte, error) {
+	if ev.Member == "runtimeData" || ev.Member == "nonce" {
+		return nil, fmt.Errorf("evidence member %q collides with the request's own members", ev.Member)
 	}
-	bb, err := json.Marshal(bundle)
+	b64u := base64.RawURLEncoding.EncodeToString
+	return json.Marshal(map[string]any{ev.Member: ev.Body, "runtimeData": map[string]string{"data": b64u(runtime), "dataType": "JSON"}, "nonce": nonce})
+}
+
+// SevSnpVmBody is the MAA SevSnpVm request for SNP evidence and JSON
+// runtime data (AttestBody of ev.Evidence()).
+func SevSnpVmBody(ev *evidence.SNP, runtime []byte, nonce string) ([]byte, error) {
+	e, err := ev.Evidence()
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]any{"report": b64u(bb), "runtimeData": map[string]string{"data": b64u(runtime), "dataType": "JSON"}, "nonce": nonce})
+	return AttestBody(e, runtime, nonce)
 }
 
-func (a *Agent) attest(ctx context.Context, ev *evidence.SNP, runtime []byte, nonce string) (string, time.Time, error) {
-	body, err := SevSnpVmBody(ev, runtime, nonce)
+func (a *Agent) attest(ctx context.Context, ev *evidence.Evidence, runtime []byte, nonce string) (string, time.Time, error) {
+	body, err := AttestBody(ev, runtime, nonce)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	resp, err := a.post(ctx, "/attest/SevSnpVm?api-version=2025-06-01", "application/json", "", body)
+	resp, err := a.post(ctx, "/attest/"+url.PathEscape(ev.Type)+"?api-version=2025-06-01", "application/json", "", body)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("attest: %w", err)
 	}
@@ -482,28 +489,17 @@ type Expect struct {
 // unwraps its key.
 func Open(payload []byte, priv *rsa.PrivateKey, want Expect) (*Released, error) {
 	name := want.Name
-	var p struct {
-		Request struct {
-			Enc   string `json:"enc"`
-			Nonce string `json:"nonce"`
-		} `json:"request"`
-		Binding struct {
-			TEEKey string `json:"tee_key"`
-		} `json:"x-kura-release"`
-		Response struct {
-			Key struct {
-				Key struct {
-					Kid    string `json:"kid"`
-					Kty    string `json:"kty"`
-					KeyHSM string `json:"key_hsm"`
-				} `json:"key"`
-			} `json:"key"`
-		} `json:"response"`
-	}
+	var p skr.ReleasePayload
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return nil, fmt.Errorf("release payload: %w", err)
 	}
-	kid := p.Response.Key.Key.Kid
+	var bundle skr.KeyBundle
+	if len(p.Response.Key) > 0 {
+		if err := json.Unmarshal(p.Response.Key, &bundle); err != nil {
+			return nil, fmt.Errorf("release payload: %w", err)
+		}
+	}
+	kid := bundle.Key.Kid
 	parts := strings.Split(kid, "/")
 	if len(parts) < 2 || parts[len(parts)-2] != name || (want.Version != "" && parts[len(parts)-1] != want.Version) {
 		return nil, fmt.Errorf("release answer is about %q, not the key %q asked for", kid, name)
@@ -511,19 +507,14 @@ func Open(payload []byte, priv *rsa.PrivateKey, want Expect) (*Released, error) 
 	if p.Request.Nonce != want.Nonce {
 		return nil, errors.New("release answer carries another request's nonce")
 	}
-	if want.TEEKeyID != "" && p.Binding.TEEKey != want.TEEKeyID {
-		return nil, fmt.Errorf("release answer is wrapped to TEE key %q, not %q", p.Binding.TEEKey, want.TEEKeyID)
+	if want.TEEKeyID != "" && p.Release.TEEKey != want.TEEKeyID {
+		return nil, fmt.Errorf("release answer is wrapped to TEE key %q, not %q", p.Release.TEEKey, want.TEEKeyID)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(p.Response.Key.Key.KeyHSM, "="))
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(bundle.Key.KeyHSM, "="))
 	if err != nil {
 		return nil, fmt.Errorf("key_hsm: %w", err)
 	}
-	var hsm struct {
-		Header struct {
-			Enc string `json:"enc"`
-		} `json:"header"`
-		Ciphertext string `json:"ciphertext"`
-	}
+	var hsm skr.KeyHSM
 	if err := json.Unmarshal(raw, &hsm); err != nil {
 		return nil, fmt.Errorf("key_hsm: %w", err)
 	}
@@ -534,12 +525,12 @@ func Open(payload []byte, priv *rsa.PrivateKey, want Expect) (*Released, error) 
 	if err != nil {
 		return nil, fmt.Errorf("key_hsm.ciphertext: %w", err)
 	}
-	material, err := keyrelease.Unwrap(priv, hsm.Header.Enc, ct)
+	material, err := skr.Unwrap(priv, hsm.Header.Enc, ct)
 	if err != nil {
 		return nil, err
 	}
-	kty := strings.TrimSuffix(p.Response.Key.Key.Kty, "-HSM")
-	version := p.Response.Key.Key.Kid[strings.LastIndex(p.Response.Key.Key.Kid, "/")+1:]
+	kty := strings.TrimSuffix(bundle.Key.Kty, "-HSM")
+	version := kid[strings.LastIndex(kid, "/")+1:]
 	return &Released{Name: name, Version: version, Kty: kty, Material: material}, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/agent"
+	"github.com/kura-project/kura/internal/agent/simsource"
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/server"
@@ -93,7 +94,7 @@ func TestAgentReleasesToFilesAndSocket(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "keys")
 	sock := filepath.Join(t.TempDir(), "kura.sock")
 	ag, err := agent.New(agent.Config{URL: e.url, HTTP: e.http, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
-		Keys: []agent.KeyRef{{Name: "aes"}, {Name: "ec"}}, Enc: "RSA_AES_KEY_WRAP_384", Source: agent.SimSource{Authority: a}, OutDir: out, Socket: sock})
+		Keys: []agent.KeyRef{{Name: "aes"}, {Name: "ec"}}, Enc: "RSA_AES_KEY_WRAP_384", Source: simsource.Source{Authority: a}, OutDir: out, Socket: sock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestAgentReleasesToFilesAndSocket(t *testing.T) {
 
 	// A debuggable guest is refused with the reason.
 	bad, _ := agent.New(agent.Config{URL: e.url, HTTP: e.http, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
-		Keys: []agent.KeyRef{{Name: "aes"}}, Source: agent.SimSource{Authority: a, Debug: true}, OutDir: t.TempDir()})
+		Keys: []agent.KeyRef{{Name: "aes"}}, Source: simsource.Source{Authority: a, Debug: true}, OutDir: t.TempDir()})
 	err = bad.Run(context.Background(), true)
 	var se *agent.ServerError
 	if !errorsAs(err, &se) || se.Status != 403 || !strings.Contains(se.Message, "is-debuggable") {
@@ -164,7 +165,7 @@ func TestAgentReleasesToFilesAndSocket(t *testing.T) {
 	shared := t.TempDir()
 	os.Chmod(shared, 0o755)
 	ag2, _ := agent.New(agent.Config{URL: e.url, HTTP: e.http, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
-		Keys: []agent.KeyRef{{Name: "aes"}}, Source: agent.SimSource{Authority: a}, OutDir: shared})
+		Keys: []agent.KeyRef{{Name: "aes"}}, Source: simsource.Source{Authority: a}, OutDir: shared})
 	if err := ag2.Run(context.Background(), true); err == nil || !strings.Contains(err.Error(), "not a private directory") {
 		t.Errorf("a 0755 output directory: %v", err)
 	}
@@ -221,7 +222,7 @@ func TestVerifyReleaseJWSRefusesTampering(t *testing.T) {
 
 // TestNewRefusesBadConfig: a misconfigured agent stops before it attests.
 func TestNewRefusesBadConfig(t *testing.T) {
-	src := agent.SimSource{}
+	src := simsource.Source{}
 	keys := []agent.KeyRef{{Name: "k"}}
 	for name, c := range map[string]agent.Config{
 		"no url":    {Source: src, Keys: keys, OutDir: t.TempDir()},
@@ -270,7 +271,7 @@ func TestAgentRenewalRetries(t *testing.T) {
 	var waits []time.Duration
 	var during [][]byte // the key file as the workload sees it during each wait
 	ag, err := agent.New(agent.Config{URL: e.url, HTTP: &http.Client{Transport: tr}, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
-		Keys: []agent.KeyRef{{Name: "aes"}}, Source: agent.SimSource{Authority: a}, OutDir: out,
+		Keys: []agent.KeyRef{{Name: "aes"}}, Source: simsource.Source{Authority: a}, OutDir: out,
 		Wait: func(_ context.Context, d time.Duration) bool {
 			waits = append(waits, d)
 			b, _ := os.ReadFile(filepath.Join(out, "aes"))
@@ -322,7 +323,7 @@ func TestAgentFirstRoundFailsLoudly(t *testing.T) {
 	tr.fail.Store(true)
 	waited := false
 	ag, err := agent.New(agent.Config{URL: e.url, HTTP: &http.Client{Transport: tr}, ClientID: "x", ClientSecret: "y",
-		Keys: []agent.KeyRef{{Name: "aes"}}, Source: agent.SimSource{Authority: a}, OutDir: t.TempDir(),
+		Keys: []agent.KeyRef{{Name: "aes"}}, Source: simsource.Source{Authority: a}, OutDir: t.TempDir(),
 		Wait: func(context.Context, time.Duration) bool { waited = true; return true }})
 	if err != nil {
 		t.Fatal(err)

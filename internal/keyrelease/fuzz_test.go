@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
-	"hash"
 	"math/big"
 	"testing"
 
@@ -62,39 +58,4 @@ func FuzzTeeKey(f *testing.F) {
 			t.Fatalf("picked an unusable TEE key: kid %q, %d bits, e=%d", kid, pub.N.BitLen(), pub.E)
 		}
 	})
-}
-
-// FuzzUnwrap feeds arbitrary wrapped keys to the agent-side unwrap. It must
-// never panic and never return material for a ciphertext it did not get
-// from wrap with the matching key. Seed: a real wrap of a 32-byte key.
-func FuzzUnwrap(f *testing.F) {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		f.Fatal(err)
-	}
-	plain := bytes.Repeat([]byte{7}, 32)
-	for _, enc := range []string{CKMRSAAESKeyWrap, RSAAESKeyWrap256, RSAAESKeyWrap384} {
-		ct, err := wrapFor(&k.PublicKey, enc, plain)
-		if err != nil {
-			f.Fatal(err)
-		}
-		got, err := Unwrap(k, enc, ct)
-		if err != nil || !bytes.Equal(got, plain) {
-			f.Fatalf("seed %s does not round-trip: %v", enc, err)
-		}
-		f.Add(enc, ct)
-		f.Add(enc, ct[:len(ct)-8])
-	}
-	f.Add("RSA-OAEP", []byte{1, 2, 3})
-	f.Fuzz(func(t *testing.T, enc string, ct []byte) {
-		got, err := Unwrap(k, enc, ct)
-		if err == nil && !bytes.Equal(got, plain) {
-			t.Fatalf("unwrapped %d bytes that were never wrapped", len(got))
-		}
-	})
-}
-
-func wrapFor(pub *rsa.PublicKey, enc string, plain []byte) ([]byte, error) {
-	h := map[string]func() hash.Hash{CKMRSAAESKeyWrap: sha1.New, RSAAESKeyWrap256: sha256.New, RSAAESKeyWrap384: sha512.New384}[enc]
-	return wrap(pub, h, plain)
 }

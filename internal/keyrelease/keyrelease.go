@@ -18,17 +18,13 @@ package keyrelease
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"slices"
 	"strings"
 	"time"
@@ -37,18 +33,15 @@ import (
 
 	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/keys"
-	"github.com/kura-project/kura/internal/keys/keyops"
 	"github.com/kura-project/kura/internal/oidc"
 	"github.com/kura-project/kura/internal/policy/release"
+	"github.com/kura-project/kura/internal/skr"
 	"github.com/kura-project/kura/internal/store"
 )
 
-// Encryption algorithms of the release response.
+// Limits of a release request. The encryption algorithms of the release
+// response are skr's (skr.Encs).
 const (
-	CKMRSAAESKeyWrap  = "CKM_RSA_AES_KEY_WRAP" // RSA-OAEP with SHA-1; Key Vault's default
-	RSAAESKeyWrap256  = "RSA_AES_KEY_WRAP_256"
-	RSAAESKeyWrap384  = "RSA_AES_KEY_WRAP_384"
-	defaultEnc        = CKMRSAAESKeyWrap
 	minTEEKeyBits     = 2048
 	maxNonceLen       = 1024
 	maxTargetTokenLen = 64 << 10
@@ -94,7 +87,7 @@ type Request struct {
 type Result struct {
 	Key          *keys.Key
 	Enc          string
-	KeyHSM       []byte // JSON of {"schema_version","header":{kid,alg,enc},"ciphertext"}
+	KeyHSM       []byte // JSON of skr.KeyHSM
 	TEEKeyID     string
 	TokenSHA256  string
 	PolicySHA256 string
@@ -105,11 +98,10 @@ type Result struct {
 func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	enc := r.Enc
 	if enc == "" {
-		enc = defaultEnc
+		enc = skr.DefaultEnc
 	}
-	newHash, ok := map[string]func() hash.Hash{CKMRSAAESKeyWrap: sha1.New, RSAAESKeyWrap256: sha256.New, RSAAESKeyWrap384: sha512.New384}[enc]
-	if !ok {
-		return nil, &BadRequest{fmt.Sprintf("enc %q is not supported (%s, %s, %s)", enc, CKMRSAAESKeyWrap, RSAAESKeyWrap256, RSAAESKeyWrap384)}
+	if _, ok := skr.OAEPHash(enc); !ok {
+		return nil, &BadRequest{(&skr.UnsupportedEncError{Enc: enc}).Error()}
 	}
 	if r.Target == "" {
 		return nil, &BadRequest{"target: missing (the attestation token)"}
@@ -176,14 +168,14 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 		return nil, err
 	}
 	defer clear(plain)
-	ct, err := wrap(tee, newHash, plain)
+	ct, err := skr.Wrap(tee, enc, plain)
 	if err != nil {
 		return nil, deny("the key cannot be wrapped to the environment's key: %v", err)
 	}
-	hsm, err := json.Marshal(map[string]any{
-		"schema_version": "1.0",
-		"header":         map[string]string{"kid": kid, "alg": "dir", "enc": enc},
-		"ciphertext":     base64.RawURLEncoding.EncodeToString(ct),
+	hsm, err := json.Marshal(skr.KeyHSM{
+		SchemaVersion: skr.KeyHSMSchemaVersion,
+		Header:        skr.KeyHSMHeader{Kid: kid, Alg: "dir", Enc: enc},
+		Ciphertext:    base64.RawURLEncoding.EncodeToString(ct),
 	})
 	if err != nil {
 		return nil, err
@@ -285,41 +277,4 @@ func usableForEncryption(m map[string]any) bool {
 		}
 	}
 	return false
-}
-
-// wrap is CKM_RSA_AES_KEY_WRAP: RSA-OAEP(pub, aesKey) || AES-KWP(aesKey, plain).
-func wrap(pub *rsa.PublicKey, newHash func() hash.Hash, plain []byte) ([]byte, error) {
-	aesKey := make([]byte, 32)
-	if _, err := rand.Read(aesKey); err != nil {
-		return nil, err
-	}
-	defer clear(aesKey)
-	head, err := rsa.EncryptOAEP(newHash(), rand.Reader, pub, aesKey, nil)
-	if err != nil {
-		return nil, fmt.Errorf("wrap for the environment's key: %w", err)
-	}
-	tail, err := keyops.AESKeyWrapPad(aesKey, plain)
-	if err != nil {
-		return nil, err
-	}
-	return append(head, tail...), nil
-}
-
-// Unwrap reverses CKM_RSA_AES_KEY_WRAP with the environment's private key;
-// the agent uses it.
-func Unwrap(priv *rsa.PrivateKey, enc string, ciphertext []byte) ([]byte, error) {
-	newHash, ok := map[string]func() hash.Hash{CKMRSAAESKeyWrap: sha1.New, RSAAESKeyWrap256: sha256.New, RSAAESKeyWrap384: sha512.New384}[enc]
-	if !ok {
-		return nil, fmt.Errorf("enc %q is not supported", enc)
-	}
-	n := priv.Size()
-	if len(ciphertext) <= n {
-		return nil, errors.New("wrapped key is too short")
-	}
-	aesKey, err := rsa.DecryptOAEP(newHash(), nil, priv, ciphertext[:n], nil)
-	if err != nil {
-		return nil, errors.New("wrapped key does not decrypt with the environment's key")
-	}
-	defer clear(aesKey)
-	return keyops.AESKeyUnwrapPad(aesKey, ciphertext[n:])
 }

@@ -47,6 +47,11 @@ type ConfigfsTSM struct {
 	retry retryPolicy
 }
 
+// Evidence implements Source: SNPReport as SevSnpVm evidence.
+func (c *ConfigfsTSM) Evidence(ctx context.Context, reportData [64]byte) (*Evidence, error) {
+	return FromSNP(ctx, c, reportData)
+}
+
 // SNPReport gets a report over reportData through configfs-tsm.
 func (c *ConfigfsTSM) SNPReport(ctx context.Context, reportData [64]byte) (*SNP, error) {
 	if err := checkVMPL(ifaceConfigfs, c.VMPL); err != nil {

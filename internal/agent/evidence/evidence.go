@@ -29,7 +29,9 @@ package evidence
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"syscall"
@@ -51,9 +53,67 @@ type SNP struct {
 	Provider string
 }
 
-// Source gets a report whose REPORT_DATA is exactly reportData.
+// Evidence is attestation evidence of any TEE as the agent sends it: it
+// posts to /attest/{Type} a body whose member Member is Body, next to the
+// runtime data and the nonce.
+type Evidence struct {
+	// Type is the attestation type of the request path (TypeSevSnpVm).
+	Type string
+	// Member is the request body member that carries Body ("report").
+	Member string
+	// Body is the encoded evidence, the value of Member: for SevSnpVm the
+	// base64url (no padding) of the SNP bundle JSON.
+	Body string
+	// Provider names what produced the evidence, for logs.
+	Provider string
+}
+
+// Source gets evidence bound to reportData (for SEV-SNP: a report whose
+// REPORT_DATA is exactly reportData). On error it returns no evidence.
 type Source interface {
+	Evidence(ctx context.Context, reportData [64]byte) (*Evidence, error)
+}
+
+// The SevSnpVm attestation type and its evidence member.
+const (
+	TypeSevSnpVm   = "SevSnpVm"
+	MemberSevSnpVm = "report"
+)
+
+// SNPBundle is the JSON of the SevSnpVm report member (before base64url):
+// the report and the host's certificate chain, both base64.
+type SNPBundle struct {
+	SnpReport     string `json:"SnpReport"`               // base64url (no padding) of the report
+	VcekCertChain string `json:"VcekCertChain,omitempty"` // std base64 of the PEM chain
+	Endorsements  string `json:"Endorsements,omitempty"`
+}
+
+// Evidence encodes SNP evidence as the SevSnpVm request expects it.
+func (s *SNP) Evidence() (*Evidence, error) {
+	b64u := base64.RawURLEncoding.EncodeToString
+	bundle := SNPBundle{SnpReport: b64u(s.Report)}
+	if len(s.CertChainPEM) > 0 {
+		bundle.VcekCertChain = base64.StdEncoding.EncodeToString(s.CertChainPEM)
+	}
+	bb, err := json.Marshal(bundle)
+	if err != nil {
+		return nil, err
+	}
+	return &Evidence{Type: TypeSevSnpVm, Member: MemberSevSnpVm, Body: b64u(bb), Provider: s.Provider}, nil
+}
+
+// SNPSource is a source of raw SEV-SNP evidence.
+type SNPSource interface {
 	SNPReport(ctx context.Context, reportData [64]byte) (*SNP, error)
+}
+
+// FromSNP returns the Evidence of an SNP source's report.
+func FromSNP(ctx context.Context, src SNPSource, reportData [64]byte) (*Evidence, error) {
+	s, err := src.SNPReport(ctx, reportData)
+	if err != nil {
+		return nil, err
+	}
+	return s.Evidence()
 }
 
 // Values of SNP.Provider.

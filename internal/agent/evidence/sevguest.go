@@ -38,6 +38,11 @@ type SevGuestDevice struct {
 	retry retryPolicy
 }
 
+// Evidence implements Source: SNPReport as SevSnpVm evidence.
+func (s *SevGuestDevice) Evidence(ctx context.Context, reportData [64]byte) (*Evidence, error) {
+	return FromSNP(ctx, s, reportData)
+}
+
 // SNPReport gets an extended report over reportData through the ioctl.
 func (s *SevGuestDevice) SNPReport(ctx context.Context, reportData [64]byte) (*SNP, error) {
 	devPath := s.Path
