@@ -18,13 +18,13 @@ import (
 	"time"
 
 	apimaa "github.com/kura-project/kura/internal/api/maa"
+	"github.com/kura-project/kura/internal/app"
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/appraisal"
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/attest/tees"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/seal"
-	"github.com/kura-project/kura/internal/server"
 )
 
 func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
@@ -63,7 +63,7 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if cfg.UnsealKeyFile == "" {
 		cfg.Dev = true // only to find DATA/dev/unseal.key; nothing is created
 	}
-	sealer, err := server.OpenSeal(cfg, false)
+	sealer, err := app.OpenSeal(cfg, false)
 	if err != nil {
 		if *unsealFile != "" {
 			return &exitError{1, fmt.Errorf("--unseal-key-file: %w", err)}
@@ -71,12 +71,12 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		sealer = nil // stored policies cannot be authenticated; defaults and --policy still work
 	}
 	cfg.Dev = false
-	st, err := server.OpenStore(cfg)
+	st, err := app.OpenStore(cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	a, err := server.OpenAttestation(cfg, reg, st, nilIfNone(sealer), func() time.Time { return when })
+	a, err := app.OpenAttestation(cfg, reg, st, nilIfNone(sealer), func() time.Time { return when })
 	if err != nil {
 		return err
 	}
@@ -261,12 +261,12 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 	}
 	cfg := config.Default()
 	cfg.DataDir = *data
-	st, err := server.OpenStore(cfg)
+	st, err := app.OpenStore(cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	a, err := server.OpenAttestation(cfg, tees.Registry(), st, nil, time.Now)
+	a, err := app.OpenAttestation(cfg, tees.Registry(), st, nil, time.Now)
 	if err != nil {
 		return err
 	}
@@ -407,7 +407,7 @@ func nilIfNone(s *seal.Sealer) appraisal.Sealer {
 	return s
 }
 
-func newAppraisal(a *server.Attestation, when time.Time) *appraisal.Service {
+func newAppraisal(a *app.Attestation, when time.Time) *appraisal.Service {
 	return appraisal.NewService(a.TEEs, a.Policies, nil, func() time.Time { return when })
 }
 

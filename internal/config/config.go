@@ -20,7 +20,10 @@ import (
 type Config struct {
 	Addr    string `json:"addr"`     // listen address (HTTPS only)
 	DataDir string `json:"data_dir"` // where the database, sealed root and dev material live
-	Dev     bool   `json:"dev"`      // self-signed TLS, self-unsealing root, admin token file, simulated TEE trusted
+	// Store is the database's data source name: sqlite:PATH (or a path);
+	// empty: DATA_DIR/kura.db. postgres:// is refused until its engine exists.
+	Store string `json:"store"`
+	Dev   bool   `json:"dev"` // self-signed TLS, self-unsealing root, admin token file, simulated TEE trusted
 
 	Issuer   string `json:"issuer"`    // token issuer URL; default https://<addr>
 	TokenAlg string `json:"token_alg"` // RS256 (default), ES256 or ES384
@@ -128,6 +131,7 @@ func Load(args []string, getenv func(string) string, settings []attest.Setting) 
 func Flags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (HTTPS)")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "database data source name: sqlite:PATH or a path (default DATA/kura.db)")
 	fs.BoolVar(&cfg.Dev, "dev", cfg.Dev, "development mode: generated TLS CA, self-unsealing root, admin token in DATA/dev/admin-token, simulated TEE trusted")
 	fs.StringVar(&cfg.Issuer, "issuer", cfg.Issuer, "token issuer URL (default https://ADDR)")
 	fs.StringVar(&cfg.TokenAlg, "token-alg", cfg.TokenAlg, "token signing algorithm: RS256, ES256 or ES384")
@@ -143,7 +147,7 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 
 func fromEnv(cfg *Config, getenv func(string) string) error {
 	str := map[string]*string{
-		"KURA_ADDR": &cfg.Addr, "KURA_DATA": &cfg.DataDir, "KURA_ISSUER": &cfg.Issuer,
+		"KURA_ADDR": &cfg.Addr, "KURA_DATA": &cfg.DataDir, "KURA_STORE": &cfg.Store, "KURA_ISSUER": &cfg.Issuer,
 		"KURA_TOKEN_ALG": &cfg.TokenAlg, "KURA_TLS_CERT": &cfg.TLSCert, "KURA_TLS_KEY": &cfg.TLSKey,
 		"KURA_UNSEAL_KEY_FILE": &cfg.UnsealKeyFile, "KURA_ADMIN_TOKEN_FILE": &cfg.AdminTokenFile,
 		"KURA_LOG_LEVEL": &cfg.LogLevel,

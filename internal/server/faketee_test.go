@@ -154,7 +154,7 @@ func TestFakeTEEEndToEnd(t *testing.T) {
 		t.Fatalf("get policy: %d %s", code, b)
 	}
 	// SevSnpVm is still there beside it.
-	if _, ok := srv.reg.Lookup("SevSnpVm"); !ok {
+	if _, ok := srv.App().Reg.Lookup("SevSnpVm"); !ok {
 		t.Error("SevSnpVm lost")
 	}
 }

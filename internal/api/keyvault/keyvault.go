@@ -848,3 +848,14 @@ func (h *Handler) operation(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	}
 	writeJSON(w, out)
 }
+
+// IsPath reports whether path belongs to the Key Vault surface, so that
+// errors answered before routing (sealed, no route) take its shape.
+func IsPath(path string) bool {
+	for _, p := range []string{"/keys", "/deletedkeys", "/rng"} {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
