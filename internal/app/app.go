@@ -195,7 +195,7 @@ func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error)
 	if err != nil {
 		return nil, err
 	}
-	s.Release = &keyrelease.Service{Keys: s.Keys, Verifier: authorities, Audit: audit.Store{St: a.Store, Now: now}, Now: now}
+	s.Release = &keyrelease.Service{Keys: s.Keys, Verifier: authorities, Signer: s.ReleaseKeys, Audit: audit.Store{St: a.Store, Now: now}, Now: now}
 	return s, nil
 }
 

@@ -55,6 +55,21 @@ func IsError(err error) bool {
 	return errors.As(err, &e)
 }
 
+type actorKey struct{}
+
+// WithActor returns ctx naming the principal on whose behalf the domain
+// acts; the API layer sets it once it has authenticated the caller, and
+// recorders fill Event.Actor from it when the domain leaves it empty.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// Actor returns the actor WithActor set, or "".
+func Actor(ctx context.Context) string {
+	a, _ := ctx.Value(actorKey{}).(string)
+	return a
+}
+
 // Store records events in the store's audit log, in the change's
 // transaction.
 type Store struct {
@@ -64,6 +79,9 @@ type Store struct {
 
 // Record implements Recorder.
 func (s Store) Record(ctx context.Context, e Event, change func(tx store.Store) error) (Receipt, error) {
+	if e.Actor == "" {
+		e.Actor = Actor(ctx)
+	}
 	details, err := json.Marshal(e.Details)
 	if err != nil {
 		return Receipt{}, &Error{Err: fmt.Errorf("encode details: %w", err)}

@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kura-project/kura/internal/audit"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/oidc"
 	"github.com/kura-project/kura/internal/store"
 )
@@ -98,6 +100,7 @@ type Service struct {
 	ext      *oidc.Verifier // nil: no external issuers
 	audience string         // required aud of external tokens ("" = any)
 	adminH   [32]byte       // hash of the bootstrap administrator token; zero: none
+	audit    audit.Recorder
 
 	mu    sync.Mutex
 	cache map[[32]byte]cachedToken
@@ -120,6 +123,10 @@ type Config struct {
 	// AdminTokenHash is SHA-256 of the bootstrap administrator token (the
 	// dev token, or --admin-token-file); it authenticates as "admin".
 	AdminTokenHash [32]byte
+	// Audit records every principal and role change with the change
+	// (fail closed). Default: the audit log of the store, when it is a
+	// whole store.
+	Audit audit.Recorder
 }
 
 // New returns a Service over st.
@@ -130,8 +137,11 @@ func New(st store.Principals, cfg Config) *Service {
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = time.Hour
 	}
+	if full, ok := st.(store.Store); ok && cfg.Audit == nil {
+		cfg.Audit = audit.Store{St: full, Now: cfg.Now}
+	}
 	return &Service{st: st, now: cfg.Now, tokenTTL: cfg.TokenTTL, ext: cfg.External, audience: cfg.Audience,
-		adminH: cfg.AdminTokenHash, cache: map[[32]byte]cachedToken{}}
+		adminH: cfg.AdminTokenHash, audit: cfg.Audit, cache: map[[32]byte]cachedToken{}}
 }
 
 const tokenPrefix = "kura_at_"
@@ -273,18 +283,36 @@ func (s *Service) ClientCredentials(ctx context.Context, clientID, secret string
 
 var principalName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
 
-// CreatePrincipal creates a principal with a client secret (returned once),
-// or bound to an external OIDC subject ("issuer|sub") when subject is set.
-func (s *Service) CreatePrincipal(ctx context.Context, name, subject string) (id, secret string, err error) {
-	if !principalName.MatchString(name) || name == "admin" {
-		return "", "", fmt.Errorf("%w: name %q: 1 to 64 letters, digits, dots, dashes or underscores, not \"admin\"", ErrInvalidPrincipal, name)
+// NewPrincipal is a principal to create: a client-secret principal, or one
+// bound to an external OIDC subject ("issuer|sub"); with a role, it is
+// granted at scope ("/" when empty) in the same change.
+type NewPrincipal struct {
+	Name, OIDCSubject string
+	Role, Scope       string
+}
+
+// CreatePrincipal creates a principal (and its role, if one is named) as
+// one audited change. A client secret is returned once.
+func (s *Service) CreatePrincipal(ctx context.Context, np NewPrincipal) (id, secret string, err error) {
+	if !principalName.MatchString(np.Name) || np.Name == "admin" {
+		return "", "", &fault.Error{Kind: fault.BadInput, Field: "name", Err: ErrInvalidPrincipal,
+			Msg: fmt.Sprintf("name %q: 1 to 64 letters, digits, dots, dashes or underscores, not \"admin\"", np.Name)}
+	}
+	var role *store.RoleAssignment
+	if np.Role != "" {
+		a, err := Assignment("", np.Role, np.Scope)
+		if err != nil {
+			return "", "", err
+		}
+		role = &a
 	}
 	id = hex.EncodeToString(random(16))
-	p := store.Principal{ID: id, Name: name, Created: s.now()}
-	if subject != "" {
-		iss, sub, ok := strings.Cut(subject, "|")
+	p := store.Principal{ID: id, Name: np.Name, Created: s.now()}
+	if np.OIDCSubject != "" {
+		iss, sub, ok := strings.Cut(np.OIDCSubject, "|")
 		if !ok || iss == "" || sub == "" {
-			return "", "", fmt.Errorf("%w: OIDC subject %q must be \"issuer|sub\"", ErrInvalidPrincipal, subject)
+			return "", "", &fault.Error{Kind: fault.BadInput, Field: "oidc_subject", Err: ErrInvalidPrincipal,
+				Msg: fmt.Sprintf("OIDC subject %q must be \"issuer|sub\"", np.OIDCSubject)}
 		}
 		p.OIDCSubject = oidc.NormalizeIssuer(iss) + "|" + sub
 	} else {
@@ -292,7 +320,24 @@ func (s *Service) CreatePrincipal(ctx context.Context, name, subject string) (id
 		h := sha256.Sum256([]byte(secret))
 		p.SecretHash = h[:]
 	}
-	if err := s.st.CreatePrincipal(ctx, p); err != nil {
+	details := map[string]string{"name": p.Name}
+	if p.OIDCSubject != "" {
+		details["oidc_subject"] = p.OIDCSubject
+	}
+	if role != nil {
+		role.PrincipalID = id
+		details["role"], details["scope"] = role.Role, role.Scope
+	}
+	err = s.write(ctx, audit.Event{Action: "principal.create", Object: "principals/" + id, Details: details}, func(tx store.Store) error {
+		if err := tx.CreatePrincipal(ctx, p); err != nil {
+			return err
+		}
+		if role != nil {
+			return tx.AddRole(ctx, *role)
+		}
+		return nil
+	})
+	if err != nil {
 		return "", "", err
 	}
 	return id, secret, nil
@@ -302,13 +347,109 @@ func (s *Service) CreatePrincipal(ctx context.Context, name, subject string) (id
 func (s *Service) ResetSecret(ctx context.Context, id string) (string, error) {
 	secret := "kura_cs_" + base64.RawURLEncoding.EncodeToString(random(32))
 	h := sha256.Sum256([]byte(secret))
-	if err := s.st.SetPrincipalSecret(ctx, id, h[:]); err != nil {
+	err := s.write(ctx, audit.Event{Action: "principal.reset-secret", Object: "principals/" + id},
+		func(tx store.Store) error { return tx.SetPrincipalSecret(ctx, id, h[:]) })
+	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	clear(s.cache) // tokens issued with the old secret are revoked
-	s.mu.Unlock()
+	s.forgetTokens() // tokens issued with the old secret are revoked
 	return secret, nil
+}
+
+// DeletePrincipal deletes a principal with its roles and tokens.
+func (s *Service) DeletePrincipal(ctx context.Context, id string) error {
+	err := s.write(ctx, audit.Event{Action: "principal.delete", Object: "principals/" + id},
+		func(tx store.Store) error { return tx.DeletePrincipal(ctx, id) })
+	if err == nil {
+		s.forgetTokens()
+	}
+	return err
+}
+
+// Assignment checks a role and scope ("/" when empty) for principalID.
+func Assignment(principalID, role, scope string) (store.RoleAssignment, error) {
+	if scope == "" {
+		scope = "/"
+	}
+	if err := ValidRole(role); err != nil {
+		return store.RoleAssignment{}, &fault.Error{Kind: fault.BadInput, Field: "role", Msg: err.Error()}
+	}
+	if err := ValidScope(scope); err != nil {
+		return store.RoleAssignment{}, &fault.Error{Kind: fault.BadInput, Field: "scope", Msg: err.Error()}
+	}
+	return store.RoleAssignment{PrincipalID: principalID, Role: role, Scope: scope}, nil
+}
+
+// AddRole grants a role (idempotent).
+func (s *Service) AddRole(ctx context.Context, a store.RoleAssignment) error {
+	return s.write(ctx, audit.Event{Action: "role.add", Object: "principals/" + a.PrincipalID, Details: map[string]string{"role": a.Role, "scope": a.Scope}},
+		func(tx store.Store) error { return tx.AddRole(ctx, a) })
+}
+
+// RemoveRole revokes a role; it applies to tokens already issued at once.
+func (s *Service) RemoveRole(ctx context.Context, a store.RoleAssignment) error {
+	err := s.write(ctx, audit.Event{Action: "role.remove", Object: "principals/" + a.PrincipalID, Details: map[string]string{"role": a.Role, "scope": a.Scope}},
+		func(tx store.Store) error { return tx.RemoveRole(ctx, a) })
+	if err == nil {
+		s.forgetTokens()
+	}
+	return err
+}
+
+// Principal returns a principal and its roles.
+func (s *Service) Principal(ctx context.Context, id string) (store.Principal, []store.RoleAssignment, error) {
+	p, err := s.st.GetPrincipal(ctx, id)
+	if err != nil {
+		return store.Principal{}, nil, principalErr(err, id)
+	}
+	roles, err := s.st.Roles(ctx, id)
+	if err != nil {
+		return store.Principal{}, nil, principalErr(err, id)
+	}
+	return p, roles, nil
+}
+
+// Principals lists the principals.
+func (s *Service) Principals(ctx context.Context) ([]store.Principal, error) {
+	ps, err := s.st.ListPrincipals(ctx)
+	if err != nil {
+		return nil, principalErr(err, "")
+	}
+	return ps, nil
+}
+
+func (s *Service) forgetTokens() {
+	s.mu.Lock()
+	clear(s.cache)
+	s.mu.Unlock()
+}
+
+// write applies a change through the audit recorder: both or neither.
+func (s *Service) write(ctx context.Context, e audit.Event, change func(tx store.Store) error) error {
+	if s.audit == nil {
+		return fault.Down("no audit recorder is configured; nothing was changed", nil)
+	}
+	_, err := s.audit.Record(ctx, e, change)
+	if audit.IsError(err) {
+		return fault.Down("the audit record could not be written; nothing was changed", err)
+	}
+	return principalErr(err, strings.TrimPrefix(e.Object, "principals/"))
+}
+
+// principalErr turns store errors into domain errors.
+func principalErr(err error, id string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return &fault.Error{Kind: fault.NotFound, Msg: fmt.Sprintf("no principal %q or no such role assignment", id), Err: err}
+	case errors.Is(err, store.ErrConflict):
+		return &fault.Error{Kind: fault.Conflict, Msg: "a principal with that name or subject exists", Err: err}
+	}
+	if _, ok := fault.As(err); ok {
+		return err
+	}
+	return fault.Down("the identity store is unavailable", err)
 }
 
 // ValidScope checks a scope: "/" or "/keys/<name>".
@@ -330,9 +471,6 @@ func ValidRole(role string) error {
 	}
 	return nil
 }
-
-// Store returns the principal store (for the management API).
-func (s *Service) Store() store.Principals { return s.st }
 
 // Sweep deletes expired access tokens.
 func (s *Service) Sweep(ctx context.Context) error { return s.st.DeleteExpiredTokens(ctx, s.now()) }

@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/kura-project/kura/internal/audit"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/oidc"
 	"github.com/kura-project/kura/internal/store"
 	"github.com/kura-project/kura/internal/store/sqlite"
@@ -32,15 +35,15 @@ func TestClientCredentialsAndRoles(t *testing.T) {
 	st := openStore(t)
 	now := time.Now()
 	s := New(st, Config{Now: func() time.Time { return now }, TokenTTL: time.Hour})
-	id, secret, err := s.CreatePrincipal(ctx, "app", "")
+	id, secret, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "app"})
 	if err != nil || secret == "" {
 		t.Fatal(err)
 	}
-	if _, _, err := s.CreatePrincipal(ctx, "app", ""); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "app"}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("duplicate: %v", err)
 	}
 	for _, bad := range []string{"", "admin", "a b", "x/y"} {
-		if _, _, err := s.CreatePrincipal(ctx, bad, ""); err == nil {
+		if _, _, err := s.CreatePrincipal(ctx, NewPrincipal{Name: bad}); err == nil {
 			t.Errorf("name %q accepted", bad)
 		}
 	}
@@ -107,7 +110,7 @@ func TestExternalOIDC(t *testing.T) {
 	const iss = "https://idp.example/realms/kura"
 	v := &oidc.Verifier{Sources: map[string]oidc.KeySource{iss: oidc.Static(func() *jose.JSONWebKeySet { return set })}}
 	s := New(st, Config{External: v, Audience: "kura"})
-	id, secret, err := s.CreatePrincipal(ctx, "keycloak-app", iss+"/|svc-123")
+	id, secret, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "keycloak-app", OIDCSubject: iss + "/|svc-123"})
 	if err != nil || secret != "" {
 		t.Fatalf("create bound principal: %v (secret %q)", err, secret)
 	}
@@ -135,4 +138,81 @@ func TestExternalOIDC(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// TestManagementAudited: every principal and role change through the
+// Service leaves one audit record naming the actor; with the audit log down
+// each fails as unavailable and changes nothing; a role in CreatePrincipal
+// commits with the principal or not at all.
+func TestManagementAudited(t *testing.T) {
+	ctx := audit.WithActor(context.Background(), "ops")
+	st := openStore(t)
+	s := New(st, Config{})
+	id, _, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "app", Role: CryptoUser, Scope: "/keys/k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "bad-role", Role: "nope"}); fault.Of(err) != fault.BadInput {
+		t.Errorf("unknown role: %v", err)
+	}
+	if _, err := st.GetPrincipalByName(ctx, "bad-role"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a principal with a refused role was created: %v", err)
+	}
+	if _, _, err := s.Principal(ctx, "missing"); fault.Of(err) != fault.NotFound {
+		t.Errorf("missing principal: %v", err)
+	}
+	recs := func() []store.AuditRecord {
+		rs, err := st.AuditRecords(ctx, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	if rs := recs(); len(rs) != 1 || rs[0].Action != "principal.create" || rs[0].Actor != "ops" {
+		t.Fatalf("records after create: %+v", rs)
+	}
+	role := store.RoleAssignment{PrincipalID: id, Role: CryptoOfficer, Scope: "/"}
+	ops := []struct {
+		name string
+		do   func() error
+	}{
+		{"create", func() error { _, _, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "other"}); return err }},
+		{"add role", func() error { return s.AddRole(ctx, role) }},
+		{"remove role", func() error { return s.RemoveRole(ctx, store.RoleAssignment{PrincipalID: id, Role: CryptoUser, Scope: "/keys/k1"}) }},
+		{"reset secret", func() error { _, err := s.ResetSecret(ctx, id); return err }},
+		{"delete", func() error { return s.DeletePrincipal(ctx, id) }},
+	}
+	down := New(st, Config{Audit: failingRecorder{}})
+	for _, op := range ops {
+		before, _ := st.ListPrincipals(ctx)
+		roles, _ := st.Roles(ctx, id)
+		saved := s
+		s = down
+		err := op.do()
+		s = saved
+		if fault.Of(err) != fault.Unavailable || !strings.Contains(err.Error(), "audit record could not be written") {
+			t.Errorf("%s with the audit log down: %v", op.name, err)
+		}
+		after, _ := st.ListPrincipals(ctx)
+		roles2, _ := st.Roles(ctx, id)
+		if len(after) != len(before) || len(roles2) != len(roles) {
+			t.Errorf("%s changed the store with the audit log down", op.name)
+		}
+	}
+	for _, op := range ops {
+		n := len(recs())
+		if err := op.do(); err != nil {
+			t.Fatalf("%s: %v", op.name, err)
+		}
+		if rs := recs(); len(rs) != n+1 || rs[len(rs)-1].Actor != "ops" {
+			t.Errorf("%s: %d records, want %d, actor named", op.name, len(rs), n+1)
+		}
+	}
+}
+
+// failingRecorder is an audit log that cannot be written.
+type failingRecorder struct{}
+
+func (failingRecorder) Record(context.Context, audit.Event, func(store.Store) error) (audit.Receipt, error) {
+	return audit.Receipt{}, &audit.Error{Err: errors.New("audit log down")}
 }

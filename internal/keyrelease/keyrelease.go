@@ -32,6 +32,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/kura-project/kura/internal/audit"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys"
 	"github.com/kura-project/kura/internal/oidc"
 	"github.com/kura-project/kura/internal/policy/release"
@@ -63,10 +64,17 @@ type BadRequest struct{ Reason string }
 
 func (b *BadRequest) Error() string { return b.Reason }
 
+// Signer signs release answers with its certificate in the JWS header.
+type Signer interface {
+	SignX5C(payload []byte) (string, error)
+}
+
 // Service releases keys.
 type Service struct {
 	Keys     *keys.Manager
 	Verifier *oidc.Verifier
+	// Signer signs the answer; its certificate is x5c[0].
+	Signer Signer
 	// Audit records every granted release with its nonce spend (fail
 	// closed: without a record, no release).
 	Audit audit.Recorder
@@ -79,19 +87,21 @@ type Request struct {
 	Target        string // the attestation token
 	Nonce         string
 	Enc           string
+	// APIVersion and Kid are echoed in the signed answer: the api-version
+	// asked for and the key's id as the client addressed it.
+	APIVersion, Kid string
+	// Bundle renders the released key version, with key_hsm, in the
+	// surface's wire form (the answer's response.key).
+	Bundle func(k *keys.Key, keyHSM []byte) (json.RawMessage, error)
 }
 
-// Result is a granted release: the key version released, the material
-// wrapped for the environment (the Key Vault key_hsm object), and digests
-// binding the answer to the token and policy that allowed it.
+// Result is a granted release: the key version released, the signed answer
+// and the payload it signs. The audit record is made from the same payload,
+// so the record and the answer cannot disagree.
 type Result struct {
-	Key          *keys.Key
-	Enc          string
-	KeyHSM       []byte // JSON of skr.KeyHSM
-	TEEKeyID     string
-	TokenSHA256  string
-	PolicySHA256 string
-	Issuer       string
+	Key     *keys.Key
+	Payload skr.ReleasePayload
+	JWS     string // the signed answer, {"value": JWS} on the wire
 }
 
 // Release checks a request and, when everything holds, wraps the key.
@@ -125,9 +135,8 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 
 	k, mat, err := s.Keys.ReleaseMaterial(ctx, r.Name, r.Version)
 	if err != nil {
-		var ke *keys.Error
-		if errors.As(err, &ke) && ke.Kind == keys.Forbidden {
-			return nil, deny("%s", ke.Msg)
+		if e, ok := fault.As(err); ok && e.Kind == fault.Denied {
+			return nil, deny("%s", e.Msg)
 		}
 		return nil, err
 	}
@@ -180,8 +189,32 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.Bundle == nil || s.Signer == nil {
+		return nil, errors.New("key release: no answer renderer or signer is configured")
+	}
+	bundle, err := r.Bundle(k, hsm)
+	if err != nil {
+		return nil, err
+	}
 	tsum := sha256.Sum256([]byte(r.Target))
 	psum := sha256.Sum256(k.ReleasePolicy.Data)
+	payload := skr.ReleasePayload{
+		Request:  skr.ReleaseRequest{APIVersion: r.APIVersion, Enc: enc, Kid: r.Kid, Nonce: r.Nonce},
+		Response: skr.ReleaseResponse{Key: bundle},
+		Release: skr.ReleaseBinding{Issuer: iss, PolicySHA256: hex.EncodeToString(psum[:]), TEEKey: kid,
+			TokenSHA256: hex.EncodeToString(tsum[:])},
+	}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	// Signed before it is recorded: every record is of an answer that
+	// exists, and the record names the answer's digest.
+	jws, err := s.Signer.SignX5C(body)
+	if err != nil {
+		return nil, fault.Down("the release answer could not be signed; nothing was released", err)
+	}
+	asum := sha256.Sum256([]byte(jws))
 	// The nonce is spent last, so a release refused for any other reason
 	// (no usable TEE key, a wrap failure) can be retried with the same token.
 	// It is remembered past the token's exp by more than the verifier's
@@ -194,13 +227,15 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	if s.Now != nil {
 		now = s.Now
 	}
+	b := payload.Release
 	ev := audit.Event{Action: "key.release", Object: "keys/" + k.Name + "/" + k.Version, Details: map[string]string{
-		"token_sha256": hex.EncodeToString(tsum[:]), "policy_sha256": hex.EncodeToString(psum[:]), "issuer": iss, "tee_key": kid, "enc": enc}}
+		"token_sha256": b.TokenSHA256, "policy_sha256": b.PolicySHA256, "issuer": b.Issuer, "tee_key": b.TEEKey,
+		"enc": payload.Request.Enc, "nonce": payload.Request.Nonce, "answer_sha256": hex.EncodeToString(asum[:])}}
 	_, err = s.Audit.Record(ctx, ev, func(tx store.Store) error {
 		if !pol.RequireNonce() {
 			return nil
 		}
-		return tx.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, now(), expiry(claims).Add(10*time.Minute))
+		return tx.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, now(), expiry(claims, now).Add(10*time.Minute))
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -208,17 +243,16 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 		}
 		return nil, err
 	}
-	return &Result{Key: k, Enc: enc, KeyHSM: hsm, TEEKeyID: kid, Issuer: iss,
-		TokenSHA256: hex.EncodeToString(tsum[:]), PolicySHA256: hex.EncodeToString(psum[:])}, nil
+	return &Result{Key: k, Payload: payload, JWS: jws}, nil
 }
 
-func expiry(c oidc.Claims) time.Time {
+func expiry(c oidc.Claims, now func() time.Time) time.Time {
 	if n, ok := c["exp"].(json.Number); ok {
 		if f, err := n.Float64(); err == nil {
 			return time.Unix(int64(f), 0)
 		}
 	}
-	return time.Now().Add(24 * time.Hour)
+	return now().Add(24 * time.Hour)
 }
 
 // teeKey picks the environment's key as Key Vault does: the first RSA key in

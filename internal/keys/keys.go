@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kura-project/kura/internal/fault"
 	"math"
 	"regexp"
 	"slices"
@@ -31,47 +32,21 @@ import (
 	"github.com/kura-project/kura/internal/store"
 )
 
-// Kind classifies domain errors; the API maps them to status codes.
-type Kind int
-
-const (
-	BadParameter Kind = iota + 1 // 400
-	NotFound                     // 404
-	Conflict                     // 409
-	Forbidden                    // 403: the key refuses the operation (disabled, outside nbf/exp, key_ops)
-	Unavailable                  // 503
-)
-
-// Error is a key-manager error with a stable code (Key Vault's error codes
-// where one exists) and a message that names what was wrong.
-type Error struct {
-	Kind Kind
-	Code string
-	Msg  string
-	Err  error
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Msg + ": " + e.Err.Error()
-	}
-	return e.Msg
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+// Errors are fault.Errors: the api packages map their kinds to each
+// surface's status and code (Key Vault's KeyNotFound for NotFound, ...).
 
 func bad(format string, args ...any) error {
-	return &Error{Kind: BadParameter, Code: "BadParameter", Msg: fmt.Sprintf(format, args...)}
+	return &fault.Error{Kind: fault.BadInput, Msg: fmt.Sprintf(format, args...)}
 }
 
 func forbidden(format string, args ...any) error {
-	return &Error{Kind: Forbidden, Code: "Forbidden", Msg: fmt.Sprintf(format, args...)}
+	return &fault.Error{Kind: fault.Denied, Msg: fmt.Sprintf(format, args...)}
 }
 
 // rootUnavailable is a root of trust that could not answer (an HSM fault),
 // as opposed to input that does not authenticate under it.
 func rootUnavailable(err error) error {
-	return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "the root of trust is unavailable", Err: err}
+	return &fault.Error{Kind: fault.Unavailable, Msg: "the root of trust is unavailable", Err: err}
 }
 
 // storeErr turns store errors into domain errors.
@@ -80,11 +55,11 @@ func storeErr(err error, what string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrNotFound):
-		return &Error{Kind: NotFound, Code: "KeyNotFound", Msg: what + " was not found"}
+		return &fault.Error{Kind: fault.NotFound, Msg: what + " was not found"}
 	case errors.Is(err, store.ErrConflict):
-		return &Error{Kind: Conflict, Code: "Conflict", Msg: what + " already exists or is deleted but recoverable (purge or recover it first)"}
+		return &fault.Error{Kind: fault.Conflict, Msg: what + " already exists or is deleted but recoverable (purge or recover it first)"}
 	}
-	return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "key store unavailable", Err: err}
+	return &fault.Error{Kind: fault.Unavailable, Msg: "key store unavailable", Err: err}
 }
 
 // Sealer seals key material at rest.
@@ -158,7 +133,7 @@ var versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func checkVersion(v string) error {
 	if v != "" && !versionRE.MatchString(v) {
-		return &Error{Kind: NotFound, Code: "KeyNotFound", Msg: fmt.Sprintf("key version %q was not found", v)}
+		return &fault.Error{Kind: fault.NotFound, Msg: fmt.Sprintf("key version %q was not found", v)}
 	}
 	return nil
 }
@@ -213,7 +188,7 @@ func (m *Manager) present(v store.KeyVersion) (*Key, error) {
 	k := &Key{Name: v.Name, Version: v.Version, Kty: v.Kty, KeyOps: v.KeyOps, Enabled: v.Enabled, NotBefore: v.NotBefore,
 		Expires: v.Expires, Exportable: v.Exportable, Created: v.Created, Updated: v.Updated, Tags: v.Tags, RecoverableDays: m.days}
 	if err := json.Unmarshal(v.PublicJWK, &k.Public); err != nil {
-		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "stored public key is corrupt", Err: err}
+		return nil, &fault.Error{Kind: fault.Unavailable, Msg: "stored public key is corrupt", Err: err}
 	}
 	if k.KeyOps == nil {
 		k.KeyOps = defaultOps(v.Kty)
@@ -222,7 +197,7 @@ func (m *Manager) present(v store.KeyVersion) (*Key, error) {
 	if v.ReleasePolicy != nil {
 		k.ReleasePolicy = &ReleasePolicy{}
 		if err := json.Unmarshal(v.ReleasePolicy, k.ReleasePolicy); err != nil {
-			return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "stored release policy is corrupt", Err: err}
+			return nil, &fault.Error{Kind: fault.Unavailable, Msg: "stored release policy is corrupt", Err: err}
 		}
 	}
 	return k, nil
@@ -321,7 +296,7 @@ func (m *Manager) Create(ctx context.Context, name string, p CreateParams) (*Key
 			return nil, bad("%v", err)
 		}
 		// Not the caller's fault (the system's randomness failed).
-		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "key generation failed", Err: err}
+		return nil, &fault.Error{Kind: fault.Unavailable, Msg: "key generation failed", Err: err}
 	}
 	return m.store(ctx, "key.create", name, p.Kty, mat, p.KeyOps, p.Attributes, p.Tags, p.ReleasePolicy)
 }
@@ -381,18 +356,18 @@ func (m *Manager) store(ctx context.Context, action, name, kty string, mat *keyo
 	v.Sealed, err = m.sealer.Seal(priv, materialAAD(name, v.Version))
 	clear(priv)
 	if err != nil {
-		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "sealing key material failed", Err: err}
+		return nil, &fault.Error{Kind: fault.Unavailable, Msg: "sealing key material failed", Err: err}
 	}
 	if err := m.authenticate(&v); err != nil {
 		return nil, err
 	}
 	defer m.forget(name)
 	if err := m.write(ctx, action, name, v.Version, func(st store.Keys) error { return st.CreateKeyVersion(ctx, v, true) }); err != nil {
-		if ke := (*Error)(nil); errors.As(err, &ke) {
+		if ke := (*fault.Error)(nil); errors.As(err, &ke) {
 			return nil, err
 		}
 		if errors.Is(err, store.ErrConflict) {
-			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q is deleted but recoverable; recover or purge it first", name)}
+			return nil, &fault.Error{Kind: fault.Conflict, Msg: fmt.Sprintf("key %q is deleted but recoverable; recover or purge it first", name)}
 		}
 		return nil, storeErr(err, fmt.Sprintf("key %q", name))
 	}
@@ -490,7 +465,7 @@ func versionAAD(v store.KeyVersion) []byte {
 func (m *Manager) authenticate(v *store.KeyVersion) error {
 	mac, err := m.sealer.Seal(nil, versionAAD(*v))
 	if err != nil {
-		return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "authenticating the key version failed", Err: err}
+		return &fault.Error{Kind: fault.Unavailable, Msg: "authenticating the key version failed", Err: err}
 	}
 	v.MAC = mac
 	return nil
@@ -499,7 +474,7 @@ func (m *Manager) authenticate(v *store.KeyVersion) error {
 // checkMAC refuses a version whose stored fields were altered.
 func (m *Manager) checkMAC(v store.KeyVersion) error {
 	if _, err := m.sealer.Open(v.MAC, versionAAD(v)); err != nil {
-		return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: fmt.Sprintf("key %s/%s failed its integrity check (the store was edited outside kura?)", v.Name, v.Version), Err: err}
+		return &fault.Error{Kind: fault.Unavailable, Msg: fmt.Sprintf("key %s/%s failed its integrity check (the store was edited outside kura?)", v.Name, v.Version), Err: err}
 	}
 	return nil
 }
@@ -622,11 +597,11 @@ func (m *Manager) Update(ctx context.Context, name, version string, p UpdatePara
 	}
 	defer m.forget(name)
 	if err := m.write(ctx, "key.update", name, v.Version, func(st store.Keys) error { return st.UpdateKeyVersion(ctx, v, prevUpdated) }); err != nil {
-		if ke := (*Error)(nil); errors.As(err, &ke) {
+		if ke := (*fault.Error)(nil); errors.As(err, &ke) {
 			return nil, err
 		}
 		if errors.Is(err, store.ErrConflict) {
-			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q was changed by another request meanwhile; read it again and retry", name)}
+			return nil, &fault.Error{Kind: fault.Conflict, Msg: fmt.Sprintf("key %q was changed by another request meanwhile; read it again and retry", name)}
 		}
 		return nil, storeErr(err, fmt.Sprintf("key %q", name))
 	}
@@ -685,7 +660,7 @@ func (m *Manager) Delete(ctx context.Context, name string) (*DeletedKey, error) 
 		d, err = st.DeleteKey(ctx, name, now, now.AddDate(0, 0, m.days))
 		return err
 	})
-	if ke := (*Error)(nil); errors.As(err, &ke) {
+	if ke := (*fault.Error)(nil); errors.As(err, &ke) {
 		return nil, err
 	}
 	if err != nil {
@@ -737,7 +712,7 @@ func (m *Manager) ListDeleted(ctx context.Context, after string) (Page[*DeletedK
 func (m *Manager) Recover(ctx context.Context, name string) (*Key, error) {
 	defer m.forget(name)
 	if err := m.write(ctx, "key.recover", name, "", func(st store.Keys) error { return st.RecoverKey(ctx, name) }); err != nil {
-		if ke := (*Error)(nil); errors.As(err, &ke) {
+		if ke := (*fault.Error)(nil); errors.As(err, &ke) {
 			return nil, err
 		}
 		return nil, storeErr(err, fmt.Sprintf("a deleted key with name %q", name))
@@ -748,7 +723,7 @@ func (m *Manager) Recover(ctx context.Context, name string) (*Key, error) {
 // Purge removes a deleted key and its sealed material for good.
 func (m *Manager) Purge(ctx context.Context, name string) error {
 	if err := m.write(ctx, "key.purge", name, "", func(st store.Keys) error { return st.PurgeKey(ctx, name) }); err != nil {
-		if ke := (*Error)(nil); errors.As(err, &ke) {
+		if ke := (*fault.Error)(nil); errors.As(err, &ke) {
 			return err
 		}
 		return storeErr(err, fmt.Sprintf("a deleted key with name %q", name))
@@ -775,7 +750,7 @@ func RandomBytes(n int) ([]byte, error) {
 // *Error (Unavailable); store errors of the change come back as they are.
 func (m *Manager) write(ctx context.Context, action, name, version string, change func(st store.Keys) error) error {
 	if m.audit == nil {
-		return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "no audit recorder is configured; nothing was changed"}
+		return &fault.Error{Kind: fault.Unavailable, Msg: "no audit recorder is configured; nothing was changed"}
 	}
 	object := "keys/" + name
 	if version != "" {
@@ -783,7 +758,7 @@ func (m *Manager) write(ctx context.Context, action, name, version string, chang
 	}
 	_, err := m.audit.Record(ctx, audit.Event{Action: action, Object: object}, func(tx store.Store) error { return change(tx) })
 	if audit.IsError(err) {
-		return &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "the audit record could not be written; nothing was changed", Err: err}
+		return &fault.Error{Kind: fault.Unavailable, Msg: "the audit record could not be written; nothing was changed", Err: err}
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/kura-project/kura/internal/fault"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -28,12 +29,11 @@ func manager(t *testing.T, clock *time.Time) *Manager {
 	return New(st, seal.New(root), Config{Now: func() time.Time { return *clock }, RecoverableDays: 7})
 }
 
-func kind_(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
+func kind_(err error) fault.Kind {
+	if e, ok := fault.As(err); ok {
 		return e.Kind
 	}
-	return 0
+	return -1
 }
 
 // TestMaintain: the background job rotates keys whose policy is due and
@@ -88,7 +88,7 @@ func TestMaintain(t *testing.T) {
 	if latest.Version == k.Version || latest.Public.Crv != "P-384" || !latest.Expires.Equal(now.AddDate(0, 0, 90)) {
 		t.Errorf("after the policy was due: version %s crv %s exp %v", latest.Version, latest.Public.Crv, latest.Expires)
 	}
-	if _, err := m.GetDeleted(ctx, "gone"); kind_(err) != NotFound {
+	if _, err := m.GetDeleted(ctx, "gone"); kind_(err) != fault.NotFound {
 		t.Errorf("deleted key not purged after its retention: %v", err)
 	}
 	// The next run does not rotate again: the new version is fresh.
@@ -113,7 +113,7 @@ func TestReleasePolicyRules(t *testing.T) {
 		{"policy without exportable", CreateParams{Kty: "EC", ReleasePolicy: &ReleasePolicy{Data: pol}}, "AKV.SKR.1005"},
 		{"malformed policy", CreateParams{Kty: "EC", Attributes: Attributes{Exportable: &tr}, ReleasePolicy: &ReleasePolicy{Data: []byte(`{"anyOf":[]}`)}}, "release_policy.data"},
 	} {
-		if _, err := m.Create(ctx, "k", c.p); kind_(err) != BadParameter || !strings.Contains(err.Error(), c.want) {
+		if _, err := m.Create(ctx, "k", c.p); kind_(err) != fault.BadInput || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v", c.name, err)
 		}
 	}
@@ -137,7 +137,7 @@ func TestReleasePolicyRules(t *testing.T) {
 	if _, err := m.Create(ctx, "plain", CreateParams{Kty: "EC"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := m.ReleaseMaterial(ctx, "plain", ""); kind_(err) != Forbidden {
+	if _, _, err := m.ReleaseMaterial(ctx, "plain", ""); kind_(err) != fault.Denied {
 		t.Errorf("release of a non-exportable key: %v", err)
 	}
 	if _, _, err := m.ReleaseMaterial(ctx, "imm", ""); err != nil {
@@ -272,22 +272,22 @@ func TestRestoreTellsTamperingFromAFault(t *testing.T) {
 	}
 	tampered := bytes.Clone(blob)
 	tampered[len(tampered)-1] ^= 1
-	if _, err := m.Restore(ctx, tampered); kind_(err) != BadParameter {
+	if _, err := m.Restore(ctx, tampered); kind_(err) != fault.BadInput {
 		t.Errorf("tampered backup: %v, want BadParameter", err)
 	}
-	if _, err := m.Restore(ctx, append([]byte(backupMagic), 9, 9)); kind_(err) != BadParameter {
+	if _, err := m.Restore(ctx, append([]byte(backupMagic), 9, 9)); kind_(err) != fault.BadInput {
 		t.Errorf("malformed backup: %v, want BadParameter", err)
 	}
 	fs.down = true
 	_, err = m.Restore(ctx, blob)
-	if kind_(err) != Unavailable || strings.Contains(err.Error(), "authenticate") {
+	if kind_(err) != fault.Unavailable || strings.Contains(err.Error(), "authenticate") {
 		t.Errorf("restore with the root down: %v, want Unavailable", err)
 	}
 	// The root fails after opening the backup itself: in the version's
 	// integrity check, then in its material.
 	for after := 1; after <= 2; after++ {
 		fs.down, fs.downAfter = false, after
-		if _, err := m.Restore(ctx, blob); kind_(err) != Unavailable {
+		if _, err := m.Restore(ctx, blob); kind_(err) != fault.Unavailable {
 			t.Errorf("root down after %d opens: %v, want Unavailable", after, err)
 		}
 	}

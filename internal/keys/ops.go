@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/kura-project/kura/internal/fault"
 	"slices"
 	"strings"
 	"time"
@@ -60,13 +61,13 @@ func (m *Manager) material(v store.KeyVersion) (*keyops.Material, error) {
 	}
 	priv, err := m.sealer.Open(v.Sealed, materialAAD(v.Name, v.Version))
 	if err != nil {
-		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: fmt.Sprintf("key material of %s/%s cannot be opened (sealed store, or the root changed)", v.Name, v.Version), Err: err}
+		return nil, &fault.Error{Kind: fault.Unavailable, Msg: fmt.Sprintf("key material of %s/%s cannot be opened (sealed store, or the root changed)", v.Name, v.Version), Err: err}
 	}
 	k, _ := kind(v.Kty)
 	mat, err = keyops.UnmarshalPrivate(k, priv)
 	clear(priv)
 	if err != nil {
-		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: fmt.Sprintf("key material of %s/%s is corrupt", v.Name, v.Version), Err: fmt.Errorf("%w: %w", errCorruptMaterial, err)}
+		return nil, &fault.Error{Kind: fault.Unavailable, Msg: fmt.Sprintf("key material of %s/%s is corrupt", v.Name, v.Version), Err: fmt.Errorf("%w: %w", errCorruptMaterial, err)}
 	}
 	m.mu.Lock()
 	if len(m.cache) >= 4096 {

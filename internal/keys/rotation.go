@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kura-project/kura/internal/fault"
 	"log/slog"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ func (m *Manager) Backup(ctx context.Context, name string) ([]byte, error) {
 	}
 	sealed, err := m.sealer.Seal(plain, backupAAD)
 	if err != nil {
-		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "sealing the backup failed", Err: err}
+		return nil, &fault.Error{Kind: fault.Unavailable, Msg: "sealing the backup failed", Err: err}
 	}
 	return append([]byte(backupMagic), sealed...), nil
 }
@@ -103,11 +104,11 @@ func (m *Manager) Restore(ctx context.Context, blob []byte) (*Key, error) {
 	}
 	defer m.forget(doc.Name)
 	if err := m.write(ctx, "key.restore", doc.Name, "", func(st store.Keys) error { return st.RestoreKey(ctx, doc.Versions, doc.Policy) }); err != nil {
-		if ke := (*Error)(nil); errors.As(err, &ke) {
+		if ke := (*fault.Error)(nil); errors.As(err, &ke) {
 			return nil, err
 		}
 		if errors.Is(err, store.ErrConflict) {
-			return nil, &Error{Kind: Conflict, Code: "Conflict", Msg: fmt.Sprintf("key %q already exists (or is deleted but recoverable)", doc.Name)}
+			return nil, &fault.Error{Kind: fault.Conflict, Msg: fmt.Sprintf("key %q already exists (or is deleted but recoverable)", doc.Name)}
 		}
 		return nil, storeErr(err, fmt.Sprintf("key %q", doc.Name))
 	}
@@ -216,7 +217,7 @@ func (m *Manager) GetRotationPolicy(ctx context.Context, name string) (*Rotation
 	}
 	var p RotationPolicy
 	if err := json.Unmarshal(sp.JSON, &p); err != nil {
-		return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "stored rotation policy is corrupt", Err: err}
+		return nil, &fault.Error{Kind: fault.Unavailable, Msg: "stored rotation policy is corrupt", Err: err}
 	}
 	p.Created, p.Updated = sp.Created, sp.Updated
 	return &p, nil
@@ -242,7 +243,7 @@ func (m *Manager) SetRotationPolicy(ctx context.Context, name string, p Rotation
 	if err := m.write(ctx, "key.rotation-policy.set", name, "", func(st store.Keys) error {
 		return st.PutRotationPolicy(ctx, store.RotationPolicy{Name: name, JSON: b, Created: created, Updated: now})
 	}); err != nil {
-		if ke := (*Error)(nil); errors.As(err, &ke) {
+		if ke := (*fault.Error)(nil); errors.As(err, &ke) {
 			return nil, err
 		}
 		return nil, storeErr(err, "rotation policy")
@@ -277,7 +278,7 @@ func (m *Manager) Rotate(ctx context.Context, name string) (*Key, error) {
 	if p, err := m.GetRotationPolicy(ctx, name); err == nil && p.ExpiryTime != "" {
 		d, err := ParseDuration(p.ExpiryTime)
 		if err != nil {
-			return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "stored rotation policy is corrupt", Err: err}
+			return nil, &fault.Error{Kind: fault.Unavailable, Msg: "stored rotation policy is corrupt", Err: err}
 		}
 		a.Expires = ptr(d.After(m.now()))
 	}
@@ -285,7 +286,7 @@ func (m *Manager) Rotate(ctx context.Context, name string) (*Key, error) {
 	if v.ReleasePolicy != nil {
 		rp = &ReleasePolicy{}
 		if err := json.Unmarshal(v.ReleasePolicy, rp); err != nil {
-			return nil, &Error{Kind: Unavailable, Code: "ServiceUnavailable", Msg: "stored release policy is corrupt", Err: err}
+			return nil, &fault.Error{Kind: fault.Unavailable, Msg: "stored release policy is corrupt", Err: err}
 		}
 	}
 	return m.addVersion(ctx, name, v.Kty, mat, v.KeyOps, a, v.Tags, rp)
@@ -334,8 +335,8 @@ func (m *Manager) Maintain(ctx context.Context, log *slog.Logger) error {
 		}
 		v, err := m.fresh(ctx, sp.Name, "")
 		if err != nil {
-			var ke *Error
-			if !errors.As(err, &ke) || ke.Kind != NotFound {
+			var ke *fault.Error
+			if !errors.As(err, &ke) || ke.Kind != fault.NotFound {
 				keep(err)
 			}
 			continue

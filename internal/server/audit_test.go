@@ -3,13 +3,16 @@ package server
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest/sim"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys"
 	"github.com/kura-project/kura/internal/keys/keyops"
 )
@@ -50,6 +53,13 @@ func TestAuditFailsClosed(t *testing.T) {
 	}
 	g := newTEE(t)
 	tok := g.token(t, r, "n-1", sim.Options{}, nil)
+	code, body, _ := r.do("POST", "/kura/v1/principals", []byte(`{"name":"audited","role":"crypto-user"}`), "Authorization", "Bearer "+r.admin)
+	if code != 201 {
+		t.Fatalf("create principal: %d %s", code, body)
+	}
+	var created struct{ ID string }
+	json.Unmarshal(body, &created)
+	pid := created.ID
 
 	db, err := sql.Open("sqlite", filepath.Join(r.dir, "kura.db"))
 	if err != nil {
@@ -81,6 +91,20 @@ func TestAuditFailsClosed(t *testing.T) {
 		var rp int
 		db.QueryRow(`SELECT COUNT(*) FROM rotation_policies`).Scan(&rp)
 		b.WriteString(strings.Repeat("d", dn) + strings.Repeat("r", rp))
+		// What the other audited operations change: policies, signing
+		// keys, principals and their roles and secrets.
+		for _, q := range []string{
+			`SELECT COUNT(*) || ':' || COALESCE(MAX(updated), 0) FROM policies`,
+			`SELECT COUNT(*) || ':' || COALESCE(SUM(retired != 0), 0) FROM signing_keys`,
+			`SELECT COUNT(*) || ':' || COALESCE(GROUP_CONCAT(hex(secret_hash)), '') FROM principals`,
+			`SELECT COUNT(*) || ':' || COALESCE(GROUP_CONCAT(role || scope), '') FROM role_assignments`,
+		} {
+			var v string
+			if err := db.QueryRow(q).Scan(&v); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			b.WriteString(";" + v)
+		}
 		return b.String()
 	}
 	enabled := false
@@ -106,6 +130,15 @@ func TestAuditFailsClosed(t *testing.T) {
 		{"recover", func() error { _, err := m.Recover(ctx, "gone"); return err }},
 		{"purge", func() error { return m.Purge(ctx, "gone2") }},
 		{"restore", func() error { _, err := m.Restore(ctx, backup); return err }},
+		// The operations served over HTTP, which fail as 503.
+		{"policy set", r.httpOp("PUT", "/policies/SevSnpVm?api-version=2022-08-01", unsignedPolicy(t, `version=1.0; authorizationrules{=> permit();}; issuancerules{};`))},
+		{"policy reset", r.httpOp("POST", "/policies/SevSnpVm:reset?api-version=2022-08-01", "")},
+		{"token-key rotation", r.httpOp("POST", "/kura/v1/token-keys:rotate", "")},
+		{"principal create", r.httpOp("POST", "/kura/v1/principals", `{"name":"second","role":"crypto-user"}`)},
+		{"role add", r.httpOp("POST", "/kura/v1/principals/"+pid+"/roles", `{"role":"crypto-officer"}`)},
+		{"role remove", r.httpOp("DELETE", "/kura/v1/principals/"+pid+"/roles", `{"role":"crypto-user"}`)},
+		{"secret reset", r.httpOp("POST", "/kura/v1/principals/"+pid+"/secret", "")},
+		{"principal delete", r.httpOp("DELETE", "/kura/v1/principals/"+pid, "")},
 	}
 
 	if _, err := db.Exec(`CREATE TRIGGER audit_down BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END`); err != nil {
@@ -114,10 +147,9 @@ func TestAuditFailsClosed(t *testing.T) {
 	before, n0 := state(), records()
 	for _, op := range ops {
 		err := op.do()
-		var ke *keys.Error
 		if err == nil || !strings.Contains(err.Error(), "audit record could not be written") {
 			t.Errorf("%s with the audit log down: %v, want an audit failure", op.name, err)
-		} else if !errors.As(err, &ke) || ke.Kind != keys.Unavailable {
+		} else if fault.Of(err) != fault.Unavailable {
 			t.Errorf("%s: %v is not Unavailable", op.name, err)
 		}
 		if got := state(); got != before {
@@ -137,10 +169,10 @@ func TestAuditFailsClosed(t *testing.T) {
 	if code, resp := r.release(t, "kept", tok, "n-1", ""); code != 200 {
 		t.Fatalf("release: %d %.300s", code, resp)
 	}
-	var action, object string
-	db.QueryRow(`SELECT action, object FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&action, &object)
-	if action != "key.release" || !strings.HasPrefix(object, "keys/kept/") {
-		t.Errorf("last record %s %s, want the release", action, object)
+	var action, object, actor string
+	db.QueryRow(`SELECT action, object, actor FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&action, &object, &actor)
+	if action != "key.release" || !strings.HasPrefix(object, "keys/kept/") || actor == "" {
+		t.Errorf("last record %s %s by %q, want the release by its principal", action, object, actor)
 	}
 	for _, op := range ops {
 		n := records()
@@ -151,4 +183,27 @@ func TestAuditFailsClosed(t *testing.T) {
 			t.Errorf("%s left %d records, want 1", op.name, records()-n)
 		}
 	}
+}
+
+// httpOp is an audited operation over HTTP as the administrator: nil on
+// 2xx, an error naming the status otherwise (503 carries the audit
+// failure's message).
+func (r *rig) httpOp(method, path, body string) func() error {
+	return func() error {
+		code, resp, _ := r.do(method, path, []byte(body), "Authorization", "Bearer "+r.admin)
+		if code/100 == 2 {
+			return nil
+		}
+		err := fmt.Errorf("%s %s: %d %s", method, path, code, resp)
+		if code == 503 {
+			return fault.Down("audit record could not be written", err)
+		}
+		return err
+	}
+}
+
+// unsignedPolicy is an MAA setPolicy body: an unsigned JWS of the text.
+func unsignedPolicy(t *testing.T, text string) string {
+	p, _ := json.Marshal(map[string]string{"AttestationPolicy": base64.RawURLEncoding.EncodeToString([]byte(text))})
+	return base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + base64.RawURLEncoding.EncodeToString(p) + "."
 }

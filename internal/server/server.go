@@ -26,6 +26,7 @@ import (
 	"github.com/kura-project/kura/internal/app"
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/tees"
+	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/keys"
@@ -180,7 +181,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 		Authorize: s.isAdministrator,
 	}).Register(mux)
 	kv := &keyvault.Handler{Keys: svc.Keys, Auth: svc.Auth, Log: log, Resource: s.cfg.KeyVaultResource}
-	kv.Release = kv.ReleaseHandler(&keyvault.Releaser{Service: svc.Release, Signer: svc.ReleaseKeys})
+	kv.Release = kv.ReleaseHandler(&keyvault.Releaser{Service: svc.Release})
 	kv.Register(mux)
 	mux.HandleFunc("GET /kura/v1/release-keys", func(w http.ResponseWriter, r *http.Request) {
 		wire.JSON(w, http.StatusOK, map[string]any{"keys": svc.ReleaseKeys.JWKS()})
@@ -189,12 +190,13 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	// kura's own administration: rotate the token-signing key. The old key
 	// stays published until its last token has expired.
 	mux.HandleFunc("POST /kura/v1/token-keys:rotate", func(w http.ResponseWriter, r *http.Request) {
-		if !s.isAdministrator(r) {
+		actor, ok := s.isAdministrator(r)
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
 			wire.Error(w, http.StatusUnauthorized, "Unauthorized", "rotating token keys requires an administrator (the admin token or the administrator role)")
 			return
 		}
-		if err := svc.Keyring.Rotate(r.Context()); err != nil {
+		if err := svc.Keyring.Rotate(audit.WithActor(r.Context(), actor)); err != nil {
 			s.log.ErrorContext(r.Context(), "rotate token key", "err", err)
 			wire.Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "rotation failed (request id "+wire.RequestID(w)+")")
 			return
@@ -261,14 +263,18 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 // isAdministrator accepts the bootstrap admin token or any principal with
 // the administrator role (auth.Authenticate compares in constant time).
 // Only for routes served once unsealed, when principals can be read.
-func (s *Server) isAdministrator(r *http.Request) bool {
+// It names the administrator for the audit log.
+func (s *Server) isAdministrator(r *http.Request) (string, bool) {
 	tok, ok := wire.Bearer(r)
 	svc := s.svc.Load()
 	if !ok || svc == nil {
-		return false
+		return "", false
 	}
 	p, err := svc.Auth.Authenticate(r.Context(), tok)
-	return err == nil && p.Can(auth.Admin, "")
+	if err != nil || !p.Can(auth.Admin, "") {
+		return "", false
+	}
+	return p.Name, true
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

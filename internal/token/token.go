@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kura-project/kura/internal/audit"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -74,6 +76,9 @@ type Config struct {
 	Alg      Alg
 	Lifetime time.Duration
 	Now      func() time.Time
+	// Audit records every new key with the key itself (fail closed).
+	// Default: the audit log of the store, when it is a whole store.
+	Audit audit.Recorder
 }
 
 // Keyring holds the active signing key and the retired keys still published.
@@ -111,6 +116,9 @@ func Open(ctx context.Context, cfg Config, st KeyStore, sealer Sealer) (*Keyring
 	}
 	if cfg.Purpose == "" {
 		cfg.Purpose = "token"
+	}
+	if full, ok := st.(store.Store); ok && cfg.Audit == nil {
+		cfg.Audit = audit.Store{St: full, Now: cfg.Now}
 	}
 	k := &Keyring{cfg: cfg, store: st, sealer: sealer}
 	if err := k.load(ctx); err != nil {
@@ -251,21 +259,36 @@ func (k *Keyring) Rotate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("seal signing key: %w", err)
 	}
-	if err := k.store.PutSigningKey(ctx, store.SigningKey{Purpose: k.cfg.Purpose, ID: id, Alg: string(k.cfg.Alg), CertDER: cert.Raw, Sealed: sealed, Created: now}); err != nil {
-		return err
+	row := store.SigningKey{Purpose: k.cfg.Purpose, ID: id, Alg: string(k.cfg.Alg), CertDER: cert.Raw, Sealed: sealed, Created: now}
+	if k.cfg.Audit == nil {
+		return fault.Down("no audit recorder is configured; no signing key was made", nil)
 	}
-	// Retire every other active key, including ones another kura node on
-	// the same database made, so exactly one key signs from now on.
-	rows, err := k.store.SigningKeys(ctx)
-	if err != nil {
-		return err
-	}
-	for _, r := range rows {
-		if r.ID != id && r.Retired.IsZero() && purposeOf(r) == k.cfg.Purpose {
-			if err := k.store.RetireSigningKey(ctx, r.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
+	ev := audit.Event{Action: k.cfg.Purpose + "-key.rotate", Object: "signing-keys/" + k.cfg.Purpose,
+		Details: map[string]string{"kid": id, "alg": string(k.cfg.Alg), "cert_sha256": hex.EncodeToString(sum[:])}}
+	_, err = k.cfg.Audit.Record(ctx, ev, func(tx store.Store) error {
+		if err := tx.PutSigningKey(ctx, row); err != nil {
+			return err
+		}
+		// Retire every other active key, including ones another kura node
+		// on the same database made, so exactly one key signs from now on.
+		rows, err := tx.SigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if r.ID != id && r.Retired.IsZero() && purposeOf(r) == k.cfg.Purpose {
+				if err := tx.RetireSigningKey(ctx, r.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
 			}
 		}
+		return nil
+	})
+	if audit.IsError(err) {
+		return fault.Down("the audit record could not be written; no signing key was made", err)
+	}
+	if err != nil {
+		return err
 	}
 	return k.load(ctx)
 }

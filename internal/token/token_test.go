@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"strings"
 	"testing"
@@ -20,8 +21,32 @@ import (
 	"github.com/kura-project/kura/internal/store"
 )
 
-// memKeys is an in-memory KeyStore a test can tamper with.
-type memKeys struct{ rows []store.SigningKey }
+// memKeys is an in-memory KeyStore a test can tamper with. It is a whole
+// store only for the audit log (WithTx, AppendAudit); anything else would
+// panic on the nil embedded Store.
+type memKeys struct {
+	store.Store
+	rows      []store.SigningKey
+	audited   []store.AuditRecord
+	auditDown bool
+}
+
+func (m *memKeys) WithTx(ctx context.Context, f func(tx store.Store) error) error {
+	rows, audited := append([]store.SigningKey(nil), m.rows...), len(m.audited)
+	if err := f(m); err != nil {
+		m.rows, m.audited = rows, m.audited[:audited]
+		return err
+	}
+	return nil
+}
+
+func (m *memKeys) AppendAudit(_ context.Context, r store.AuditRecord) (int64, error) {
+	if m.auditDown {
+		return 0, errors.New("audit log down")
+	}
+	m.audited = append(m.audited, r)
+	return int64(len(m.audited)), nil
+}
 
 func (m *memKeys) PutSigningKey(_ context.Context, k store.SigningKey) error {
 	m.rows = append(m.rows, k)
@@ -207,5 +232,34 @@ func TestEncodeClaimsMatchesJSON(t *testing.T) {
 	}
 	if _, err := encodeClaims(map[string]any{"c": make(chan int)}); err == nil {
 		t.Error("unencodable claim accepted")
+	}
+}
+
+// TestRotationAudited: every new signing key leaves one audit record; with
+// the audit log down a rotation fails and leaves the keys as they were.
+func TestRotationAudited(t *testing.T) {
+	ctx := context.Background()
+	st := &memKeys{}
+	kr, err := Open(ctx, Config{Issuer: "https://kura.test", Alg: ES256}, st, sealer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.audited) != 1 || st.audited[0].Action != "token-key.rotate" {
+		t.Fatalf("first key: audit records %+v", st.audited)
+	}
+	st.auditDown = true
+	before := len(st.rows)
+	if err := kr.Rotate(ctx); err == nil || !strings.Contains(err.Error(), "audit record could not be written") {
+		t.Fatalf("rotate with the audit log down: %v", err)
+	}
+	if len(st.rows) != before || len(kr.JWKS()) != 1 {
+		t.Errorf("a failed rotation changed the keys: %d rows, %d published", len(st.rows), len(kr.JWKS()))
+	}
+	st.auditDown = false
+	if err := kr.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.audited) != 2 || st.audited[1].Details == nil {
+		t.Errorf("rotation: audit records %+v", st.audited)
 	}
 }

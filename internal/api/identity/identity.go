@@ -13,7 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kura-project/kura/internal/api/wire"
+	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/auth"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -36,11 +39,11 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /kura/v1/principals/{id}/roles", h.admin(h.removeRole))
 }
 
+// writeJSON answers v; identity answers carry secrets and tokens, so they
+// are never cached.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	wire.JSON(w, status, v)
 }
 
 // oauthError writes an RFC 6749 §5.2 error.
@@ -52,8 +55,8 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 }
 
 func kuraError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("x-ms-error-code", code)
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	w.Header().Set("Cache-Control", "no-store")
+	wire.Error(w, status, code, msg)
 }
 
 // token implements the client-credentials grant (RFC 6749 §4.4), with the
@@ -96,13 +99,13 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 // admin authenticates the caller and requires the administrator role.
 func (h *Handler) admin(f http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tok, ok := wire.Bearer(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
 			kuraError(w, http.StatusUnauthorized, "Unauthorized", "a bearer token is required")
 			return
 		}
-		p, err := h.Auth.Authenticate(r.Context(), strings.TrimSpace(tok))
+		p, err := h.Auth.Authenticate(r.Context(), tok)
 		if err != nil {
 			if !errors.Is(err, auth.ErrUnauthenticated) {
 				h.storeErr(w, r, err) // the store or an issuer is down: not the caller's fault
@@ -116,7 +119,7 @@ func (h *Handler) admin(f http.HandlerFunc) http.HandlerFunc {
 			kuraError(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("principal %q is not an administrator", p.Name))
 			return
 		}
-		f(w, r)
+		f(w, r.WithContext(audit.WithActor(r.Context(), p.Name)))
 	}
 }
 
@@ -135,16 +138,17 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// storeErr answers a domain error; causes of unavailability stay in the
+// log.
 func (h *Handler) storeErr(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		kuraError(w, http.StatusNotFound, "NotFound", "no such principal or role assignment")
-	case errors.Is(err, store.ErrConflict):
-		kuraError(w, http.StatusConflict, "Conflict", "a principal with that name or subject exists")
-	default:
-		h.Log.ErrorContext(r.Context(), "identity store", "err", err)
-		kuraError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "retry later")
+	e, ok := fault.As(err)
+	if !ok || e.Kind == fault.Internal || e.Kind == fault.Unavailable {
+		h.Log.ErrorContext(r.Context(), "identity", "err", err)
+		kuraError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "retry later (request id "+wire.RequestID(w)+")")
+		return
 	}
+	code := map[fault.Kind]string{fault.BadInput: "BadParameter", fault.NotFound: "NotFound", fault.Conflict: "Conflict", fault.Denied: "Forbidden"}[e.Kind]
+	kuraError(w, wire.Status(e.Kind), code, e.Public())
 }
 
 type principalOut struct {
@@ -166,38 +170,10 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &in) {
 		return
 	}
-	if in.Role != "" {
-		if err := auth.ValidRole(in.Role); err != nil {
-			kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
-			return
-		}
-		if in.Scope == "" {
-			in.Scope = "/"
-		}
-		if err := auth.ValidScope(in.Scope); err != nil {
-			kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
-			return
-		}
-	}
-	id, secret, err := h.Auth.CreatePrincipal(r.Context(), in.Name, in.OIDCSubject)
+	id, secret, err := h.Auth.CreatePrincipal(r.Context(), auth.NewPrincipal{Name: in.Name, OIDCSubject: in.OIDCSubject, Role: in.Role, Scope: in.Scope})
 	if err != nil {
-		if errors.Is(err, auth.ErrInvalidPrincipal) {
-			kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
-			return
-		}
 		h.storeErr(w, r, err)
 		return
-	}
-	if in.Role != "" {
-		if err := h.Auth.Store().AddRole(r.Context(), store.RoleAssignment{PrincipalID: id, Role: in.Role, Scope: in.Scope}); err != nil {
-			// Undo the creation: the one-time secret is not answered, and a
-			// retry must not find the name taken.
-			if derr := h.Auth.Store().DeletePrincipal(r.Context(), id); derr != nil {
-				h.Log.ErrorContext(r.Context(), "removing a principal whose role failed", "err", derr, "principal", id)
-			}
-			h.storeErr(w, r, err)
-			return
-		}
 	}
 	out, err := h.describe(r, id)
 	if err != nil {
@@ -209,11 +185,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) describe(r *http.Request, id string) (principalOut, error) {
-	p, err := h.Auth.Store().GetPrincipal(r.Context(), id)
-	if err != nil {
-		return principalOut{}, err
-	}
-	roles, err := h.Auth.Store().Roles(r.Context(), id)
+	p, roles, err := h.Auth.Principal(r.Context(), id)
 	if err != nil {
 		return principalOut{}, err
 	}
@@ -224,7 +196,7 @@ func (h *Handler) describe(r *http.Request, id string) (principalOut, error) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	ps, err := h.Auth.Store().ListPrincipals(r.Context())
+	ps, err := h.Auth.Principals(r.Context())
 	if err != nil {
 		h.storeErr(w, r, err)
 		return
@@ -251,7 +223,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
-	if err := h.Auth.Store().DeletePrincipal(r.Context(), r.PathValue("id")); err != nil {
+	if err := h.Auth.DeletePrincipal(r.Context(), r.PathValue("id")); err != nil {
 		h.storeErr(w, r, err)
 		return
 	}
@@ -281,18 +253,12 @@ func (h *Handler) roleBody(w http.ResponseWriter, r *http.Request) (store.RoleAs
 	if !decode(w, r, &in) {
 		return store.RoleAssignment{}, false
 	}
-	if in.Scope == "" {
-		in.Scope = "/"
-	}
-	if err := auth.ValidRole(in.Role); err != nil {
-		kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
+	a, err := auth.Assignment(r.PathValue("id"), in.Role, in.Scope)
+	if err != nil {
+		h.storeErr(w, r, err)
 		return store.RoleAssignment{}, false
 	}
-	if err := auth.ValidScope(in.Scope); err != nil {
-		kuraError(w, http.StatusBadRequest, "BadParameter", err.Error())
-		return store.RoleAssignment{}, false
-	}
-	return store.RoleAssignment{PrincipalID: r.PathValue("id"), Role: in.Role, Scope: in.Scope}, true
+	return a, true
 }
 
 func (h *Handler) addRole(w http.ResponseWriter, r *http.Request) {
@@ -300,7 +266,7 @@ func (h *Handler) addRole(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := h.Auth.Store().AddRole(r.Context(), a); err != nil {
+	if err := h.Auth.AddRole(r.Context(), a); err != nil {
 		h.storeErr(w, r, err)
 		return
 	}
@@ -312,7 +278,7 @@ func (h *Handler) removeRole(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := h.Auth.Store().RemoveRole(r.Context(), a); err != nil {
+	if err := h.Auth.RemoveRole(r.Context(), a); err != nil {
 		h.storeErr(w, r, err)
 		return
 	}

@@ -21,7 +21,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kura-project/kura/internal/api/wire"
+	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/auth"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys"
 	"github.com/kura-project/kura/internal/keys/keyops"
 )
@@ -76,12 +79,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 }
 
 // Error writes Key Vault's error body with x-ms-error-code.
-func Error(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("x-ms-error-code", code)
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
-}
+func Error(w http.ResponseWriter, status int, code, msg string) { wire.Error(w, status, code, msg) }
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -125,12 +123,12 @@ func parentHost(hostport string) string {
 // caller's permission over the key named in the path.
 func (h *Handler) authenticated(perm auth.Permission, f func(http.ResponseWriter, *http.Request, *auth.Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tok, ok := wire.Bearer(r)
 		if !ok {
 			h.challenge(w, r, "AKV10000: Request is missing a Bearer or PoP token.")
 			return
 		}
-		p, err := h.Auth.Authenticate(r.Context(), strings.TrimSpace(tok))
+		p, err := h.Auth.Authenticate(r.Context(), tok)
 		if err != nil {
 			if errors.Is(err, auth.ErrUnauthenticated) {
 				h.challenge(w, r, "the bearer token is invalid or expired")
@@ -147,7 +145,7 @@ func (h *Handler) authenticated(perm auth.Permission, f func(http.ResponseWriter
 			Error(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("principal %q has no role that allows this operation on %s", p.Name, scopeOf(r)))
 			return
 		}
-		f(w, r, p)
+		f(w, r.WithContext(audit.WithActor(r.Context(), p.Name)), p)
 	})
 }
 
@@ -178,27 +176,30 @@ func (h *Handler) log() *slog.Logger {
 	return h.Log
 }
 
-// fail maps domain errors to Key Vault's statuses and codes.
+// codes are Key Vault's error codes for the domain's error kinds.
+var codes = map[fault.Kind]string{
+	fault.BadInput: "BadParameter", fault.NotFound: "KeyNotFound", fault.Conflict: "Conflict",
+	fault.Denied: "Forbidden", fault.Unavailable: "ServiceUnavailable",
+}
+
+// fail maps domain errors to Key Vault's statuses and codes. The causes of
+// unavailability and internal errors stay in the log.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ke *keys.Error
-	if errors.As(err, &ke) {
-		switch ke.Kind {
-		case keys.BadParameter:
-			Error(w, http.StatusBadRequest, ke.Code, ke.Msg)
-		case keys.NotFound:
-			Error(w, http.StatusNotFound, ke.Code, ke.Msg)
-		case keys.Conflict:
-			Error(w, http.StatusConflict, ke.Code, ke.Msg)
-		case keys.Forbidden:
-			Error(w, http.StatusForbidden, ke.Code, ke.Msg)
-		default:
-			h.log().ErrorContext(r.Context(), "key operation unavailable", "err", err, "request_id", w.Header().Get("x-ms-request-id"))
-			Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the key service is unavailable; retry later (request id "+w.Header().Get("x-ms-request-id")+")")
+	e, ok := fault.As(err)
+	switch {
+	case !ok || e.Kind == fault.Internal:
+		h.log().ErrorContext(r.Context(), "key operation failed", "err", err, "request_id", wire.RequestID(w))
+		Error(w, http.StatusInternalServerError, "InternalError", "internal error (request id "+wire.RequestID(w)+")")
+	case e.Kind == fault.Unavailable:
+		h.log().ErrorContext(r.Context(), "key operation unavailable", "err", err, "request_id", wire.RequestID(w))
+		Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the key service is unavailable; retry later (request id "+wire.RequestID(w)+")")
+	default:
+		code := e.Code
+		if code == "" {
+			code = codes[e.Kind]
 		}
-		return
+		Error(w, wire.Status(e.Kind), code, e.Public())
 	}
-	h.log().ErrorContext(r.Context(), "key operation failed", "err", err, "request_id", w.Header().Get("x-ms-request-id"))
-	Error(w, http.StatusInternalServerError, "InternalError", "internal error (request id "+w.Header().Get("x-ms-request-id")+")")
 }
 
 // decode reads a JSON body. Unknown members are ignored, as Key Vault

@@ -16,8 +16,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kura-project/kura/internal/api/wire"
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/appraisal"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/token"
 	"github.com/kura-project/kura/internal/wirejson"
 )
@@ -38,9 +40,10 @@ type Handler struct {
 	Service  *appraisal.Service
 	Keys     Keyring
 	Policies *PolicyStore
-	// Authorize reports whether the request carries administrator rights;
-	// policy routes require it.
-	Authorize func(r *http.Request) bool
+	// Authorize reports whether the request carries administrator rights,
+	// and names the administrator for the audit log; policy routes require
+	// it.
+	Authorize func(r *http.Request) (actor string, ok bool)
 	Log       *slog.Logger
 
 	// bodies recycles attest request buffers (~8 KiB each): at thousands
@@ -60,12 +63,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 // Error writes MAA's error body {"error":{"code","message"}} with the
 // x-ms-error-code header.
-func Error(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("x-ms-error-code", code)
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
-}
+func Error(w http.ResponseWriter, status int, code, msg string) { wire.Error(w, status, code, msg) }
 
 // writeJSON answers with a Content-Length, so tokens larger than net/http's
 // chunking threshold are not chunked.
@@ -400,7 +398,13 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ev *attest.EvidenceError
 	var pd *attest.PolicyDeniedError
 	var un *attest.UnavailableError
+	fe, isFault := fault.As(err)
 	switch {
+	case isFault && fe.Kind != fault.Internal && fe.Kind != fault.Unavailable:
+		Error(w, wire.Status(fe.Kind), map[fault.Kind]string{fault.BadInput: "InvalidParameter", fault.NotFound: "NotFound", fault.Conflict: "Conflict", fault.Denied: "Forbidden"}[fe.Kind], fe.Public())
+	case isFault && fe.Kind == fault.Unavailable:
+		h.log().ErrorContext(r.Context(), "attestation dependency failed", "err", err, "request_id", wire.RequestID(w))
+		Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", fe.Public()+" (request id "+wire.RequestID(w)+")")
 	case errors.As(err, &ev):
 		Error(w, http.StatusBadRequest, "InvalidParameter", err.Error())
 	case errors.As(err, &pd):

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/kura-project/kura/internal/attest/appraisal"
+	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/policy/maa"
 	"github.com/kura-project/kura/internal/store"
 )
@@ -177,21 +178,29 @@ func unsignedJWS(text string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + base64.RawURLEncoding.EncodeToString(p) + "."
 }
 
-func (h *Handler) policyRoute(w http.ResponseWriter, r *http.Request, raw string) (string, bool) {
+// policyRoute checks the api-version, the caller's rights and the type of
+// a policy route; r's context names the caller for the audit log.
+func (h *Handler) policyRoute(w http.ResponseWriter, r *http.Request, raw string) (*http.Request, string, bool) {
 	if !checkAPIVersion(w, r) {
-		return "", false
+		return r, "", false
 	}
-	if h.Authorize == nil || !h.Authorize(r) {
+	var actor string
+	ok := false
+	if h.Authorize != nil {
+		actor, ok = h.Authorize(r)
+	}
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
 		Error(w, http.StatusUnauthorized, "Unauthorized", "access to /policies requires a valid administrator bearer token")
-		return "", false
+		return r, "", false
 	}
+	r = r.WithContext(audit.WithActor(r.Context(), actor))
 	m, ok := h.Service.Lookup(raw)
 	if !ok || !h.Policies.Known(m.Type) {
 		Error(w, http.StatusBadRequest, "InvalidAttestationType", fmt.Sprintf("attestation type %q is not supported by this instance", raw))
-		return "", false
+		return r, "", false
 	}
-	return m.Type, true
+	return r, m.Type, true
 }
 
 func (h *Handler) policyToken(w http.ResponseWriter, result string, sp store.Policy, sentJWS string, signer *x509.Certificate) {
@@ -226,7 +235,7 @@ func keyType(c *x509.Certificate) string {
 }
 
 func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request) {
-	typ, ok := h.policyRoute(w, r, r.PathValue("type"))
+	r, typ, ok := h.policyRoute(w, r, r.PathValue("type"))
 	if !ok {
 		return
 	}
@@ -243,7 +252,7 @@ func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) setPolicy(w http.ResponseWriter, r *http.Request) {
-	typ, ok := h.policyRoute(w, r, r.PathValue("type"))
+	r, typ, ok := h.policyRoute(w, r, r.PathValue("type"))
 	if !ok {
 		return
 	}
@@ -283,7 +292,7 @@ func (h *Handler) resetPolicy(w http.ResponseWriter, r *http.Request) {
 		Error(w, http.StatusNotFound, "NotFound", "no such operation: POST "+r.URL.Path)
 		return
 	}
-	typ, ok := h.policyRoute(w, r, raw)
+	r, typ, ok := h.policyRoute(w, r, raw)
 	if !ok {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -272,8 +273,11 @@ func dataClaim(name string, d *Data) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, attest.BadWrap(name, err, "dataType is JSON but the data is not valid JSON")
 	}
-	if dec.More() {
-		return nil, attest.Bad(name, "dataType is JSON but the data holds more than one JSON value")
+	// Only white space may follow the value: More() alone lets a stray
+	// ']' or '}' through, and the claim would not be what was hashed.
+	var extra any
+	if err := dec.Decode(&extra); err != io.EOF {
+		return nil, attest.Bad(name, "dataType is JSON but the data holds more than one JSON value or trailing bytes after it (at byte %d)", dec.InputOffset())
 	}
 	return v, nil
 }

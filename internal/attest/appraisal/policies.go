@@ -4,13 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/audit"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/policy/maa"
+	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -23,6 +27,7 @@ type PolicyStore struct {
 	st       PolicyBackend
 	now      func() time.Time
 	mac      Sealer // nil: stored policies cannot be authenticated, only defaults serve
+	audit    audit.Recorder
 
 	mu    sync.Mutex
 	cache map[string]cachedPolicy
@@ -53,8 +58,20 @@ type Sealer interface {
 // be served, and a stored one is an error.
 // defaults are the policies in force, by canonical type, until an operator
 // sets one (each TEE module's DefaultPolicy); a type without one is unknown.
+// Changes are recorded in st's audit log when st is a whole store (see
+// WithAudit for another recorder); without a recorder they are refused.
 func NewPolicyStore(st PolicyBackend, mac Sealer, now func() time.Time, defaults map[string]string) *PolicyStore {
-	return &PolicyStore{st: st, mac: mac, now: now, defaults: defaults, cache: map[string]cachedPolicy{}}
+	p := &PolicyStore{st: st, mac: mac, now: now, defaults: defaults, cache: map[string]cachedPolicy{}}
+	if full, ok := st.(store.Store); ok {
+		p.audit = audit.Store{St: full, Now: now}
+	}
+	return p
+}
+
+// WithAudit makes policy changes record their events with r.
+func (p *PolicyStore) WithAudit(r audit.Recorder) *PolicyStore {
+	p.audit = r
+	return p
 }
 
 // Known reports whether typ has a policy here (a registered type).
@@ -92,6 +109,11 @@ func (p *PolicyStore) Get(ctx context.Context, typ string) (store.Policy, error)
 		return store.Policy{}, &attest.UnavailableError{Err: fmt.Errorf("%s policy: cannot authenticate a stored policy without the root key (unseal key)", typ)}
 	}
 	if _, err := p.mac.Open(sp.MAC, rowAAD(sp)); err != nil || sp.Type != typ {
+		// A root that cannot answer (sealed, an HSM outage) is not an
+		// edited row: only a MAC that does not authenticate is tampering.
+		if err != nil && !errors.Is(err, seal.ErrNotAuthentic) {
+			return store.Policy{}, &attest.UnavailableError{Err: fmt.Errorf("%s policy: authenticating the stored row: %w", typ, err)}
+		}
 		return store.Policy{}, &attest.UnavailableError{Err: fmt.Errorf("%s policy: %w", typ, ErrPolicyIntegrity)}
 	}
 	return sp, nil
@@ -99,7 +121,7 @@ func (p *PolicyStore) Get(ctx context.Context, typ string) (store.Policy, error)
 
 // PolicyText implements Policies, from the cache when it is fresh.
 func (p *PolicyStore) PolicyText(ctx context.Context, typ string) (string, error) {
-	now := time.Now() // the cache is about wall time, not the verification clock
+	now := p.now()
 	p.mu.Lock()
 	c, ok := p.cache[typ]
 	p.mu.Unlock()
@@ -138,11 +160,33 @@ func (p *PolicyStore) Set(ctx context.Context, sp store.Policy) error {
 	}
 	sp.MAC = mac
 	defer p.forget(sp.Type)
-	return p.st.PutPolicy(ctx, sp)
+	details := map[string]string{"policy_hash": PolicyHash(sp.Text)}
+	if len(sp.Signer) > 0 {
+		sum := sha256.Sum256(sp.Signer)
+		details["signer_sha256"] = hex.EncodeToString(sum[:])
+	}
+	return p.record(ctx, audit.Event{Action: "policy.set", Object: "policies/" + sp.Type, Details: details},
+		func(tx store.Store) error { return tx.PutPolicy(ctx, sp) })
 }
 
 // Reset returns typ to its default policy.
 func (p *PolicyStore) Reset(ctx context.Context, typ string) error {
 	defer p.forget(typ)
-	return p.st.DeletePolicy(ctx, typ)
+	return p.record(ctx, audit.Event{Action: "policy.reset", Object: "policies/" + typ},
+		func(tx store.Store) error { return tx.DeletePolicy(ctx, typ) })
+}
+
+// record applies a change with its audit record, or not at all.
+func (p *PolicyStore) record(ctx context.Context, e audit.Event, change func(tx store.Store) error) error {
+	if p.audit == nil {
+		return fault.Down("no audit recorder is configured; the policy was not changed", nil)
+	}
+	_, err := p.audit.Record(ctx, e, change)
+	if audit.IsError(err) {
+		return fault.Down("the audit record could not be written; the policy was not changed", err)
+	}
+	if err != nil {
+		return &attest.UnavailableError{Err: err}
+	}
+	return nil
 }
