@@ -28,4 +28,3 @@ func TestLooseSecretFilesWarned(t *testing.T) {
 		t.Errorf("warning names a 0600 file or shows a secret: %q", out)
 	}
 }
-

@@ -178,7 +178,9 @@ func TestManagementAudited(t *testing.T) {
 	}{
 		{"create", func() error { _, _, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "other"}); return err }},
 		{"add role", func() error { return s.AddRole(ctx, role) }},
-		{"remove role", func() error { return s.RemoveRole(ctx, store.RoleAssignment{PrincipalID: id, Role: CryptoUser, Scope: "/keys/k1"}) }},
+		{"remove role", func() error {
+			return s.RemoveRole(ctx, store.RoleAssignment{PrincipalID: id, Role: CryptoUser, Scope: "/keys/k1"})
+		}},
 		{"reset secret", func() error { _, err := s.ResetSecret(ctx, id); return err }},
 		{"delete", func() error { return s.DeletePrincipal(ctx, id) }},
 	}
