@@ -493,7 +493,7 @@ func (m *Manager) version(ctx context.Context, name, version string) (store.KeyV
 		return store.KeyVersion{}, err
 	}
 	ck := name + "/" + version
-	wall := time.Now() // the cache is about wall time, not the injected clock
+	wall := m.now()
 	m.mu.Lock()
 	c, ok := m.versions[ck]
 	gen := m.gen

@@ -391,7 +391,7 @@ func TestKeyRowTampering(t *testing.T) {
 	if _, err := db.Exec(`UPDATE key_versions SET exportable = 1, release = ? WHERE name = 'crown'`, rp); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // past the version cache
+	r.clk.t = r.clk.t.Add(1100 * time.Millisecond) // past the version cache
 	g := newTEE(t)
 	code, resp := r.release(t, "crown", g.token(t, r, "", sim.Options{}, nil), "", "")
 	if code == 200 || bytes.Contains(resp, []byte("key_hsm")) {

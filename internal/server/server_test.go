@@ -748,7 +748,7 @@ func TestPolicyIntegrity(t *testing.T) {
 	if _, err := db.Exec(`UPDATE policies SET text = ? WHERE type = 'SevSnpVm'`, "version=1.0; authorizationrules { => permit(); }; issuancerules { };"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // past the policy cache
+	r.clk.t = r.clk.t.Add(1100 * time.Millisecond) // past the policy cache
 	a, _ := sim.Load(filepath.Join(r.dir, "sim"))
 	debug, _ := a.Body([]byte(`{}`), "JSON", "", sim.Options{Debug: true})
 	code, resp, h := r.do("POST", attestPath, debug)

@@ -1,29 +1,25 @@
-// Package collateral keeps the AMD certificates and CRLs that SEV-SNP
-// verification needs beyond what a request carries: VCEKs and VLEKs imported
-// by an operator (air-gapped sites) or seen in earlier verified requests, and
-// CRLs. It can also fetch VCEKs from AMD's key distribution service, but
-// only when an operator enables it, with a bounded timeout.
+// Package collateral is the cache of verification collateral that evidence
+// does not carry: certificates, CRLs and signed vendor documents, imported
+// by an operator (air-gapped sites), fetched from a vendor when an operator
+// allows it, or learned from earlier verified requests. It is generic: each
+// vendor's adapter (collateral/amd, ...) says what an item is and where it
+// is filed (a Classifier), and reads it back by kind and key.
 //
-// Nothing stored here is trusted by being stored: every certificate is
-// chained to a pinned root by internal/attest/snp on use.
+// Nothing stored here is trusted by being stored: every item is verified
+// by the TEE's verifier on use, against pinned roots.
 package collateral
 
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/kura-project/kura/internal/attest"
-	"github.com/kura-project/kura/internal/attest/snp"
-	"github.com/kura-project/kura/internal/fetch"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -33,259 +29,104 @@ type Store interface {
 	Collateral(ctx context.Context, kind, key string) ([]store.Collateral, error)
 }
 
-// Cache serves endorsement keys and CRLs from the store and, if configured,
-// from AMD KDS. It implements snp.KeySource and snp.CRLSource.
+// Classifier is a vendor adapter's judgement of one DER item: its kind,
+// key and expiry, or why it is refused. ErrSkip accepts an item without
+// storing it (a root that is already pinned).
+type Classifier interface {
+	Classify(der []byte) (store.Collateral, error)
+}
+
+// ErrSkip is a Classifier's "accepted, nothing to store".
+var ErrSkip = errors.New("accepted, nothing to store")
+
+// TTL bounds how long Cached reuses an answer read from the store. An item
+// put through this cache applies at once; one put through another kura
+// node sharing the database applies here within TTL.
+const TTL = 5 * time.Second
+
+// Cache files items in the store and serves hot lookups from memory.
 type Cache struct {
 	st  Store
-	kds *KDS // nil: never touch the network
+	cls Classifier
+	now func() time.Time
 
-	mu   sync.Mutex
-	crls map[string]crlEntry // by product line
-	// Roots, when set, are the pinned roots imported CRLs must be signed by.
-	Roots *snp.Roots
+	mu  sync.Mutex
+	mem map[[2]string]memEntry
 }
 
-func signedByPinned(crl *x509.RevocationList, roots []snp.Root, pl string) bool {
-	for _, r := range roots {
-		if r.ProductLine == pl && crl.CheckSignatureFrom(r.ARK) == nil {
-			return true
-		}
-	}
-	return false
-}
-
-// New returns a cache over st; kds may be nil.
-func New(st Store, kds *KDS) *Cache { return &Cache{st: st, kds: kds, crls: map[string]crlEntry{}} }
-
-func vcekKey(pl string, hwid []byte, tcb uint64) string {
-	return fmt.Sprintf("%s/%s/%016x", pl, hex.EncodeToString(hwid), tcb)
-}
-
-func vlekKey(pl string, tcb uint64) string { return fmt.Sprintf("%s/%016x", pl, tcb) }
-
-// lookupKeys are the keys under which a report's endorsement key may be
-// stored: one per product line, since a v2 report does not say its line.
-func lookupKeys(r *snp.Report) []string {
-	lines := []string{"Milan", "Genoa", "Turin"}
-	if r.HasCPUID {
-		if pl, ok := snp.ProductLineFromCPUID(r.Family, r.Model); ok {
-			lines = []string{pl}
-		}
-	}
-	var out []string
-	for _, pl := range lines {
-		if r.SigningKey == snp.VLEK {
-			out = append(out, vlekKey(pl, r.ReportedTCB))
-			continue
-		}
-		hw := r.ChipID
-		if pl == "Turin" {
-			hw = hw[:8]
-		}
-		out = append(out, vcekKey(pl, hw, r.ReportedTCB))
-	}
-	return out
-}
-
-// EndorsementKeys implements snp.KeySource.
-func (c *Cache) EndorsementKeys(ctx context.Context, r *snp.Report) ([][]byte, error) {
-	kind := "vcek"
-	if r.SigningKey == snp.VLEK {
-		kind = "vlek"
-	}
-	var out [][]byte
-	for _, k := range lookupKeys(r) {
-		items, err := c.st.Collateral(ctx, kind, k)
-		if err != nil {
-			return nil, err
-		}
-		for _, it := range items {
-			out = append(out, it.DER)
-		}
-	}
-	if len(out) > 0 || c.kds == nil || r.SigningKey != snp.VCEK || !r.HasCPUID || r.MaskChipKey || allZero(r.ChipID) {
-		return out, nil
-	}
-	pl, ok := snp.ProductLineFromCPUID(r.Family, r.Model)
-	if !ok {
-		return nil, nil
-	}
-	// Nothing is stored here: the verifier records the key through
-	// RecordEndorsementKey once the report's signature has verified with it.
-	der, err := c.kds.VCEK(ctx, pl, r.ChipID, r.ReportedTCB)
-	if err != nil {
-		return nil, err
-	}
-	return [][]byte{der}, nil
-}
-
-// RecordEndorsementKey implements snp.KeyRecorder: keys the verifier has
-// chained to a pinned root are kept for reports that arrive without them.
-func (c *Cache) RecordEndorsementKey(ctx context.Context, der []byte) error {
-	return c.Put(ctx, der)
-}
-
-func allZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// crlTTL bounds how long CRLs read from the store are reused in memory. A
-// CRL imported through this cache applies at once; one imported through
-// another kura node sharing the database applies here within crlTTL.
-const crlTTL = 5 * time.Second
-
-type crlEntry struct {
-	crls    []*x509.RevocationList
+type memEntry struct {
+	items   []store.Collateral
 	fetched time.Time
 }
 
-// CRLs implements snp.CRLSource.
-func (c *Cache) CRLs(ctx context.Context, productLine string) ([]*x509.RevocationList, error) {
-	c.mu.Lock()
-	e, ok := c.crls[productLine]
-	c.mu.Unlock()
-	if ok && time.Since(e.fetched) < crlTTL {
-		return e.crls, nil
+// New returns a cache over st whose items cls classifies; now is the clock
+// of the memory cache's TTL.
+func New(st Store, cls Classifier, now func() time.Time) *Cache {
+	if now == nil {
+		now = time.Now
 	}
-	items, err := c.st.Collateral(ctx, "crl", crlKey(productLine))
+	return &Cache{st: st, cls: cls, now: now, mem: map[[2]string]memEntry{}}
+}
+
+// Get reads the items filed under kind and key from the store.
+func (c *Cache) Get(ctx context.Context, kind, key string) ([]store.Collateral, error) {
+	return c.st.Collateral(ctx, kind, key)
+}
+
+// Cached is Get served from memory for up to TTL, for items read on every
+// verification (CRLs).
+func (c *Cache) Cached(ctx context.Context, kind, key string) ([]store.Collateral, error) {
+	k, now := [2]string{kind, key}, c.now()
+	c.mu.Lock()
+	e, ok := c.mem[k]
+	c.mu.Unlock()
+	if ok && now.Sub(e.fetched) < TTL && now.Sub(e.fetched) >= 0 {
+		return e.items, nil
+	}
+	items, err := c.st.Collateral(ctx, kind, key)
 	if err != nil {
 		return nil, err
 	}
-	var out []*x509.RevocationList
-	for _, it := range items {
-		if crl, err := x509.ParseRevocationList(it.DER); err == nil {
-			out = append(out, crl)
-		}
+	c.mu.Lock()
+	if len(c.mem) > 1024 {
+		clear(c.mem)
 	}
-	c.mu.Lock()
-	c.crls[productLine] = crlEntry{crls: out, fetched: time.Now()}
+	c.mem[k] = memEntry{items: items, fetched: now}
 	c.mu.Unlock()
-	return out, nil
+	return items, nil
 }
 
-func (c *Cache) forgetCRLs() {
+func (c *Cache) forget() {
 	c.mu.Lock()
-	clear(c.crls)
+	clear(c.mem)
 	c.mu.Unlock()
 }
 
-// crlKey: AMD's CRL for a product line is issued by the ARK and covers both
-// the ASK and the ASVK, so one CRL serves both key kinds.
-func crlKey(pl string) string { return pl }
-
-// Put stores one DER item (certificate or CRL), classifying it. ASK, ASVK and
-// ARK certificates are refused: roots are pinned in configuration, never
-// learned from collateral.
+// Put classifies and stores one DER item.
 func (c *Cache) Put(ctx context.Context, der []byte) error {
-	item, err := c.classify(der)
-	if errors.Is(err, errPinned) {
+	item, err := c.cls.Classify(der)
+	if errors.Is(err, ErrSkip) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer c.forgetCRLs()
+	defer c.forget()
 	return c.st.PutCollateral(ctx, item)
 }
 
-// classify validates one DER item and returns how it is stored.
-func (c *Cache) classify(der []byte) (store.Collateral, error) {
-	if cert, err := x509.ParseCertificate(der); err == nil {
-		return c.classifyCert(cert)
-	}
-	crl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return store.Collateral{}, errors.New("neither an X.509 certificate nor a CRL")
-	}
-	cn := crl.Issuer.CommonName
-	pl, ok := strings.CutPrefix(cn, "ARK-")
-	if !ok || pl == "" {
-		return store.Collateral{}, fmt.Errorf("CRL issuer %q is not an AMD ARK", cn)
-	}
-	if c.Roots != nil && !signedByPinned(crl, c.Roots.All(), pl) {
-		return store.Collateral{}, fmt.Errorf("CRL issued by %q is not signed by any pinned ARK-%s", cn, pl)
-	}
-	return store.Collateral{Kind: "crl", Key: crlKey(pl), DER: der, NotAfter: crl.NextUpdate}, nil
-}
-
-// errPinned marks an ARK that is already pinned: accepted, nothing stored.
-var errPinned = errors.New("already pinned")
-
-func (c *Cache) classifyCert(cert *x509.Certificate) (store.Collateral, error) {
-	cn := cert.Subject.CommonName
-	if pl, kind, ok := snp.IntermediateKind(cert); ok {
-		// An ASK or ASVK is taken only if a pinned ARK signed it; it is
-		// stored and pinned at every start (OpenAttestation).
-		if c.Roots == nil {
-			return store.Collateral{}, fmt.Errorf("certificate %q: intermediates can only be imported with the pinned roots known", cn)
-		}
-		if err := c.Roots.Clone().AddIntermediate(cert); err != nil {
-			return store.Collateral{}, err
-		}
-		return store.Collateral{Kind: "intermediate", Key: intermediateKey(pl, kind), DER: cert.Raw, NotAfter: cert.NotAfter}, nil
-	}
-	if strings.HasPrefix(cn, "ARK-") {
-		if c.Roots != nil && c.Roots.HasARK(cert) {
-			return store.Collateral{}, errPinned
-		}
-		return store.Collateral{}, fmt.Errorf("certificate %q: an ARK is a trust anchor, never learned from collateral; pin new roots with the trust_roots setting", cn)
-	}
-	switch cn {
-	case "SEV-VCEK", "SEV-VLEK":
-	default:
-		return store.Collateral{}, fmt.Errorf("certificate %q is not an AMD VCEK, VLEK, ASK, ASVK or ARK", cn)
-	}
-	ext, err := snp.ParseExtensions(cert)
-	if err != nil {
-		return store.Collateral{}, fmt.Errorf("certificate %q: %w", cert.Subject.CommonName, err)
-	}
-	pl, _, _ := strings.Cut(ext.ProductName, "-")
-	tcb := ext.TCB(pl)
-	if cert.Subject.CommonName == "SEV-VLEK" {
-		return store.Collateral{Kind: "vlek", Key: vlekKey(pl, tcb), DER: cert.Raw, NotAfter: cert.NotAfter}, nil
-	}
-	if len(ext.HWID) == 0 {
-		return store.Collateral{}, errors.New("VCEK has no hwID extension")
-	}
-	return store.Collateral{Kind: "vcek", Key: vcekKey(pl, ext.HWID, tcb), DER: cert.Raw, NotAfter: cert.NotAfter}, nil
-}
-
-func intermediateKey(pl string, kind snp.SigningKey) string { return pl + "/" + kind.String() }
-
-// Intermediates returns the stored ASKs and ASVKs of a product line.
-func (c *Cache) Intermediates(ctx context.Context, productLine string) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for _, kind := range []snp.SigningKey{snp.VCEK, snp.VLEK} {
-		items, err := c.st.Collateral(ctx, "intermediate", intermediateKey(productLine, kind))
-		if err != nil {
-			return nil, err
-		}
-		for _, it := range items {
-			if cert, err := x509.ParseCertificate(it.DER); err == nil {
-				out = append(out, cert)
-			}
-		}
-	}
-	return out, nil
-}
-
-// Import stores every certificate and CRL in data (PEM with several blocks,
-// or one DER item) and returns how many it stored.
-func (c *Cache) Import(ctx context.Context, data []byte) (int, error) {
-	ders, err := splitPEM(data)
+// Import stores every item of data (PEM blocks of the given types, or one
+// DER item) and returns how many it stored. Every item is classified before
+// any is stored, so a file with one bad item changes nothing.
+func (c *Cache) Import(ctx context.Context, data []byte, pemTypes ...string) (int, error) {
+	ders, err := SplitPEM(data, pemTypes...)
 	if err != nil {
 		return 0, err
 	}
-	// Validate every item before storing any, so a bad file changes nothing.
 	items := make([]store.Collateral, 0, len(ders))
 	for i, d := range ders {
-		it, err := c.classify(d)
-		if errors.Is(err, errPinned) {
+		it, err := c.cls.Classify(d)
+		if errors.Is(err, ErrSkip) {
 			continue
 		}
 		if err != nil {
@@ -293,7 +134,7 @@ func (c *Cache) Import(ctx context.Context, data []byte) (int, error) {
 		}
 		items = append(items, it)
 	}
-	defer c.forgetCRLs()
+	defer c.forget()
 	for _, it := range items {
 		if err := c.st.PutCollateral(ctx, it); err != nil {
 			return 0, err
@@ -302,96 +143,9 @@ func (c *Cache) Import(ctx context.Context, data []byte) (int, error) {
 	return len(items), nil
 }
 
-// KDS fetches VCEKs from AMD's key distribution service. It remembers
-// misses for MissTTL and merges concurrent fetches of the same key, so
-// clients cannot turn kura into a request amplifier against AMD's
-// rate-limited service.
-type KDS struct {
-	Base    string // default https://kdsintf.amd.com
-	Client  *http.Client
-	Timeout time.Duration // per request; default 10 s
-	MissTTL time.Duration // how long a miss is remembered; default 10 min
-
-	mu       sync.Mutex
-	misses   map[string]time.Time
-	inflight map[string]*kdsFetch
-}
-
-type kdsFetch struct {
-	done chan struct{}
-	der  []byte
-	err  error
-}
-
-// VCEK fetches the VCEK for a chip and TCB. AMD answering that it has no
-// such key is the client's fault (a forged or unknown chip): it is an
-// *attest.EvidenceError. Network failures are not.
-func (k *KDS) VCEK(ctx context.Context, productLine string, chipID []byte, tcb uint64) ([]byte, error) {
-	base := k.Base
-	if base == "" {
-		base = "https://kdsintf.amd.com"
-	}
-	url := snp.KDSURL(base, productLine, chipID, tcb)
-	missTTL := k.MissTTL
-	if missTTL == 0 {
-		missTTL = 10 * time.Minute
-	}
-	k.mu.Lock()
-	if k.misses == nil {
-		k.misses, k.inflight = map[string]time.Time{}, map[string]*kdsFetch{}
-	}
-	if t, ok := k.misses[url]; ok && time.Since(t) < missTTL {
-		k.mu.Unlock()
-		return nil, attest.Bad("VcekCertChain", "AMD KDS has no VCEK for chip %x… at TCB 0x%016x (cached answer)", chipID[:8], tcb)
-	}
-	f, ok := k.inflight[url]
-	if !ok {
-		f = &kdsFetch{done: make(chan struct{})}
-		k.inflight[url] = f
-		if len(k.misses) > 10000 {
-			clear(k.misses)
-		}
-		k.mu.Unlock()
-		f.der, f.err = k.get(ctx, url)
-		k.mu.Lock()
-		delete(k.inflight, url)
-		if attest.IsEvidence(f.err) {
-			k.misses[url] = time.Now()
-		}
-		k.mu.Unlock()
-		close(f.done)
-		return f.der, f.err
-	}
-	k.mu.Unlock()
-	select {
-	case <-f.done:
-		return f.der, f.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (k *KDS) get(ctx context.Context, url string) ([]byte, error) {
-	timeout := k.Timeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
-	a, err := fetch.Get(ctx, k.Client, url, timeout, snp.MaxCertificateSize)
-	if err != nil {
-		return nil, fmt.Errorf("fetch VCEK from AMD KDS: %w", err)
-	}
-	switch a.Status {
-	case http.StatusOK:
-		return a.Body, nil
-	case http.StatusNotFound, http.StatusBadRequest:
-		return nil, attest.Bad("VcekCertChain", "AMD KDS has no VCEK for this chip and TCB (%s)", a.Text)
-	}
-	return nil, fmt.Errorf("fetch VCEK from AMD KDS: answered %s", a.Text)
-}
-
-// splitPEM returns the DER items of data: every PEM block (CERTIFICATE or
-// X509 CRL), or data itself when it is not PEM.
-func splitPEM(data []byte) ([][]byte, error) {
+// SplitPEM returns the DER items of data: every PEM block, each of one of
+// types, or data itself when it is not PEM.
+func SplitPEM(data []byte, types ...string) ([][]byte, error) {
 	trimmed := bytes.TrimSpace(data)
 	if !bytes.HasPrefix(trimmed, []byte("-----BEGIN")) {
 		if len(trimmed) == 0 {
@@ -407,12 +161,10 @@ func splitPEM(data []byte) ([][]byte, error) {
 		if blk == nil {
 			break
 		}
-		switch blk.Type {
-		case "CERTIFICATE", "X509 CRL":
-			out = append(out, blk.Bytes)
-		default:
-			return nil, fmt.Errorf("PEM block %q is neither a certificate nor a CRL", blk.Type)
+		if !slices.Contains(types, blk.Type) {
+			return nil, fmt.Errorf("PEM block %q is not collateral here (want %s)", blk.Type, strings.Join(types, " or "))
 		}
+		out = append(out, blk.Bytes)
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
 		return nil, errors.New("trailing data after the last PEM block")

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
-	"github.com/kura-project/kura/internal/attest/collateral"
+	"github.com/kura-project/kura/internal/attest/collateral/amd"
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/attest/snp"
 )
@@ -132,11 +132,11 @@ func build(d attest.Deps) (*attest.TEE, error) {
 			return nil, fmt.Errorf("simulated TEE root: %w", err)
 		}
 	}
-	var kds *collateral.KDS
+	var kds *amd.KDS
 	if set.kdsFetch {
-		kds = &collateral.KDS{Base: set.kdsURL, Timeout: set.kdsTimeout}
+		kds = &amd.KDS{Base: set.kdsURL, Timeout: set.kdsTimeout, Now: d.Now}
 	}
-	cache := collateral.New(d.Collateral, kds)
+	cache := amd.New(d.Collateral, kds, d.Now)
 	cache.Roots = rs
 	// Intermediates imported earlier are pinned again under the ARKs that
 	// signed them; one that no longer verifies (edited store) is ignored.
