@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,16 +209,23 @@ func decodeJWT(tok string) (map[string]any, map[string]any, error) {
 	return h, p, nil
 }
 
-func attestSNP(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("attest snp", flag.ContinueOnError)
+// attestSend posts a request body to a running kura's /attest/{type}.
+// `attest snp` is `attest send --type SevSnpVm`, kept for the scripts that
+// call it.
+func attestSend(ctx context.Context, name, defType string, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("attest "+name, flag.ContinueOnError)
 	mk := clientFlags(fs)
+	typ := fs.String("type", defType, "attestation type (a path segment of /attest/{type})")
 	apiVersion := fs.String("api-version", "2025-06-01", "api-version to send")
 	raw := fs.Bool("raw", false, "print the token itself instead of its decoded header and claims")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return &exitError{2, errors.New("attest snp takes one request body file")}
+		return &exitError{2, fmt.Errorf("attest %s takes one request body file", name)}
+	}
+	if *typ == "" || strings.ContainsAny(*typ, "/?#%") {
+		return &exitError{2, fmt.Errorf("attest %s needs --type, an attestation type such as SevSnpVm", name)}
 	}
 	body, err := os.ReadFile(fs.Arg(0))
 	if err != nil {
@@ -227,7 +235,7 @@ func attestSNP(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/attest/SevSnpVm?api-version="+*apiVersion, "application/json", body)
+	resp, err := c.do(ctx, http.MethodPost, "/attest/"+*typ+"?api-version="+url.QueryEscape(*apiVersion), "application/json", body)
 	if err != nil {
 		return err
 	}

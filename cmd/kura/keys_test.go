@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,5 +85,35 @@ func TestKeysAndAuthCLI(t *testing.T) {
 	out, err := runKura(t, "operator", "status", "--url", url, "--data", data)
 	if err != nil || !strings.Contains(out, "unsealed") {
 		t.Errorf("operator status: %v %q", err, out)
+	}
+}
+
+// TestAttestSend: `attest send --type T` posts a body to /attest/T of a
+// running kura and prints the token's claims; `attest snp` is its SevSnpVm
+// alias; an unknown type is the server's 400, and no type a usage error.
+func TestAttestSend(t *testing.T) {
+	url, data := devServer(t)
+	dir := t.TempDir()
+	rt := filepath.Join(dir, "rt.json")
+	os.WriteFile(rt, []byte(`{"keys":[{"kid":"k1","kty":"RSA","e":"AQAB","n":"AQAB"}]}`), 0o600)
+	body := filepath.Join(dir, "body.json")
+	if _, err := runKura(t, "sim", "snp", "--data", data, "--runtime-data", rt, "--out", body); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"attest", "send", "--type", "sevsnpvm"}, {"attest", "snp"}} {
+		out, err := runKura(t, append(args, "--url", url, "--data", data, body)...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if !strings.Contains(out, `"x-ms-attestation-type": "sevsnpvm"`) {
+			t.Errorf("%v: claims %s", args, out)
+		}
+	}
+	if _, err := runKura(t, "attest", "send", "--type", "NoSuchTee", "--url", url, "--data", data, body); err == nil || !strings.Contains(err.Error(), "NoSuchTee") {
+		t.Errorf("unknown type: %v", err)
+	}
+	var ee *exitError
+	if _, err := runKura(t, "attest", "send", "--url", url, "--data", data, body); !asExit(err, &ee) || ee.code != 2 {
+		t.Errorf("no type: %v, want a usage error", err)
 	}
 }

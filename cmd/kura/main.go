@@ -26,7 +26,8 @@ Usage:
   kura demo                       the whole secure-key-release path on this machine
   kura agent --key NAME [--once] [--sim] --client-id ID --client-secret-file F [--out DIR|--socket PATH]
   kura attest verify --type SevSnpVm [--at RFC3339] [--data DIR] BODY.json
-  kura attest snp [--url URL] [--data DIR] BODY.json
+  kura attest send --type TYPE [--url URL] [--data DIR] BODY.json
+  kura attest snp [--url URL] [--data DIR] BODY.json   (attest send --type SevSnpVm)
   kura collateral import [--data DIR] FILE...
   kura policy get|set|reset --type SevSnpVm [--file POLICY] [--url URL] [--data DIR]
   kura token rotate [--url URL] [--data DIR]
@@ -93,10 +94,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		switch s {
 		case "verify":
 			return attestVerify(ctx, r, stdout)
+		case "send":
+			return attestSend(ctx, "send", "", r, stdout)
 		case "snp":
-			return attestSNP(ctx, r, stdout)
+			return attestSend(ctx, "snp", "SevSnpVm", r, stdout)
 		}
-		return &exitError{2, fmt.Errorf("unknown attest subcommand %q (verify, snp)", s)}
+		return &exitError{2, fmt.Errorf("unknown attest subcommand %q (verify, send, snp)", s)}
 	case "collateral":
 		s, r, err := sub()
 		if err != nil {

@@ -12,7 +12,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -418,9 +417,11 @@ func externalIssuers(cfg config.Config) (*oidc.Verifier, error) {
 func releaseAuthorities(cfg config.Config, own *token.Keyring, now func() time.Time) (*oidc.Verifier, error) {
 	v := &oidc.Verifier{Sources: map[string]oidc.KeySource{}, Now: now}
 	v.Sources[oidc.NormalizeIssuer(own.Issuer())] = &oidc.Loaded{Now: now, Load: func() *jose.JSONWebKeySet {
-		b, _ := json.Marshal(map[string]any{"keys": own.JWKS()})
 		var set jose.JSONWebKeySet
-		json.Unmarshal(b, &set)
+		for _, p := range own.Published() {
+			set.Keys = append(set.Keys, jose.JSONWebKey{Key: p.Cert.PublicKey, KeyID: p.Kid, Algorithm: string(p.Alg), Use: "sig",
+				Certificates: []*x509.Certificate{p.Cert}})
+		}
 		return &set
 	}}
 	disc, err := discovery(cfg)

@@ -12,6 +12,7 @@ package attest
 import (
 	"errors"
 	"fmt"
+	"github.com/kura-project/kura/internal/fault"
 )
 
 // EvidenceError reports evidence that is malformed, unverifiable or does not
@@ -90,3 +91,12 @@ func (c Claims) Get(typ string) (any, bool) {
 	}
 	return nil, false
 }
+
+// FaultKind places EvidenceError in the domain's error vocabulary.
+func (*EvidenceError) FaultKind() fault.Kind { return fault.BadInput }
+
+// FaultKind places UnavailableError in the domain's error vocabulary.
+func (*UnavailableError) FaultKind() fault.Kind { return fault.Unavailable }
+
+// FaultKind places PolicyDeniedError in the domain's error vocabulary.
+func (*PolicyDeniedError) FaultKind() fault.Kind { return fault.Denied }

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kura-project/kura/internal/fault"
 	"time"
 
 	"github.com/kura-project/kura/internal/store"
@@ -103,3 +104,6 @@ func (s Store) Record(ctx context.Context, e Event, change func(tx store.Store) 
 	}
 	return Receipt{Seq: seq}, nil
 }
+
+// FaultKind places Error in the domain's error vocabulary.
+func (*Error) FaultKind() fault.Kind { return fault.Unavailable }

@@ -344,10 +344,18 @@ func (s *Service) CreatePrincipal(ctx context.Context, np NewPrincipal) (id, sec
 }
 
 // ResetSecret gives a principal a new client secret (returned once).
+// A federated principal (an OIDC subject) has no secret and gets none.
 func (s *Service) ResetSecret(ctx context.Context, id string) (string, error) {
+	p, err := s.st.GetPrincipal(ctx, id)
+	if err != nil {
+		return "", principalErr(err, id)
+	}
+	if p.OIDCSubject != "" {
+		return "", fault.Bad("", "principal %q signs in through its OIDC issuer (%s) and has no client secret", p.Name, p.OIDCSubject)
+	}
 	secret := "kura_cs_" + base64.RawURLEncoding.EncodeToString(random(32))
 	h := sha256.Sum256([]byte(secret))
-	err := s.write(ctx, audit.Event{Action: "principal.reset-secret", Object: "principals/" + id},
+	err = s.write(ctx, audit.Event{Action: "principal.reset-secret", Object: "principals/" + id},
 		func(tx store.Store) error { return tx.SetPrincipalSecret(ctx, id, h[:]) })
 	if err != nil {
 		return "", err
@@ -381,9 +389,14 @@ func Assignment(principalID, role, scope string) (store.RoleAssignment, error) {
 }
 
 // AddRole grants a role (idempotent).
+// It applies to tokens already issued at once.
 func (s *Service) AddRole(ctx context.Context, a store.RoleAssignment) error {
-	return s.write(ctx, audit.Event{Action: "role.add", Object: "principals/" + a.PrincipalID, Details: map[string]string{"role": a.Role, "scope": a.Scope}},
+	err := s.write(ctx, audit.Event{Action: "role.add", Object: "principals/" + a.PrincipalID, Details: map[string]string{"role": a.Role, "scope": a.Scope}},
 		func(tx store.Store) error { return tx.AddRole(ctx, a) })
+	if err == nil {
+		s.forgetTokens()
+	}
+	return err
 }
 
 // RemoveRole revokes a role; it applies to tokens already issued at once.

@@ -83,12 +83,37 @@ func (e *Error) Public() string {
 	return msg
 }
 
-// Of returns the kind of err: the kind of the first *Error in its chain,
-// or Internal.
+// Kinded is an error of a package's own type (a parse error with its line
+// and column, an evidence error with its field) that says its kind, so it
+// keeps its detail and still speaks the one vocabulary.
+type Kinded interface {
+	error
+	FaultKind() Kind
+}
+
+// Of returns the kind of err: that of the first *Error or Kinded in its
+// chain, or Internal.
 func Of(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
+	for err != nil {
+		switch e := err.(type) {
+		case *Error:
+			return e.Kind
+		case Kinded:
+			return e.FaultKind()
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range u.Unwrap() {
+				if k := Of(inner); k != Internal {
+					return k
+				}
+			}
+			return Internal
+		default:
+			return Internal
+		}
 	}
 	return Internal
 }

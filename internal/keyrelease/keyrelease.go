@@ -312,3 +312,9 @@ func usableForEncryption(m map[string]any) bool {
 	}
 	return false
 }
+
+// FaultKind places Denied in the domain's error vocabulary.
+func (*Denied) FaultKind() fault.Kind { return fault.Denied }
+
+// FaultKind places BadRequest in the domain's error vocabulary.
+func (*BadRequest) FaultKind() fault.Kind { return fault.BadInput }

@@ -187,9 +187,11 @@ type DeletedKey struct {
 func (m *Manager) present(v store.KeyVersion) (*Key, error) {
 	k := &Key{Name: v.Name, Version: v.Version, Kty: v.Kty, KeyOps: v.KeyOps, Enabled: v.Enabled, NotBefore: v.NotBefore,
 		Expires: v.Expires, Exportable: v.Exportable, Created: v.Created, Updated: v.Updated, Tags: v.Tags, RecoverableDays: m.days}
-	if err := json.Unmarshal(v.PublicJWK, &k.Public); err != nil {
+	pub, err := decodeJWK(v.PublicJWK)
+	if err != nil {
 		return nil, &fault.Error{Kind: fault.Unavailable, Msg: "stored public key is corrupt", Err: err}
 	}
+	k.Public = pub
 	if k.KeyOps == nil {
 		k.KeyOps = defaultOps(v.Kty)
 	}
@@ -344,7 +346,7 @@ func (m *Manager) store(ctx context.Context, action, name, kty string, mat *keyo
 		}
 		v.ReleasePolicy = b
 	}
-	pub, err := json.Marshal(mat.PublicJWK())
+	pub, err := encodeJWK(mat.PublicJWK())
 	if err != nil {
 		return nil, err
 	}

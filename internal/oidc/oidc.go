@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kura-project/kura/internal/fault"
 	"net/http"
 	"strings"
 	"sync"
@@ -376,3 +377,9 @@ func (l *Loaded) Keys(_ context.Context, _ string, refresh bool) (*jose.JSONWebK
 	}
 	return l.set, nil
 }
+
+// FaultKind places Error in the domain's error vocabulary.
+func (*Error) FaultKind() fault.Kind { return fault.Denied }
+
+// FaultKind places UnavailableError in the domain's error vocabulary.
+func (*UnavailableError) FaultKind() fault.Kind { return fault.Unavailable }

@@ -184,7 +184,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	kv.Release = kv.ReleaseHandler(&keyvault.Releaser{Service: svc.Release})
 	kv.Register(mux)
 	mux.HandleFunc("GET /kura/v1/release-keys", func(w http.ResponseWriter, r *http.Request) {
-		wire.JSON(w, http.StatusOK, map[string]any{"keys": svc.ReleaseKeys.JWKS()})
+		wire.JSON(w, http.StatusOK, wire.JWKS(svc.ReleaseKeys.Published()))
 	})
 	(&identity.Handler{Auth: svc.Auth, Log: log, Now: s.now}).Register(mux)
 	// kura's own administration: rotate the token-signing key. The old key
@@ -202,7 +202,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 			return
 		}
 		s.log.InfoContext(r.Context(), "token signing key rotated", "alg", string(svc.Keyring.Alg()))
-		wire.JSON(w, http.StatusOK, map[string]any{"keys": svc.Keyring.JWKS()})
+		wire.JSON(w, http.StatusOK, wire.JWKS(svc.Keyring.Published()))
 	})
 	mux.HandleFunc("/", notFound)
 	var h http.Handler = mux

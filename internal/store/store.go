@@ -174,9 +174,9 @@ type Principal struct {
 // RoleAssignment grants a role to a principal over a scope ("/" for all
 // keys, "/keys/<name>" for one).
 type RoleAssignment struct {
-	PrincipalID string `json:"principal_id"`
-	Role        string `json:"role"`
-	Scope       string `json:"scope"`
+	PrincipalID string
+	Role        string
+	Scope       string
 }
 
 // AccessToken is an issued bearer token, stored by hash.

@@ -426,38 +426,20 @@ func (k *Keyring) published() []*key {
 	return out
 }
 
-// JWK is one JSON Web Key as published at /certs.
-type JWK struct {
-	Alg string   `json:"alg"`
-	Kid string   `json:"kid"`
-	Kty string   `json:"kty"`
-	Use string   `json:"use"`
-	X5c []string `json:"x5c"`
-	N   string   `json:"n,omitempty"`
-	E   string   `json:"e,omitempty"`
-	Crv string   `json:"crv,omitempty"`
-	X   string   `json:"x,omitempty"`
-	Y   string   `json:"y,omitempty"`
+// Published is one key the keyring publishes: what a verifier of its
+// tokens needs. api/wire renders it as a JSON Web Key.
+type Published struct {
+	Kid  string
+	Alg  Alg
+	Cert *x509.Certificate // self-signed; its public key is the signing key's
 }
 
-// JWKS returns the published keys. x5c is always present: MAA's Go and JS
-// clients verify with x5c[0] and skip keys without it.
-func (k *Keyring) JWKS() []JWK {
-	var out []JWK
-	b64 := base64.RawURLEncoding.EncodeToString
+// Published returns the keys to publish: the active key and the retired
+// keys whose tokens may still be valid, oldest first.
+func (k *Keyring) Published() []Published {
+	var out []Published
 	for _, kk := range k.published() {
-		j := JWK{Alg: string(kk.alg), Kid: kk.id, Use: "sig", X5c: []string{base64.StdEncoding.EncodeToString(kk.cert.Raw)}}
-		switch pub := kk.signer.Public().(type) {
-		case *rsa.PublicKey:
-			j.Kty, j.N, j.E = "RSA", b64(pub.N.Bytes()), b64(big.NewInt(int64(pub.E)).Bytes())
-		case *ecdsa.PublicKey:
-			size := (pub.Curve.Params().BitSize + 7) / 8
-			j.Kty, j.Crv = "EC", pub.Curve.Params().Name
-			if pt, err := pub.Bytes(); err == nil { // uncompressed: 0x04 || X || Y
-				j.X, j.Y = b64(pt[1:1+size]), b64(pt[1+size:])
-			}
-		}
-		out = append(out, j)
+		out = append(out, Published{Kid: kk.id, Alg: kk.alg, Cert: kk.cert})
 	}
 	return out
 }

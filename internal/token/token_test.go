@@ -147,16 +147,12 @@ func TestIssue(t *testing.T) {
 				t.Errorf("%s: claim %q accepted from the caller", alg, r)
 			}
 		}
-		jwks := kr.JWKS()
-		if len(jwks) != 1 || len(jwks[0].X5c) != 1 {
-			t.Fatalf("%s JWKS %+v", alg, jwks)
+		pub := kr.Published()
+		if len(pub) != 1 || pub[0].Alg != alg || pub[0].Cert == nil {
+			t.Fatalf("%s published %+v", alg, pub)
 		}
-		if alg != RS256 {
-			size := map[Alg]int{ES256: 32, ES384: 48}[alg]
-			x, _ := base64.RawURLEncoding.DecodeString(jwks[0].X)
-			if len(x) != size {
-				t.Errorf("%s: x is %d bytes", alg, len(x))
-			}
+		if err := pub[0].Cert.CheckSignature(pub[0].Cert.SignatureAlgorithm, pub[0].Cert.RawTBSCertificate, pub[0].Cert.Signature); err != nil {
+			t.Errorf("%s: the published certificate is not self-signed by the key: %v", alg, err)
 		}
 	}
 }
@@ -186,8 +182,8 @@ func TestRotateRetiresEveryOtherKey(t *testing.T) {
 	if err := a.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if a.Alg() != ES256 || len(a.JWKS()) != len(b.JWKS()) {
-		t.Errorf("after refresh node a publishes %d keys, node b %d", len(a.JWKS()), len(b.JWKS()))
+	if a.Alg() != ES256 || len(a.Published()) != len(b.Published()) {
+		t.Errorf("after refresh node a publishes %d keys, node b %d", len(a.Published()), len(b.Published()))
 	}
 }
 
@@ -252,8 +248,8 @@ func TestRotationAudited(t *testing.T) {
 	if err := kr.Rotate(ctx); err == nil || !strings.Contains(err.Error(), "audit record could not be written") {
 		t.Fatalf("rotate with the audit log down: %v", err)
 	}
-	if len(st.rows) != before || len(kr.JWKS()) != 1 {
-		t.Errorf("a failed rotation changed the keys: %d rows, %d published", len(st.rows), len(kr.JWKS()))
+	if len(st.rows) != before || len(kr.Published()) != 1 {
+		t.Errorf("a failed rotation changed the keys: %d rows, %d published", len(st.rows), len(kr.Published()))
 	}
 	st.auditDown = false
 	if err := kr.Rotate(ctx); err != nil {

@@ -4,13 +4,13 @@
 package identity
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/kura-project/kura/internal/api/wire"
@@ -84,7 +84,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		h.Log.ErrorContext(r.Context(), "token endpoint", "err", err)
+		h.log().ErrorContext(r.Context(), "token endpoint", "err", err)
 		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "retry later")
 		return
 	}
@@ -123,19 +123,32 @@ func (h *Handler) admin(f http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// decode reads a strict JSON object: these bodies are kura's own, so an
+// unknown member is a typo and trailing data a mistake; both are refused.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		kuraError(w, http.StatusBadRequest, "BadParameter", "reading the body failed (too large?)")
 		return false
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		kuraError(w, http.StatusBadRequest, "BadParameter", "invalid JSON body: "+err.Error())
 		return false
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		kuraError(w, http.StatusBadRequest, "BadParameter", fmt.Sprintf("invalid JSON body: trailing data after the object (at byte %d)", dec.InputOffset()))
+		return false
+	}
 	return true
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log == nil {
+		return slog.Default()
+	}
+	return h.Log
 }
 
 // storeErr answers a domain error; causes of unavailability stay in the
@@ -143,7 +156,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 func (h *Handler) storeErr(w http.ResponseWriter, r *http.Request, err error) {
 	e, ok := fault.As(err)
 	if !ok || e.Kind == fault.Internal || e.Kind == fault.Unavailable {
-		h.Log.ErrorContext(r.Context(), "identity", "err", err)
+		h.log().ErrorContext(r.Context(), "identity", "err", err)
 		kuraError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "retry later (request id "+wire.RequestID(w)+")")
 		return
 	}
@@ -151,13 +164,20 @@ func (h *Handler) storeErr(w http.ResponseWriter, r *http.Request, err error) {
 	kuraError(w, wire.Status(e.Kind), code, e.Public())
 }
 
+// roleOut is a role assignment on the wire.
+type roleOut struct {
+	PrincipalID string `json:"principal_id"`
+	Role        string `json:"role"`
+	Scope       string `json:"scope"`
+}
+
 type principalOut struct {
-	ID           string                 `json:"id"`
-	Name         string                 `json:"name"`
-	OIDCSubject  string                 `json:"oidc_subject,omitempty"`
-	ClientSecret string                 `json:"client_secret,omitempty"` // only when just created or reset
-	Roles        []store.RoleAssignment `json:"roles"`
-	Created      int64                  `json:"created"`
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	OIDCSubject  string    `json:"oidc_subject,omitempty"`
+	ClientSecret string    `json:"client_secret,omitempty"` // only when just created or reset
+	Roles        []roleOut `json:"roles"`
+	Created      int64     `json:"created"`
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
@@ -189,10 +209,11 @@ func (h *Handler) describe(r *http.Request, id string) (principalOut, error) {
 	if err != nil {
 		return principalOut{}, err
 	}
-	if roles == nil {
-		roles = []store.RoleAssignment{}
+	out := principalOut{ID: p.ID, Name: p.Name, OIDCSubject: p.OIDCSubject, Roles: []roleOut{}, Created: p.Created.Unix()}
+	for _, a := range roles {
+		out.Roles = append(out.Roles, roleOut{PrincipalID: a.PrincipalID, Role: a.Role, Scope: a.Scope})
 	}
-	return principalOut{ID: p.ID, Name: p.Name, OIDCSubject: p.OIDCSubject, Roles: roles, Created: p.Created.Unix()}, nil
+	return out, nil
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-
-	"github.com/kura-project/kura/internal/keys/keyops"
 )
 
 // FuzzFailingMember: naming the member a decode refused never panics, and a
@@ -16,13 +14,13 @@ func FuzzFailingMember(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	type inner struct {
-		D keyops.B64 `json:"d"`
+		D B64 `json:"d"`
 	}
 	type body struct {
-		Value *keyops.B64 `json:"value"`
-		IV    keyops.B64  `json:"iv"`
-		Key   *inner      `json:"key"`
-		N     int         `json:"n"`
+		Value *B64   `json:"value"`
+		IV    B64    `json:"iv"`
+		Key   *inner `json:"key"`
+		N     int    `json:"n"`
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v body

@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +25,6 @@ import (
 	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys"
-	"github.com/kura-project/kura/internal/keys/keyops"
 )
 
 // APIVersions accepted: what azkeys v1.5.0 sends, and the versions other
@@ -156,14 +154,12 @@ func scopeOf(r *http.Request) string {
 	return "/"
 }
 
+// checkAPIVersion answers Key Vault's 400 BadParameter unless api-version
+// is one kura speaks; the message lists them.
 func checkAPIVersion(w http.ResponseWriter, r *http.Request) bool {
-	v := r.URL.Query().Get("api-version")
-	if v == "" {
-		Error(w, http.StatusBadRequest, "BadParameter", "the api-version query parameter is required")
-		return false
-	}
-	if !slices.Contains(APIVersions, v) {
-		Error(w, http.StatusBadRequest, "BadParameter", fmt.Sprintf("api-version %q is not supported (%s)", v, strings.Join(APIVersions, ", ")))
+	if err := wire.APIVersion(r, APIVersions); err != nil {
+		e, _ := fault.As(err)
+		Error(w, http.StatusBadRequest, "BadParameter", e.Public())
 		return false
 	}
 	return true
@@ -338,13 +334,13 @@ type wireAttributes struct {
 }
 
 type wireRelease struct {
-	ContentType string      `json:"contentType,omitempty"`
-	Data        *keyops.B64 `json:"data,omitempty"`
-	Immutable   *bool       `json:"immutable,omitempty"`
+	ContentType string `json:"contentType,omitempty"`
+	Data        *B64   `json:"data,omitempty"`
+	Immutable   *bool  `json:"immutable,omitempty"`
 }
 
 type wireBundle struct {
-	Key           *keyops.JWK       `json:"key,omitempty"`
+	Key           *JWK              `json:"key,omitempty"`
 	Kid           string            `json:"kid,omitempty"` // list items
 	Attributes    wireAttributes    `json:"attributes"`
 	Tags          map[string]string `json:"tags,omitempty"`
@@ -389,12 +385,12 @@ func attrs(k *keys.Key) wireAttributes {
 }
 
 func bundle(r *http.Request, k *keys.Key) wireBundle {
-	jwk := k.Public
+	jwk := wireJWK(k.Public)
 	jwk.Kid = kidOf(r, k.Name, k.Version)
 	jwk.Kty = k.Kty
-	b := wireBundle{Key: &jwk, Attributes: attrs(k), Tags: k.Tags}
+	b := wireBundle{Key: jwk, Attributes: attrs(k), Tags: k.Tags}
 	if k.ReleasePolicy != nil {
-		data := keyops.B64(k.ReleasePolicy.Data)
+		data := B64(k.ReleasePolicy.Data)
 		imm := k.ReleasePolicy.Immutable
 		b.ReleasePolicy = &wireRelease{ContentType: k.ReleasePolicy.ContentType, Data: &data}
 		if imm {
@@ -487,7 +483,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, _ *auth.Princip
 func (h *Handler) importKey(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
 	var in struct {
 		HSM           bool              `json:"Hsm"`
-		Key           *keyops.JWK       `json:"key"`
+		Key           *JWK              `json:"key"`
 		Attributes    *wireAttributes   `json:"attributes"`
 		Tags          map[string]string `json:"tags"`
 		ReleasePolicy *wireRelease      `json:"release_policy"`
@@ -504,7 +500,7 @@ func (h *Handler) importKey(w http.ResponseWriter, r *http.Request, _ *auth.Prin
 		Error(w, http.StatusBadRequest, "BadParameter", err.Error())
 		return
 	}
-	h.answerKey(w, r)(h.Keys.Import(r.Context(), r.PathValue("name"), keys.ImportParams{HSM: in.HSM, JWK: *in.Key,
+	h.answerKey(w, r)(h.Keys.Import(r.Context(), r.PathValue("name"), keys.ImportParams{HSM: in.HSM, JWK: in.Key.domain(),
 		Attributes: in.Attributes.domain(), Tags: in.Tags, ReleasePolicy: rp}))
 }
 
@@ -639,7 +635,7 @@ func (h *Handler) recover(w http.ResponseWriter, r *http.Request, _ *auth.Princi
 }
 
 type valueBody struct {
-	Value *keyops.B64 `json:"value"`
+	Value *B64 `json:"value"`
 }
 
 func (h *Handler) backup(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
@@ -648,7 +644,7 @@ func (h *Handler) backup(w http.ResponseWriter, r *http.Request, _ *auth.Princip
 		h.fail(w, r, err)
 		return
 	}
-	v := keyops.B64(blob)
+	v := B64(blob)
 	writeJSON(w, valueBody{Value: &v})
 }
 
@@ -759,7 +755,7 @@ func (h *Handler) rng(w http.ResponseWriter, r *http.Request, _ *auth.Principal)
 		h.fail(w, r, err)
 		return
 	}
-	v := keyops.B64(b)
+	v := B64(b)
 	writeJSON(w, valueBody{Value: &v})
 }
 
@@ -788,12 +784,12 @@ func (h *Handler) operation(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		return
 	}
 	var in struct {
-		Alg    string      `json:"alg"`
-		Value  *keyops.B64 `json:"value"`
-		IV     keyops.B64  `json:"iv"`
-		AAD    keyops.B64  `json:"aad"`
-		Tag    keyops.B64  `json:"tag"`
-		Digest *keyops.B64 `json:"digest"`
+		Alg    string `json:"alg"`
+		Value  *B64   `json:"value"`
+		IV     B64    `json:"iv"`
+		AAD    B64    `json:"aad"`
+		Tag    B64    `json:"tag"`
+		Digest *B64   `json:"digest"`
 	}
 	if !decode(w, r, &in) {
 		return
@@ -838,11 +834,11 @@ func (h *Handler) operation(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		return
 	}
 	out := struct {
-		Kid   string     `json:"kid"`
-		Value keyops.B64 `json:"value"`
-		IV    keyops.B64 `json:"iv,omitempty"`
-		Tag   keyops.B64 `json:"tag,omitempty"`
-		AAD   keyops.B64 `json:"aad,omitempty"`
+		Kid   string `json:"kid"`
+		Value B64    `json:"value"`
+		IV    B64    `json:"iv,omitempty"`
+		Tag   B64    `json:"tag,omitempty"`
+		AAD   B64    `json:"aad,omitempty"`
 	}{Kid: kidOf(r, name, res.Version), Value: res.Value, IV: res.IV, Tag: res.Tag}
 	if len(res.Tag) > 0 {
 		out.AAD = in.AAD

@@ -10,7 +10,6 @@ import (
 	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/keyrelease"
 	"github.com/kura-project/kura/internal/keys"
-	"github.com/kura-project/kura/internal/keys/keyops"
 	"github.com/kura-project/kura/internal/oidc"
 )
 
@@ -36,7 +35,7 @@ func (h *Handler) ReleaseHandler(rel *Releaser) func(http.ResponseWriter, *http.
 			APIVersion: r.URL.Query().Get("api-version"), Kid: kidOf(r, name, version),
 			Bundle: func(k *keys.Key, keyHSM []byte) (json.RawMessage, error) {
 				b := bundle(r, k)
-				b.Key.T = keyops.B64(keyHSM)
+				b.Key.T = B64(keyHSM)
 				return json.Marshal(b)
 			},
 		})

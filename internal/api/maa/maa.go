@@ -30,7 +30,7 @@ var APIVersions = []string{"2020-10-01", "2022-08-01", "2025-06-01"}
 // Keyring is what the API needs from the token keyring.
 type Keyring interface {
 	Issue(claims map[string]any) (string, error)
-	JWKS() []token.JWK
+	Published() []token.Published
 	Issuer() string
 	Alg() token.Alg
 }
@@ -82,18 +82,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // checkAPIVersion answers 400 unless api-version is one kura speaks.
 func checkAPIVersion(w http.ResponseWriter, r *http.Request) bool {
-	v := r.URL.Query().Get("api-version")
-	if v == "" {
-		Error(w, http.StatusBadRequest, "MissingApiVersionParameter", "the api-version query parameter is required (one of "+strings.Join(APIVersions, ", ")+")")
+	if err := wire.APIVersion(r, APIVersions); err != nil {
+		e, _ := fault.As(err)
+		Error(w, http.StatusBadRequest, e.Code, e.Public())
 		return false
 	}
-	for _, ok := range APIVersions {
-		if v == ok {
-			return true
-		}
-	}
-	Error(w, http.StatusBadRequest, "UnsupportedApiVersion", fmt.Sprintf("api-version %q is not supported (one of %s)", v, strings.Join(APIVersions, ", ")))
-	return false
+	return true
 }
 
 // readBody reads the whole body; the server's limit turns an oversized body
@@ -428,7 +422,7 @@ func (h *Handler) log() *slog.Logger {
 
 func (h *Handler) certs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, map[string]any{"keys": h.Keys.JWKS()})
+	writeJSON(w, http.StatusOK, wire.JWKS(h.Keys.Published()))
 }
 
 func (h *Handler) openid(w http.ResponseWriter, r *http.Request) {

@@ -63,7 +63,7 @@ func APIVersion(r *http.Request, supported []string) error {
 	v := r.URL.Query().Get("api-version")
 	if v == "" {
 		return &fault.Error{Kind: fault.BadInput, Field: "api-version", Code: "MissingApiVersionParameter",
-			Msg: "the api-version query parameter is required (one of " + strings.Join(supported, ", ") + ")"}
+			Msg: "api-version is required as a query parameter (one of " + strings.Join(supported, ", ") + ")"}
 	}
 	if !slices.Contains(supported, v) {
 		return &fault.Error{Kind: fault.BadInput, Field: "api-version", Code: "UnsupportedApiVersion",

@@ -1,6 +1,9 @@
 package keyops
 
-import "fmt"
+import (
+	"fmt"
+	"github.com/kura-project/kura/internal/fault"
+)
 
 // AlgorithmError reports an algorithm that does not exist, is known but not
 // supported by kura, belongs to another operation, or does not fit the key
@@ -59,3 +62,12 @@ func clip(s string) string {
 	}
 	return s[:limit] + "…"
 }
+
+// FaultKind places AlgorithmError in the domain's error vocabulary.
+func (*AlgorithmError) FaultKind() fault.Kind { return fault.BadInput }
+
+// FaultKind places InputError in the domain's error vocabulary.
+func (*InputError) FaultKind() fault.Kind { return fault.BadInput }
+
+// FaultKind places DecryptError in the domain's error vocabulary.
+func (*DecryptError) FaultKind() fault.Kind { return fault.BadInput }

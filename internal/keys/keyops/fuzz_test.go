@@ -2,7 +2,6 @@ package keyops
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,42 +9,6 @@ import (
 	"strings"
 	"testing"
 )
-
-// FuzzFromJWK feeds arbitrary JSON through the import path. It must never
-// panic; every refusal must be an *InputError on a key.* field; and every
-// key it accepts must work: its public view and private encoding round-trip.
-// Seeds: testdata/fuzz/FuzzFromJWK (valid RSA, EC and oct keys and
-// near-misses of each).
-func FuzzFromJWK(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var j JWK
-		if err := json.Unmarshal(data, &j); err != nil {
-			return
-		}
-		m, err := FromJWK(j)
-		if err != nil {
-			var ie *InputError
-			if !errors.As(err, &ie) || len(ie.Field) < 5 || ie.Field[:4] != "key." {
-				t.Fatalf("refusal is not an InputError on a key.* field: %v (%T)", err, err)
-			}
-			return
-		}
-		if _, err := json.Marshal(m.PublicJWK()); err != nil {
-			t.Fatalf("PublicJWK does not marshal: %v", err)
-		}
-		b, err := m.MarshalPrivate()
-		if err != nil {
-			t.Fatalf("accepted key does not marshal: %v", err)
-		}
-		back, err := UnmarshalPrivate(m.Kind, b)
-		if err != nil {
-			t.Fatalf("accepted key does not unmarshal: %v", err)
-		}
-		if b2, _ := back.MarshalPrivate(); !bytes.Equal(b, b2) {
-			t.Fatal("private encoding does not round-trip")
-		}
-	})
-}
 
 // fuzzKEK is the RFC 5649 §6 KEK, so that the RFC's wrapped values in the
 // seed corpus are valid inputs and the fuzzer starts on the success path.
@@ -82,10 +45,6 @@ func TestFuzzSeedsAreValid(t *testing.T) {
 		path string
 		ok   func([]byte) error
 	}{
-		{"FuzzFromJWK/rsa2048-valid", fromJSON},
-		{"FuzzFromJWK/ec-p256-valid", fromJSON},
-		{"FuzzFromJWK/ec-p521-no-xy", fromJSON},
-		{"FuzzFromJWK/oct256-valid", fromJSON},
 		{"FuzzUnwrapPad/rfc5649-20-octets", func(b []byte) error { _, err := AESKeyUnwrapPad(kek, b); return err }},
 		{"FuzzUnwrapPad/rfc5649-7-octets", func(b []byte) error { _, err := AESKeyUnwrapPad(kek, b); return err }},
 		{"FuzzUnwrapPad/wrapped-32-bytes", func(b []byte) error { _, err := AESKeyUnwrapPad(kek, b); return err }},
@@ -106,13 +65,4 @@ func TestFuzzSeedsAreValid(t *testing.T) {
 			t.Errorf("%s: %v", c.path, err)
 		}
 	}
-}
-
-func fromJSON(b []byte) error {
-	var j JWK
-	if err := json.Unmarshal(b, &j); err != nil {
-		return err
-	}
-	_, err := FromJWK(j)
-	return err
 }

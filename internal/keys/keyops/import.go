@@ -71,7 +71,7 @@ func noForeignMembers(kind string, j JWK) error {
 func rsaFromJWK(j JWK) (*Material, error) {
 	for _, f := range []struct {
 		name string
-		v    B64
+		v    []byte
 	}{{"n", j.N}, {"e", j.E}, {"d", j.D}, {"p", j.P}, {"q", j.Q}} {
 		if len(f.v) == 0 {
 			return nil, inputErr("key."+f.name, "missing")
@@ -124,7 +124,7 @@ func rsaFromJWK(j JWK) (*Material, error) {
 	}
 	for _, f := range []struct {
 		name, rule string
-		given      B64
+		given      []byte
 		want       *big.Int
 	}{
 		{"dp", "d mod (p-1)", j.DP, k.Precomputed.Dp},

@@ -1,6 +1,9 @@
 package maa
 
-import "fmt"
+import (
+	"fmt"
+	"github.com/kura-project/kura/internal/fault"
+)
 
 // ParseError locates a syntax error in a policy text.
 type ParseError struct {
@@ -40,3 +43,12 @@ type LimitError struct {
 func (e *LimitError) Error() string {
 	return fmt.Sprintf("evaluation limit exceeded: more than %d %s", e.Limit, e.What)
 }
+
+// FaultKind places ParseError in the domain's error vocabulary.
+func (*ParseError) FaultKind() fault.Kind { return fault.BadInput }
+
+// FaultKind places EvalError in the domain's error vocabulary.
+func (*EvalError) FaultKind() fault.Kind { return fault.Denied }
+
+// FaultKind places LimitError in the domain's error vocabulary.
+func (*LimitError) FaultKind() fault.Kind { return fault.BadInput }

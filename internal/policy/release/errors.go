@@ -1,6 +1,9 @@
 package release
 
-import "fmt"
+import (
+	"fmt"
+	"github.com/kura-project/kura/internal/fault"
+)
 
 // ParseError says what is wrong with a policy document and where.
 //
@@ -58,3 +61,6 @@ func isPlainName(name string) bool {
 	}
 	return true
 }
+
+// FaultKind places ParseError in the domain's error vocabulary.
+func (*ParseError) FaultKind() fault.Kind { return fault.BadInput }
