@@ -23,7 +23,7 @@ func (s *Store) AppendAudit(ctx context.Context, r store.AuditRecord) (int64, er
 	if details == nil {
 		details = []byte("{}")
 	}
-	res, err := s.q.ExecContext(ctx, `INSERT INTO audit_log (action, object, actor, at, details) VALUES (?, ?, ?, ?, ?)`,
+	res, err := s.exec(ctx, `INSERT INTO audit_log (action, object, actor, at, details) VALUES (?, ?, ?, ?, ?)`,
 		r.Action, r.Object, r.Actor, unix(r.At), details)
 	if err != nil {
 		return 0, fmt.Errorf("append audit record: %w", err)

@@ -171,7 +171,7 @@ func (s *Store) UpdateKeyVersion(ctx context.Context, v store.KeyVersion, prevUp
 	if err != nil {
 		return err
 	}
-	res, err := s.q.ExecContext(ctx, `UPDATE key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, exportable = ?, updated = ?, tags = ?, release = ?, mac = ?
+	res, err := s.exec(ctx, `UPDATE key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, exportable = ?, updated = ?, tags = ?, release = ?, mac = ?
 		WHERE name = ? AND version = ? AND updated = ? AND name IN (SELECT name FROM keys WHERE deleted_at = 0)`,
 		ops, b2i(v.Enabled), unix(v.NotBefore), unix(v.Expires), b2i(v.Exportable), unix(v.Updated), tags, v.ReleasePolicy, v.MAC,
 		v.Name, v.Version, unix(prevUpdated))
@@ -209,7 +209,7 @@ func (s *Store) ListKeyVersions(ctx context.Context, name, after string, limit i
 }
 
 func (s *Store) DeleteKey(ctx context.Context, name string, at, purgeAt time.Time) (store.DeletedKey, error) {
-	res, err := s.q.ExecContext(ctx, `UPDATE keys SET deleted_at = ?, purge_at = ? WHERE name = ? AND deleted_at = 0`, unix(at), unix(purgeAt), name)
+	res, err := s.exec(ctx, `UPDATE keys SET deleted_at = ?, purge_at = ? WHERE name = ? AND deleted_at = 0`, unix(at), unix(purgeAt), name)
 	if err != nil {
 		return store.DeletedKey{}, fmt.Errorf("delete key: %w", err)
 	}
@@ -245,7 +245,7 @@ func (s *Store) ListDeletedKeys(ctx context.Context, after string, limit int) ([
 }
 
 func (s *Store) RecoverKey(ctx context.Context, name string) error {
-	res, err := s.q.ExecContext(ctx, `UPDATE keys SET deleted_at = 0, purge_at = 0 WHERE name = ? AND deleted_at != 0`, name)
+	res, err := s.exec(ctx, `UPDATE keys SET deleted_at = 0, purge_at = 0 WHERE name = ? AND deleted_at != 0`, name)
 	if err != nil {
 		return fmt.Errorf("recover key: %w", err)
 	}
@@ -296,7 +296,7 @@ func (s *Store) GetRotationPolicy(ctx context.Context, name string) (store.Rotat
 }
 
 func (s *Store) PutRotationPolicy(ctx context.Context, p store.RotationPolicy) error {
-	_, err := s.q.ExecContext(ctx, `INSERT INTO rotation_policies (name, doc, created, updated) VALUES (?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO rotation_policies (name, doc, created, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, updated = excluded.updated`, p.Name, p.JSON, unix(p.Created), unix(p.Updated))
 	if err != nil {
 		return fmt.Errorf("store rotation policy: %w", err)

@@ -40,7 +40,7 @@ func nullString(s string) any {
 }
 
 func (s *Store) CreatePrincipal(ctx context.Context, p store.Principal) error {
-	_, err := s.q.ExecContext(ctx, `INSERT INTO principals (id, name, secret_hash, oidc_subject, created) VALUES (?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO principals (id, name, secret_hash, oidc_subject, created) VALUES (?, ?, ?, ?, ?)`,
 		p.ID, p.Name, p.SecretHash, nullString(p.OIDCSubject), unix(p.Created))
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") || strings.Contains(err.Error(), "constraint") {
@@ -122,7 +122,7 @@ func (s *Store) SetPrincipalSecret(ctx context.Context, id string, hash []byte) 
 }
 
 func (s *Store) AddRole(ctx context.Context, a store.RoleAssignment) error {
-	_, err := s.q.ExecContext(ctx, `INSERT INTO role_assignments (principal_id, role, scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, a.PrincipalID, a.Role, a.Scope)
+	_, err := s.exec(ctx, `INSERT INTO role_assignments (principal_id, role, scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, a.PrincipalID, a.Role, a.Scope)
 	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
 		return fmt.Errorf("principal %q: %w", a.PrincipalID, store.ErrNotFound)
 	}
@@ -130,7 +130,7 @@ func (s *Store) AddRole(ctx context.Context, a store.RoleAssignment) error {
 }
 
 func (s *Store) RemoveRole(ctx context.Context, a store.RoleAssignment) error {
-	res, err := s.q.ExecContext(ctx, `DELETE FROM role_assignments WHERE principal_id = ? AND role = ? AND scope = ?`, a.PrincipalID, a.Role, a.Scope)
+	res, err := s.exec(ctx, `DELETE FROM role_assignments WHERE principal_id = ? AND role = ? AND scope = ?`, a.PrincipalID, a.Role, a.Scope)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (s *Store) Roles(ctx context.Context, principalID string) ([]store.RoleAssi
 }
 
 func (s *Store) PutAccessToken(ctx context.Context, t store.AccessToken) error {
-	_, err := s.q.ExecContext(ctx, `INSERT INTO access_tokens (hash, principal_id, expires) VALUES (?, ?, ?)`, t.Hash, t.PrincipalID, unix(t.Expires))
+	_, err := s.exec(ctx, `INSERT INTO access_tokens (hash, principal_id, expires) VALUES (?, ?, ?)`, t.Hash, t.PrincipalID, unix(t.Expires))
 	return err
 }
 
@@ -163,6 +163,6 @@ func (s *Store) GetAccessToken(ctx context.Context, hash []byte) (store.AccessTo
 }
 
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) error {
-	_, err := s.q.ExecContext(ctx, `DELETE FROM access_tokens WHERE expires < ?`, unix(now))
+	_, err := s.exec(ctx, `DELETE FROM access_tokens WHERE expires < ?`, unix(now))
 	return err
 }

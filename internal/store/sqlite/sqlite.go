@@ -22,7 +22,42 @@ type Store struct {
 	q    querier
 	inTx *sql.Tx // the view's transaction; nil outside WithTx
 	path string
+	// writes queues this process's writers. SQLite admits one writer at
+	// a time and makes the others wait in its busy handler, which sleeps
+	// in steps of milliseconds; queueing in Go instead hands the lock on
+	// at once. Writers in other processes still wait out busy_timeout.
+	writes writeQueue
 }
+
+// writeQueue admits one writer of this process at a time. A writer that
+// waits longer than busy_timeout fails as SQLite's own wait would, rather
+// than hang (a change that wrote through the store instead of its view
+// would otherwise wait for itself).
+type writeQueue chan struct{}
+
+// busyTimeout is how long a writer waits for another, in this process (the
+// queue) and across processes (SQLite's busy_timeout).
+var busyTimeout = 5 * time.Second
+
+func (q writeQueue) lock(ctx context.Context) error {
+	select {
+	case q <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(busyTimeout)
+	defer t.Stop()
+	select {
+	case q <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("sqlite: database is busy: another writer of this process held it for %s", busyTimeout)
+	}
+}
+
+func (q writeQueue) unlock() { <-q }
 
 var _ store.Store = (*Store)(nil)
 
@@ -79,7 +114,7 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: WAL mode: %w", path, err)
 	}
-	return &Store{db: db, q: db, path: path}, nil
+	return &Store{db: db, q: db, path: path, writes: make(writeQueue, 1)}, nil
 }
 
 // queryAll runs query and scans every row with scan.
@@ -122,6 +157,10 @@ func (s *Store) WithTx(ctx context.Context, f func(tx store.Store) error) error 
 	if s.inTx != nil {
 		return f(s)
 	}
+	if err := s.writes.lock(ctx); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer s.writes.unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -132,7 +171,7 @@ func (s *Store) WithTx(ctx context.Context, f func(tx store.Store) error) error 
 			tx.Rollback()
 		}
 	}()
-	if err := f(&Store{db: s.db, q: tx, inTx: tx, path: s.path}); err != nil {
+	if err := f(&Store{db: s.db, q: tx, inTx: tx, path: s.path, writes: s.writes}); err != nil {
 		return err
 	}
 	done = true
@@ -159,6 +198,10 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 		_, err := tx.ExecContext(ctx, `RELEASE kura_call`)
 		return err
 	}
+	if err := s.writes.lock(ctx); err != nil {
+		return err
+	}
+	defer s.writes.unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -174,6 +217,18 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	}
 	done = true
 	return tx.Commit()
+}
+
+// exec runs one writing statement: in a view, in its transaction; outside,
+// queued behind this process's other writers.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s.inTx == nil {
+		if err := s.writes.lock(ctx); err != nil {
+			return nil, err
+		}
+		defer s.writes.unlock()
+	}
+	return s.q.ExecContext(ctx, query, args...)
 }
 
 func unix(t time.Time) int64 {
@@ -195,7 +250,7 @@ func (s *Store) PutSigningKey(ctx context.Context, k store.SigningKey) error {
 	if purpose == "" {
 		purpose = "token"
 	}
-	_, err := s.q.ExecContext(ctx, `INSERT INTO signing_keys (id, purpose, alg, cert, sealed, created, retired) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO signing_keys (id, purpose, alg, cert, sealed, created, retired) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, purpose, k.Alg, k.CertDER, k.Sealed, unix(k.Created), unix(k.Retired))
 	if err != nil {
 		return fmt.Errorf("store signing key: %w", err)
@@ -204,7 +259,7 @@ func (s *Store) PutSigningKey(ctx context.Context, k store.SigningKey) error {
 }
 
 func (s *Store) RetireSigningKey(ctx context.Context, id string, at time.Time) error {
-	res, err := s.q.ExecContext(ctx, `UPDATE signing_keys SET retired = ? WHERE id = ? AND retired = 0`, unix(at), id)
+	res, err := s.exec(ctx, `UPDATE signing_keys SET retired = ? WHERE id = ? AND retired = 0`, unix(at), id)
 	if err != nil {
 		return fmt.Errorf("retire signing key: %w", err)
 	}
@@ -244,7 +299,7 @@ func (s *Store) GetPolicy(ctx context.Context, typ string) (store.Policy, error)
 }
 
 func (s *Store) PutPolicy(ctx context.Context, p store.Policy) error {
-	_, err := s.q.ExecContext(ctx, `INSERT INTO policies (type, text, jws, signer, updated, mac) VALUES (?, ?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO policies (type, text, jws, signer, updated, mac) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (type) DO UPDATE SET text = excluded.text, jws = excluded.jws, signer = excluded.signer, updated = excluded.updated, mac = excluded.mac`,
 		p.Type, p.Text, p.JWS, p.Signer, unix(p.Updated), p.MAC)
 	if err != nil {
@@ -254,7 +309,7 @@ func (s *Store) PutPolicy(ctx context.Context, p store.Policy) error {
 }
 
 func (s *Store) DeletePolicy(ctx context.Context, typ string) error {
-	if _, err := s.q.ExecContext(ctx, `DELETE FROM policies WHERE type = ?`, typ); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM policies WHERE type = ?`, typ); err != nil {
 		return fmt.Errorf("delete policy: %w", err)
 	}
 	return nil
@@ -262,7 +317,7 @@ func (s *Store) DeletePolicy(ctx context.Context, typ string) error {
 
 func (s *Store) PutCollateral(ctx context.Context, c store.Collateral) error {
 	d := sha256.Sum256(c.DER)
-	_, err := s.q.ExecContext(ctx, `INSERT INTO collateral (kind, key, digest, der, not_after) VALUES (?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO collateral (kind, key, digest, der, not_after) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (kind, key, digest) DO NOTHING`, c.Kind, c.Key, d[:], c.DER, unix(c.NotAfter))
 	if err != nil {
 		return fmt.Errorf("store collateral: %w", err)
@@ -285,10 +340,10 @@ func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Colla
 }
 
 func (s *Store) UseNonce(ctx context.Context, nonce string, now, expires time.Time) error {
-	if _, err := s.q.ExecContext(ctx, `DELETE FROM used_nonces WHERE expires < ?`, unix(now)); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM used_nonces WHERE expires < ?`, unix(now)); err != nil {
 		return err
 	}
-	res, err := s.q.ExecContext(ctx, `INSERT INTO used_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING`, nonce, unix(expires))
+	res, err := s.exec(ctx, `INSERT INTO used_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING`, nonce, unix(expires))
 	if err != nil {
 		return fmt.Errorf("record nonce: %w", err)
 	}
