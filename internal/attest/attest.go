@@ -12,6 +12,7 @@ package attest
 import (
 	"errors"
 	"fmt"
+
 	"github.com/kura-project/kura/internal/fault"
 )
 

@@ -16,9 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kura-project/kura/internal/fault"
 	"time"
 
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -107,3 +107,17 @@ func (s Store) Record(ctx context.Context, e Event, change func(tx store.Store) 
 
 // FaultKind places Error in the domain's error vocabulary.
 func (*Error) FaultKind() fault.Kind { return fault.Unavailable }
+
+// Apply runs change through r and answers as the domain does: a missing
+// recorder or a record that could not be written is Unavailable, and
+// nothing was changed; an error of change comes back as it is.
+func Apply(ctx context.Context, r Recorder, e Event, change func(tx store.Store) error) error {
+	if r == nil {
+		return fault.Down("no audit recorder is configured; nothing was changed", nil)
+	}
+	_, err := r.Record(ctx, e, change)
+	if IsError(err) {
+		return fault.Down("the audit record could not be written; nothing was changed", err)
+	}
+	return err
+}

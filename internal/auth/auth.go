@@ -439,12 +439,9 @@ func (s *Service) forgetTokens() {
 
 // write applies a change through the audit recorder: both or neither.
 func (s *Service) write(ctx context.Context, e audit.Event, change func(tx store.Store) error) error {
-	if s.audit == nil {
-		return fault.Down("no audit recorder is configured; nothing was changed", nil)
-	}
-	_, err := s.audit.Record(ctx, e, change)
-	if audit.IsError(err) {
-		return fault.Down("the audit record could not be written; nothing was changed", err)
+	err := audit.Apply(ctx, s.audit, e, change)
+	if fault.Of(err) == fault.Unavailable {
+		return err
 	}
 	return principalErr(err, strings.TrimPrefix(e.Object, "principals/"))
 }

@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kura-project/kura/internal/fault"
 	"math"
 	"regexp"
 	"slices"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/audit"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys/keyops"
 	"github.com/kura-project/kura/internal/policy/release"
 	"github.com/kura-project/kura/internal/store"
@@ -751,16 +751,9 @@ func RandomBytes(n int) ([]byte, error) {
 // written (fail closed). Domain errors of the recorder come back as
 // *Error (Unavailable); store errors of the change come back as they are.
 func (m *Manager) write(ctx context.Context, action, name, version string, change func(st store.Keys) error) error {
-	if m.audit == nil {
-		return &fault.Error{Kind: fault.Unavailable, Msg: "no audit recorder is configured; nothing was changed"}
-	}
 	object := "keys/" + name
 	if version != "" {
 		object += "/" + version
 	}
-	_, err := m.audit.Record(ctx, audit.Event{Action: action, Object: object}, func(tx store.Store) error { return change(tx) })
-	if audit.IsError(err) {
-		return &fault.Error{Kind: fault.Unavailable, Msg: "the audit record could not be written; nothing was changed", Err: err}
-	}
-	return err
+	return audit.Apply(ctx, m.audit, audit.Event{Action: action, Object: object}, func(tx store.Store) error { return change(tx) })
 }

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/kura-project/kura/internal/fault"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store/sqlite"
 )

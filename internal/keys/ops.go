@@ -5,11 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/kura-project/kura/internal/fault"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys/keyops"
 	"github.com/kura-project/kura/internal/store"
 )

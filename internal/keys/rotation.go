@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kura-project/kura/internal/fault"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys/keyops"
 	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store"

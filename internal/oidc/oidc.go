@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kura-project/kura/internal/fault"
 	"net/http"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/fetch"
 )
 

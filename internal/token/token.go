@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/audit"
-	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -260,12 +259,9 @@ func (k *Keyring) Rotate(ctx context.Context) error {
 		return fmt.Errorf("seal signing key: %w", err)
 	}
 	row := store.SigningKey{Purpose: k.cfg.Purpose, ID: id, Alg: string(k.cfg.Alg), CertDER: cert.Raw, Sealed: sealed, Created: now}
-	if k.cfg.Audit == nil {
-		return fault.Down("no audit recorder is configured; no signing key was made", nil)
-	}
 	ev := audit.Event{Action: k.cfg.Purpose + "-key.rotate", Object: "signing-keys/" + k.cfg.Purpose,
 		Details: map[string]string{"kid": id, "alg": string(k.cfg.Alg), "cert_sha256": hex.EncodeToString(sum[:])}}
-	_, err = k.cfg.Audit.Record(ctx, ev, func(tx store.Store) error {
+	err = audit.Apply(ctx, k.cfg.Audit, ev, func(tx store.Store) error {
 		if err := tx.PutSigningKey(ctx, row); err != nil {
 			return err
 		}
@@ -284,9 +280,6 @@ func (k *Keyring) Rotate(ctx context.Context) error {
 		}
 		return nil
 	})
-	if audit.IsError(err) {
-		return fault.Down("the audit record could not be written; no signing key was made", err)
-	}
 	if err != nil {
 		return err
 	}

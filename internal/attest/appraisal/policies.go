@@ -178,15 +178,9 @@ func (p *PolicyStore) Reset(ctx context.Context, typ string) error {
 
 // record applies a change with its audit record, or not at all.
 func (p *PolicyStore) record(ctx context.Context, e audit.Event, change func(tx store.Store) error) error {
-	if p.audit == nil {
-		return fault.Down("no audit recorder is configured; the policy was not changed", nil)
+	err := audit.Apply(ctx, p.audit, e, change)
+	if err != nil && fault.Of(err) == fault.Internal {
+		return &attest.UnavailableError{Err: err} // the store's write failed
 	}
-	_, err := p.audit.Record(ctx, e, change)
-	if audit.IsError(err) {
-		return fault.Down("the audit record could not be written; the policy was not changed", err)
-	}
-	if err != nil {
-		return &attest.UnavailableError{Err: err}
-	}
-	return nil
+	return err
 }

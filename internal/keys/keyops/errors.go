@@ -2,6 +2,7 @@ package keyops
 
 import (
 	"fmt"
+
 	"github.com/kura-project/kura/internal/fault"
 )
 

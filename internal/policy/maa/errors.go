@@ -2,6 +2,7 @@ package maa
 
 import (
 	"fmt"
+
 	"github.com/kura-project/kura/internal/fault"
 )
 

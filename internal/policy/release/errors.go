@@ -2,6 +2,7 @@ package release
 
 import (
 	"fmt"
+
 	"github.com/kura-project/kura/internal/fault"
 )
 
