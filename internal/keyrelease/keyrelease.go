@@ -9,7 +9,8 @@
 // window; its issuer is an authority of the key's release policy; the key
 // version exists, is exportable, enabled and inside its nbf/exp window; the
 // policy's conditions for that authority are met by the token's claims; a
-// nonce the policy requires is the token's own and has not been used; and
+// nonce the policy requires (x-kura-require-nonce) is the token's own and
+// has not been used (any other nonce is the client's and only echoed); and
 // the token carries an RSA encryption key of the environment in
 // x-ms-runtime.keys. The key material is then wrapped with
 // CKM_RSA_AES_KEY_WRAP (RSA-OAEP of a fresh AES-256 key, then RFC 5649 AES
@@ -161,11 +162,13 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	if pol.RequireNonce() && r.Nonce == "" {
 		return nil, deny("the release policy requires a nonce and the request has none")
 	}
-	// A nonce the client sends is echoed in the signed answer, so it must be
-	// the token's, required or not.
-	if r.Nonce != "" {
+	// Key Vault documents the request's nonce as the client's own, for
+	// freshness: it is echoed in the signed answer and otherwise free. Only
+	// a policy that asks for it (x-kura-require-nonce) binds it to the
+	// token's nonce and spends it.
+	if pol.RequireNonce() {
 		if tn, _ := claims["nonce"].(string); tn != r.Nonce {
-			return nil, deny("the request's nonce is not the attestation token's nonce")
+			return nil, deny("the release policy requires the request's nonce to be the attestation token's nonce, and it is not")
 		}
 	}
 	tee, kid, err := teeKey(claims)

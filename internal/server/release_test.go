@@ -246,8 +246,7 @@ func TestReleaseDenials(t *testing.T) {
 		{"disabled key", "disabled", good, "", "", 403, "disabled"},
 		{"token without a TEE key", "k", noKey, "", "", 403, "x-ms-runtime"},
 		{"nonce required but absent", "needs-nonce", good, "", "", 403, "requires a nonce"},
-		{"nonce not the token's", "needs-nonce", good, "other", "", 403, "not the attestation token's nonce"},
-		{"nonce sent but not the token's, policy silent", "k", good, "other", "", 403, "not the attestation token's nonce"},
+		{"nonce not the token's", "needs-nonce", good, "other", "", 403, "requires the request's nonce to be the attestation token's nonce"},
 		{"nonce required, token without a TEE key", "needs-nonce", noKey, "nonce-2", "", 403, "x-ms-runtime"},
 		{"nonce too long", "k", good, strings.Repeat("n", 1025), "", 400, "nonce: longer than"},
 		{"bad enc", "k", good, "", "AES_GCM", 400, "enc"},
@@ -366,6 +365,21 @@ func TestReleaseWithAzkeys(t *testing.T) {
 	want, _ := x509.MarshalPKCS8PrivateKey(local)
 	if !bytes.Equal(rel.Material, want) {
 		t.Fatal("azkeys release: the unwrapped key is not the imported key")
+	}
+	// A nonce of the client's own (Key Vault: "a client-provided nonce for
+	// freshness"), not the token's: released, and echoed in the signed answer.
+	clientNonce := "client-nonce-7f3a"
+	resp, err = releaser.Release(ctx, "released", "", azkeys.ReleaseParameters{TargetAttestationToken: &tok,
+		Nonce: &clientNonce, Algorithm: to.Ptr(azkeys.KeyEncryptionAlgorithmRSAAESKEYWRAP256)}, nil)
+	if err != nil {
+		t.Fatalf("ReleaseKey with the client's nonce: %v", err)
+	}
+	payload, err = agent.VerifyReleaseJWS(*resp.Value, r.releaseCerts(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Open(payload, g.priv, agent.Expect{Name: "released", Nonce: clientNonce, TEEKeyID: g.kid}); err != nil {
+		t.Fatalf("the answer does not echo the client's nonce: %v", err)
 	}
 	// The officer may not release; the releaser may not read.
 	if _, err := officer.Release(ctx, "released", "", azkeys.ReleaseParameters{TargetAttestationToken: &tok}, nil); status(err) != 403 {
