@@ -15,7 +15,7 @@ import (
 type JWK struct {
 	Kid    string   `json:"kid,omitempty"`
 	Kty    string   `json:"kty,omitempty"`
-	KeyOps []string `json:"key_ops,omitempty"`
+	KeyOps []string `json:"key_ops"` // always shown: [] is "no operations", enforced as such
 	N      B64      `json:"n,omitempty"`
 	E      B64      `json:"e,omitempty"`
 	D      B64      `json:"d,omitempty"`

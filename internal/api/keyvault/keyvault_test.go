@@ -1232,3 +1232,23 @@ func TestExportableKey(t *testing.T) {
 		t.Errorf("no explanation: %s", w.Body)
 	}
 }
+
+// TestEmptyKeyOpsShown: a key created with "key_ops": [] permits nothing,
+// and its bundle says so with "key_ops": [] rather than leaving the member
+// out (which clients read as "no restriction").
+func TestEmptyKeyOpsShown(t *testing.T) {
+	r := newRig(t, 90)
+	b := r.ok("POST", "/keys/none/create"+av, `{"kty":"EC","crv":"P-256","key_ops":[]}`)
+	key, _ := b["key"].(map[string]any)
+	ops, present := key["key_ops"]
+	if list, ok := ops.([]any); !present || !ok || len(list) != 0 {
+		t.Fatalf(`key_ops = %v (present %v), want []`, ops, present)
+	}
+	if w := r.do("POST", "/keys/none/sign"+av, r.admin, `{"alg":"ES256","value":"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"}`); w.Code != http.StatusForbidden {
+		t.Errorf("sign with key_ops []: %d %s", w.Code, w.Body)
+	}
+	b = r.ok("GET", "/keys/none"+av, "")
+	if key, _ := b["key"].(map[string]any); key["key_ops"] == nil {
+		t.Errorf("get: key_ops missing: %v", key)
+	}
+}
