@@ -29,6 +29,7 @@ import (
 	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys"
 	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/token"
@@ -178,7 +179,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	(&apimaa.Handler{
 		Service: svc.Appraisal, Keys: svc.Keyring, Log: log,
 		Policies:  &apimaa.PolicyStore{PolicyStore: svc.Attestation.Policies, Signers: svc.Signers},
-		Authorize: s.isAdministrator,
+		Authorize: s.administrator,
 	}).Register(mux)
 	kv := &keyvault.Handler{Keys: svc.Keys, Auth: svc.Auth, Log: log, Resource: s.cfg.KeyVaultResource}
 	kv.Release = kv.ReleaseHandler(&keyvault.Releaser{Service: svc.Release})
@@ -190,10 +191,9 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	// kura's own administration: rotate the token-signing key. The old key
 	// stays published until its last token has expired.
 	mux.HandleFunc("POST /kura/v1/token-keys:rotate", func(w http.ResponseWriter, r *http.Request) {
-		actor, ok := s.isAdministrator(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
-			wire.Error(w, http.StatusUnauthorized, "Unauthorized", "rotating token keys requires an administrator (the admin token or the administrator role)")
+		actor, err := s.administrator(r)
+		if err != nil {
+			refuseAdmin(w, err, "rotating token keys")
 			return
 		}
 		if err := svc.Keyring.Rotate(audit.WithActor(r.Context(), actor)); err != nil {
@@ -260,21 +260,35 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 	apimaa.Error(w, http.StatusNotFound, "NotFound", msg)
 }
 
-// isAdministrator accepts the bootstrap admin token or any principal with
-// the administrator role (auth.Authenticate compares in constant time).
-// Only for routes served once unsealed, when principals can be read.
-// It names the administrator for the audit log.
-func (s *Server) isAdministrator(r *http.Request) (string, bool) {
+// administrator accepts the bootstrap admin token or any principal with
+// the administrator role (auth.Authenticate compares in constant time) and
+// names the administrator for the audit log. A valid token of a principal
+// without the role is a fault.Denied error (403); anything else is
+// unauthenticated (401). Only for routes served once unsealed.
+func (s *Server) administrator(r *http.Request) (string, error) {
 	tok, ok := wire.Bearer(r)
 	svc := s.svc.Load()
 	if !ok || svc == nil {
-		return "", false
+		return "", auth.ErrUnauthenticated
 	}
 	p, err := svc.Auth.Authenticate(r.Context(), tok)
-	if err != nil || !p.Can(auth.Admin, "") {
-		return "", false
+	if err != nil {
+		return "", err
 	}
-	return p.Name, true
+	if !p.Can(auth.Admin, "") {
+		return "", fault.Deny(fmt.Sprintf("principal %q is not an administrator", p.Name))
+	}
+	return p.Name, nil
+}
+
+// refuseAdmin answers an administrator check that failed.
+func refuseAdmin(w http.ResponseWriter, err error, what string) {
+	if fault.Of(err) == fault.Denied {
+		wire.Error(w, http.StatusForbidden, "Forbidden", err.Error()+"; "+what+" requires the administrator role")
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
+	wire.Error(w, http.StatusUnauthorized, "Unauthorized", what+" requires an administrator (the admin token or the administrator role)")
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

@@ -35,6 +35,7 @@ import (
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/attest/snp"
 	"github.com/kura-project/kura/internal/certtest"
+	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/evidence"
 	"github.com/kura-project/kura/internal/seal"
@@ -793,4 +794,33 @@ func mustIssue(t *testing.T, kr interface {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// TestAdminRoutesForbidNonAdministrators: a valid token of a principal
+// without the administrator role is answered 403 on administrator routes
+// (it is authenticated, just not allowed); no token or a bad one is 401.
+func TestAdminRoutesForbidNonAdministrators(t *testing.T) {
+	r := newRig(t, time.Now())
+	ctx := context.Background()
+	id, secret, err := r.srv.Auth().CreatePrincipal(ctx, auth.NewPrincipal{Name: "user", Role: auth.CryptoUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := r.srv.Auth().ClientCredentials(ctx, id, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/kura/v1/token-keys:rotate"},
+		{"GET", "/policies/SevSnpVm?api-version=2022-08-01"},
+		{"POST", "/policies/SevSnpVm:reset?api-version=2022-08-01"},
+	} {
+		code, body, _ := r.do(c.method, c.path, nil, "Authorization", "Bearer "+tok)
+		if code != 403 || !strings.Contains(string(body), `principal \"user\" is not an administrator`) {
+			t.Errorf("%s %s as a non-administrator: %d %s, want 403 naming the principal", c.method, c.path, code, body)
+		}
+		if code, _, h := r.do(c.method, c.path, nil, "Authorization", "Bearer not-a-token"); code != 401 || h.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s %s with a bad token: %d, want 401 with a challenge", c.method, c.path, code)
+		}
+	}
 }

@@ -40,10 +40,11 @@ type Handler struct {
 	Service  *appraisal.Service
 	Keys     Keyring
 	Policies *PolicyStore
-	// Authorize reports whether the request carries administrator rights,
-	// and names the administrator for the audit log; policy routes require
-	// it.
-	Authorize func(r *http.Request) (actor string, ok bool)
+	// Authorize checks that the request carries administrator rights and
+	// names the administrator for the audit log; policy routes require it.
+	// A fault.Denied error (a valid caller without the rights) answers 403,
+	// any other 401.
+	Authorize func(r *http.Request) (actor string, err error)
 	Log       *slog.Logger
 
 	// bodies recycles attest request buffers (~8 KiB each): at thousands

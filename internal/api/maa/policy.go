@@ -17,6 +17,7 @@ import (
 
 	"github.com/kura-project/kura/internal/attest/appraisal"
 	"github.com/kura-project/kura/internal/audit"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/policy/maa"
 	"github.com/kura-project/kura/internal/store"
 )
@@ -184,12 +185,15 @@ func (h *Handler) policyRoute(w http.ResponseWriter, r *http.Request, raw string
 	if !checkAPIVersion(w, r) {
 		return r, "", false
 	}
-	var actor string
-	ok := false
+	actor, err := "", errors.New("no administrator check is configured")
 	if h.Authorize != nil {
-		actor, ok = h.Authorize(r)
+		actor, err = h.Authorize(r)
 	}
-	if !ok {
+	if err != nil && fault.Of(err) == fault.Denied {
+		Error(w, http.StatusForbidden, "Forbidden", "access to /policies requires the administrator role: "+err.Error())
+		return r, "", false
+	}
+	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
 		Error(w, http.StatusUnauthorized, "Unauthorized", "access to /policies requires a valid administrator bearer token")
 		return r, "", false
