@@ -806,7 +806,7 @@ func TestAdministratorRole(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		want int
-	}{{"boss", 200}, {"user", 401}} {
+	}{{"boss", 200}, {"user", 403}} {
 		tok := l.token(t, c.name)
 		for _, path := range []string{"/policies/SevSnpVm?api-version=2022-08-01", "/kura/v1/token-keys:rotate"} {
 			method := "GET"
