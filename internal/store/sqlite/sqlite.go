@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/kura-project/kura/internal/store"
@@ -101,6 +102,13 @@ CREATE TABLE IF NOT EXISTS collateral (
 func Open(path string) (*Store, error) {
 	// journal_mode is set after the schema check, so that a database kura
 	// refuses is left exactly as it was found.
+	// The database holds sealed keys and every grant: it is made 0600, and
+	// SQLite makes its -wal and -shm files with the database's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("create sqlite %s: %w", path, err)
+	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
