@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -97,5 +98,84 @@ func TestFileModes(t *testing.T) {
 		if st.Mode().Perm() != 0o600 {
 			t.Errorf("%s: mode %#o, want 0600", filepath.Base(f), st.Mode().Perm())
 		}
+	}
+}
+
+// TestGroupCommit: concurrent transactions that commit as one group keep
+// their own outcome: a failing one is rolled back alone, a panicking one
+// panics in its own caller only, the others commit; and a WithTx on the
+// store from inside another's f fails instead of waiting for itself.
+func TestGroupCommit(t *testing.T) {
+	defer func(d time.Duration) { busyTimeout = d }(busyTimeout)
+	busyTimeout = 300 * time.Millisecond
+	s, err := Open(filepath.Join(t.TempDir(), "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	const n = 40
+	type result struct {
+		i        int
+		err      error
+		panicked any
+	}
+	results := make(chan result, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					results <- result{i: i, panicked: p}
+				}
+			}()
+			<-start
+			err := s.WithTx(ctx, func(tx store.Store) error {
+				if err := tx.UseNonce(ctx, fmt.Sprint("g", i), time.Now(), exp); err != nil {
+					return err
+				}
+				switch i % 10 {
+				case 3:
+					return errors.New("refused")
+				case 7:
+					panic("boom")
+				}
+				return nil
+			})
+			results <- result{i: i, err: err}
+		}()
+	}
+	close(start)
+	for range n {
+		r := <-results
+		switch r.i % 10 {
+		case 3:
+			if r.err == nil || r.err.Error() != "refused" {
+				t.Errorf("%d: %v, want its own error", r.i, r.err)
+			}
+		case 7:
+			if r.panicked != "boom" {
+				t.Errorf("%d: panicked %v, want its own panic", r.i, r.panicked)
+			}
+		default:
+			if r.err != nil || r.panicked != nil {
+				t.Errorf("%d: %v %v", r.i, r.err, r.panicked)
+			}
+		}
+	}
+	// Committed: the good ones' nonces are spent; the failed ones' are not.
+	for i := range n {
+		err := s.UseNonce(ctx, fmt.Sprint("g", i), time.Now(), exp)
+		spent := errors.Is(err, store.ErrConflict)
+		if want := i%10 != 3 && i%10 != 7; spent != want {
+			t.Errorf("nonce g%d spent %v, want %v (%v)", i, spent, want, err)
+		}
+	}
+	err = s.WithTx(ctx, func(tx store.Store) error {
+		return s.WithTx(ctx, func(store.Store) error { return nil })
+	})
+	if err == nil || !strings.Contains(err.Error(), "busy") {
+		t.Errorf("WithTx on the store inside a transaction: %v, want a busy error", err)
 	}
 }
