@@ -52,13 +52,33 @@ const (
 // Denied is a refused release (403). Reason names the failed check;
 // Explanation is the policy evaluation tree when the policy decided.
 type Denied struct {
+	class       string
 	Reason      string
 	Explanation *release.Node
 }
 
 func (d *Denied) Error() string { return "release denied: " + d.Reason }
 
-func deny(format string, args ...any) error { return &Denied{Reason: fmt.Sprintf(format, args...)} }
+func deny(class, format string, args ...any) error {
+	return &Denied{class: class, Reason: fmt.Sprintf(format, args...)}
+}
+
+// The reason classes of a denial: a bounded set, for logs and metrics.
+const (
+	ClassToken  = "token"   // the attestation token: signature, validity, issuer
+	ClassKey    = "key"     // the key version: not exportable, disabled, outside nbf/exp, no policy
+	ClassPolicy = "policy"  // the release policy's conditions
+	ClassNonce  = "nonce"   // x-kura-require-nonce: missing, not the token's, spent
+	ClassTEEKey = "tee-key" // the environment's key in x-ms-runtime
+)
+
+// Class is the denial's reason class (ClassToken, ...).
+func (d *Denied) Class() string {
+	if d.class == "" {
+		return ClassPolicy
+	}
+	return d.class
+}
 
 // BadRequest is a malformed release request (400).
 type BadRequest struct{ Reason string }
@@ -128,7 +148,7 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	if err != nil {
 		var oe *oidc.Error
 		if errors.As(err, &oe) {
-			return nil, deny("the attestation token is not acceptable: %s", oe.Reason)
+			return nil, deny(ClassToken, "the attestation token is not acceptable: %s", oe.Reason)
 		}
 		return nil, err // issuer keys unavailable: not the client's fault
 	}
@@ -137,19 +157,19 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	k, mat, err := s.Keys.ReleaseMaterial(ctx, r.Name, r.Version)
 	if err != nil {
 		if e, ok := fault.As(err); ok && e.Kind == fault.Denied {
-			return nil, deny("%s", e.Msg)
+			return nil, deny(ClassKey, "%s", e.Msg)
 		}
 		return nil, err
 	}
 	if k.ReleasePolicy == nil {
-		return nil, deny("key %s/%s has no release policy", k.Name, k.Version)
+		return nil, deny(ClassKey, "key %s/%s has no release policy", k.Name, k.Version)
 	}
 	pol, err := release.Parse(k.ReleasePolicy.Data)
 	if err != nil {
-		return nil, deny("the key's stored release policy does not parse: %v", err)
+		return nil, deny(ClassKey, "the key's stored release policy does not parse: %v", err)
 	}
 	if !slices.Contains(pol.Authorities(), oidc.NormalizeIssuer(iss)) {
-		return nil, deny("the token's issuer %s is not an authority of the key's release policy (%s)", iss, strings.Join(pol.Authorities(), ", "))
+		return nil, deny(ClassToken, "the token's issuer %s is not an authority of the key's release policy (%s)", iss, strings.Join(pol.Authorities(), ", "))
 	}
 	d := pol.Evaluate(iss, claims)
 	if !d.Allowed {
@@ -157,10 +177,10 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 		if d.Explanation != nil {
 			reason += ": " + d.Explanation.String()
 		}
-		return nil, &Denied{Reason: reason, Explanation: d.Explanation}
+		return nil, &Denied{class: ClassPolicy, Reason: reason, Explanation: d.Explanation}
 	}
 	if pol.RequireNonce() && r.Nonce == "" {
-		return nil, deny("the release policy requires a nonce and the request has none")
+		return nil, deny(ClassNonce, "the release policy requires a nonce and the request has none")
 	}
 	// Key Vault documents the request's nonce as the client's own, for
 	// freshness: it is echoed in the signed answer and otherwise free. Only
@@ -168,7 +188,7 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	// token's nonce and spends it.
 	if pol.RequireNonce() {
 		if tn, _ := claims["nonce"].(string); tn != r.Nonce {
-			return nil, deny("the release policy requires the request's nonce to be the attestation token's nonce, and it is not")
+			return nil, deny(ClassNonce, "the release policy requires the request's nonce to be the attestation token's nonce, and it is not")
 		}
 	}
 	tee, kid, err := teeKey(claims)
@@ -182,7 +202,7 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	defer clear(plain)
 	ct, err := skr.Wrap(tee, enc, plain)
 	if err != nil {
-		return nil, deny("the key cannot be wrapped to the environment's key: %v", err)
+		return nil, deny(ClassTEEKey, "the key cannot be wrapped to the environment's key: %v", err)
 	}
 	hsm, err := json.Marshal(skr.KeyHSM{
 		SchemaVersion: skr.KeyHSMSchemaVersion,
@@ -242,7 +262,7 @@ func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, deny("the nonce was already used for a release")
+			return nil, deny(ClassNonce, "the nonce was already used for a release")
 		}
 		return nil, err
 	}
@@ -264,11 +284,11 @@ func expiry(c oidc.Claims, now func() time.Time) time.Time {
 func teeKey(c oidc.Claims) (*rsa.PublicKey, string, error) {
 	rt, ok := c["x-ms-runtime"].(map[string]any)
 	if !ok {
-		return nil, "", deny("the attestation token has no x-ms-runtime claim with the environment's keys")
+		return nil, "", deny(ClassTEEKey, "the attestation token has no x-ms-runtime claim with the environment's keys")
 	}
 	list, ok := rt["keys"].([]any)
 	if !ok || len(list) == 0 {
-		return nil, "", deny("the attestation token has no x-ms-runtime.keys")
+		return nil, "", deny(ClassTEEKey, "the attestation token has no x-ms-runtime.keys")
 	}
 	for i, raw := range list {
 		m, ok := raw.(map[string]any)
@@ -282,21 +302,21 @@ func teeKey(c oidc.Claims) (*rsa.PublicKey, string, error) {
 		b, _ := json.Marshal(m)
 		var jwk jose.JSONWebKey
 		if err := jwk.UnmarshalJSON(b); err != nil {
-			return nil, "", deny("x-ms-runtime.keys[%d] (%s) is not a valid RSA JWK: %v", i, kid, err)
+			return nil, "", deny(ClassTEEKey, "x-ms-runtime.keys[%d] (%s) is not a valid RSA JWK: %v", i, kid, err)
 		}
 		pub, ok := jwk.Key.(*rsa.PublicKey)
 		if !ok {
 			continue
 		}
 		if pub.N.BitLen() < minTEEKeyBits {
-			return nil, "", deny("x-ms-runtime.keys[%d] (%s) is a %d-bit RSA key; at least %d bits are required", i, kid, pub.N.BitLen(), minTEEKeyBits)
+			return nil, "", deny(ClassTEEKey, "x-ms-runtime.keys[%d] (%s) is a %d-bit RSA key; at least %d bits are required", i, kid, pub.N.BitLen(), minTEEKeyBits)
 		}
 		if pub.E < 3 || pub.E%2 == 0 || pub.N.Bit(0) == 0 {
-			return nil, "", deny("x-ms-runtime.keys[%d] (%s) is not a valid RSA public key (even modulus or exponent)", i, kid)
+			return nil, "", deny(ClassTEEKey, "x-ms-runtime.keys[%d] (%s) is not a valid RSA public key (even modulus or exponent)", i, kid)
 		}
 		return pub, kid, nil
 	}
-	return nil, "", deny("x-ms-runtime.keys holds no RSA key with a kid usable for encryption (use \"enc\" or key_ops \"encrypt\")")
+	return nil, "", deny(ClassTEEKey, "x-ms-runtime.keys holds no RSA key with a kid usable for encryption (use \"enc\" or key_ops \"encrypt\")")
 }
 
 func usableForEncryption(m map[string]any) bool {

@@ -275,6 +275,7 @@ func (s *Server) administrator(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	wire.NotePrincipal(r.Context(), p.Name)
 	if !p.Can(auth.Admin, "") {
 		return "", fault.Deny(fmt.Sprintf("principal %q is not an administrator", p.Name))
 	}
@@ -452,7 +453,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		rand.Read(idb[:])
 		id := hex.EncodeToString(idb[:])
 		w.Header().Set("x-ms-request-id", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		ctx, principal := wire.WithPrincipalSlot(context.WithValue(r.Context(), requestIDKey, id))
+		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
@@ -465,8 +467,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					wire.Error(sw, http.StatusInternalServerError, "InternalError", "internal error (request id "+id+")")
 				}
 			}
+			who := *principal
+			if who == "" {
+				who = "anonymous"
+			}
 			s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
-				"status", sw.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+				"status", sw.status, "principal", who, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 		}()
 		next.ServeHTTP(sw, r)
 	})

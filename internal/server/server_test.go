@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -823,4 +824,52 @@ func TestAdminRoutesForbidNonAdministrators(t *testing.T) {
 			t.Errorf("%s %s with a bad token: %d, want 401 with a challenge", c.method, c.path, code)
 		}
 	}
+}
+
+// TestAccessLogNamesPrincipal: every access-log line names the
+// authenticated principal or "anonymous"; a release denial names the
+// principal, the key version and the reason class.
+func TestAccessLogNamesPrincipal(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Dev, cfg.Issuer = dir, true, "https://kura.test"
+	var buf syncBuffer
+	srv, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&buf, nil)), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, "dev", "admin-token"))
+	r := &rig{t: t, srv: srv, dir: dir, clk: &clock{t: time.Now()}, admin: strings.TrimSpace(string(b))}
+	r.do("GET", "/healthz", nil)
+	r.do("GET", "/keys?api-version=7.4", nil, "Authorization", "Bearer "+r.admin)
+	r.do("POST", "/keys/nope/release?api-version=7.4", []byte(`{"target":"not-a-jws"}`), "Authorization", "Bearer "+r.admin)
+	out := buf.String()
+	for _, want := range []string{
+		`path=/healthz status=200 principal=anonymous`,
+		`path=/keys status=200 principal=admin`,
+		`msg="key release denied" principal=admin key=nope version="" reason_class=token`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

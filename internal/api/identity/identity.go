@@ -106,6 +106,9 @@ func (h *Handler) admin(f http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		p, err := h.Auth.Authenticate(r.Context(), tok)
+		if err == nil {
+			wire.NotePrincipal(r.Context(), p.Name)
+		}
 		if err != nil {
 			if !errors.Is(err, auth.ErrUnauthenticated) {
 				h.storeErr(w, r, err) // the store or an issuer is down: not the caller's fault

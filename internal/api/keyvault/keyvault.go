@@ -127,6 +127,9 @@ func (h *Handler) authenticated(perm auth.Permission, f func(http.ResponseWriter
 			return
 		}
 		p, err := h.Auth.Authenticate(r.Context(), tok)
+		if err == nil {
+			wire.NotePrincipal(r.Context(), p.Name)
+		}
 		if err != nil {
 			if errors.Is(err, auth.ErrUnauthenticated) {
 				h.challenge(w, r, "the bearer token is invalid or expired")

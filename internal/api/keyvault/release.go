@@ -45,7 +45,8 @@ func (h *Handler) ReleaseHandler(rel *Releaser) func(http.ResponseWriter, *http.
 			var ue *oidc.UnavailableError
 			switch {
 			case errors.As(err, &d):
-				h.log().InfoContext(r.Context(), "key release denied", "key", name, "reason", d.Reason)
+				h.log().InfoContext(r.Context(), "key release denied", "principal", who.Name, "key", name, "version", version,
+					"reason_class", d.Class(), "reason", d.Reason)
 				w.Header().Set("x-ms-error-code", "Forbidden")
 				wire.JSON(w, http.StatusForbidden, map[string]any{"error": map[string]any{"code": "Forbidden", "message": d.Error(),
 					"x-kura-explanation": d.Explanation}})
@@ -63,7 +64,7 @@ func (h *Handler) ReleaseHandler(rel *Releaser) func(http.ResponseWriter, *http.
 			return
 		}
 		rb := res.Payload.Release
-		h.log().InfoContext(r.Context(), "key released", "principal", who.ID, "principal_name", who.Name, "key", name, "version", res.Key.Version, "tee_key", rb.TEEKey, "issuer", rb.Issuer,
+		h.log().InfoContext(r.Context(), "key released", "principal", who.Name, "principal_id", who.ID, "key", name, "version", res.Key.Version, "tee_key", rb.TEEKey, "issuer", rb.Issuer,
 			"token_sha256", rb.TokenSHA256, "policy_sha256", rb.PolicySHA256)
 		writeJSON(w, map[string]string{"value": res.JWS})
 	}

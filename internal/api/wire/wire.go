@@ -6,6 +6,7 @@
 package wire
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -86,3 +87,21 @@ func Bearer(r *http.Request) (string, bool) {
 // RequestID is the request id the server's middleware set, for messages
 // that point at the log.
 func RequestID(w http.ResponseWriter) string { return w.Header().Get("x-ms-request-id") }
+
+type principalKey struct{}
+
+// WithPrincipalSlot returns ctx with room for the name of the principal a
+// surface authenticates, for the access log to read once the request is
+// served.
+func WithPrincipalSlot(ctx context.Context) (context.Context, *string) {
+	slot := new(string)
+	return context.WithValue(ctx, principalKey{}, slot), slot
+}
+
+// NotePrincipal records the authenticated principal of the request in its
+// slot, if the server made one.
+func NotePrincipal(ctx context.Context, name string) {
+	if slot, ok := ctx.Value(principalKey{}).(*string); ok {
+		*slot = name
+	}
+}
