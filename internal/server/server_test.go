@@ -35,8 +35,8 @@ import (
 
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/attest/snp"
-	"github.com/kura-project/kura/internal/certtest"
 	"github.com/kura-project/kura/internal/auth"
+	"github.com/kura-project/kura/internal/certtest"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/evidence"
 	"github.com/kura-project/kura/internal/seal"
