@@ -33,6 +33,7 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	typ := fs.String("type", "SevSnpVm", "attestation type")
 	at := fs.String("at", "", "verification time, RFC 3339 (default now)")
 	data := fs.String("data", "./kura-data", "data directory with cached collateral and policies")
+	storeDSN := storeFlag(fs)
 	trustSim := fs.Bool("trust-simulator", false, "trust kura's simulated TEE (its root in DATA/sim)")
 	unsealFile := fs.String("unseal-key-file", "", "unseal key, to authenticate the stored policy (default DATA/dev/unseal.key if present)")
 	policyFile := fs.String("policy", "", "evaluate this policy text instead of the stored one")
@@ -60,7 +61,7 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	cfg := config.Default()
-	cfg.DataDir, cfg.TrustSimulator, cfg.UnsealKeyFile = *data, *trustSim, *unsealFile
+	cfg.DataDir, cfg.TrustSimulator, cfg.UnsealKeyFile, cfg.Store = *data, *trustSim, *unsealFile, *storeDSN
 	if cfg.UnsealKeyFile == "" {
 		cfg.Dev = true // only to find DATA/dev/unseal.key; nothing is created
 	}
@@ -261,6 +262,7 @@ func attestSend(ctx context.Context, name, defType string, args []string, stdout
 func collateralImport(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("collateral import", flag.ContinueOnError)
 	data := fs.String("data", "./kura-data", "data directory")
+	storeDSN := storeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -268,7 +270,7 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 		return &exitError{2, errors.New("collateral import takes one or more files (VCEK, VLEK as DER or PEM; AMD CRLs)")}
 	}
 	cfg := config.Default()
-	cfg.DataDir = *data
+	cfg.DataDir, cfg.Store = *data, *storeDSN
 	st, err := app.OpenStore(cfg)
 	if err != nil {
 		return err
@@ -456,4 +458,10 @@ func tokenRotate(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  %s %s\n", k.Alg, k.Kid)
 	}
 	return nil
+}
+
+// storeFlag is --store, defaulting to KURA_STORE as `kura serve` does, so
+// offline commands read the database the server uses.
+func storeFlag(fs *flag.FlagSet) *string {
+	return fs.String("store", os.Getenv("KURA_STORE"), "database data source name (default KURA_STORE, else DATA/kura.db)")
 }

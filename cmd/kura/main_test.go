@@ -88,6 +88,19 @@ func TestAttestVerifyOffline(t *testing.T) {
 	if _, err := runKura(t, "attest", "verify", "--at", "2026-09-01T00:00:00Z", "--data", data, bare); err != nil {
 		t.Errorf("after import: %v", err)
 	}
+	// --store names the database both commands use: an import into another
+	// database is not seen through the data directory's, and is through --store.
+	other := "sqlite:" + filepath.Join(dir, "other.db")
+	bare2 := recordedBody(t, dir, "snp/turin/turin-report.bin", "", nil)
+	if _, err := runKura(t, "attest", "verify", "--at", "2026-09-01T00:00:00Z", "--data", data, "--store", other, bare2); err == nil {
+		t.Errorf("verify against an empty --store database found the VCEK")
+	}
+	if _, err := runKura(t, "collateral", "import", "--data", data, "--store", other, vcekFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runKura(t, "attest", "verify", "--at", "2026-09-01T00:00:00Z", "--data", data, "--store", other, bare2); err != nil {
+		t.Errorf("after import into --store: %v", err)
+	}
 	if _, err := runKura(t, "collateral", "import", "--data", data, filepath.Join(evidence.Dir(t), "amd-roots/ask_ark_milan.pem")); err != nil {
 		t.Errorf("AMD's pinned ASK/ARK: %v", err)
 	}

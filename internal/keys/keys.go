@@ -748,8 +748,9 @@ func RandomBytes(n int) ([]byte, error) {
 
 // write applies a change to the store through the audit recorder, so the
 // change and its record commit together; without a recorder nothing is
-// written (fail closed). Domain errors of the recorder come back as
-// *Error (Unavailable); store errors of the change come back as they are.
+// written (fail closed). A record that cannot be written is a fault
+// Unavailable error (audit.Apply); store errors of the change come back as
+// they are.
 func (m *Manager) write(ctx context.Context, action, name, version string, change func(st store.Keys) error) error {
 	object := "keys/" + name
 	if version != "" {

@@ -76,7 +76,7 @@ func TestSealedServerInitAndUnseal(t *testing.T) {
 		body string
 		code int
 	}{
-		{`{"shares":5,`, 400}, {`{"shares":5,"threshold":3,"extra":1}`, 400}, {`{"shares":5,"threshold":3}{}`, 400},
+		{`{"shares":5,`, 400}, {`{"shares":5,"threshold":3,"extra":1}`, 400}, {`{"shares":5,"threshold":3}{}`, 400}, {`{"shares":5,"threshold":3}]`, 400},
 		{`{"shares":300,"threshold":3}`, 400}, {`{"shares":5,"threshold":1}`, 400}, {`{"shares":"5","threshold":3}`, 400},
 		{`{"shares":5,"threshold":3,"pad":"` + strings.Repeat("x", 70<<10) + `"}`, 413},
 	} {

@@ -198,7 +198,11 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 		}
 		if err := svc.Keyring.Rotate(audit.WithActor(r.Context(), actor)); err != nil {
 			s.log.ErrorContext(r.Context(), "rotate token key", "err", err)
-			wire.Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "rotation failed (request id "+wire.RequestID(w)+")")
+			msg := "rotation failed"
+			if e, ok := fault.As(err); ok {
+				msg = e.Public()
+			}
+			wire.Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", msg+" (request id "+wire.RequestID(w)+")")
 			return
 		}
 		s.log.InfoContext(r.Context(), "token signing key rotated", "alg", string(svc.Keyring.Alg()))

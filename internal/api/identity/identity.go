@@ -160,7 +160,11 @@ func (h *Handler) storeErr(w http.ResponseWriter, r *http.Request, err error) {
 	e, ok := fault.As(err)
 	if !ok || e.Kind == fault.Internal || e.Kind == fault.Unavailable {
 		h.log().ErrorContext(r.Context(), "identity", "err", err)
-		kuraError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "retry later (request id "+wire.RequestID(w)+")")
+		msg := "retry later"
+		if ok && e.Kind == fault.Unavailable && e.Msg != "" {
+			msg = e.Public() + "; retry later" // the domain's message, never the cause
+		}
+		kuraError(w, http.StatusServiceUnavailable, "ServiceUnavailable", msg+" (request id "+wire.RequestID(w)+")")
 		return
 	}
 	code := map[fault.Kind]string{fault.BadInput: "BadParameter", fault.NotFound: "NotFound", fault.Conflict: "Conflict", fault.Denied: "Forbidden"}[e.Kind]

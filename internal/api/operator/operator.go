@@ -193,8 +193,8 @@ func readSmallJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		wire.Error(w, http.StatusBadRequest, "BadParameter", "invalid JSON body: "+err.Error())
 		return false
 	}
-	if dec.More() {
-		wire.Error(w, http.StatusBadRequest, "BadParameter", "invalid JSON body: trailing data after the object")
+	if _, err := dec.Token(); err != io.EOF {
+		wire.Error(w, http.StatusBadRequest, "BadParameter", fmt.Sprintf("invalid JSON body: trailing data after the object (at byte %d)", dec.InputOffset()))
 		return false
 	}
 	return true

@@ -117,7 +117,8 @@ func (c *Cache) Put(ctx context.Context, der []byte) error {
 
 // Import stores every item of data (PEM blocks of the given types, or one
 // DER item) and returns how many it stored. Every item is classified before
-// any is stored, so a file with one bad item changes nothing.
+// any is stored, and on a store with transactions all are stored in one, so
+// a file with one bad item, or a write that fails, changes nothing.
 func (c *Cache) Import(ctx context.Context, data []byte, pemTypes ...string) (int, error) {
 	ders, err := SplitPEM(data, pemTypes...)
 	if err != nil {
@@ -135,10 +136,25 @@ func (c *Cache) Import(ctx context.Context, data []byte, pemTypes ...string) (in
 		items = append(items, it)
 	}
 	defer c.forget()
-	for _, it := range items {
-		if err := c.st.PutCollateral(ctx, it); err != nil {
+	put := func(st Store) error {
+		for _, it := range items {
+			if err := st.PutCollateral(ctx, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// On a store with transactions a failed write stores nothing either.
+	if txs, ok := c.st.(interface {
+		WithTx(ctx context.Context, f func(tx store.Store) error) error
+	}); ok {
+		if err := txs.WithTx(ctx, func(tx store.Store) error { return put(tx) }); err != nil {
 			return 0, err
 		}
+		return len(items), nil
+	}
+	if err := put(c.st); err != nil {
+		return 0, err
 	}
 	return len(items), nil
 }
