@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +42,7 @@ Usage:
   kura bench attest [--clients N] [--duration 5s] [--alg RS256|ES256|ES384]
   kura bench keys [--clients N] [--duration 3s]
   kura bench release [--clients N] [--duration 5s]
+  kura version
 
 Run "kura COMMAND -h" for a command's flags.
 `
@@ -59,16 +62,62 @@ func main() {
 	}
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "kura:", err)
-		}
-		var ee *exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		os.Exit(1)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "kura:", err)
 	}
+	os.Exit(exitCode(err))
+}
+
+// exitCode is the process status for run's error: 0 for none and for help
+// that was asked for (-h), an exitError's code, else 1.
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	return 1
+}
+
+// groupHelp prints the usage lines of one command group.
+func groupHelp(w io.Writer, cmd string) {
+	fmt.Fprintf(w, "kura %s — subcommands:\n", cmd)
+	in := false
+	for _, l := range strings.Split(usage, "\n") {
+		// A usage entry may continue on more indented lines.
+		in = strings.HasPrefix(strings.TrimSpace(l), "kura "+cmd+" ") || in && strings.HasPrefix(l, "    ") && !strings.HasPrefix(strings.TrimSpace(l), "kura ")
+		if in {
+			fmt.Fprintln(w, l)
+		}
+	}
+	fmt.Fprintf(w, "Run \"kura %s SUBCOMMAND -h\" for a subcommand's flags.\n", cmd)
+}
+
+// version is kura's version: the module version and VCS revision the
+// binary was built from, as the Go toolchain recorded them.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "kura (unknown build)"
+	}
+	v, rev, dirty := bi.Main.Version, "", ""
+	for _, st := range bi.Settings {
+		switch st.Key {
+		case "vcs.revision":
+			rev = st.Value
+		case "vcs.modified":
+			if st.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	out := "kura " + v
+	if rev != "" {
+		out += " " + rev + dirty
+	}
+	return out + " (" + bi.GoVersion + ")"
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -80,6 +129,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub := func() (string, []string, error) {
 		if len(rest) == 0 {
 			return "", nil, &exitError{2, fmt.Errorf("%s needs a subcommand", cmd)}
+		}
+		if h := rest[0]; h == "-h" || h == "--help" || h == "help" {
+			groupHelp(stdout, cmd)
+			return "", nil, flag.ErrHelp
 		}
 		return rest[0], rest[1:], nil
 	}
@@ -165,6 +218,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tokenRotate(ctx, r, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
+		return nil
+	case "version", "--version":
+		fmt.Fprintln(stdout, version())
 		return nil
 	}
 	fmt.Fprint(stderr, usage)

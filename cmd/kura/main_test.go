@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,5 +198,32 @@ func TestBenchPrintsFloors(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("bench release output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestHelpAndVersion: -h on a command or a command group is help asked for
+// (exit 0) and lists that group's subcommands; version prints kura's build.
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"serve", "-h"}, {"keys", "-h"}, {"auth", "--help"}, {"operator", "help"}, {"attest", "-h"}} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, &out, &errb)
+		if code := exitCode(err); code != 0 {
+			t.Errorf("%v: exit %d (%v)", args, code, err)
+		}
+		if args[0] != "serve" && !strings.Contains(out.String(), "kura "+args[0]+" ") {
+			t.Errorf("%v: help does not list the group's subcommands:\n%s", args, out.String())
+		}
+		if args[0] == "keys" && strings.Contains(out.String(), "kura auth") {
+			t.Errorf("keys -h lists other groups:\n%s", out.String())
+		}
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, err := runKura(t, args...)
+		if err != nil || !strings.HasPrefix(out, "kura ") || !strings.Contains(out, "go1.") {
+			t.Errorf("%v: %q, %v", args, out, err)
+		}
+	}
+	if code := exitCode(&exitError{2, errors.New("usage")}); code != 2 {
+		t.Errorf("usage error exit %d", code)
 	}
 }
