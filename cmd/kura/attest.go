@@ -111,11 +111,14 @@ type client struct {
 	token string
 }
 
+//
+// Like VAULT_ADDR and VAULT_CACERT, KURA_ADDR (a URL, or host:port for
+// https), KURA_CACERT, KURA_DATA and KURA_TOKEN give the defaults.
 func clientFlags(fs *flag.FlagSet) func() (*client, error) {
-	url := fs.String("url", "https://127.0.0.1:8443", "kura server URL")
-	data := fs.String("data", "./kura-data", "data directory (for DATA/tls/ca.pem and DATA/dev/admin-token)")
-	ca := fs.String("ca", "", "CA certificate to trust (default DATA/tls/ca.pem, else the system roots)")
-	tokenFile := fs.String("token-file", "", "bearer token file (default DATA/dev/admin-token if present)")
+	url := fs.String("url", envOr("KURA_ADDR", "https://127.0.0.1:8443"), "kura server URL (default KURA_ADDR)")
+	data := fs.String("data", envOr("KURA_DATA", "./kura-data"), "data directory (for DATA/tls/ca.pem and DATA/dev/admin-token; default KURA_DATA)")
+	ca := fs.String("ca", os.Getenv("KURA_CACERT"), "CA certificate to trust (default KURA_CACERT, else DATA/tls/ca.pem, else the system roots)")
+	tokenFile := fs.String("token-file", "", "bearer token file (default KURA_TOKEN's token, else DATA/dev/admin-token if present)")
 	return func() (*client, error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		caFile := *ca
@@ -135,11 +138,19 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 			}
 			tc.RootCAs = pool
 		}
-		c := &client{url: strings.TrimRight(*url, "/"), http: &http.Client{
+		u := strings.TrimRight(*url, "/")
+		if !strings.Contains(u, "://") {
+			u = "https://" + u // KURA_ADDR=host:port
+		}
+		c := &client{url: u, http: &http.Client{
 			Timeout:   30 * time.Second,
 			Transport: &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 64},
 		}}
 		tf := *tokenFile
+		if tok := os.Getenv("KURA_TOKEN"); tf == "" && tok != "" {
+			c.token = strings.TrimSpace(tok)
+			return c, nil
+		}
 		if tf == "" {
 			if _, err := os.Stat(filepath.Join(*data, "dev", "admin-token")); err == nil {
 				tf = filepath.Join(*data, "dev", "admin-token")
@@ -464,4 +475,12 @@ func tokenRotate(ctx context.Context, args []string, stdout io.Writer) error {
 // offline commands read the database the server uses.
 func storeFlag(fs *flag.FlagSet) *string {
 	return fs.String("store", os.Getenv("KURA_STORE"), "database data source name (default KURA_STORE, else DATA/kura.db)")
+}
+
+// envOr is the environment variable k, or def when it is unset or empty.
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }

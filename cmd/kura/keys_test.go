@@ -109,6 +109,17 @@ func TestAttestSend(t *testing.T) {
 			t.Errorf("%v: claims %s", args, out)
 		}
 	}
+	// KURA_ADDR (host:port) and KURA_CACERT stand in for --url and --ca, as
+	// VAULT_ADDR and VAULT_CACERT do; --data is not needed then.
+	t.Setenv("KURA_ADDR", strings.TrimPrefix(url, "https://"))
+	t.Setenv("KURA_CACERT", filepath.Join(data, "tls", "ca.pem"))
+	if out, err := runKura(t, "attest", "send", "--type", "SevSnpVm", "--data", t.TempDir(), body); err != nil || !strings.Contains(out, "x-ms-attestation-type") {
+		t.Errorf("with KURA_ADDR and KURA_CACERT: %v %s", err, out)
+	}
+	t.Setenv("KURA_CACERT", "")
+	if _, err := runKura(t, "attest", "send", "--type", "SevSnpVm", "--data", t.TempDir(), body); err == nil {
+		t.Error("without the CA the dev server's certificate was trusted")
+	}
 	if _, err := runKura(t, "attest", "send", "--type", "NoSuchTee", "--url", url, "--data", data, body); err == nil || !strings.Contains(err.Error(), "NoSuchTee") {
 		t.Errorf("unknown type: %v", err)
 	}
