@@ -111,7 +111,6 @@ type client struct {
 	token string
 }
 
-//
 // Like VAULT_ADDR and VAULT_CACERT, KURA_ADDR (a URL, or host:port for
 // https), KURA_CACERT, KURA_DATA and KURA_TOKEN give the defaults.
 func clientFlags(fs *flag.FlagSet) func() (*client, error) {
