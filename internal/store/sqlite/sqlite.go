@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/kura-project/kura/internal/store"
@@ -29,7 +28,6 @@ type Store struct {
 	// in steps of milliseconds; queueing in Go instead hands the lock on
 	// at once. Writers in other processes still wait out busy_timeout.
 	writes writeQueue
-	group  *groupCommit // WithTx calls waiting to commit together
 }
 
 // writeQueue admits one writer of this process at a time. A writer that
@@ -124,7 +122,7 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: WAL mode: %w", path, err)
 	}
-	return &Store{db: db, q: db, path: path, writes: make(writeQueue, 1), group: &groupCommit{}}, nil
+	return &Store{db: db, q: db, path: path, writes: make(writeQueue, 1)}, nil
 }
 
 // queryAll runs query and scans every row with scan.
@@ -163,168 +161,32 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // WithTx runs f on a view of s bound to one IMMEDIATE transaction (see
 // store.Store). On a view it runs f on the same view.
-//
-// Concurrent WithTx calls of this process commit as a group: one leader
-// runs every waiting f in the same SQLite transaction, each inside its own
-// savepoint (an f that fails is rolled back alone), and commits once, so
-// that one fsync acknowledges them all. Each f still commits entirely or
-// not at all, and no caller returns before its commit is durable.
 func (s *Store) WithTx(ctx context.Context, f func(tx store.Store) error) error {
 	if s.inTx != nil {
 		return f(s)
 	}
-	req := &txReq{f: f, done: make(chan struct{})}
-	g := s.group
-	g.mu.Lock()
-	g.queue = append(g.queue, req)
-	lead := !g.leading
-	g.leading = true
-	g.mu.Unlock()
-	if lead {
-		s.lead(context.WithoutCancel(ctx))
-	}
-	if err := s.wait(ctx, req); err != nil {
-		return err
-	}
-	if req.panicked != nil {
-		panic(req.panicked)
-	}
-	return req.err
-}
-
-// wait waits for req's group to commit. A call still queued when ctx ends
-// or after the busy timeout is withdrawn and fails (never run later): a
-// WithTx on the store from inside another's f, waiting for itself, fails
-// instead of hanging.
-func (s *Store) wait(ctx context.Context, req *txReq) error {
-	t := time.NewTimer(busyTimeout)
-	defer t.Stop()
-	var why error
-	select {
-	case <-req.done:
-		return nil
-	case <-ctx.Done():
-		why = ctx.Err()
-	case <-t.C:
-		why = fmt.Errorf("sqlite: database is busy: no transaction began within %s", busyTimeout)
-	}
-	g := s.group
-	g.mu.Lock()
-	for i, r := range g.queue {
-		if r == req {
-			g.queue = append(g.queue[:i:i], g.queue[i+1:]...)
-			g.mu.Unlock()
-			return fmt.Errorf("begin transaction: %w", why)
-		}
-	}
-	g.mu.Unlock()
-	<-req.done // a leader has it: its outcome is the answer
-	return nil
-}
-
-// groupCommit is the queue of WithTx calls waiting for a transaction.
-type groupCommit struct {
-	mu      sync.Mutex
-	queue   []*txReq
-	leading bool // a leader is committing; new calls wait for it
-}
-
-type txReq struct {
-	f        func(store.Store) error
-	err      error
-	panicked any
-	done     chan struct{}
-}
-
-// maxGroup bounds one group, so that a burst does not make one
-// transaction (and its callers' latency) unbounded.
-const maxGroup = 64
-
-// groupLimit is maxGroup, variable for the benchmark's one-per-commit floor.
-var groupLimit = maxGroup
-
-// lead commits the waiting calls as one group, then hands the lead to a
-// fresh goroutine if more arrived meanwhile (so the caller that led
-// returns once its own group is durable).
-func (s *Store) lead(ctx context.Context) {
-	g := s.group
-	g.mu.Lock()
-	n := min(len(g.queue), groupLimit)
-	batch := g.queue[:n:n]
-	g.queue = g.queue[n:]
-	g.mu.Unlock()
-	s.commitGroup(ctx, batch)
-	g.mu.Lock()
-	more := len(g.queue) > 0
-	g.leading = more
-	g.mu.Unlock()
-	if more {
-		go s.lead(context.Background())
-	}
-}
-
-func (s *Store) commitGroup(ctx context.Context, batch []*txReq) {
-	defer func() {
-		for _, r := range batch {
-			close(r.done)
-		}
-	}()
-	fail := func(err error) {
-		for _, r := range batch {
-			if r.err == nil && r.panicked == nil {
-				r.err = err
-			}
-		}
-	}
 	if err := s.writes.lock(ctx); err != nil {
-		fail(fmt.Errorf("begin transaction: %w", err))
-		return
+		return fmt.Errorf("begin transaction: %w", err)
 	}
 	defer s.writes.unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		fail(fmt.Errorf("begin transaction: %w", err))
-		return
+		return fmt.Errorf("begin transaction: %w", err)
 	}
-	view := &Store{db: s.db, q: tx, inTx: tx, path: s.path, writes: s.writes, group: s.group}
-	ok := 0
-	for _, r := range batch {
-		if len(batch) > 1 {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT kura_member`); err != nil {
-				r.err = fmt.Errorf("begin transaction: %w", err)
-				continue
-			}
-		}
-		r.panicked, r.err = run(r.f, view)
-		if len(batch) > 1 {
-			if r.err != nil || r.panicked != nil {
-				tx.ExecContext(ctx, `ROLLBACK TO kura_member`)
-			}
-			if _, err := tx.ExecContext(ctx, `RELEASE kura_member`); err != nil && r.err == nil && r.panicked == nil {
-				r.err = fmt.Errorf("commit transaction: %w", err)
-			}
-		}
-		if r.err == nil && r.panicked == nil {
-			ok++
-		}
-	}
-	if ok == 0 {
-		tx.Rollback()
-		return
-	}
-	if err := tx.Commit(); err != nil {
-		fail(fmt.Errorf("commit transaction: %w", err))
-	}
-}
-
-// run calls f, turning a panic into a value for its caller to re-raise.
-func run(f func(store.Store) error, view store.Store) (panicked any, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			panicked = p
+	done := false
+	defer func() { // also on a panic or runtime.Goexit in f
+		if !done {
+			tx.Rollback()
 		}
 	}()
-	return nil, f(view)
+	if err := f(&Store{db: s.db, q: tx, inTx: tx, path: s.path, writes: s.writes}); err != nil {
+		return err
+	}
+	done = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
 }
 
 // tx runs f in a transaction: a new one, or in a WithTx view a savepoint

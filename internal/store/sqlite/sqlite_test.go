@@ -101,11 +101,11 @@ func TestFileModes(t *testing.T) {
 	}
 }
 
-// TestGroupCommit: concurrent transactions that commit as one group keep
-// their own outcome: a failing one is rolled back alone, a panicking one
-// panics in its own caller only, the others commit; and a WithTx on the
-// store from inside another's f fails instead of waiting for itself.
-func TestGroupCommit(t *testing.T) {
+// TestConcurrentTransactions: concurrent transactions keep their own
+// outcome: a failing one is rolled back alone, a panicking one panics in
+// its own caller only, the others commit; and a WithTx on the store from
+// inside another's f fails instead of waiting for itself.
+func TestConcurrentTransactions(t *testing.T) {
 	defer func(d time.Duration) { busyTimeout = d }(busyTimeout)
 	busyTimeout = 300 * time.Millisecond
 	s, err := Open(filepath.Join(t.TempDir(), "kura.db"))
