@@ -55,7 +55,7 @@ type Cache struct {
 }
 
 type memEntry struct {
-	items   []store.Collateral
+	val     any // what Cached's decode made of the items
 	fetched time.Time
 }
 
@@ -73,27 +73,31 @@ func (c *Cache) Get(ctx context.Context, kind, key string) ([]store.Collateral, 
 	return c.st.Collateral(ctx, kind, key)
 }
 
-// Cached is Get served from memory for up to TTL, for items read on every
-// verification (CRLs).
-func (c *Cache) Cached(ctx context.Context, kind, key string) ([]store.Collateral, error) {
+// Cached is Get, decoded, served from memory for up to TTL: for items read
+// on every verification (CRLs), so that they are neither read nor parsed
+// per request. A kind and key are always read with the same decode (a
+// value of another type is read and decoded again).
+func Cached[T any](ctx context.Context, c *Cache, kind, key string, decode func([]store.Collateral) T) (T, error) {
 	k, now := [2]string{kind, key}, c.now()
 	c.mu.Lock()
 	e, ok := c.mem[k]
 	c.mu.Unlock()
-	if ok && now.Sub(e.fetched) < TTL && now.Sub(e.fetched) >= 0 {
-		return e.items, nil
+	if v, typed := e.val.(T); ok && typed && now.Sub(e.fetched) < TTL && now.Sub(e.fetched) >= 0 {
+		return v, nil
 	}
 	items, err := c.st.Collateral(ctx, kind, key)
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
+	v := decode(items)
 	c.mu.Lock()
 	if len(c.mem) > 1024 {
 		clear(c.mem)
 	}
-	c.mem[k] = memEntry{items: items, fetched: now}
+	c.mem[k] = memEntry{val: v, fetched: now}
 	c.mu.Unlock()
-	return items, nil
+	return v, nil
 }
 
 func (c *Cache) forget() {

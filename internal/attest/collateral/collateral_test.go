@@ -52,6 +52,8 @@ func TestCache(t *testing.T) {
 	defer st.Close()
 	now := time.Unix(1_800_000_000, 0)
 	c := collateral.New(st, letters{}, func() time.Time { return now })
+	decoded := 0
+	count := func(items []store.Collateral) int { decoded++; return len(items) }
 
 	if _, err := c.Import(ctx, pemOf("a:1", "garbage"), "TOY"); err == nil || !strings.Contains(err.Error(), "item 2") {
 		t.Fatalf("import with a bad item: %v", err)
@@ -65,26 +67,27 @@ func TestCache(t *testing.T) {
 	if n, err := c.Import(ctx, pemOf("a:1", "pinned"), "TOY"); err != nil || n != 1 {
 		t.Fatalf("import: %d, %v", n, err)
 	}
-	if items, err := c.Cached(ctx, "toy", "a"); err != nil || len(items) != 1 {
-		t.Fatalf("cached read: %d, %v", len(items), err)
+	if n, err := collateral.Cached(ctx, c, "toy", "a", count); err != nil || n != 1 {
+		t.Fatalf("cached read: %d, %v", n, err)
 	}
+	decodes := decoded
 	// Another node files an item behind this cache's back.
 	if err := st.PutCollateral(ctx, store.Collateral{Kind: "toy", Key: "a", DER: []byte("a:2")}); err != nil {
 		t.Fatal(err)
 	}
-	if items, _ := c.Cached(ctx, "toy", "a"); len(items) != 1 {
-		t.Errorf("within the TTL the memory answer is served: %d items", len(items))
+	if n, _ := collateral.Cached(ctx, c, "toy", "a", count); n != 1 || decoded != decodes {
+		t.Errorf("within the TTL the memory answer is served, not read or decoded again: %d items, %d decodes", n, decoded-decodes)
 	}
 	now = now.Add(collateral.TTL)
-	if items, _ := c.Cached(ctx, "toy", "a"); len(items) != 2 {
-		t.Errorf("after the TTL the store is read again: %d items", len(items))
+	if n, _ := collateral.Cached(ctx, c, "toy", "a", count); n != 2 {
+		t.Errorf("after the TTL the store is read again: %d items", n)
 	}
 	// A Put through the cache applies at once.
 	if err := c.Put(ctx, []byte("a:3")); err != nil {
 		t.Fatal(err)
 	}
-	if items, _ := c.Cached(ctx, "toy", "a"); len(items) != 3 {
-		t.Errorf("after a Put: %d items", len(items))
+	if n, _ := collateral.Cached(ctx, c, "toy", "a", count); n != 3 {
+		t.Errorf("after a Put: %d items", n)
 	}
 	if err := c.Put(ctx, []byte("pinned")); err != nil {
 		t.Errorf("a skipped Put: %v", err)

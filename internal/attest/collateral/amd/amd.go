@@ -142,17 +142,19 @@ func allZero(b []byte) bool {
 // collateral.TTL: one imported through another kura node applies here
 // within it.
 func (c *Cache) CRLs(ctx context.Context, productLine string) ([]*x509.RevocationList, error) {
-	items, err := c.c.Cached(ctx, "crl", crlKey(productLine))
-	if err != nil {
-		return nil, err
-	}
+	return collateral.Cached(ctx, c.c, "crl", crlKey(productLine), parseCRLs)
+}
+
+// parseCRLs parses stored CRLs; an item that does not parse is skipped (the
+// verifier requires a current one signed by the pinned ARK anyway).
+func parseCRLs(items []store.Collateral) []*x509.RevocationList {
 	var out []*x509.RevocationList
 	for _, it := range items {
 		if crl, err := x509.ParseRevocationList(it.DER); err == nil {
 			out = append(out, crl)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // crlKey: AMD's CRL for a product line is issued by the ARK and covers both
