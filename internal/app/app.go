@@ -47,6 +47,9 @@ type App struct {
 	Reg     *attest.Registry
 	Log     *slog.Logger
 	Now     func() time.Time
+	// ReleaseCertify issues the certificate chain of the release-signing
+	// key (the server's TLS CA, for the TLS names); nil: self-signed.
+	ReleaseCertify token.Certifier
 
 	adminH [32]byte // SHA-256 of the admin token; zero: no admin
 }
@@ -187,7 +190,7 @@ func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error)
 	}
 	s.Auth = auth.New(a.Store, auth.Config{Now: now, AdminTokenHash: a.adminH, External: ext, Audience: cfg.OIDCAudience})
 	s.Appraisal = appraisal.NewService(at.TEEs, at.Policies, s.Keyring, now)
-	if s.ReleaseKeys, err = token.Open(ctx, token.Config{Purpose: "release", Issuer: issuer, Alg: token.RS256, Now: now}, a.Store, sealer); err != nil {
+	if s.ReleaseKeys, err = token.Open(ctx, token.Config{Purpose: "release", Issuer: issuer, Alg: token.RS256, Now: now, Certify: a.ReleaseCertify}, a.Store, sealer); err != nil {
 		return nil, fmt.Errorf("release signing key: %w", err)
 	}
 	authorities, err := releaseAuthorities(cfg, s.Keyring, now)

@@ -30,6 +30,12 @@ type Config struct {
 
 	TLSCert string `json:"tls_cert"` // PEM certificate chain file
 	TLSKey  string `json:"tls_key"`  // PEM private key file
+	// ReleaseCACert and ReleaseCAKey are a CA (an intermediate under the TLS
+	// certificate's CA) that certifies the key signing release answers for
+	// the TLS certificate's names, as SKR clients check. --dev uses its dev
+	// CA; without either the release certificate is self-signed.
+	ReleaseCACert string `json:"release_ca_cert"`
+	ReleaseCAKey  string `json:"release_ca_key"`
 
 	Seal           string `json:"seal"`             // root of trust: "software" (default) or "pkcs11"
 	UnsealKeyFile  string `json:"unseal_key_file"`  // 32-byte key that unseals the software root; without it operators unseal with Shamir shares
@@ -137,6 +143,8 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.TokenAlg, "token-alg", cfg.TokenAlg, "token signing algorithm: RS256, ES256 or ES384")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "TLS certificate chain (PEM)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "TLS private key (PEM)")
+	fs.StringVar(&cfg.ReleaseCACert, "release-ca-cert", cfg.ReleaseCACert, "CA certificate (PEM, an intermediate under the TLS CA) that certifies the release-signing key for the TLS names")
+	fs.StringVar(&cfg.ReleaseCAKey, "release-ca-key", cfg.ReleaseCAKey, "private key (PEM) of --release-ca-cert")
 	fs.StringVar(&cfg.UnsealKeyFile, "unseal-key-file", cfg.UnsealKeyFile, "file with the 32-byte unseal key of the software root (default: unseal with Shamir shares)")
 	fs.StringVar(&cfg.Seal, "seal", cfg.Seal, "root of trust: software or pkcs11")
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", cfg.AdminTokenFile, "file with the administrator bearer token")
@@ -149,6 +157,7 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 	str := map[string]*string{
 		"KURA_ADDR": &cfg.Addr, "KURA_DATA": &cfg.DataDir, "KURA_STORE": &cfg.Store, "KURA_ISSUER": &cfg.Issuer,
 		"KURA_TOKEN_ALG": &cfg.TokenAlg, "KURA_TLS_CERT": &cfg.TLSCert, "KURA_TLS_KEY": &cfg.TLSKey,
+		"KURA_RELEASE_CA_CERT": &cfg.ReleaseCACert, "KURA_RELEASE_CA_KEY": &cfg.ReleaseCAKey,
 		"KURA_UNSEAL_KEY_FILE": &cfg.UnsealKeyFile, "KURA_ADMIN_TOKEN_FILE": &cfg.AdminTokenFile,
 		"KURA_LOG_LEVEL": &cfg.LogLevel,
 		"KURA_SEAL":      &cfg.Seal, "KURA_PKCS11_MODULE": &cfg.PKCS11Module, "KURA_PKCS11_TOKEN": &cfg.PKCS11Token,
@@ -209,6 +218,12 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if (c.ReleaseCACert == "") != (c.ReleaseCAKey == "") {
+		errs = append(errs, errors.New("release-ca-cert and release-ca-key go together"))
+	}
+	if c.Dev && c.ReleaseCACert != "" {
+		errs = append(errs, errors.New("release-ca-cert: --dev certifies the release key with its development CA"))
 	}
 	if !c.Dev {
 		if c.TLSCert == "" {

@@ -3,15 +3,22 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"math/big"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -381,6 +388,13 @@ func TestReleaseWithAzkeys(t *testing.T) {
 	if _, err := agent.Open(payload, g.priv, agent.Expect{Name: "released", Nonce: clientNonce, TEEKeyID: g.kid}); err != nil {
 		t.Fatalf("the answer does not echo the client's nonce: %v", err)
 	}
+	// As Microsoft's SKR client side checks it: x5c chains to the root the
+	// client trusts for TLS, and x5c[0] names the vault's host.
+	caPEM, err := os.ReadFile(filepath.Join(l.dir, "tls", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAnswerCert(t, *resp.Value, caPEM, "127.0.0.1", "kura.localhost", "localhost", "::1")
 	// The officer may not release; the releaser may not read.
 	if _, err := officer.Release(ctx, "released", "", azkeys.ReleaseParameters{TargetAttestationToken: &tok}, nil); status(err) != 403 {
 		t.Errorf("officer release: %v", err)
@@ -413,5 +427,117 @@ func TestKeyRowTampering(t *testing.T) {
 	}
 	if code != 503 {
 		t.Errorf("tampered row: %d %.200s, want 503", code, resp)
+	}
+}
+
+// checkAnswerCert verifies a release answer's x5c as an SKR client does:
+// the chain to the roots in caPEM, then each vault host name (DNS or IP).
+func checkAnswerCert(t *testing.T, jws string, caPEM []byte, hosts ...string) {
+	t.Helper()
+	var hdr struct {
+		X5C []string `json:"x5c"`
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(strings.SplitN(jws, ".", 2)[0])
+	if err != nil || json.Unmarshal(hb, &hdr) != nil || len(hdr.X5C) == 0 {
+		t.Fatalf("answer header has no x5c: %s", hb)
+	}
+	var chain []*x509.Certificate
+	for _, b := range hdr.X5C {
+		der, err := base64.StdEncoding.DecodeString(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain = append(chain, c)
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatal("no CA certificate")
+	}
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+		t.Fatalf("the answer's certificate does not chain to the TLS CA: %v", err)
+	}
+	for _, h := range hosts {
+		if err := chain[0].VerifyHostname(h); err != nil {
+			t.Errorf("the answer's certificate is not valid for the vault host: %v", err)
+		}
+	}
+}
+
+// TestReleaseIssuer: outside --dev, release_ca_cert/release_ca_key certify
+// the release key for the TLS certificate's names, chained to the TLS root;
+// a certificate that is no CA, or a TLS certificate without names, is refused.
+func TestReleaseIssuer(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "operator root"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.AddDate(3, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &rootKey.PublicKey, rootKey)
+	root, _ := x509.ParseCertificate(rootDER)
+	write := func(name string, der []byte, typ string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	issue := func(serial int64, tmpl *x509.Certificate) (*x509.Certificate, *ecdsa.PrivateKey) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = big.NewInt(serial), now.Add(-time.Hour), now.AddDate(1, 0, 0)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, root, &k.PublicKey, rootKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c, k
+	}
+	keyFile := func(name string, k *ecdsa.PrivateKey) string {
+		der, _ := x509.MarshalPKCS8PrivateKey(k)
+		return write(name, der, "PRIVATE KEY")
+	}
+	inter, interKey := issue(2, &x509.Certificate{Subject: pkix.Name{CommonName: "kura release CA"}, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign})
+	tlsLeaf, tlsKey := issue(3, &x509.Certificate{Subject: pkix.Name{CommonName: "vault.example"}, DNSNames: []string{"vault.example"},
+		IPAddresses: []net.IP{net.IPv4(10, 0, 0, 7)}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	tlsCert := &tls.Certificate{Certificate: [][]byte{tlsLeaf.Raw}, PrivateKey: tlsKey}
+	iss, err := releaseIssuer(write("inter.pem", inter.Raw, "CERTIFICATE"), keyFile("inter-key.pem", interKey), tlsCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	chain, err := iss.certify(&rk.PublicKey, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, inters := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	for _, c := range chain[1:] {
+		inters.AddCert(c)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters}); err != nil {
+		t.Fatalf("release certificate does not chain to the TLS root: %v", err)
+	}
+	for _, h := range []string{"vault.example", "10.0.0.7"} {
+		if err := chain[0].VerifyHostname(h); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := chain[0].VerifyHostname("other.example"); err == nil {
+		t.Error("release certificate names a host the TLS certificate does not")
+	}
+	// Refusals: the TLS leaf is no CA; a TLS certificate without names.
+	if _, err := releaseIssuer(write("leaf.pem", tlsLeaf.Raw, "CERTIFICATE"), keyFile("leaf-key.pem", tlsKey), tlsCert); err == nil || !strings.Contains(err.Error(), "not a CA") {
+		t.Errorf("a leaf as release CA: %v", err)
+	}
+	bare, bareKey := issue(4, &x509.Certificate{Subject: pkix.Name{CommonName: "no names"}})
+	if _, err := releaseIssuer(write("inter2.pem", inter.Raw, "CERTIFICATE"), keyFile("inter2-key.pem", interKey),
+		&tls.Certificate{Certificate: [][]byte{bare.Raw}, PrivateKey: bareKey}); err == nil || !strings.Contains(err.Error(), "names no DNS or IP") {
+		t.Errorf("TLS certificate without names: %v", err)
 	}
 }

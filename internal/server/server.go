@@ -133,6 +133,15 @@ func NewWithRegistry(ctx context.Context, cfg config.Config, reg *attest.Registr
 			return nil, fmt.Errorf("TLS: %w", err)
 		}
 		s.tlsCert = &c
+		if cfg.ReleaseCACert != "" {
+			iss, err := releaseIssuer(cfg.ReleaseCACert, cfg.ReleaseCAKey, &c)
+			if err != nil {
+				return nil, err
+			}
+			a.ReleaseCertify = iss.certify
+		} else {
+			log.Warn("release answers are signed with a self-signed certificate: SKR clients that check its chain and host name refuse it; set release_ca_cert and release_ca_key")
+		}
 	}
 	s.handler = s.middleware(http.HandlerFunc(s.dispatch))
 	sealed := s.sealedMux()
@@ -163,14 +172,16 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	if s.unsealed.Load() {
 		return nil
 	}
+	if s.cfg.Dev {
+		cert, iss, err := devTLS(s.cfg.DataDir, sealer, s.now())
+		if err != nil {
+			return fmt.Errorf("dev TLS: %w", err)
+		}
+		s.tlsCert, s.app.ReleaseCertify = cert, iss.certify
+	}
 	svc, err := s.app.Start(ctx, sealer)
 	if err != nil {
 		return err
-	}
-	if s.cfg.Dev {
-		if s.tlsCert, err = devTLS(s.cfg.DataDir, sealer, s.now()); err != nil {
-			return fmt.Errorf("dev TLS: %w", err)
-		}
 	}
 	log := s.log
 	mux := http.NewServeMux()

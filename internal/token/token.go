@@ -78,7 +78,16 @@ type Config struct {
 	// Audit records every new key with the key itself (fail closed).
 	// Default: the audit log of the store, when it is a whole store.
 	Audit audit.Recorder
+	// Certify, when set, issues the certificate chain (leaf first) that is
+	// published and sent in x5c for a key, in place of the key's stored
+	// self-signed certificate: release answers chain to the TLS CA and name
+	// the vault's host, as Microsoft's SKR clients check. It is called at
+	// load and again before the issued leaf expires.
+	Certify Certifier
 }
+
+// Certifier issues a certificate chain, leaf first, for a public key.
+type Certifier func(pub crypto.PublicKey, now time.Time) ([]*x509.Certificate, error)
 
 // Keyring holds the active signing key and the retired keys still published.
 type Keyring struct {
@@ -95,7 +104,8 @@ type key struct {
 	id      string
 	alg     Alg
 	signer  crypto.Signer
-	cert    *x509.Certificate
+	cert    *x509.Certificate   // the stored self-signed certificate: the key's identity
+	chain   []*x509.Certificate // what is published and sent in x5c, leaf first
 	created time.Time
 	retired time.Time
 	header  string // base64url of the JOSE header, computed once
@@ -137,6 +147,12 @@ func (k *Keyring) load(ctx context.Context) error {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	now := k.cfg.Now()
+	k.mu.RLock()
+	prev := make(map[string]*key, len(k.keys))
+	for _, kk := range k.keys {
+		prev[kk.id] = kk
+	}
+	k.mu.RUnlock()
 	var keys []*key
 	var active *key
 	for _, r := range rows {
@@ -149,6 +165,15 @@ func (k *Keyring) load(ctx context.Context) error {
 		kk, err := k.restore(r)
 		if err != nil {
 			return err
+		}
+		if p := prev[kk.id]; p != nil {
+			k.mu.RLock()
+			kk.chain = p.chain // a reload keeps the issued chain: clients may hold it
+			k.mu.RUnlock()
+		} else if k.cfg.Certify != nil {
+			if kk.chain, err = k.certify(kk.signer.Public()); err != nil {
+				return fmt.Errorf("signing key %s: %w", kk.id, err)
+			}
 		}
 		keys = append(keys, kk)
 		if r.Retired.IsZero() {
@@ -231,8 +256,44 @@ func (k *Keyring) newKey(id string, alg Alg, signer crypto.Signer, cert *x509.Ce
 	if err != nil {
 		return nil, err
 	}
-	return &key{id: id, alg: alg, signer: signer, cert: cert, created: created, retired: retired,
+	return &key{id: id, alg: alg, signer: signer, cert: cert, chain: []*x509.Certificate{cert}, created: created, retired: retired,
 		header: base64.RawURLEncoding.EncodeToString(h)}, nil
+}
+
+func (k *Keyring) certify(pub crypto.PublicKey) ([]*x509.Certificate, error) {
+	chain, err := k.cfg.Certify(pub, k.cfg.Now())
+	if err != nil {
+		return nil, fmt.Errorf("certify: %w", err)
+	}
+	if len(chain) == 0 {
+		return nil, errors.New("certify: no certificate")
+	}
+	if p, ok := chain[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !p.Equal(pub) {
+		return nil, errors.New("certify: the issued certificate does not hold the signing key")
+	}
+	return chain, nil
+}
+
+// reissueBefore is how long before its leaf expires a certified chain is
+// issued anew, so a long-running server never sends an expired x5c.
+const reissueBefore = 7 * 24 * time.Hour
+
+// currentChain returns kk's chain, reissuing it when its leaf is near its end.
+func (k *Keyring) currentChain(kk *key) ([]*x509.Certificate, error) {
+	k.mu.RLock()
+	chain := kk.chain
+	k.mu.RUnlock()
+	if k.cfg.Certify == nil || k.cfg.Now().Add(reissueBefore).Before(chain[0].NotAfter) {
+		return chain, nil
+	}
+	fresh, err := k.certify(kk.signer.Public())
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	kk.chain = fresh
+	k.mu.Unlock()
+	return fresh, nil
 }
 
 // Rotate makes a new active key; the previous one is retired and stays
@@ -422,9 +483,10 @@ func (k *Keyring) published() []*key {
 // Published is one key the keyring publishes: what a verifier of its
 // tokens needs. api/wire renders it as a JSON Web Key.
 type Published struct {
-	Kid  string
-	Alg  Alg
-	Cert *x509.Certificate // self-signed; its public key is the signing key's
+	Kid   string
+	Alg   Alg
+	Cert  *x509.Certificate   // its public key is the signing key's: Chain[0]
+	Chain []*x509.Certificate // leaf first: self-signed, or issued by Config.Certify
 }
 
 // Published returns the keys to publish: the active key and the retired
@@ -432,7 +494,11 @@ type Published struct {
 func (k *Keyring) Published() []Published {
 	var out []Published
 	for _, kk := range k.published() {
-		out = append(out, Published{Kid: kk.id, Alg: kk.alg, Cert: kk.cert})
+		chain, err := k.currentChain(kk)
+		if err != nil {
+			continue // not publishable now; SignX5C refuses it too
+		}
+		out = append(out, Published{Kid: kk.id, Alg: kk.alg, Cert: chain[0], Chain: chain})
 	}
 	return out
 }
@@ -525,9 +591,17 @@ func (k *Keyring) SignX5C(payload []byte) (string, error) {
 	if kk == nil {
 		return "", errNoActive
 	}
-	sum := sha256.Sum256(kk.cert.Raw)
+	chain, err := k.currentChain(kk)
+	if err != nil {
+		return "", err
+	}
+	x5c := make([]string, len(chain))
+	for i, c := range chain {
+		x5c[i] = base64.StdEncoding.EncodeToString(c.Raw)
+	}
+	sum := sha256.Sum256(chain[0].Raw)
 	h, err := json.Marshal(map[string]any{"alg": string(kk.alg), "kid": kk.id, "typ": "JWT",
-		"x5c": []string{base64.StdEncoding.EncodeToString(kk.cert.Raw)}, "x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])})
+		"x5c": x5c, "x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])})
 	if err != nil {
 		return "", err
 	}

@@ -3,6 +3,7 @@ package token
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -257,5 +258,81 @@ func TestRotationAudited(t *testing.T) {
 	}
 	if len(st.audited) != 2 || st.audited[1].Details == nil {
 		t.Errorf("rotation: audit records %+v", st.audited)
+	}
+}
+
+// TestCertify: with a Certifier, the published x5c and a release answer's
+// x5c are the issued chain; a reload keeps it; a leaf near its end is
+// issued anew; a certificate that does not hold the key is refused.
+func TestCertify(t *testing.T) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	issued := 0
+	var wrongKey bool
+	certify := func(pub crypto.PublicKey, at time.Time) ([]*x509.Certificate, error) {
+		issued++
+		if wrongKey {
+			pub = &caKey.PublicKey
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(issued + 1)), DNSNames: []string{"vault.test"},
+			NotBefore: at.Add(-time.Hour), NotAfter: at.Add(30 * 24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
+		if err != nil {
+			return nil, err
+		}
+		leaf, err := x509.ParseCertificate(der)
+		return []*x509.Certificate{leaf, ca}, err
+	}
+	clock := now
+	st := &memKeys{}
+	k, err := Open(context.Background(), Config{Purpose: "release", Issuer: "https://vault.test", Alg: ES256,
+		Now: func() time.Time { return clock }, Certify: certify}, st, sealer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x5c := func() []string {
+		jws, err := k.SignX5C([]byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h struct {
+			X5C []string `json:"x5c"`
+		}
+		b, _ := base64.RawURLEncoding.DecodeString(strings.Split(jws, ".")[0])
+		if err := json.Unmarshal(b, &h); err != nil {
+			t.Fatal(err)
+		}
+		return h.X5C
+	}
+	first := x5c()
+	if len(first) != 2 || first[1] != base64.StdEncoding.EncodeToString(ca.Raw) {
+		t.Fatalf("x5c is not leaf + CA: %d certificates", len(first))
+	}
+	pub := k.Published()
+	if len(pub) != 1 || len(pub[0].Chain) != 2 || base64.StdEncoding.EncodeToString(pub[0].Cert.Raw) != first[0] {
+		t.Fatal("the published certificate is not the one in x5c")
+	}
+	leaf := pub[0].Cert
+	if err := leaf.VerifyHostname("vault.test"); err != nil {
+		t.Error(err)
+	}
+	if err := k.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := x5c(); got[0] != first[0] || issued != 1 {
+		t.Errorf("a reload issued a new certificate (%d issued)", issued)
+	}
+	clock = now.Add(25 * 24 * time.Hour) // within reissueBefore of the leaf's end
+	if got := x5c(); got[0] == first[0] || issued != 2 {
+		t.Errorf("a leaf near its end was not issued anew (%d issued)", issued)
+	}
+	wrongKey = true
+	if err := k.Rotate(context.Background()); err == nil || !strings.Contains(err.Error(), "does not hold the signing key") {
+		t.Errorf("a certificate for another key: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"math/big"
 
@@ -30,7 +31,14 @@ func JWKS(keys []token.Published) map[string]any {
 	out := make([]JWK, 0, len(keys))
 	b64 := base64.RawURLEncoding.EncodeToString
 	for _, k := range keys {
-		j := JWK{Alg: string(k.Alg), Kid: k.Kid, Use: "sig", X5c: []string{base64.StdEncoding.EncodeToString(k.Cert.Raw)}}
+		j := JWK{Alg: string(k.Alg), Kid: k.Kid, Use: "sig"}
+		chain := k.Chain
+		if len(chain) == 0 {
+			chain = []*x509.Certificate{k.Cert}
+		}
+		for _, c := range chain {
+			j.X5c = append(j.X5c, base64.StdEncoding.EncodeToString(c.Raw))
+		}
 		switch pub := k.Cert.PublicKey.(type) {
 		case *rsa.PublicKey:
 			j.Kty, j.N, j.E = "RSA", b64(pub.N.Bytes()), b64(big.NewInt(int64(pub.E)).Bytes())
