@@ -378,8 +378,10 @@ func authCmd(ctx context.Context, op string, args []string, stdout io.Writer) er
 			method = http.MethodDelete
 		}
 		path, body = "/kura/v1/principals/"+url.PathEscape(*id)+"/roles", map[string]string{"role": *role, "scope": *scope}
+	case "adopt":
+		method, path = http.MethodPost, "/kura/v1/principals:adopt"
 	default:
-		return &exitError{2, fmt.Errorf("unknown auth subcommand %q (create, list, get, delete, reset-secret, grant, revoke)", op)}
+		return &exitError{2, fmt.Errorf("unknown auth subcommand %q (create, list, get, delete, reset-secret, grant, revoke, adopt)", op)}
 	}
 	var raw []byte
 	if body != nil {

@@ -36,7 +36,7 @@ Usage:
   kura keys create|import|get|list|versions|update|delete|deleted|recover|purge|
             backup|restore|rotate|rotation-policy|random|
             encrypt|decrypt|wrap|unwrap|sign|verify --name KEY [flags]
-  kura auth create|list|get|delete|reset-secret|grant|revoke [flags]
+  kura auth create|list|get|delete|reset-secret|grant|revoke|adopt [flags]
   kura operator init|unseal|status [flags]
   kura sim snp --runtime-data FILE --out FILE [--data DIR]
   kura bench attest [--clients N] [--duration 5s] [--alg RS256|ES256|ES384]

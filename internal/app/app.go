@@ -188,7 +188,7 @@ func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error)
 	if err != nil {
 		return nil, err
 	}
-	s.Auth = auth.New(a.Store, auth.Config{Now: now, AdminTokenHash: a.adminH, External: ext, Audience: cfg.OIDCAudience})
+	s.Auth = auth.New(a.Store, sealer, auth.Config{Now: now, AdminTokenHash: a.adminH, External: ext, Audience: cfg.OIDCAudience, Log: a.Log})
 	s.Appraisal = appraisal.NewService(at.TEEs, at.Policies, s.Keyring, now)
 	if s.ReleaseKeys, err = token.Open(ctx, token.Config{Purpose: "release", Issuer: issuer, Alg: token.RS256, Now: now, Certify: a.ReleaseCertify}, a.Store, sealer); err != nil {
 		return nil, fmt.Errorf("release signing key: %w", err)

@@ -21,7 +21,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +97,8 @@ var ErrUnauthenticated = errors.New("unauthenticated")
 // Service authenticates callers and manages principals.
 type Service struct {
 	st       store.Principals
+	sealer   Sealer
+	log      *slog.Logger
 	now      func() time.Time
 	tokenTTL time.Duration
 	ext      *oidc.Verifier // nil: no external issuers
@@ -127,10 +131,14 @@ type Config struct {
 	// (fail closed). Default: the audit log of the store, when it is a
 	// whole store.
 	Audit audit.Recorder
+	// Log receives integrity alerts (a row that fails its tag). Default:
+	// discarded.
+	Log *slog.Logger
 }
 
-// New returns a Service over st.
-func New(st store.Principals, cfg Config) *Service {
+// New returns a Service over st whose rows are authenticated with sealer
+// (the root; see integrity.go).
+func New(st store.Principals, sealer Sealer, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -140,7 +148,10 @@ func New(st store.Principals, cfg Config) *Service {
 	if full, ok := st.(store.Store); ok && cfg.Audit == nil {
 		cfg.Audit = audit.Store{St: full, Now: cfg.Now}
 	}
-	return &Service{st: st, now: cfg.Now, tokenTTL: cfg.TokenTTL, ext: cfg.External, audience: cfg.Audience,
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{st: st, sealer: sealer, log: cfg.Log, now: cfg.Now, tokenTTL: cfg.TokenTTL, ext: cfg.External, audience: cfg.Audience,
 		adminH: cfg.AdminTokenHash, audit: cfg.Audit, cache: map[[32]byte]cachedToken{}}
 }
 
@@ -177,9 +188,12 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (*Principal, 
 		if !now.Before(t.Expires) {
 			return nil, fmt.Errorf("%w: access token expired", ErrUnauthenticated)
 		}
-		p, err := s.principal(ctx, t.PrincipalID)
+		p, sp, err := s.principal(ctx, t.PrincipalID)
 		if err != nil {
 			return nil, err
+		}
+		if err := s.verify(ctx, "access token of principal "+strconv.Quote(sp.Name), t.MAC, tokenAAD(t, sp)); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 		}
 		s.mu.Lock()
 		if len(s.cache) > 10000 {
@@ -213,7 +227,8 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (*Principal, 
 		if err != nil {
 			return nil, err
 		}
-		return s.principal(ctx, p.ID)
+		pp, _, err := s.principal(ctx, p.ID)
+		return pp, err
 	}
 	return nil, ErrUnauthenticated
 }
@@ -232,19 +247,19 @@ func hasAudience(aud any, want string) bool {
 	return false
 }
 
-func (s *Service) principal(ctx context.Context, id string) (*Principal, error) {
-	p, err := s.st.GetPrincipal(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrUnauthenticated
+// principal loads an authenticated caller's principal and roles; a row
+// that fails its integrity check authenticates no one.
+func (s *Service) principal(ctx context.Context, id string) (*Principal, store.Principal, error) {
+	p, roles, err := s.loadPrincipal(ctx, s.st, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, p, ErrUnauthenticated
+	case errors.Is(err, ErrTampered):
+		return nil, p, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	case err != nil:
+		return nil, p, err
 	}
-	if err != nil {
-		return nil, err
-	}
-	roles, err := s.st.Roles(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return &Principal{ID: p.ID, Name: p.Name, Roles: roles}, nil
+	return &Principal{ID: p.ID, Name: p.Name, Roles: roles}, p, nil
 }
 
 func random(n int) []byte {
@@ -272,10 +287,19 @@ func (s *Service) ClientCredentials(ctx context.Context, clientID, secret string
 	if len(p.SecretHash) != 32 || subtle.ConstantTimeCompare(h[:], p.SecretHash) != 1 {
 		return "", time.Time{}, ErrUnauthenticated
 	}
+	// The secret matched the row; the row must be kura's (an edited secret
+	// hash is an attacker's secret).
+	if _, _, err := s.principal(ctx, p.ID); err != nil {
+		return "", time.Time{}, err
+	}
 	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(random(32))
 	th := sha256.Sum256([]byte(tok))
 	exp := s.now().Add(s.tokenTTL)
-	if err := s.st.PutAccessToken(ctx, store.AccessToken{Hash: th[:], PrincipalID: p.ID, Expires: exp}); err != nil {
+	t := store.AccessToken{Hash: th[:], PrincipalID: p.ID, Expires: exp}
+	if t.MAC, err = s.tag(tokenAAD(t, p)); err != nil {
+		return "", time.Time{}, err
+	}
+	if err := s.st.PutAccessToken(ctx, t); err != nil {
 		return "", time.Time{}, err
 	}
 	return tok, exp, nil
@@ -324,9 +348,14 @@ func (s *Service) CreatePrincipal(ctx context.Context, np NewPrincipal) (id, sec
 	if p.OIDCSubject != "" {
 		details["oidc_subject"] = p.OIDCSubject
 	}
+	var roles []store.RoleAssignment
 	if role != nil {
 		role.PrincipalID = id
 		details["role"], details["scope"] = role.Role, role.Scope
+		roles = append(roles, *role)
+	}
+	if p.MAC, err = s.tag(principalAAD(p, roles)); err != nil {
+		return "", "", err
 	}
 	err = s.write(ctx, audit.Event{Action: "principal.create", Object: "principals/" + id, Details: details}, func(tx store.Store) error {
 		if err := tx.CreatePrincipal(ctx, p); err != nil {
@@ -346,7 +375,7 @@ func (s *Service) CreatePrincipal(ctx context.Context, np NewPrincipal) (id, sec
 // ResetSecret gives a principal a new client secret (returned once).
 // A federated principal (an OIDC subject) has no secret and gets none.
 func (s *Service) ResetSecret(ctx context.Context, id string) (string, error) {
-	p, err := s.st.GetPrincipal(ctx, id)
+	p, _, err := s.loadPrincipal(ctx, s.st, id)
 	if err != nil {
 		return "", principalErr(err, id)
 	}
@@ -356,7 +385,9 @@ func (s *Service) ResetSecret(ctx context.Context, id string) (string, error) {
 	secret := "kura_cs_" + base64.RawURLEncoding.EncodeToString(random(32))
 	h := sha256.Sum256([]byte(secret))
 	err = s.write(ctx, audit.Event{Action: "principal.reset-secret", Object: "principals/" + id},
-		func(tx store.Store) error { return tx.SetPrincipalSecret(ctx, id, h[:]) })
+		func(tx store.Store) error {
+			return s.retag(ctx, tx, id, func() error { return tx.SetPrincipalSecret(ctx, id, h[:]) })
+		})
 	if err != nil {
 		return "", err
 	}
@@ -392,7 +423,9 @@ func Assignment(principalID, role, scope string) (store.RoleAssignment, error) {
 // It applies to tokens already issued at once.
 func (s *Service) AddRole(ctx context.Context, a store.RoleAssignment) error {
 	err := s.write(ctx, audit.Event{Action: "role.add", Object: "principals/" + a.PrincipalID, Details: map[string]string{"role": a.Role, "scope": a.Scope}},
-		func(tx store.Store) error { return tx.AddRole(ctx, a) })
+		func(tx store.Store) error {
+			return s.retag(ctx, tx, a.PrincipalID, func() error { return tx.AddRole(ctx, a) })
+		})
 	if err == nil {
 		s.forgetTokens()
 	}
@@ -402,7 +435,9 @@ func (s *Service) AddRole(ctx context.Context, a store.RoleAssignment) error {
 // RemoveRole revokes a role; it applies to tokens already issued at once.
 func (s *Service) RemoveRole(ctx context.Context, a store.RoleAssignment) error {
 	err := s.write(ctx, audit.Event{Action: "role.remove", Object: "principals/" + a.PrincipalID, Details: map[string]string{"role": a.Role, "scope": a.Scope}},
-		func(tx store.Store) error { return tx.RemoveRole(ctx, a) })
+		func(tx store.Store) error {
+			return s.retag(ctx, tx, a.PrincipalID, func() error { return tx.RemoveRole(ctx, a) })
+		})
 	if err == nil {
 		s.forgetTokens()
 	}
@@ -411,11 +446,7 @@ func (s *Service) RemoveRole(ctx context.Context, a store.RoleAssignment) error 
 
 // Principal returns a principal and its roles.
 func (s *Service) Principal(ctx context.Context, id string) (store.Principal, []store.RoleAssignment, error) {
-	p, err := s.st.GetPrincipal(ctx, id)
-	if err != nil {
-		return store.Principal{}, nil, principalErr(err, id)
-	}
-	roles, err := s.st.Roles(ctx, id)
+	p, roles, err := s.loadPrincipal(ctx, s.st, id)
 	if err != nil {
 		return store.Principal{}, nil, principalErr(err, id)
 	}

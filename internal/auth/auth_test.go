@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -17,6 +18,7 @@ import (
 	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/oidc"
+	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store"
 	"github.com/kura-project/kura/internal/store/sqlite"
 )
@@ -34,7 +36,7 @@ func TestClientCredentialsAndRoles(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	now := time.Now()
-	s := New(st, Config{Now: func() time.Time { return now }, TokenTTL: time.Hour})
+	s := New(st, testSealer(t), Config{Now: func() time.Time { return now }, TokenTTL: time.Hour})
 	id, secret, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "app"})
 	if err != nil || secret == "" {
 		t.Fatal(err)
@@ -47,7 +49,9 @@ func TestClientCredentialsAndRoles(t *testing.T) {
 			t.Errorf("name %q accepted", bad)
 		}
 	}
-	st.AddRole(ctx, store.RoleAssignment{PrincipalID: id, Role: CryptoUser, Scope: "/keys/k1"})
+	if err := s.AddRole(ctx, store.RoleAssignment{PrincipalID: id, Role: CryptoUser, Scope: "/keys/k1"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, cid := range []string{id, "app"} {
 		if _, _, err := s.ClientCredentials(ctx, cid, secret); err != nil {
 			t.Errorf("client %q: %v", cid, err)
@@ -80,7 +84,7 @@ func TestClientCredentialsAndRoles(t *testing.T) {
 	}
 	// The bootstrap admin token.
 	h := sha256.Sum256([]byte("admin-secret-token"))
-	a := New(st, Config{AdminTokenHash: h})
+	a := New(st, testSealer(t), Config{AdminTokenHash: h})
 	if p, err := a.Authenticate(ctx, "admin-secret-token"); err != nil || !p.Can(Admin, "") {
 		t.Errorf("admin token: %v", err)
 	}
@@ -109,12 +113,14 @@ func TestExternalOIDC(t *testing.T) {
 	set := &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Use: "sig"}}}
 	const iss = "https://idp.example/realms/kura"
 	v := &oidc.Verifier{Sources: map[string]oidc.KeySource{iss: oidc.Static(func() *jose.JSONWebKeySet { return set })}}
-	s := New(st, Config{External: v, Audience: "kura"})
+	s := New(st, testSealer(t), Config{External: v, Audience: "kura"})
 	id, secret, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "keycloak-app", OIDCSubject: iss + "/|svc-123"})
 	if err != nil || secret != "" {
 		t.Fatalf("create bound principal: %v (secret %q)", err, secret)
 	}
-	st.AddRole(ctx, store.RoleAssignment{PrincipalID: id, Role: Auditor, Scope: "/"})
+	if err := s.AddRole(ctx, store.RoleAssignment{PrincipalID: id, Role: Auditor, Scope: "/"}); err != nil {
+		t.Fatal(err)
+	}
 	mint := func(claims map[string]any) string {
 		sg, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
 		b, _ := json.Marshal(claims)
@@ -147,7 +153,8 @@ func TestExternalOIDC(t *testing.T) {
 func TestManagementAudited(t *testing.T) {
 	ctx := audit.WithActor(context.Background(), "ops")
 	st := openStore(t)
-	s := New(st, Config{})
+	sl := testSealer(t)
+	s := New(st, sl, Config{})
 	id, _, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "app", Role: CryptoUser, Scope: "/keys/k1"})
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +191,7 @@ func TestManagementAudited(t *testing.T) {
 		{"reset secret", func() error { _, err := s.ResetSecret(ctx, id); return err }},
 		{"delete", func() error { return s.DeletePrincipal(ctx, id) }},
 	}
-	down := New(st, Config{Audit: failingRecorder{}})
+	down := New(st, sl, Config{Audit: failingRecorder{}})
 	for _, op := range ops {
 		before, _ := st.ListPrincipals(ctx)
 		roles, _ := st.Roles(ctx, id)
@@ -217,4 +224,12 @@ type failingRecorder struct{}
 
 func (failingRecorder) Record(context.Context, audit.Event, func(store.Store) error) (audit.Receipt, error) {
 	return audit.Receipt{}, &audit.Error{Err: errors.New("audit log down")}
+}
+
+func testSealer(t *testing.T) *seal.Sealer {
+	root, err := seal.OpenSoftwareRoot(filepath.Join(t.TempDir(), "root.sealed"), bytes.Repeat([]byte{5}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seal.New(root)
 }

@@ -169,6 +169,9 @@ type Principal struct {
 	SecretHash  []byte // nil: no client secret
 	OIDCSubject string // "issuer|subject" of an external identity; empty: none
 	Created     time.Time
+	// MAC authenticates the row and the principal's role set under the
+	// root (internal/auth): the store is untrusted.
+	MAC []byte
 }
 
 // RoleAssignment grants a role to a principal over a scope ("/" for all
@@ -184,6 +187,7 @@ type AccessToken struct {
 	Hash        []byte
 	PrincipalID string
 	Expires     time.Time
+	MAC         []byte // authenticates the row under the root (internal/auth)
 }
 
 // Principals is the part of the store that holds identities.
@@ -195,7 +199,8 @@ type Principals interface {
 	ListPrincipals(ctx context.Context) ([]Principal, error)
 	DeletePrincipal(ctx context.Context, id string) error                 // also its roles and tokens
 	SetPrincipalSecret(ctx context.Context, id string, hash []byte) error // also revokes its access tokens
-	AddRole(ctx context.Context, a RoleAssignment) error                  // idempotent
+	SetPrincipalMAC(ctx context.Context, id string, mac []byte) error
+	AddRole(ctx context.Context, a RoleAssignment) error // idempotent
 	RemoveRole(ctx context.Context, a RoleAssignment) error
 	Roles(ctx context.Context, principalID string) ([]RoleAssignment, error)
 	PutAccessToken(ctx context.Context, t AccessToken) error

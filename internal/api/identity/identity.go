@@ -37,6 +37,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /kura/v1/principals/{id}/secret", h.admin(h.resetSecret))
 	mux.HandleFunc("POST /kura/v1/principals/{id}/roles", h.admin(h.addRole))
 	mux.HandleFunc("DELETE /kura/v1/principals/{id}/roles", h.admin(h.removeRole))
+	mux.HandleFunc("POST /kura/v1/principals:adopt", h.admin(h.adopt))
 }
 
 // writeJSON answers v; identity answers carry secrets and tokens, so they
@@ -256,6 +257,20 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// adopt tags the principals of a database from before schema 3, which are
+// refused until an administrator vouches for them.
+func (h *Handler) adopt(w http.ResponseWriter, r *http.Request) {
+	names, err := h.Auth.Adopt(r.Context())
+	if err != nil {
+		h.storeErr(w, r, err)
+		return
+	}
+	if names == nil {
+		names = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"adopted": names})
 }
 
 func (h *Handler) resetSecret(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/auth"
+	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store/sqlite"
 )
 
@@ -60,7 +61,7 @@ func newRig(t *testing.T) *rig {
 	admin := "bootstrap-admin-token"
 	logs := &bytes.Buffer{}
 	r := &rig{t: t, st: st, clk: clk, admin: admin, logs: logs,
-		auth: auth.New(st, auth.Config{Now: clk.now, AdminTokenHash: sha256.Sum256([]byte(admin))})}
+		auth: auth.New(st, testSealer(t), auth.Config{Now: clk.now, AdminTokenHash: sha256.Sum256([]byte(admin))})}
 	r.h = &Handler{Auth: r.auth, Log: slog.New(slog.NewTextHandler(logs, nil)), Now: clk.now}
 	mux := http.NewServeMux()
 	r.h.Register(mux)
@@ -667,4 +668,39 @@ func TestStrictBodiesAndFederatedSecrets(t *testing.T) {
 	}
 	p := r.create(`{"name":"fed","oidc_subject":"https://idp.example|svc"}`)
 	kuraErr(t, r.do("POST", "/kura/v1/principals/"+p.ID+"/secret", r.admin, ""), 400, "BadParameter", "OIDC issuer", "no client secret")
+}
+
+func testSealer(t *testing.T) *seal.Sealer {
+	root, err := seal.OpenSoftwareRoot(filepath.Join(t.TempDir(), "root.sealed"), bytes.Repeat([]byte{5}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seal.New(root)
+}
+
+// TestAdoptRoute: an untagged principal (schema 2) is refused at the token
+// endpoint and in a management read until an administrator adopts it.
+func TestAdoptRoute(t *testing.T) {
+	r := newRig(t)
+	p := r.create(`{"name":"legacy","role":"auditor"}`)
+	if err := r.st.SetPrincipalMAC(context.Background(), p.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	creds := url.Values{"grant_type": {"client_credentials"}, "client_id": {p.ID}, "client_secret": {p.ClientSecret}}
+	oauthErr(t, r.form(creds, "", ""), 401, "invalid_client", "unknown client")
+	if w := r.do("GET", "/kura/v1/principals/"+p.ID, r.admin, ""); w.Code != 503 || !strings.Contains(w.Body.String(), "integrity check") {
+		t.Errorf("management read of an untagged principal: %d %s", w.Code, w.Body)
+	}
+	auditor := r.create(`{"name":"reader","role":"auditor"}`)
+	if w := r.do("POST", "/kura/v1/principals:adopt", r.tokenFor(auditor.ID, auditor.ClientSecret), ""); w.Code != 403 {
+		t.Errorf("adopt by a non-administrator: %d", w.Code)
+	}
+	w := r.do("POST", "/kura/v1/principals:adopt", r.admin, "")
+	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"adopted":["legacy"]}` {
+		t.Fatalf("adopt: %d %s", w.Code, w.Body)
+	}
+	r.tokenFor(p.ID, p.ClientSecret)
+	if w := r.do("POST", "/kura/v1/principals:adopt", r.admin, ""); w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"adopted":[]}` {
+		t.Errorf("adopt again: %d %s", w.Code, w.Body)
+	}
 }

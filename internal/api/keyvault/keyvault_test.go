@@ -95,7 +95,7 @@ func newRig(t *testing.T, recoverableDays int) *rig {
 	logs := &bytes.Buffer{}
 	r := &rig{t: t, st: st, clk: clk, admin: admin, logs: logs,
 		keys: keys.New(st, seal.New(root), keys.Config{Now: clk.now, RecoverableDays: recoverableDays}),
-		auth: auth.New(st, auth.Config{Now: clk.now, AdminTokenHash: sha256.Sum256([]byte(admin))}),
+		auth: auth.New(st, seal.New(root), auth.Config{Now: clk.now, AdminTokenHash: sha256.Sum256([]byte(admin))}),
 	}
 	r.h = &Handler{Keys: r.keys, Auth: r.auth, Log: slog.New(slog.NewTextHandler(logs, nil))}
 	mux := http.NewServeMux()

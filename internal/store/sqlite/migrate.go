@@ -12,11 +12,18 @@ import (
 // user_version. A later change of the schema appends a step to migrations
 // and raises it; a database from a newer kura is refused rather than
 // misread.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // migrations[i] takes a database from version i+1 to i+2.
 var migrations = []string{
 	auditSchema, // 1 → 2: the audit log
+	// 2 → 3: integrity tags on principals and access tokens. Existing
+	// tokens cannot be authenticated and live an hour at most: dropped
+	// (clients fetch new ones). Existing principals are refused until an
+	// administrator adopts them (auth.Service.Adopt).
+	`ALTER TABLE principals ADD COLUMN mac BLOB;
+ALTER TABLE access_tokens ADD COLUMN mac BLOB;
+DELETE FROM access_tokens;`,
 }
 
 // querier is what migrate needs of a connection.
@@ -68,7 +75,7 @@ func migrateTx(ctx context.Context, q querier) error {
 		if _, err := q.ExecContext(ctx, fullSchema); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
-		v = 1
+		v = schemaVersion // fullSchema is the current schema: nothing to migrate
 	}
 	for ; v < schemaVersion; v++ {
 		if _, err := q.ExecContext(ctx, migrations[v-1]); err != nil {

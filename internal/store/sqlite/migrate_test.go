@@ -109,6 +109,31 @@ CREATE TABLE policies (type TEXT PRIMARY KEY, text TEXT NOT NULL, jws TEXT NOT N
 			}
 		}
 	})
+	t.Run("schema 2 migrates to 3", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "kura.db")
+		v2 := schema + keysSchema + strings.ReplaceAll(principalsSchema, ",\n\tmac          BLOB", "") + auditSchema
+		if strings.Contains(strings.ReplaceAll(principalsSchema, ",\n\tmac          BLOB", ""), "mac") {
+			t.Fatal("the schema-2 reconstruction still has a mac column")
+		}
+		rawExec(t, path, v2+`INSERT INTO principals (id, name, created) VALUES ('p1', 'app', 1);
+INSERT INTO access_tokens (hash, principal_id, expires) VALUES (x'0102', 'p1', 99999999999999999);
+PRAGMA user_version = 2;`)
+		s, err := Open(path)
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		defer s.Close()
+		if v := userVersion(t, path); v != 3 {
+			t.Errorf("user_version %d, want 3", v)
+		}
+		p, err := s.GetPrincipal(t.Context(), "p1")
+		if err != nil || p.Name != "app" || p.MAC != nil {
+			t.Errorf("principal after migration: %+v %v", p, err)
+		}
+		if _, err := s.GetAccessToken(t.Context(), []byte{1, 2}); err == nil {
+			t.Error("an untagged access token survived the migration")
+		}
+	})
 	t.Run("newer database is refused", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "kura.db")
 		rawExec(t, path, `PRAGMA user_version = 99`)

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS principals (
 	name         TEXT NOT NULL UNIQUE,
 	secret_hash  BLOB,
 	oidc_subject TEXT UNIQUE,
-	created      INTEGER NOT NULL
+	created      INTEGER NOT NULL,
+	mac          BLOB
 );
 CREATE TABLE IF NOT EXISTS role_assignments (
 	principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
@@ -28,7 +29,8 @@ CREATE TABLE IF NOT EXISTS role_assignments (
 CREATE TABLE IF NOT EXISTS access_tokens (
 	hash         BLOB PRIMARY KEY,
 	principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
-	expires      INTEGER NOT NULL
+	expires      INTEGER NOT NULL,
+	mac          BLOB
 );
 `
 
@@ -40,8 +42,8 @@ func nullString(s string) any {
 }
 
 func (s *Store) CreatePrincipal(ctx context.Context, p store.Principal) error {
-	_, err := s.exec(ctx, `INSERT INTO principals (id, name, secret_hash, oidc_subject, created) VALUES (?, ?, ?, ?, ?)`,
-		p.ID, p.Name, p.SecretHash, nullString(p.OIDCSubject), unix(p.Created))
+	_, err := s.exec(ctx, `INSERT INTO principals (id, name, secret_hash, oidc_subject, created, mac) VALUES (?, ?, ?, ?, ?, ?)`,
+		p.ID, p.Name, p.SecretHash, nullString(p.OIDCSubject), unix(p.Created), p.MAC)
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") || strings.Contains(err.Error(), "constraint") {
 			return fmt.Errorf("principal %q: %w", p.Name, store.ErrConflict)
@@ -55,8 +57,8 @@ func (s *Store) getPrincipal(ctx context.Context, where string, arg any) (store.
 	var p store.Principal
 	var sub sql.NullString
 	var created int64
-	err := s.q.QueryRowContext(ctx, `SELECT id, name, secret_hash, oidc_subject, created FROM principals WHERE `+where+` = ?`, arg).
-		Scan(&p.ID, &p.Name, &p.SecretHash, &sub, &created)
+	err := s.q.QueryRowContext(ctx, `SELECT id, name, secret_hash, oidc_subject, created, mac FROM principals WHERE `+where+` = ?`, arg).
+		Scan(&p.ID, &p.Name, &p.SecretHash, &sub, &created, &p.MAC)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("principal: %w", store.ErrNotFound)
 	}
@@ -81,10 +83,10 @@ func (s *Store) ListPrincipals(ctx context.Context) ([]store.Principal, error) {
 		var p store.Principal
 		var sub sql.NullString
 		var created int64
-		err := r.Scan(&p.ID, &p.Name, &p.SecretHash, &sub, &created)
+		err := r.Scan(&p.ID, &p.Name, &p.SecretHash, &sub, &created, &p.MAC)
 		p.OIDCSubject, p.Created = sub.String, fromUnix(created)
 		return p, err
-	}, `SELECT id, name, secret_hash, oidc_subject, created FROM principals ORDER BY name`)
+	}, `SELECT id, name, secret_hash, oidc_subject, created, mac FROM principals ORDER BY name`)
 }
 
 func (s *Store) DeletePrincipal(ctx context.Context, id string) error {
@@ -121,6 +123,17 @@ func (s *Store) SetPrincipalSecret(ctx context.Context, id string, hash []byte) 
 	})
 }
 
+func (s *Store) SetPrincipalMAC(ctx context.Context, id string, mac []byte) error {
+	res, err := s.exec(ctx, `UPDATE principals SET mac = ? WHERE id = ?`, mac, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("principal %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
 func (s *Store) AddRole(ctx context.Context, a store.RoleAssignment) error {
 	_, err := s.exec(ctx, `INSERT INTO role_assignments (principal_id, role, scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, a.PrincipalID, a.Role, a.Scope)
 	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY") {
@@ -147,14 +160,14 @@ func (s *Store) Roles(ctx context.Context, principalID string) ([]store.RoleAssi
 }
 
 func (s *Store) PutAccessToken(ctx context.Context, t store.AccessToken) error {
-	_, err := s.exec(ctx, `INSERT INTO access_tokens (hash, principal_id, expires) VALUES (?, ?, ?)`, t.Hash, t.PrincipalID, unix(t.Expires))
+	_, err := s.exec(ctx, `INSERT INTO access_tokens (hash, principal_id, expires, mac) VALUES (?, ?, ?, ?)`, t.Hash, t.PrincipalID, unix(t.Expires), t.MAC)
 	return err
 }
 
 func (s *Store) GetAccessToken(ctx context.Context, hash []byte) (store.AccessToken, error) {
 	var t store.AccessToken
 	var exp int64
-	err := s.q.QueryRowContext(ctx, `SELECT hash, principal_id, expires FROM access_tokens WHERE hash = ?`, hash).Scan(&t.Hash, &t.PrincipalID, &exp)
+	err := s.q.QueryRowContext(ctx, `SELECT hash, principal_id, expires, mac FROM access_tokens WHERE hash = ?`, hash).Scan(&t.Hash, &t.PrincipalID, &exp, &t.MAC)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, fmt.Errorf("access token: %w", store.ErrNotFound)
 	}

@@ -295,7 +295,7 @@ func keyPaging(t *testing.T, s store.Store) {
 func principals(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
-	p := store.Principal{ID: "p1", Name: "app", SecretHash: []byte{1}, Created: t0}
+	p := store.Principal{ID: "p1", Name: "app", SecretHash: []byte{1}, Created: t0, MAC: []byte("tag-1")}
 	if err := s.CreatePrincipal(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -308,8 +308,20 @@ func principals(t *testing.T, s store.Store) {
 	if got, err := s.GetPrincipalBySubject(ctx, "iss|sub"); err != nil || got.ID != "p3" {
 		t.Errorf("by subject: %v %v", got, err)
 	}
-	if got, err := s.GetPrincipalByName(ctx, "app"); err != nil || got.ID != "p1" || !bytes.Equal(got.SecretHash, []byte{1}) {
+	if got, err := s.GetPrincipalByName(ctx, "app"); err != nil || got.ID != "p1" || !bytes.Equal(got.SecretHash, []byte{1}) || string(got.MAC) != "tag-1" {
 		t.Errorf("by name: %v %v", got, err)
+	}
+	if err := s.SetPrincipalMAC(ctx, "p1", []byte("tag-2")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetPrincipal(ctx, "p1"); err != nil || string(got.MAC) != "tag-2" {
+		t.Errorf("principal tag not replaced: %q %v", got.MAC, err)
+	}
+	if ps, err := s.ListPrincipals(ctx); err != nil || len(ps) != 2 || string(ps[0].MAC) != "tag-2" {
+		t.Errorf("list does not carry the tag: %v %v", ps, err)
+	}
+	if err := s.SetPrincipalMAC(ctx, "nope", []byte("x")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("tag of a missing principal: %v", err)
 	}
 	for range 2 {
 		if err := s.AddRole(ctx, store.RoleAssignment{PrincipalID: "p1", Role: "crypto-user", Scope: "/"}); err != nil {
@@ -326,11 +338,11 @@ func principals(t *testing.T, s store.Store) {
 	if err := s.SetPrincipalSecret(ctx, "p1", []byte{2}); err != nil {
 		t.Fatal(err)
 	}
-	tok := store.AccessToken{Hash: []byte{7, 7}, PrincipalID: "p1", Expires: t0.Add(time.Hour)}
+	tok := store.AccessToken{Hash: []byte{7, 7}, PrincipalID: "p1", Expires: t0.Add(time.Hour), MAC: []byte("tok-tag")}
 	if err := s.PutAccessToken(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.GetAccessToken(ctx, []byte{7, 7}); err != nil || got.PrincipalID != "p1" || !got.Expires.Equal(tok.Expires) {
+	if got, err := s.GetAccessToken(ctx, []byte{7, 7}); err != nil || got.PrincipalID != "p1" || !got.Expires.Equal(tok.Expires) || string(got.MAC) != "tok-tag" {
 		t.Errorf("token: %+v %v", got, err)
 	}
 	s.DeleteExpiredTokens(ctx, t0.Add(2*time.Hour))
