@@ -25,7 +25,7 @@ func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 // agentCmd is `kura agent`: the guest side of secure key release.
 func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	mk := clientFlags(fs)
+	mk, dataDir, resolveData := clientDataFlags(fs)
 	var keyFlags multi
 	fs.Var(&keyFlags, "key", "key to release, NAME or NAME/VERSION (repeatable)")
 	clientID := fs.String("client-id", os.Getenv("KURA_CLIENT_ID"), "principal (release-user role) id or name; also KURA_CLIENT_ID")
@@ -36,9 +36,15 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	simulate := fs.Bool("sim", false, "use the simulated TEE (root in DATA/sim; only a --dev kura trusts it)")
 	simDebug := fs.Bool("sim-debug", false, "with --sim: simulate a debuggable guest")
 	enc := fs.String("enc", "", "release wrapping: CKM_RSA_AES_KEY_WRAP (default), RSA_AES_KEY_WRAP_256, RSA_AES_KEY_WRAP_384")
-	data := fs.String("sim-data", "./kura-data", "with --sim: the data directory holding the simulated root")
+	data := fs.String("sim-data", "", "with --sim: the data directory holding the simulated root (default: --data)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := resolveData(); err != nil {
+		return err
+	}
+	if *data == "" {
+		*data = *dataDir
 	}
 	if len(keyFlags) == 0 {
 		return &exitError{2, errors.New("agent needs at least one --key")}

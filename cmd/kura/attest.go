@@ -32,12 +32,15 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("attest verify", flag.ContinueOnError)
 	typ := fs.String("type", "SevSnpVm", "attestation type")
 	at := fs.String("at", "", "verification time, RFC 3339 (default now)")
-	data := fs.String("data", "./kura-data", "data directory with cached collateral and policies")
+	data, resolveData := dataFlag(fs, "data directory with cached collateral and policies")
 	storeDSN := storeFlag(fs)
 	trustSim := fs.Bool("trust-simulator", false, "trust kura's simulated TEE (its root in DATA/sim)")
 	unsealFile := fs.String("unseal-key-file", "", "unseal key, to authenticate the stored policy (default DATA/dev/unseal.key if present)")
 	policyFile := fs.String("policy", "", "evaluate this policy text instead of the stored one")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := resolveData(); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -114,11 +117,21 @@ type client struct {
 // Like VAULT_ADDR and VAULT_CACERT, KURA_ADDR (a URL, or host:port for
 // https), KURA_CACERT, KURA_DATA and KURA_TOKEN give the defaults.
 func clientFlags(fs *flag.FlagSet) func() (*client, error) {
+	mk, _, _ := clientDataFlags(fs)
+	return mk
+}
+
+// clientDataFlags is clientFlags that also gives the data directory (once
+// resolved) to a command that can work on it offline.
+func clientDataFlags(fs *flag.FlagSet) (func() (*client, error), *string, func() error) {
 	url := fs.String("url", envOr("KURA_ADDR", "https://127.0.0.1:8443"), "kura server URL (default KURA_ADDR)")
-	data := fs.String("data", envOr("KURA_DATA", "./kura-data"), "data directory (for DATA/tls/ca.pem and DATA/dev/admin-token; default KURA_DATA)")
+	data, resolveData := dataFlag(fs, "data directory, for DATA/tls/ca.pem and DATA/dev/admin-token")
 	ca := fs.String("ca", os.Getenv("KURA_CACERT"), "CA certificate to trust (default KURA_CACERT, else DATA/tls/ca.pem, else the system roots)")
 	tokenFile := fs.String("token-file", "", "bearer token file (default KURA_TOKEN's token, else DATA/dev/admin-token if present)")
 	return func() (*client, error) {
+		if err := resolveData(); err != nil {
+			return nil, err
+		}
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		caFile := *ca
 		if caFile == "" {
@@ -163,7 +176,7 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 			c.token = strings.TrimSpace(string(b))
 		}
 		return c, nil
-	}
+	}, data, resolveData
 }
 
 // do sends a request and returns the body of a 2xx answer, or an error
@@ -271,13 +284,42 @@ func attestSend(ctx context.Context, name, defType string, args []string, stdout
 
 func collateralImport(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("collateral import", flag.ContinueOnError)
-	data := fs.String("data", "./kura-data", "data directory")
+	mk, data, resolveData := clientDataFlags(fs)
 	storeDSN := storeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := resolveData(); err != nil {
+		return err
+	}
 	if fs.NArg() == 0 {
 		return &exitError{2, errors.New("collateral import takes one or more files (VCEK, VLEK as DER or PEM; AMD CRLs)")}
+	}
+	// With a server named (--url or KURA_ADDR) and no local store named
+	// (--data, --store), the files go to its API.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if (set["url"] || os.Getenv("KURA_ADDR") != "") && !set["data"] && !set["store"] {
+		c, err := mk()
+		if err != nil {
+			return err
+		}
+		for _, f := range fs.Args() {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			resp, err := c.do(ctx, http.MethodPost, "/kura/v1/collateral", "application/octet-stream", b)
+			if err != nil {
+				return &exitError{1, fmt.Errorf("%s: %w", f, err)}
+			}
+			var out struct {
+				Imported int `json:"imported"`
+			}
+			json.Unmarshal(resp, &out)
+			fmt.Fprintf(stdout, "%s: imported %d item(s) into %s\n", f, out.Imported, c.url)
+		}
+		return nil
 	}
 	cfg := config.Default()
 	cfg.DataDir, cfg.Store = *data, *storeDSN
@@ -383,11 +425,14 @@ func simSNP(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sim snp", flag.ContinueOnError)
 	rt := fs.String("runtime-data", "", "runtime data file; its SHA-256 goes into report_data")
 	out := fs.String("out", "", "where to write the SevSnpVm request body")
-	data := fs.String("data", "./kura-data", "data directory holding the simulated root (DATA/sim)")
+	data, resolveData := dataFlag(fs, "the server's data directory, holding the simulated root (DATA/sim)")
 	dataType := fs.String("data-type", "", "runtimeData dataType: JSON or Binary (default: JSON if the file is JSON)")
 	nonce := fs.String("nonce", "", "nonce to send")
 	debug := fs.Bool("debug", false, "simulate a debuggable guest")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := resolveData(); err != nil {
 		return err
 	}
 	if *rt == "" || *out == "" {
@@ -477,6 +522,42 @@ func storeFlag(fs *flag.FlagSet) *string {
 }
 
 // envOr is the environment variable k, or def when it is unset or empty.
+// dataFlag adds --data and --config to a command that reads the server's
+// data directory, which it finds as kura serve does: --data, else
+// KURA_DATA, else the data_dir of the config file (--config or
+// KURA_CONFIG), else ./kura-data. Call the returned function after Parse.
+func dataFlag(fs *flag.FlagSet, what string) (*string, func() error) {
+	data := fs.String("data", "", what+" (default: KURA_DATA, else data_dir of --config or KURA_CONFIG, else ./kura-data)")
+	file := fs.String("config", os.Getenv("KURA_CONFIG"), "kura serve's JSON config file, read for its data_dir (default KURA_CONFIG)")
+	return data, func() error {
+		if *data != "" {
+			return nil
+		}
+		if v := os.Getenv("KURA_DATA"); v != "" {
+			*data = v
+			return nil
+		}
+		if *file != "" {
+			b, err := os.ReadFile(*file)
+			if err != nil {
+				return fmt.Errorf("config file: %w", err)
+			}
+			var c struct {
+				DataDir string `json:"data_dir"`
+			}
+			if err := json.Unmarshal(b, &c); err != nil {
+				return fmt.Errorf("config file %s: %w", *file, err)
+			}
+			if c.DataDir != "" {
+				*data = c.DataDir
+				return nil
+			}
+		}
+		*data = config.Default().DataDir
+		return nil
+	}
+}
+
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v

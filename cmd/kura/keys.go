@@ -19,6 +19,7 @@ import (
 // JSON in and out (byte values as base64url), so it composes with scripts.
 func keysCmd(ctx context.Context, op string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keys "+op, flag.ContinueOnError)
+	fs.SetOutput(stdout) // -h is asked for: its answer goes to standard output
 	mk := clientFlags(fs)
 	apiVersion := fs.String("api-version", "2025-07-01", "api-version to send")
 	name := fs.String("name", "", "key name")
@@ -30,7 +31,7 @@ func keysCmd(ctx context.Context, op string, args []string, stdout io.Writer) er
 	exportable := fs.Bool("exportable", false, "create/import: exportable (needs --release-policy)")
 	releasePolicy := fs.String("release-policy", "", "create/import/update: release policy JSON file")
 	immutable := fs.Bool("immutable", false, "create/import/update: make the release policy immutable")
-	enabled := fs.String("enabled", "", "update: true or false")
+	enabled := fs.String("enabled", "", "create/import/update: true or false")
 	tags := fs.String("tags", "", "create/update: comma-separated k=v tags")
 	jwkFile := fs.String("jwk", "", "import: JWK file with the private key")
 	hsm := fs.Bool("hsm", false, "import: mark the key as HSM-protected")
@@ -42,7 +43,11 @@ func keysCmd(ctx context.Context, op string, args []string, stdout io.Writer) er
 	tag := fs.String("tag", "", "decrypt: authentication tag, base64url")
 	count := fs.Int("count", 32, "random: number of bytes")
 	file := fs.String("file", "", "backup: output file; restore: input file; rotation-policy set: policy JSON")
+	checkFlags := subcommandFlags(fs, keysSubFlags, op, "api-version")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkFlags(); err != nil {
 		return err
 	}
 	var enabledValue bool
@@ -315,13 +320,19 @@ func keysCmd(ctx context.Context, op string, args []string, stdout io.Writer) er
 // authCmd is `kura auth`: principals and roles, through the admin API.
 func authCmd(ctx context.Context, op string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("auth "+op, flag.ContinueOnError)
+	fs.SetOutput(stdout)
 	mk := clientFlags(fs)
 	name := fs.String("name", "", "principal name")
 	id := fs.String("id", "", "principal id")
 	role := fs.String("role", "", "role: administrator, crypto-officer, crypto-user, release-user, auditor")
 	scope := fs.String("scope", "/", `scope: "/" (all keys) or "/keys/NAME"`)
 	subject := fs.String("oidc-subject", "", `create: bind an external identity "issuer|sub" instead of a client secret`)
+	secretFile := fs.String("secret-file", "", "create, reset-secret: write the client secret to this file (mode 0600) instead of printing it")
+	checkFlags := subcommandFlags(fs, authSubFlags, op)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkFlags(); err != nil {
 		return err
 	}
 	c, err := mk()
@@ -397,19 +408,62 @@ func authCmd(ctx context.Context, op string, args []string, stdout io.Writer) er
 	}
 	var pretty any
 	json.Unmarshal(resp, &pretty)
+	if m, ok := pretty.(map[string]any); ok && *secretFile != "" {
+		if sec, ok := m["client_secret"].(string); ok {
+			if err := writeSecret(*secretFile, sec); err != nil {
+				return err
+			}
+			m["client_secret"] = "(written to " + *secretFile + ")"
+		}
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(pretty)
+}
+
+// writeSecret writes a secret to a new file, or over one, readable by its
+// owner only.
+func writeSecret(path, secret string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil { // an existing file keeps its mode otherwise
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(secret + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // operatorCmd is `kura operator`: init, unseal and status of the root.
 func operatorCmd(ctx context.Context, op string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("operator "+op, flag.ContinueOnError)
 	mk := clientFlags(fs)
-	shares := fs.Int("shares", 5, "init: number of unseal key shares")
-	threshold := fs.Int("threshold", 3, "init: shares needed to unseal")
+	shares := fs.Int("shares", 5, "init, rekey --init: number of unseal key shares")
+	threshold := fs.Int("threshold", 3, "init, rekey --init: shares needed to unseal")
+	start := fs.Bool("init", false, "rekey: begin a rekey to --shares/--threshold")
+	cancel := fs.Bool("cancel", false, "rekey: drop the rekey in progress (the current shares stay valid)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	readShare := func() (string, error) {
+		share := strings.TrimSpace(fs.Arg(0))
+		if share == "" {
+			// Read from standard input so the share stays out of shell history.
+			b, err := io.ReadAll(io.LimitReader(os.Stdin, 4096))
+			if err != nil {
+				return "", err
+			}
+			share = strings.TrimSpace(string(b))
+		}
+		if share == "" {
+			return "", &exitError{2, fmt.Errorf("operator %s takes one share (argument or standard input)", op)}
+		}
+		return share, nil
 	}
 	c, err := mk()
 	if err != nil {
@@ -444,24 +498,74 @@ func operatorCmd(ctx context.Context, op string, args []string, stdout io.Writer
 		}
 		return nil
 	case "unseal":
-		share := strings.TrimSpace(fs.Arg(0))
-		if share == "" {
-			// Read from standard input so the share stays out of shell history.
-			b, err := io.ReadAll(io.LimitReader(os.Stdin, 4096))
-			if err != nil {
-				return err
-			}
-			share = strings.TrimSpace(string(b))
-		}
-		if share == "" {
-			return &exitError{2, errors.New("operator unseal takes one share (argument or standard input)")}
+		share, err := readShare()
+		if err != nil {
+			return err
 		}
 		b, _ := json.Marshal(map[string]string{"share": share})
 		resp, err = c.do(ctx, http.MethodPost, "/kura/v1/operator/unseal", "application/json", b)
+		if err != nil {
+			return err
+		}
+	case "seal":
+		resp, err = c.do(ctx, http.MethodPost, "/kura/v1/operator/seal", "application/json", []byte("{}"))
+	case "rekey":
+		switch {
+		case *start && *cancel:
+			return &exitError{2, errors.New("operator rekey: --init or --cancel, not both")}
+		case *start:
+			b, _ := json.Marshal(map[string]int{"shares": *shares, "threshold": *threshold})
+			if _, err = c.do(ctx, http.MethodPost, "/kura/v1/operator/rekey/init", "application/json", b); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "rekey to %d shares of threshold %d started: each custodian now gives a current share with `kura operator rekey`\n", *shares, *threshold)
+			return nil
+		case *cancel:
+			if _, err = c.do(ctx, http.MethodDelete, "/kura/v1/operator/rekey", "", nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "rekey cancelled; the current shares stay valid")
+			return nil
+		}
+		share, err := readShare()
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(map[string]string{"share": share})
+		if resp, err = c.do(ctx, http.MethodPost, "/kura/v1/operator/rekey", "application/json", b); err != nil {
+			return err
+		}
+		var out struct {
+			NewShares []string `json:"new_shares"`
+			Done      bool     `json:"done"`
+			Rekey     *struct {
+				Threshold, Progress int
+				Verifying           bool
+			} `json:"rekey"`
+		}
+		if err := json.Unmarshal(resp, &out); err != nil {
+			return err
+		}
+		switch {
+		case out.Done:
+			fmt.Fprintln(stdout, "rekey done: the new shares unseal kura; the previous shares open nothing any more")
+		case len(out.NewShares) > 0:
+			fmt.Fprintf(stdout, "New shares, shown once and stored nowhere. Give each custodian one; then %d of them must each run `kura operator rekey` with their NEW share to finish (until then the previous shares still unseal):\n\n", out.Rekey.Threshold)
+			for i, s := range out.NewShares {
+				fmt.Fprintf(stdout, "share %d: %s\n", i+1, s)
+			}
+		case out.Rekey != nil:
+			step := "current"
+			if out.Rekey.Verifying {
+				step = "new"
+			}
+			fmt.Fprintf(stdout, "rekey: %d of %d %s shares given\n", out.Rekey.Progress, out.Rekey.Threshold, step)
+		}
+		return nil
 	case "status":
 		resp, err = c.do(ctx, http.MethodGet, "/kura/v1/operator/status", "", nil)
 	default:
-		return &exitError{2, fmt.Errorf("unknown operator subcommand %q (init, unseal, status)", op)}
+		return &exitError{2, fmt.Errorf("unknown operator subcommand %q (init, unseal, seal, rekey, status)", op)}
 	}
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/evidence"
 	"github.com/kura-project/kura/internal/server"
 )
 
@@ -126,5 +127,34 @@ func TestAttestSend(t *testing.T) {
 	var ee *exitError
 	if _, err := runKura(t, "attest", "send", "--url", url, "--data", data, body); !asExit(err, &ee) || ee.code != 2 {
 		t.Errorf("no type: %v, want a usage error", err)
+	}
+}
+
+// TestCollateralImportThroughAPI: with --url, `kura collateral import`
+// sends each file to the running server (administrator role), which files
+// it as an offline import would; a file that is no collateral is refused with the reason.
+func TestCollateralImportThroughAPI(t *testing.T) {
+	url, data := devServer(t)
+	t.Setenv("KURA_ADDR", "")
+	t.Setenv("KURA_DATA", "")
+	t.Setenv("KURA_TOKEN", "")
+	common := []string{"--url", url, "--ca", filepath.Join(data, "tls", "ca.pem"), "--token-file", filepath.Join(data, "dev", "admin-token")}
+	roots := filepath.Join(evidence.Dir(t), "amd-roots", "ask_ark_milan.pem")
+	out, err := runKura(t, append(append([]string{"collateral", "import"}, common...), roots)...)
+	if err != nil || !strings.Contains(out, "imported 1 item(s) into "+url) {
+		t.Fatalf("import through the API: %v\n%s", err, out)
+	}
+	junk := filepath.Join(t.TempDir(), "junk.pem")
+	os.WriteFile(junk, []byte("not collateral"), 0o600)
+	_, err = runKura(t, append(append([]string{"collateral", "import"}, common...), junk)...)
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "junk.pem") || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "neither an X.509 certificate nor a CRL") {
+		t.Errorf("junk through the API: %v", err)
+	}
+	// Without the administrator's token: refused.
+	empty := filepath.Join(t.TempDir(), "tok")
+	os.WriteFile(empty, []byte("kura_at_not-a-token"), 0o600)
+	_, err = runKura(t, "collateral", "import", "--url", url, "--ca", filepath.Join(data, "tls", "ca.pem"), "--token-file", empty, roots)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("import without an administrator: %v", err)
 	}
 }

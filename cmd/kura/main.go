@@ -37,7 +37,7 @@ Usage:
             backup|restore|rotate|rotation-policy|random|
             encrypt|decrypt|wrap|unwrap|sign|verify --name KEY [flags]
   kura auth create|list|get|delete|reset-secret|grant|revoke|adopt [flags]
-  kura operator init|unseal|status [flags]
+  kura operator init|unseal|seal|rekey|status [flags]
   kura sim snp --runtime-data FILE --out FILE [--data DIR]
   kura bench attest [--clients N] [--duration 5s] [--alg RS256|ES256|ES384]
   kura bench keys [--clients N] [--duration 3s]

@@ -227,3 +227,87 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("usage error exit %d", code)
 	}
 }
+
+// TestDataDirLikeServe: a command that reads the data directory finds it
+// as kura serve does: --data, else KURA_DATA, else the config file's
+// data_dir (--config or KURA_CONFIG), else ./kura-data.
+func TestDataDirLikeServe(t *testing.T) {
+	dir := t.TempDir()
+	rt := filepath.Join(dir, "rt.json")
+	os.WriteFile(rt, []byte(`{"keys":[]}`), 0o600)
+	fromFile, fromEnv, fromFlag := filepath.Join(dir, "file-data"), filepath.Join(dir, "env-data"), filepath.Join(dir, "flag-data")
+	cfgFile := filepath.Join(dir, "kura.json")
+	os.WriteFile(cfgFile, []byte(`{"data_dir":"`+fromFile+`","dev":true}`), 0o600)
+	simIn := func(t *testing.T, want string, args ...string) {
+		t.Helper()
+		args = append([]string{"sim", "snp", "--runtime-data", rt, "--out", filepath.Join(dir, "b.json")}, args...)
+		out, err := runKura(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, filepath.Join(want, "sim")) {
+			t.Errorf("%v: %s", args, out)
+		}
+		if _, err := os.Stat(filepath.Join(want, "sim")); err != nil {
+			t.Errorf("no simulated root in %s", want)
+		}
+	}
+	t.Setenv("KURA_DATA", "")
+	t.Setenv("KURA_CONFIG", "")
+	t.Run("--config", func(t *testing.T) { simIn(t, fromFile, "--config", cfgFile) })
+	t.Run("KURA_CONFIG", func(t *testing.T) {
+		t.Setenv("KURA_CONFIG", cfgFile)
+		simIn(t, fromFile)
+	})
+	t.Run("KURA_DATA over the file", func(t *testing.T) {
+		t.Setenv("KURA_CONFIG", cfgFile)
+		t.Setenv("KURA_DATA", fromEnv)
+		simIn(t, fromEnv)
+	})
+	t.Run("--data over everything", func(t *testing.T) {
+		t.Setenv("KURA_CONFIG", cfgFile)
+		t.Setenv("KURA_DATA", fromEnv)
+		simIn(t, fromFlag, "--data", fromFlag)
+	})
+	t.Run("a config file that is not JSON", func(t *testing.T) {
+		bad := filepath.Join(dir, "bad.json")
+		os.WriteFile(bad, []byte("data_dir = x"), 0o600)
+		if _, err := runKura(t, "sim", "snp", "--runtime-data", rt, "--out", filepath.Join(dir, "b.json"), "--config", bad); err == nil || !strings.Contains(err.Error(), "bad.json") {
+			t.Errorf("bad config file: %v", err)
+		}
+	})
+}
+
+// TestSubcommandFlags: `-h` on a subcommand lists only its own flags (and
+// the client flags) and exits 0; a flag of another subcommand is refused.
+func TestSubcommandFlags(t *testing.T) {
+	for _, c := range []struct {
+		args      []string
+		has, hasn []string
+	}{
+		{[]string{"keys", "create", "-h"}, []string{"-kty", "-crv", "-release-policy", "-url", "-api-version"}, []string{"-digest", "-jwk", "-count", "-iv"}},
+		{[]string{"keys", "verify", "-h"}, []string{"-digest", "-alg", "-value"}, []string{"-kty", "-tags"}},
+		{[]string{"auth", "grant", "-h"}, []string{"-id", "-role", "-scope"}, []string{"-name", "-oidc-subject", "-api-version"}},
+	} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), c.args, &out, &errb)
+		if code := exitCode(err); code != 0 {
+			t.Errorf("%v: exit %d", c.args, code)
+		}
+		text := out.String() + errb.String()
+		for _, f := range c.has {
+			if !strings.Contains(text, "  "+f+" ") && !strings.Contains(text, "  "+f+"\n") {
+				t.Errorf("%v does not list %s:\n%s", c.args, f, text)
+			}
+		}
+		for _, f := range c.hasn {
+			if strings.Contains(text, "  "+f+" ") || strings.Contains(text, "  "+f+"\n") {
+				t.Errorf("%v lists %s, which it does not take", c.args, f)
+			}
+		}
+	}
+	_, err := runKura(t, "keys", "get", "--name", "k", "--kty", "EC")
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "keys get does not take --kty") {
+		t.Errorf("a flag of another subcommand: %v", err)
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/keyrelease"
 	"github.com/kura-project/kura/internal/keys"
+	"github.com/kura-project/kura/internal/metrics"
 	"github.com/kura-project/kura/internal/oidc"
 	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store"
@@ -50,6 +51,8 @@ type App struct {
 	// ReleaseCertify issues the certificate chain of the release-signing
 	// key (the server's TLS CA, for the TLS names); nil: self-signed.
 	ReleaseCertify token.Certifier
+	// Metrics, when set, is told what the services do (Start wires it).
+	Metrics *metrics.Metrics
 
 	adminH [32]byte // SHA-256 of the admin token; zero: no admin
 }
@@ -64,7 +67,7 @@ type Services struct {
 	Keys        *keys.Manager
 	Auth        *auth.Service
 	Release     *keyrelease.Service
-	Signers     []*x509.Certificate // configured policy signers
+	Signers     []*x509.Certificate // configured policy signers: the initial policy management certificates (isolated mode)
 }
 
 // Open opens what needs no root: the store, the admin token, the custody of
@@ -88,7 +91,7 @@ func Open(ctx context.Context, cfg config.Config, reg *attest.Registry, log *slo
 	if a.adminH, err = adminHash(cfg, log); err != nil {
 		return nil, nil, err
 	}
-	warnLooseSecretFiles(log, cfg.UnsealKeyFile, cfg.AdminTokenFile, cfg.PKCS11PINFile, cfg.TLSKey)
+	warnLooseSecretFiles(log, cfg.UnsealKeyFile, cfg.AdminTokenFile, cfg.PKCS11PINFile, cfg.TLSKey, cfg.ReleaseCAKey)
 	// Configuration read only when unsealing is checked now, so a sealed
 	// server does not wait for its custodians to report a typo.
 	if err := preflight(cfg, reg, st, now); err != nil {
@@ -167,7 +170,11 @@ func OpenStore(cfg config.Config) (store.Store, error) {
 // Start builds the services over the open root.
 func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error) {
 	cfg, now := a.Cfg, a.Now
-	at, err := OpenAttestation(cfg, a.Reg, a.Store, sealer, now)
+	var coll attest.CollateralStore = a.Store
+	if a.Metrics != nil {
+		coll = countedCollateral{a.Store, a.Metrics}
+	}
+	at, err := openAttestation(cfg, a.Reg, a.Store, coll, sealer, now)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +205,31 @@ func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error)
 		return nil, err
 	}
 	s.Release = &keyrelease.Service{Keys: s.Keys, Verifier: authorities, Signer: s.ReleaseKeys, Audit: audit.Store{St: a.Store, Now: now}, Now: now}
+	if m := a.Metrics; m != nil {
+		s.Appraisal.Observe = func(tee string, v appraisal.Verdict) { m.Attested(tee, string(v)) }
+		s.Release.Observe = m.Released
+		m.Bind(metrics.Sources{
+			KeyCache:         s.Keys.CacheStats,
+			TokenKeyExpiry:   s.Keyring.ActiveNotAfter,
+			ReleaseKeyExpiry: s.ReleaseKeys.ActiveNotAfter,
+			CollateralExpiry: func() (map[string]time.Time, error) { return a.Store.CollateralExpiry(context.Background()) },
+		})
+	}
 	return s, nil
+}
+
+// countedCollateral counts collateral lookups for the metrics.
+type countedCollateral struct {
+	attest.CollateralStore
+	m *metrics.Metrics
+}
+
+func (c countedCollateral) Collateral(ctx context.Context, kind, key string) ([]store.Collateral, error) {
+	items, err := c.CollateralStore.Collateral(ctx, kind, key)
+	if err == nil {
+		c.m.CollateralLookup(kind, len(items) > 0)
+	}
+	return items, err
 }
 
 // Issuer is the token issuer URL: the configured one or https://ADDR.
@@ -259,7 +290,11 @@ func teeDeps(cfg config.Config, st attest.CollateralStore, now func() time.Time)
 // configured trust roots. sealer authenticates stored policies; with nil,
 // only default policies can be served.
 func OpenAttestation(cfg config.Config, reg *attest.Registry, st store.Store, sealer appraisal.Sealer, now func() time.Time) (*Attestation, error) {
-	built, err := reg.Build(teeDeps(cfg, st, now))
+	return openAttestation(cfg, reg, st, st, sealer, now)
+}
+
+func openAttestation(cfg config.Config, reg *attest.Registry, st store.Store, coll attest.CollateralStore, sealer appraisal.Sealer, now func() time.Time) (*Attestation, error) {
+	built, err := reg.Build(teeDeps(cfg, coll, now))
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -47,7 +48,7 @@ type Config struct {
 	AdminTokenFile string `json:"admin_token_file"` // file holding the administrator bearer token (not needed with --dev)
 
 	TrustSimulator bool     `json:"trust_simulator"` // trust kura's simulated TEE without --dev (for test rigs)
-	PolicySigners  []string `json:"policy_signers"`  // PEM certificate files; when set, policy uploads must be signed by one
+	PolicySigners  []string `json:"policy_signers"`  // PEM certificate files; when set, MAA's isolated mode: the initial policy management certificates, one of which must sign every policy upload
 	TrustRoots     []string `json:"trust_roots"`     // extra vendor root bundles (PEM) to pin beside the built-in ones; each TEE module takes its vendor's
 
 	// TEE holds the settings the TEE modules own (attest.Module.Settings),
@@ -66,8 +67,35 @@ type Config struct {
 	// HTTPS discovery of OIDC issuers and release authorities (private CAs).
 	OIDCCAFile string `json:"oidc_ca_file"`
 
+	// RateLimit bounds POST /attest/* and /oauth2/token per client address
+	// and for everyone (429 with Retry-After); nil: on, except with --dev.
+	RateLimit  *bool `json:"rate_limit"`
+	AttestRate Rate  `json:"attest_rate"` // default 50/s per client, 1000/s in all
+	TokenRate  Rate  `json:"token_rate"`  // default 10/s per client, 200/s in all
+
+	// MetricsAddr serves GET /metrics in plain HTTP without authentication
+	// (a scraper on a private network); empty: only on the main listener,
+	// to the auditor or administrator role.
+	MetricsAddr string `json:"metrics_addr"`
+
 	MaxBodyBytes int64  `json:"max_body_bytes"` // request body limit; default 1 MiB
 	LogLevel     string `json:"log_level"`      // debug, info, warn, error
+}
+
+// Rate is a request rate per client address and for all clients, in
+// requests per second; each admits a burst of one second's worth. 0: no
+// limit.
+type Rate struct {
+	PerClient float64 `json:"per_client"`
+	Global    float64 `json:"global"`
+}
+
+// RateLimited reports whether the rate limits apply.
+func (c Config) RateLimited() bool {
+	if c.RateLimit != nil {
+		return *c.RateLimit
+	}
+	return !c.Dev
 }
 
 // Default returns the built-in defaults.
@@ -78,6 +106,8 @@ func Default() Config {
 		TokenAlg:     "RS256",
 		MaxBodyBytes: 1 << 20,
 		LogLevel:     "info",
+		AttestRate:   Rate{PerClient: 50, Global: 1000},
+		TokenRate:    Rate{PerClient: 10, Global: 200},
 	}
 }
 
@@ -149,6 +179,15 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Seal, "seal", cfg.Seal, "root of trust: software or pkcs11")
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", cfg.AdminTokenFile, "file with the administrator bearer token")
 	fs.BoolVar(&cfg.TrustSimulator, "trust-simulator", cfg.TrustSimulator, "trust the simulated TEE outside --dev (test rigs only)")
+	fs.Func("rate-limit", "limit POST /attest/* and /oauth2/token per client and in all: true or false (default true, false with --dev; rates: attest_rate, token_rate in the config file)", func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q: not a boolean", v)
+		}
+		cfg.RateLimit = &b
+		return nil
+	})
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "also serve GET /metrics on this address, plain HTTP without authentication (a private network's scraper)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body size limit")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn, error")
 }
@@ -159,14 +198,21 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 		"KURA_TOKEN_ALG": &cfg.TokenAlg, "KURA_TLS_CERT": &cfg.TLSCert, "KURA_TLS_KEY": &cfg.TLSKey,
 		"KURA_RELEASE_CA_CERT": &cfg.ReleaseCACert, "KURA_RELEASE_CA_KEY": &cfg.ReleaseCAKey,
 		"KURA_UNSEAL_KEY_FILE": &cfg.UnsealKeyFile, "KURA_ADMIN_TOKEN_FILE": &cfg.AdminTokenFile,
-		"KURA_LOG_LEVEL": &cfg.LogLevel,
-		"KURA_SEAL":      &cfg.Seal, "KURA_PKCS11_MODULE": &cfg.PKCS11Module, "KURA_PKCS11_TOKEN": &cfg.PKCS11Token,
+		"KURA_LOG_LEVEL": &cfg.LogLevel, "KURA_METRICS_ADDR": &cfg.MetricsAddr,
+		"KURA_SEAL": &cfg.Seal, "KURA_PKCS11_MODULE": &cfg.PKCS11Module, "KURA_PKCS11_TOKEN": &cfg.PKCS11Token,
 		"KURA_PKCS11_PIN": &cfg.PKCS11PIN, "KURA_PKCS11_PIN_FILE": &cfg.PKCS11PINFile, "KURA_PKCS11_KEY_LABEL": &cfg.PKCS11KeyLabel,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
 			*p = v
 		}
+	}
+	if v := getenv("KURA_RATE_LIMIT"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("KURA_RATE_LIMIT=%q: not a boolean", v)
+		}
+		cfg.RateLimit = &b
 	}
 	bools := map[string]*bool{"KURA_DEV": &cfg.Dev, "KURA_TRUST_SIMULATOR": &cfg.TrustSimulator}
 	for k, p := range bools {
@@ -239,6 +285,11 @@ func (c Config) Validate() error {
 	}
 	if len(c.OIDCIssuers) > 0 && c.OIDCAudience == "" {
 		errs = append(errs, errors.New("oidc_issuers needs oidc_audience: without it a token an issuer minted for another application would be accepted"))
+	}
+	for name, r := range map[string]Rate{"attest_rate": c.AttestRate, "token_rate": c.TokenRate} {
+		if r.PerClient < 0 || r.Global < 0 || math.IsNaN(r.PerClient) || math.IsNaN(r.Global) {
+			errs = append(errs, fmt.Errorf("%s: rates are requests per second, 0 (no limit) or more", name))
+		}
 	}
 	if c.MaxBodyBytes < 4096 {
 		errs = append(errs, fmt.Errorf("max-body-bytes %d is below 4096", c.MaxBodyBytes))

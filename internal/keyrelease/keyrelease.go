@@ -100,6 +100,10 @@ type Service struct {
 	// closed: without a record, no release).
 	Audit audit.Recorder
 	Now   func() time.Time // default time.Now
+	// Observe, when set, is told each outcome: granted, or denied with its
+	// reason class (ClassToken, ...), or "error" when the release failed
+	// for a cause other than a denial. For metrics: bounded values only.
+	Observe func(granted bool, class string)
 }
 
 // Request is one release request.
@@ -127,6 +131,22 @@ type Result struct {
 
 // Release checks a request and, when everything holds, wraps the key.
 func (s *Service) Release(ctx context.Context, r Request) (*Result, error) {
+	res, err := s.release(ctx, r)
+	if s.Observe != nil {
+		var d *Denied
+		switch {
+		case err == nil:
+			s.Observe(true, "")
+		case errors.As(err, &d):
+			s.Observe(false, d.Class())
+		default:
+			s.Observe(false, "error")
+		}
+	}
+	return res, err
+}
+
+func (s *Service) release(ctx context.Context, r Request) (*Result, error) {
 	enc := r.Enc
 	if enc == "" {
 		enc = skr.DefaultEnc

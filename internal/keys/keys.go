@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kura-project/kura/internal/audit"
@@ -89,7 +90,13 @@ type Manager struct {
 	cache    map[string]*keyops.Material // opened material by name/version/sealed-hash
 	versions map[string]cachedVersion    // recently read versions by name/version ("name/" = latest)
 	gen      uint64                      // bumped by forget: a read that overlapped a change is not cached
+
+	hits, misses atomic.Uint64 // version cache lookups, for metrics
 }
+
+// CacheStats reports how many version lookups the in-memory cache answered
+// and how many went to the store.
+func (m *Manager) CacheStats() (hits, misses uint64) { return m.hits.Load(), m.misses.Load() }
 
 // versionTTL bounds how long a version read from the store is reused. A
 // change made through this Manager applies at once (its cache entries are
@@ -238,7 +245,11 @@ func checkOps(kty string, ops []string) error {
 		return nil
 	}
 	allowed := defaultOps(kty)
-	for _, op := range ops {
+	for i, op := range ops {
+		if slices.Contains(ops[:i], op) {
+			// RFC 7517 §4.3: duplicate key operation values MUST NOT be present.
+			return bad("key_ops: %q is listed twice", op)
+		}
 		if !slices.Contains(allOps, op) {
 			return bad("key_ops: %q is not an operation (%v)", op, allOps)
 		}
@@ -336,6 +347,9 @@ func (m *Manager) store(ctx context.Context, action, name, kty string, mat *keyo
 	}
 	v := store.KeyVersion{Name: name, Version: newVersion(), Kty: kty, KeyOps: ops, Enabled: true, Created: now, Updated: now, Tags: tags}
 	applyAttributes(&v, a)
+	if err := checkWindow(v); err != nil {
+		return nil, err
+	}
 	if err := checkRelease(v.Exportable, rp, nil); err != nil {
 		return nil, err
 	}
@@ -427,6 +441,16 @@ func checkAttributes(a Attributes) error {
 	return nil
 }
 
+// checkWindow refuses a version whose validity window is empty: expiring
+// before it becomes valid, it could never encrypt, sign or wrap. Key
+// Vault's documentation sets no rule here; kura refuses the contradiction.
+func checkWindow(v store.KeyVersion) error {
+	if !v.NotBefore.IsZero() && !v.Expires.IsZero() && v.Expires.Before(v.NotBefore) {
+		return bad("attributes.exp: %d is before attributes.nbf %d: the key would never be valid", v.Expires.Unix(), v.NotBefore.Unix())
+	}
+	return nil
+}
+
 func applyAttributes(v *store.KeyVersion, a Attributes) {
 	if a.Enabled != nil {
 		v.Enabled = *a.Enabled
@@ -501,8 +525,10 @@ func (m *Manager) version(ctx context.Context, name, version string) (store.KeyV
 	gen := m.gen
 	m.mu.Unlock()
 	if ok && wall.Sub(c.fetched) < versionTTL && wall.Sub(c.fetched) >= 0 {
+		m.hits.Add(1)
 		return c.v, nil
 	}
+	m.misses.Add(1)
 	v, err := m.fresh(ctx, name, version)
 	if err != nil {
 		return v, err
@@ -580,6 +606,9 @@ func (m *Manager) Update(ctx context.Context, name, version string, p UpdatePara
 		return nil, err
 	}
 	applyAttributes(&v, p.Attributes)
+	if err := checkWindow(v); err != nil {
+		return nil, err
+	}
 	if p.ReleasePolicy != nil {
 		if err := checkRelease(v.Exportable, p.ReleasePolicy, cur.ReleasePolicy); err != nil {
 			return nil, err

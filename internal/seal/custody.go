@@ -67,7 +67,8 @@ type Custody struct {
 	mu     sync.Mutex
 	shares []Share
 	meta   *unsealMeta
-	closer io.Closer // the HSM root
+	rekey  *rekeyState // nil: no rekey in progress
+	closer io.Closer   // the HSM root
 }
 
 // unsealMeta is written at init beside the sealed root: how many shares,
@@ -108,6 +109,11 @@ func OpenCustody(cfg CustodyConfig) (*Custody, *Sealer, error) {
 		}
 		return c, s, nil
 	case ModeShares:
+		// A rekey a crash interrupted is finished (or dropped) first, so
+		// that the metadata read next is the one the root is sealed for.
+		if err := c.recoverRekey(); err != nil {
+			return nil, nil, err
+		}
 		b, err := os.ReadFile(c.metaFile())
 		if errors.Is(err, os.ErrNotExist) {
 			return c, nil, nil // not initialised yet
@@ -168,14 +174,15 @@ type Status struct {
 	Initialized bool
 	Shares      int // ModeShares once initialised
 	Threshold   int
-	Progress    int // shares submitted toward the threshold
+	Progress    int    // shares submitted toward the threshold
+	Rekey       *Rekey // a rekey in progress, or nil
 }
 
 // Status reports the custody's state.
 func (c *Custody) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Status{Mode: c.cfg.Mode, Initialized: c.meta != nil || c.cfg.Mode != ModeShares}
+	st := Status{Mode: c.cfg.Mode, Initialized: c.meta != nil || c.cfg.Mode != ModeShares, Rekey: c.rekeyStatus()}
 	if c.meta != nil {
 		st.Shares, st.Threshold, st.Progress = c.meta.Shares, c.meta.Threshold, len(c.shares)
 	}

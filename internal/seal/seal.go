@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 )
 
@@ -41,6 +42,17 @@ type Sealer struct{ root Root }
 
 // New returns a Sealer over root.
 func New(root Root) *Sealer { return &Sealer{root: root} }
+
+// Forget wipes a software root's key from memory, after the operations in
+// flight; it reports false for a root it cannot wipe (an HSM's key never
+// left the HSM).
+func (s *Sealer) Forget() bool {
+	if r, ok := s.root.(*SoftwareRoot); ok {
+		r.Forget()
+		return true
+	}
+	return false
+}
 
 // Seal encrypts plaintext for the object named by aad.
 func (s *Sealer) Seal(plaintext, aad []byte) ([]byte, error) {
@@ -121,21 +133,43 @@ func gcmOpen(key, ct, aad []byte) ([]byte, error) {
 
 // SoftwareRoot is an AES-256 root key held in memory, loaded from a file in
 // which it is encrypted under an unseal key.
-type SoftwareRoot struct{ key []byte }
+type SoftwareRoot struct {
+	mu  sync.RWMutex // Forget waits for wraps in flight
+	key []byte
+}
 
 var rootAAD = []byte("kura root key v1")
 
 // Wrap implements Root.
 func (r *SoftwareRoot) Wrap(dek, aad []byte) ([]byte, error) {
-	if r == nil || r.key == nil {
+	if r == nil {
+		return nil, ErrSealed
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.key == nil {
 		return nil, ErrSealed
 	}
 	return gcmSeal(r.key, dek, aad)
 }
 
+// Forget wipes the root key from memory: the root is sealed until it is
+// opened again (operators unseal). Wraps in flight finish first.
+func (r *SoftwareRoot) Forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.key)
+	r.key = nil
+}
+
 // Unwrap implements Root.
 func (r *SoftwareRoot) Unwrap(wrapped, aad []byte) ([]byte, error) {
-	if r == nil || r.key == nil {
+	if r == nil {
+		return nil, ErrSealed
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.key == nil {
 		return nil, ErrSealed
 	}
 	return gcmOpen(r.key, wrapped, aad)

@@ -2,16 +2,24 @@ package server
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest/sim"
+	"github.com/kura-project/kura/internal/certtest"
+	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys"
 	"github.com/kura-project/kura/internal/keys/keyops"
@@ -21,7 +29,18 @@ import (
 // audited key operation fails as unavailable and changes nothing; once
 // records can be written again, each operation leaves exactly one record.
 func TestAuditFailsClosed(t *testing.T) {
-	r := newRig(t, time.Now(), issuerOpt)
+	// An isolated instance, so that policy management certificates can
+	// change too.
+	signerKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signerCert := certtest.SelfSigned(t, signerKey, "policy management")
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	otherCert := certtest.SelfSigned(t, otherKey, "another policy management")
+	thirdCert := certtest.SelfSigned(t, otherKey, "a third policy management")
+	signers := filepath.Join(t.TempDir(), "signers.pem")
+	if err := os.WriteFile(signers, pemOf(signerCert.Raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, time.Now(), issuerOpt, func(c *config.Config) { c.PolicySigners = []string{signers} })
 	ctx := context.Background()
 	policy := releasePolicy(kuraIssuer+"/", nil, cond("x-ms-attestation-type", "equals", "sevsnpvm"))
 	r.importKey(t, "kept", true, policy)
@@ -56,6 +75,9 @@ func TestAuditFailsClosed(t *testing.T) {
 	code, body, _ := r.do("POST", "/kura/v1/principals", []byte(`{"name":"audited","role":"crypto-user"}`), "Authorization", "Bearer "+r.admin)
 	if code != 201 {
 		t.Fatalf("create principal: %d %s", code, body)
+	}
+	if err := r.httpOp("POST", "/certificates:add?api-version=2020-10-01", certificateChange(t, signerKey, signerCert, thirdCert))(); err != nil {
+		t.Fatal(err) // the one the remove below removes
 	}
 	var created struct{ ID string }
 	json.Unmarshal(body, &created)
@@ -131,8 +153,10 @@ func TestAuditFailsClosed(t *testing.T) {
 		{"purge", func() error { return m.Purge(ctx, "gone2") }},
 		{"restore", func() error { _, err := m.Restore(ctx, backup); return err }},
 		// The operations served over HTTP, which fail as 503.
-		{"policy set", r.httpOp("PUT", "/policies/SevSnpVm?api-version=2022-08-01", unsignedPolicy(t, `version=1.0; authorizationrules{=> permit();}; issuancerules{};`))},
-		{"policy reset", r.httpOp("POST", "/policies/SevSnpVm:reset?api-version=2022-08-01", "")},
+		{"policy set", r.httpOp("PUT", "/policies/SevSnpVm?api-version=2022-08-01", signedPolicy(t, `version=1.0; authorizationrules{=> permit();}; issuancerules{};`, signerKey, signerCert, "ES256"))},
+		{"policy reset", r.httpOp("POST", "/policies/SevSnpVm:reset?api-version=2022-08-01", certtest.CompactX5C(t, "ES256", signerKey, signerCert, nil))},
+		{"policy certificate add", r.httpOp("POST", "/certificates:add?api-version=2020-10-01", certificateChange(t, signerKey, signerCert, otherCert))},
+		{"policy certificate remove", r.httpOp("POST", "/certificates:remove?api-version=2020-10-01", certificateChange(t, signerKey, signerCert, thirdCert))},
 		{"token-key rotation", r.httpOp("POST", "/kura/v1/token-keys:rotate", "")},
 		{"principal create", r.httpOp("POST", "/kura/v1/principals", `{"name":"second","role":"crypto-user"}`)},
 		{"role add", r.httpOp("POST", "/kura/v1/principals/"+pid+"/roles", `{"role":"crypto-officer"}`)},
@@ -200,8 +224,12 @@ func (r *rig) httpOp(method, path, body string) func() error {
 	}
 }
 
-// unsignedPolicy is an MAA setPolicy body: an unsigned JWS of the text.
-func unsignedPolicy(t *testing.T, text string) string {
-	p, _ := json.Marshal(map[string]string{"AttestationPolicy": base64.RawURLEncoding.EncodeToString([]byte(text))})
-	return base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + base64.RawURLEncoding.EncodeToString(p) + "."
+// certificateChange is a /certificates:add or :remove body as the
+// 2020-10-01 clients send it: a JSON string holding the JWS, signed by
+// key and cert, whose body names target.
+func certificateChange(t *testing.T, key crypto.Signer, cert, target *x509.Certificate) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"policyCertificate": map[string]any{"kty": "EC", "x5c": []string{base64.StdEncoding.EncodeToString(target.Raw)}}})
+	b, _ := json.Marshal(certtest.CompactX5C(t, "ES256", key, cert, body))
+	return string(b)
 }

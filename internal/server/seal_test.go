@@ -295,3 +295,92 @@ func TestSealedServerChecksConfigAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestOperatorSealAndRekey: an operator seals a running kura (503 until
+// unsealed again, the data intact), and rekeys it: new shares for the same
+// root, the old ones useless once the new ones are verified.
+func TestOperatorSealAndRekey(t *testing.T) {
+	r := openServer(t, sealedConfig(t, t.TempDir()))
+	code, out := opPost(r, "/kura/v1/operator/init", map[string]int{"shares": 3, "threshold": 2})
+	if code != 200 {
+		t.Fatalf("init: %d %v", code, out)
+	}
+	strs := func(v any) []string {
+		var s []string
+		for _, x := range v.([]any) {
+			s = append(s, x.(string))
+		}
+		return s
+	}
+	old := strs(out["shares"])
+	adm := []string{"Authorization", "Bearer " + r.admin}
+	if code, resp, _ := r.do("POST", "/keys/k/create?api-version=2025-07-01", []byte(`{"kty":"EC","crv":"P-256"}`), adm...); code != 200 {
+		t.Fatalf("create key: %d %s", code, resp)
+	}
+	getKey := func() int {
+		code, _, _ := r.do("GET", "/keys/k?api-version=2025-07-01", nil, adm...)
+		return code
+	}
+	unseal := func(shares ...string) (int, map[string]any) {
+		var code int
+		var out map[string]any
+		for _, s := range shares {
+			code, out = opPost(r, "/kura/v1/operator/unseal", map[string]string{"share": s})
+		}
+		return code, out
+	}
+
+	if code, _, _ := r.do("POST", "/kura/v1/operator/seal", []byte(`{}`)); code != 401 {
+		t.Errorf("seal without the admin token: %d", code)
+	}
+	if code, out := opPost(r, "/kura/v1/operator/seal", map[string]any{}); code != 200 || out["sealed"] != true {
+		t.Fatalf("seal: %d %v", code, out)
+	}
+	if r.srv.Unsealed() || getKey() != 503 {
+		t.Fatalf("after seal: unsealed %v, get key %d", r.srv.Unsealed(), getKey())
+	}
+	if code, _, _ := r.do("GET", "/readyz", nil); code != 503 {
+		t.Errorf("readyz while sealed: %d", code)
+	}
+	if code, out := unseal(old[2], old[0]); code != 200 || out["sealed"] != false || getKey() != 200 {
+		t.Fatalf("unseal after seal: %d %v, get key %d", code, out, getKey())
+	}
+
+	// Rekey: two current shares, then two new ones.
+	if code, out := opPost(r, "/kura/v1/operator/rekey/init", map[string]int{"shares": 4, "threshold": 2}); code != 200 || out["rekey"] == nil {
+		t.Fatalf("rekey init: %d %v", code, out)
+	}
+	opPost(r, "/kura/v1/operator/rekey", map[string]string{"share": old[1]})
+	code, out = opPost(r, "/kura/v1/operator/rekey", map[string]string{"share": old[2]})
+	if code != 200 || out["new_shares"] == nil {
+		t.Fatalf("rekey step 1: %d %v", code, out)
+	}
+	fresh := strs(out["new_shares"])
+	if len(fresh) != 4 {
+		t.Fatalf("%d new shares", len(fresh))
+	}
+	opPost(r, "/kura/v1/operator/rekey", map[string]string{"share": fresh[3]})
+	if code, out := opPost(r, "/kura/v1/operator/rekey", map[string]string{"share": fresh[0]}); code != 200 || out["done"] != true {
+		t.Fatalf("rekey step 2: %d %v", code, out)
+	}
+	if getKey() != 200 {
+		t.Error("the running kura lost its keys in the rekey")
+	}
+	opPost(r, "/kura/v1/operator/seal", map[string]any{})
+	if code, out := unseal(old[0], old[1]); code != 400 || r.srv.Unsealed() {
+		t.Errorf("old shares after the rekey: %d %v", code, out)
+	}
+	if code, out := unseal(fresh[1], fresh[2]); code != 200 || !r.srv.Unsealed() || getKey() != 200 {
+		t.Fatalf("new shares: %d %v, get key %d", code, out, getKey())
+	}
+}
+
+// TestSealRefusedForSelfUnsealingRoots: a root that opens itself (here the
+// dev key file) cannot be sealed from the API; kura says to stop it.
+func TestSealRefusedForSelfUnsealingRoots(t *testing.T) {
+	r := newRig(t, time.Now())
+	code, resp, _ := r.do("POST", "/kura/v1/operator/seal", []byte(`{}`), r.admin_()...)
+	if code != 400 || !strings.Contains(string(resp), "stop kura instead") || !r.srv.Unsealed() {
+		t.Errorf("seal of a key-file root: %d %s", code, resp)
+	}
+}

@@ -11,9 +11,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +35,8 @@ import (
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys"
+	"github.com/kura-project/kura/internal/metrics"
+	"github.com/kura-project/kura/internal/ratelimit"
 	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/token"
 )
@@ -49,6 +55,11 @@ type Server struct {
 	now      func() time.Time
 	probe    rootProbe
 	root     rootSealer // set when unsealed; readiness exercises it
+	metrics  *metrics.Metrics
+	// limits bound the unauthenticated, costly routes; nil: not limited.
+	attestLimit, tokenLimit *ratelimit.Limiter
+	// metricsAddr is the --metrics-addr listener's address once serving.
+	metricsAddr atomic.Value
 }
 
 // rootProbe runs readiness's round trip through the root at most once a
@@ -120,7 +131,18 @@ func NewWithRegistry(ctx context.Context, cfg config.Config, reg *attest.Registr
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{app: a, cfg: cfg, log: log, now: now}
+	s := &Server{app: a, cfg: cfg, log: log, now: now, metrics: metrics.New()}
+	a.Metrics = s.metrics
+	if o, ok := a.Store.(interface {
+		Observe(func(op string, d time.Duration, err error))
+	}); ok {
+		o.Observe(s.metrics.StoreOp)
+	}
+	s.metrics.Sealed(func() bool { return !s.unsealed.Load() })
+	if cfg.RateLimited() {
+		s.attestLimit = ratelimit.New(cfg.AttestRate.PerClient, cfg.AttestRate.Global, now)
+		s.tokenLimit = ratelimit.New(cfg.TokenRate.PerClient, cfg.TokenRate.Global, now)
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -162,8 +184,39 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	(*s.current.Load()).ServeHTTP(w, r)
 }
 
+// MetricsAddr is the address of the --metrics-addr listener once Serve
+// has opened it ("" otherwise).
+func (s *Server) MetricsAddr() string {
+	a, _ := s.metricsAddr.Load().(string)
+	return a
+}
+
 // Unsealed reports whether the root is open.
 func (s *Server) Unsealed() bool { return s.unsealed.Load() }
+
+// seal stops serving the services and wipes the root key from memory;
+// requests in flight finish first (or fail with the root sealed). Only a
+// root unsealed with shares can be sealed: one that opens itself (a key
+// file, an HSM) would be open again at the next start.
+func (s *Server) seal() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.unsealed.Load() {
+		return nil
+	}
+	if m := s.app.Custody.Mode(); m != seal.ModeShares {
+		return fault.Bad("", "this root unseals itself (%s); sealing it would last only until the next start: stop kura instead", m)
+	}
+	sealed := s.sealedMux()
+	s.current.Store(&sealed)
+	s.unsealed.Store(false)
+	svc := s.svc.Swap(nil)
+	s.root = nil
+	if svc != nil {
+		svc.Sealer.Forget()
+	}
+	return nil
+}
 
 // finish builds the services over the open root, then serves them.
 func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
@@ -188,7 +241,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	s.common(mux)
 	mux.HandleFunc("GET /readyz", s.ready)
 	(&apimaa.Handler{
-		Service: svc.Appraisal, Keys: svc.Keyring, Log: log,
+		Service: svc.Appraisal, Keys: svc.Keyring, Log: log, Now: s.now,
 		Policies:  &apimaa.PolicyStore{PolicyStore: svc.Attestation.Policies, Signers: svc.Signers},
 		Authorize: s.administrator,
 	}).Register(mux)
@@ -219,6 +272,36 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 		s.log.InfoContext(r.Context(), "token signing key rotated", "alg", string(svc.Keyring.Alg()))
 		wire.JSON(w, http.StatusOK, wire.JWKS(svc.Keyring.Published()))
 	})
+	// Collateral import through the API (administrator): the files an
+	// operator would give `kura collateral import` offline, one per request.
+	mux.HandleFunc("POST /kura/v1/collateral", func(w http.ResponseWriter, r *http.Request) {
+		actor, err := s.administrator(r)
+		if err != nil {
+			refuseAdmin(w, err, "importing collateral")
+			return
+		}
+		data, err := io.ReadAll(r.Body)
+		if err != nil {
+			wire.Error(w, http.StatusRequestEntityTooLarge, "RequestTooLarge", "reading the body failed (over max_body_bytes?)")
+			return
+		}
+		if len(data) == 0 {
+			wire.Error(w, http.StatusBadRequest, "BadParameter", "the body is empty: send one collateral file (PEM or DER)")
+			return
+		}
+		n, err := svc.Attestation.Import(r.Context(), data)
+		if err != nil {
+			if fault.Of(err) == fault.Unavailable {
+				s.log.ErrorContext(r.Context(), "collateral import", "err", err)
+				wire.Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "storing the collateral failed (request id "+wire.RequestID(w)+")")
+				return
+			}
+			wire.Error(w, http.StatusBadRequest, "BadParameter", err.Error())
+			return
+		}
+		s.log.InfoContext(r.Context(), "collateral imported", "principal", actor, "items", n)
+		wire.JSON(w, http.StatusOK, map[string]int{"imported": n})
+	})
 	mux.HandleFunc("/", notFound)
 	var h http.Handler = mux
 	s.root = sealer
@@ -232,14 +315,20 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 // common registers the routes served sealed or not.
 func (s *Server) common(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	(&operator.Handler{
 		Custody: s.app.Custody,
 		Sealed:  func() bool { return !s.unsealed.Load() },
 		Admin: func(r *http.Request) bool {
 			tok, ok := wire.Bearer(r)
-			return ok && s.app.AdminToken(tok)
+			if ok && s.app.AdminToken(tok) {
+				wire.NotePrincipal(r.Context(), "admin")
+				return true
+			}
+			return false
 		},
 		Start: s.finish,
+		Seal:  s.seal,
 		Log:   s.log,
 	}).Register(mux)
 }
@@ -295,6 +384,51 @@ func (s *Server) administrator(r *http.Request) (string, error) {
 		return "", fault.Deny(fmt.Sprintf("principal %q is not an administrator", p.Name))
 	}
 	return p.Name, nil
+}
+
+// serveMetrics serves the Prometheus metrics on the main listener to the
+// admin token or a principal with the auditor or administrator role over
+// all keys (--metrics-addr serves them without authentication).
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	tok, ok := wire.Bearer(r)
+	switch {
+	case ok && s.app.AdminToken(tok):
+		wire.NotePrincipal(r.Context(), "admin")
+	case ok && s.svc.Load() != nil:
+		p, err := s.svc.Load().Auth.Authenticate(r.Context(), tok)
+		if err != nil {
+			refuseMetrics(w, err)
+			return
+		}
+		wire.NotePrincipal(r.Context(), p.Name)
+		if !p.Can(auth.Admin, "") && !hasRole(p, auth.Auditor) {
+			wire.Error(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("principal %q may not read metrics: the auditor or administrator role over \"/\" is required", p.Name))
+			return
+		}
+	default:
+		refuseMetrics(w, auth.ErrUnauthenticated)
+		return
+	}
+	s.metrics.Handler().ServeHTTP(w, r)
+}
+
+func hasRole(p *auth.Principal, role string) bool {
+	for _, a := range p.Roles {
+		if a.Role == role && a.Scope == "/" {
+			return true
+		}
+	}
+	return false
+}
+
+func refuseMetrics(w http.ResponseWriter, err error) {
+	if !errors.Is(err, auth.ErrUnauthenticated) {
+		w.Header().Set("Retry-After", "5")
+		wire.Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "authenticating the caller failed; retry")
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
+	wire.Error(w, http.StatusUnauthorized, "Unauthorized", "metrics require a bearer token of the auditor or administrator role (or the admin token); or serve them on --metrics-addr")
 }
 
 // refuseAdmin answers an administrator check that failed.
@@ -367,8 +501,26 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		ready(ln.Addr())
 	}
 	s.log.Info("kura listening", "addr", ln.Addr().String(), "dev", s.cfg.Dev, "sealed", !s.unsealed.Load())
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	if s.cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		s.log.Info("metrics listening (plain HTTP, no authentication)", "addr", mln.Addr().String())
+		if host, _, _ := net.SplitHostPort(s.cfg.MetricsAddr); host == "" || net.ParseIP(host).IsUnspecified() {
+			s.log.Warn("metrics are served without authentication on every interface; bind --metrics-addr to a private address", "addr", s.cfg.MetricsAddr)
+		}
+		go func() { errc <- msrv.Serve(mln) }()
+		defer msrv.Close()
+		s.metricsAddr.Store(mln.Addr().String())
+	}
 	go s.every(ctx, time.Minute, s.refreshKeys)
 	go s.every(ctx, time.Minute, s.maintain)
 	select {
@@ -443,6 +595,14 @@ type statusWriter struct {
 	status int
 }
 
+// code is the status sent: 200 when the handler wrote nothing.
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
@@ -486,9 +646,57 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			if who == "" {
 				who = "anonymous"
 			}
+			d := time.Since(start)
 			s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
-				"status", sw.status, "principal", who, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+				"status", sw.status, "principal", who, "duration_ms", float64(d.Microseconds())/1000)
+			// The mux set r.Pattern on this request: a bounded label.
+			s.metrics.Request(r.Pattern, sw.code(), d)
 		}()
+		if s.limited(sw, r) {
+			return
+		}
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// limited applies the rate limits of POST /attest/* and /oauth2/token by
+// client address: a refusal is a 429 with Retry-After in the surface's
+// error shape, before any work is done.
+func (s *Server) limited(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		return false
+	}
+	var l *ratelimit.Limiter
+	var pattern string
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/attest/"):
+		l, pattern = s.attestLimit, "POST /attest/{type}"
+	case r.URL.Path == "/oauth2/token":
+		l, pattern = s.tokenLimit, "POST /oauth2/token"
+	}
+	if l == nil {
+		return false
+	}
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	ok, wait := l.Allow(client)
+	if ok {
+		return false
+	}
+	r.Pattern = pattern // for the metrics: the route it was refused on
+	secs := int(math.Ceil(wait.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	msg := fmt.Sprintf("too many requests from %s or in all; retry after %d s", client, secs)
+	if pattern == "POST /oauth2/token" {
+		w.Header().Set("Cache-Control", "no-store")
+		wire.JSON(w, http.StatusTooManyRequests, map[string]string{"error": "temporarily_unavailable", "error_description": msg})
+		return true
+	}
+	apimaa.Error(w, http.StatusTooManyRequests, "TooManyRequests", msg)
+	return true
 }

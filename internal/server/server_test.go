@@ -392,8 +392,20 @@ func TestSimulatorTrust(t *testing.T) {
 	if code != 400 {
 		t.Fatalf("production server: status %d, want 400: %s", code, resp)
 	}
-	if _, msg := errBody(t, resp, h); !strings.Contains(msg, "not signed by any trusted ASK-Milan") {
+	if _, msg := errBody(t, resp, h); !strings.Contains(msg, "not signed by any trusted ASK-Milan") ||
+		!strings.Contains(msg, "trusts the simulated TEE only with --dev or trust_simulator") {
 		t.Errorf("message %q", msg)
+	}
+	// Another --dev server trusts its own simulated root, not this one's:
+	// the refusal says so rather than only that the chain fails.
+	other := newRig(t, now)
+	code, resp, h = other.do("POST", attestPath, b)
+	if code != 400 {
+		t.Fatalf("another dev server: status %d, want 400: %s", code, resp)
+	}
+	if _, msg := errBody(t, resp, h); !strings.Contains(msg, "simulated evidence from another data directory's test root") ||
+		!strings.Contains(msg, filepath.Join(other.dir, "sim")) {
+		t.Errorf("another dev server's message %q", msg)
 	}
 	if _, err := os.Stat(filepath.Join(prod.dir, "sim")); err == nil {
 		t.Error("a production server created a simulated root")
@@ -646,6 +658,12 @@ func TestPolicies(t *testing.T) {
 		if code, _, _ := r.do("POST", attestPath, debug); code != 200 {
 			t.Errorf("after reset the debuggable guest is refused: %d", code)
 		}
+		// Without policy_signers (MAA's default mode) a signed upload
+		// needs no configured signer; the signer is reported.
+		code, resp, _ = r.do("PUT", path, []byte(signedPolicy(t, pol, rsaKey, rsaCert, "RS256")), auth...)
+		if code != 200 || claimsOf(t, resp)["x-ms-policy-signer"] == nil {
+			t.Errorf("RS256 upload in default mode: %d %s", code, resp)
+		}
 	})
 
 	t.Run("signed mode", func(t *testing.T) {
@@ -815,6 +833,9 @@ func TestAdminRoutesForbidNonAdministrators(t *testing.T) {
 		{"POST", "/kura/v1/token-keys:rotate"},
 		{"GET", "/policies/SevSnpVm?api-version=2022-08-01"},
 		{"POST", "/policies/SevSnpVm:reset?api-version=2022-08-01"},
+		{"GET", "/certificates?api-version=2020-10-01"},
+		{"POST", "/certificates:add?api-version=2020-10-01"},
+		{"POST", "/certificates:remove?api-version=2020-10-01"},
 	} {
 		code, body, _ := r.do(c.method, c.path, nil, "Authorization", "Bearer "+tok)
 		if code != 403 || !strings.Contains(string(body), `principal \"user\" is not an administrator`) {

@@ -503,6 +503,17 @@ func (k *Keyring) Published() []Published {
 	return out
 }
 
+// ActiveNotAfter is when the active key's published certificate expires
+// (zero without an active key).
+func (k *Keyring) ActiveNotAfter() time.Time {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.active == nil {
+		return time.Time{}
+	}
+	return k.active.chain[0].NotAfter
+}
+
 // Issuer returns the configured issuer URL.
 func (k *Keyring) Issuer() string { return k.cfg.Issuer }
 

@@ -225,6 +225,14 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		Error(w, http.StatusBadRequest, "BadParameter", "the request body must be a JSON object")
 		return false
 	}
+	if member, off, bad := invalidUTF8(b); bad {
+		where := "the request body"
+		if member != "" {
+			where = member
+		}
+		Error(w, http.StatusBadRequest, "BadParameter", fmt.Sprintf("%s: not valid UTF-8 (byte %d of the body); JSON text is UTF-8", where, off))
+		return false
+	}
 	if err := json.Unmarshal(b, v); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError

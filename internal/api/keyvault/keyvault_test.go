@@ -813,6 +813,8 @@ func TestBadParameters(t *testing.T) {
 		tags[fmt.Sprint("t", i)] = "v"
 	}
 	manyTags, _ := json.Marshal(map[string]any{"kty": "EC", "tags": tags})
+	kid := r.ok("POST", "/keys/window/create"+av, `{"kty":"EC","attributes":{"nbf":1800000000}}`)["key"].(map[string]any)["kid"].(string)
+	windowVersion := kid[strings.LastIndex(kid, "/")+1:]
 	for _, c := range []struct {
 		name, method, target, body, msg string
 	}{
@@ -823,6 +825,11 @@ func TestBadParameters(t *testing.T) {
 		{"unknown operation", "POST", "/keys/n/create", `{"kty":"EC","key_ops":["fly"]}`, `key_ops: "fly" is not an operation`},
 		{"too many tags", "POST", "/keys/n/create", string(manyTags), "tags: 16 tags, at most 15"},
 		{"nbf out of range", "POST", "/keys/n/create", `{"kty":"EC","attributes":{"nbf":-5}}`, "attributes.nbf: -5 is outside"},
+		{"exp before nbf", "POST", "/keys/n/create", `{"kty":"EC","attributes":{"nbf":1800000000,"exp":1700000000}}`, "attributes.exp: 1700000000 is before attributes.nbf 1800000000"},
+		{"exp before the existing nbf", "PATCH", "/keys/window/" + windowVersion, `{"attributes":{"exp":1700000000}}`, "attributes.exp: 1700000000 is before attributes.nbf 1800000000"},
+		{"duplicate key_ops", "POST", "/keys/n/create", `{"kty":"EC","key_ops":["sign","verify","sign"]}`, `key_ops: "sign" is listed twice`},
+		{"tag value not UTF-8", "POST", "/keys/n/create", "{\"kty\":\"EC\",\"tags\":{\"env\":\"d\xffv\"}}", "tags.env: not valid UTF-8 (byte 28 of the body)"},
+		{"import tag name not UTF-8", "PUT", "/keys/n", "{\"key\":{\"kty\":\"oct\",\"k\":\"" + b64(32) + "\"},\"tags\":{\"\xc3\":\"x\"}}", "not valid UTF-8"},
 		{"release policy without data", "POST", "/keys/n/create", `{"kty":"EC","release_policy":{"immutable":true}}`, "release_policy.data is missing"},
 		{"exportable without policy", "POST", "/keys/n/create", `{"kty":"EC","attributes":{"exportable":true}}`, "AKV.SKR.1004"},
 		{"policy on a non-exportable key", "POST", "/keys/n/create", `{"kty":"EC","release_policy":{"data":"` + base64.RawURLEncoding.EncodeToString([]byte(`{"version":"1.0.0","anyOf":[]}`)) + `"}}`, "AKV.SKR.1005"},

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kura-project/kura/internal/api/wire"
 	"github.com/kura-project/kura/internal/attest"
@@ -46,6 +47,7 @@ type Handler struct {
 	// any other 401.
 	Authorize func(r *http.Request) (actor string, err error)
 	Log       *slog.Logger
+	Now       func() time.Time // checks the exp and nbf of certificate requests; nil: time.Now
 
 	// bodies recycles attest request buffers (~8 KiB each): at thousands
 	// of requests a second they are a good part of the collector's work.
@@ -60,6 +62,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /policies/{type}", h.getPolicy)
 	mux.HandleFunc("PUT /policies/{type}", h.setPolicy)
 	mux.HandleFunc("POST /policies/{typeop}", h.resetPolicy)
+	mux.HandleFunc("GET /certificates", h.getCertificates)
+	mux.HandleFunc("POST /certificates:add", h.addCertificate)
+	mux.HandleFunc("POST /certificates:remove", h.removeCertificate)
 }
 
 // Error writes MAA's error body {"error":{"code","message"}} with the

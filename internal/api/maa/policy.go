@@ -2,6 +2,7 @@ package maa
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -23,14 +24,24 @@ import (
 )
 
 // PolicyStore wraps the domain policy store with the configured policy
-// signers. With signers configured (MAA's isolated mode) every upload must be
-// signed by one of them; without, unsigned uploads are accepted too.
+// signers (policy_signers). With any, the instance is in MAA's isolated
+// mode: they are the initial policy management certificates, every policy
+// upload must be signed by a current one, and /certificates:add and
+// :remove change the set. Without, it is in MAA's default (AAD) mode: the
+// administrator uploads unsigned policies or policies signed by any key,
+// and there are no policy management certificates.
 type PolicyStore struct {
 	*appraisal.PolicyStore
 	Signers []*x509.Certificate
 }
 
-// UploadError is a refused policy upload; the API answers 400 with it.
+// certificates is the policy management certificate set.
+func (ps *PolicyStore) certificates() *appraisal.PolicyCertificates {
+	return ps.PolicyStore.Certificates(ps.Signers)
+}
+
+// UploadError is a refused policy or certificate request; the API answers
+// 400 with it.
 type UploadError struct{ Msg string }
 
 func (e *UploadError) Error() string { return e.Msg }
@@ -39,54 +50,70 @@ func uploadErr(format string, args ...any) error {
 	return &UploadError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// ParseUpload parses a policy JWS as MAA clients send it: payload
-// {"AttestationPolicy": base64url(policy text)}, alg none or RS256/ES256/ES384
-// with the signing certificate in x5c. It returns the policy text (empty for
-// a reset) and the signing certificate (nil when unsigned).
-func (ps *PolicyStore) ParseUpload(jws string) (string, *x509.Certificate, error) {
-	jws = strings.TrimSpace(jws)
+// signedJWS is a compact JWS as MAA's policy and certificate requests
+// carry it, its signature verified.
+type signedJWS struct {
+	signer  *x509.Certificate // x5c[0], whose key made the signature; nil for alg none
+	payload []byte
+}
+
+// parseJWS parses a compact JWS: alg none with an empty signature, or
+// RS256/ES256/ES384 with the signing certificate in x5c, whose key must
+// verify the signature. It decides nothing about trust in the signer.
+func parseJWS(jws, what string) (signedJWS, error) {
+	var out signedJWS
 	parts := strings.Split(jws, ".")
 	if len(parts) != 3 {
-		return "", nil, uploadErr("policy must be a JWS in compact form (header.payload.signature), found %d parts", len(parts))
+		return out, uploadErr("%s must be a JWS in compact form (header.payload.signature), found %d parts", what, len(parts))
 	}
 	hb, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[0], "="))
 	if err != nil {
-		return "", nil, uploadErr("JWS header is not base64url: %v", err)
+		return out, uploadErr("JWS header is not base64url: %v", err)
 	}
 	var hdr struct {
 		Alg string   `json:"alg"`
 		X5c []string `json:"x5c"`
 	}
 	if err := json.Unmarshal(hb, &hdr); err != nil {
-		return "", nil, uploadErr("JWS header is not JSON: %v", err)
+		return out, uploadErr("JWS header is not JSON: %v", err)
 	}
-	pb, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return "", nil, uploadErr("JWS payload is not base64url: %v", err)
+	if out.payload, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "=")); err != nil {
+		return out, uploadErr("JWS payload is not base64url: %v", err)
 	}
-	var cert *x509.Certificate
 	switch hdr.Alg {
 	case "none":
 		if parts[2] != "" {
-			return "", nil, uploadErr("an unsigned (alg none) JWS must have an empty signature")
-		}
-		if len(ps.Signers) > 0 {
-			return "", nil, uploadErr("this instance requires policies signed by a configured policy signer; the upload is unsigned")
+			return out, uploadErr("an unsigned (alg none) JWS must have an empty signature")
 		}
 	case "RS256", "ES256", "ES384":
-		if cert, err = ps.verify(hdr.Alg, hdr.X5c, parts); err != nil {
-			return "", nil, err
+		if out.signer, err = verifySigned(hdr.Alg, hdr.X5c, parts); err != nil {
+			return out, err
 		}
 	case "":
-		return "", nil, uploadErr("JWS header has no alg")
+		return out, uploadErr("JWS header has no alg")
 	default:
-		return "", nil, uploadErr("JWS alg %q is not accepted (none, RS256, ES256, ES384)", hdr.Alg)
+		return out, uploadErr("JWS alg %q is not accepted (none, RS256, ES256, ES384)", hdr.Alg)
 	}
-	if len(bytes.TrimSpace(pb)) == 0 {
+	return out, nil
+}
+
+// ParseUpload parses a policy JWS as MAA clients send it: payload
+// {"AttestationPolicy": base64url(policy text)}, alg none or RS256/ES256/ES384
+// with the signing certificate in x5c, whose key must verify the
+// signature. It returns the policy text (empty for a reset) and the signing
+// certificate (nil when unsigned). Whether the signer is trusted is the
+// instance's mode to say (Handler.checkSigner), not the parser's.
+func ParseUpload(jws string) (string, *x509.Certificate, error) {
+	p, err := parseJWS(strings.TrimSpace(jws), "policy")
+	if err != nil {
+		return "", nil, err
+	}
+	cert := p.signer
+	if len(bytes.TrimSpace(p.payload)) == 0 {
 		return "", cert, nil // reset with an empty document
 	}
 	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(pb, &doc); err != nil {
+	if err := json.Unmarshal(p.payload, &doc); err != nil {
 		return "", nil, uploadErr("JWS payload is not a JSON object: %v", err)
 	}
 	raw, ok := doc["AttestationPolicy"]
@@ -107,9 +134,31 @@ func (ps *PolicyStore) ParseUpload(jws string) (string, *x509.Certificate, error
 	return string(text), cert, nil
 }
 
-func (ps *PolicyStore) verify(alg string, x5c []string, parts []string) (*x509.Certificate, error) {
+// checkSigner applies the instance's mode to a parsed upload's signer: in
+// isolated mode it must be a current policy management certificate; in
+// default mode any signer, or none, will do. A refusal is an *UploadError;
+// any other error is the certificate set failing to load.
+func (ps *PolicyStore) checkSigner(ctx context.Context, cert *x509.Certificate) error {
+	certs := ps.certificates()
+	if !certs.Isolated() {
+		return nil
+	}
+	if cert == nil {
+		return uploadErr("this instance is in isolated mode: policies must be signed by a policy management certificate (RS256, ES256 or ES384 with the certificate in x5c); the upload is unsigned")
+	}
+	ok, err := certs.Trusted(ctx, cert)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return uploadErr("policy signer certificate %q (SHA-1 thumbprint %s) is not a policy management certificate of this instance", cert.Subject.CommonName, appraisal.Thumbprint(cert))
+	}
+	return nil
+}
+
+func verifySigned(alg string, x5c []string, parts []string) (*x509.Certificate, error) {
 	if len(x5c) == 0 {
-		return nil, uploadErr("a signed policy must carry its signing certificate in x5c")
+		return nil, uploadErr("a signed JWS must carry its signing certificate in x5c")
 	}
 	der, err := base64.StdEncoding.DecodeString(x5c[0])
 	if err != nil {
@@ -119,23 +168,13 @@ func (ps *PolicyStore) verify(alg string, x5c []string, parts []string) (*x509.C
 	if err != nil {
 		return nil, uploadErr("x5c[0] is not a certificate: %v", err)
 	}
-	trusted := false
-	for _, s := range ps.Signers {
-		if bytes.Equal(s.Raw, cert.Raw) {
-			trusted = true
-		}
-	}
-	if !trusted {
-		sum := sha256.Sum256(cert.Raw)
-		return nil, uploadErr("policy signer certificate %q (SHA-256 %x) is not a configured policy signer", cert.Subject.CommonName, sum[:8])
-	}
 	sig, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[2], "="))
 	if err != nil {
 		return nil, uploadErr("JWS signature is not base64url: %v", err)
 	}
 	input := []byte(parts[0] + "." + parts[1])
 	if err := verifyJWS(alg, cert.PublicKey, input, sig); err != nil {
-		return nil, uploadErr("policy signature does not verify with the x5c certificate: %v", err)
+		return nil, uploadErr("the JWS signature does not verify with the x5c certificate %q: %v", cert.Subject.CommonName, err)
 	}
 	return cert, nil
 }
@@ -182,29 +221,57 @@ func unsignedJWS(text string) string {
 // policyRoute checks the api-version, the caller's rights and the type of
 // a policy route; r's context names the caller for the audit log.
 func (h *Handler) policyRoute(w http.ResponseWriter, r *http.Request, raw string) (*http.Request, string, bool) {
-	if !checkAPIVersion(w, r) {
+	r, ok := h.adminRoute(w, r, "/policies")
+	if !ok {
 		return r, "", false
 	}
-	actor, err := "", errors.New("no administrator check is configured")
-	if h.Authorize != nil {
-		actor, err = h.Authorize(r)
-	}
-	if err != nil && fault.Of(err) == fault.Denied {
-		Error(w, http.StatusForbidden, "Forbidden", "access to /policies requires the administrator role: "+err.Error())
-		return r, "", false
-	}
-	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
-		Error(w, http.StatusUnauthorized, "Unauthorized", "access to /policies requires a valid administrator bearer token")
-		return r, "", false
-	}
-	r = r.WithContext(audit.WithActor(r.Context(), actor))
 	m, ok := h.Service.Lookup(raw)
 	if !ok || !h.Policies.Known(m.Type) {
 		Error(w, http.StatusBadRequest, "InvalidAttestationType", fmt.Sprintf("attestation type %q is not supported by this instance", raw))
 		return r, "", false
 	}
 	return r, m.Type, true
+}
+
+// adminRoute checks the api-version and the caller's administrator rights
+// for a route under prefix; r's context names the caller for the audit log.
+func (h *Handler) adminRoute(w http.ResponseWriter, r *http.Request, prefix string) (*http.Request, bool) {
+	if !checkAPIVersion(w, r) {
+		return r, false
+	}
+	actor, err := "", errors.New("no administrator check is configured")
+	if h.Authorize != nil {
+		actor, err = h.Authorize(r)
+	}
+	if err != nil && fault.Of(err) == fault.Denied {
+		Error(w, http.StatusForbidden, "Forbidden", "access to "+prefix+" requires the administrator role: "+err.Error())
+		return r, false
+	}
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
+		Error(w, http.StatusUnauthorized, "Unauthorized", "access to "+prefix+" requires a valid administrator bearer token")
+		return r, false
+	}
+	return r.WithContext(audit.WithActor(r.Context(), actor)), true
+}
+
+// upload parses a policy upload and applies the instance's mode to its
+// signer; it answers the refusal itself.
+func (h *Handler) upload(w http.ResponseWriter, r *http.Request, jws string) (string, *x509.Certificate, bool) {
+	text, cert, err := ParseUpload(jws)
+	if err == nil {
+		err = h.Policies.checkSigner(r.Context(), cert)
+	}
+	var ue *UploadError
+	if errors.As(err, &ue) {
+		Error(w, http.StatusBadRequest, "InvalidPolicy", ue.Msg)
+		return "", nil, false
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return "", nil, false
+	}
+	return text, cert, true
 }
 
 func (h *Handler) policyToken(w http.ResponseWriter, result string, sp store.Policy, sentJWS string, signer *x509.Certificate) {
@@ -265,9 +332,8 @@ func (h *Handler) setPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	jws := string(body)
-	text, cert, err := h.Policies.ParseUpload(jws)
-	if err != nil {
-		Error(w, http.StatusBadRequest, "InvalidPolicy", err.Error())
+	text, cert, ok := h.upload(w, r, jws)
+	if !ok {
 		return
 	}
 	if strings.TrimSpace(text) == "" {
@@ -306,10 +372,13 @@ func (h *Handler) resetPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	jws := strings.TrimSpace(string(body))
 	var cert *x509.Certificate
-	if jws != "" || len(h.Policies.Signers) > 0 {
-		text, c, err := h.Policies.ParseUpload(jws)
-		if err != nil {
-			Error(w, http.StatusBadRequest, "InvalidPolicy", err.Error())
+	if jws == "" && h.Policies.certificates().Isolated() {
+		Error(w, http.StatusBadRequest, "InvalidPolicy", "this instance is in isolated mode: a reset must be a JWS with an empty policy document, signed by a policy management certificate")
+		return
+	}
+	if jws != "" {
+		text, c, ok := h.upload(w, r, jws)
+		if !ok {
 			return
 		}
 		if strings.TrimSpace(text) != "" {

@@ -1,6 +1,7 @@
 // Package operator is the HTTP surface of the root's custody: status, the
-// first-start init that hands out unseal shares, and unsealing with them
-// (`kura operator status|init|unseal` call it). It is served sealed or not.
+// first-start init that hands out unseal shares, unsealing with them,
+// sealing again, and rekeying to new shares (`kura operator
+// status|init|unseal|seal|rekey` call it). It is served sealed or not.
 package operator
 
 import (
@@ -23,6 +24,9 @@ type Custody interface {
 	Status() seal.Status
 	Init(shares, threshold int) ([]seal.Share, *seal.Sealer, error)
 	Unseal(seal.Share) (*seal.Sealer, error)
+	RekeyInit(shares, threshold int) (*seal.Rekey, error)
+	RekeyShare(seal.Share) ([]seal.Share, bool, error)
+	RekeyCancel() error
 }
 
 // Handler serves /kura/v1/operator/*.
@@ -37,7 +41,9 @@ type Handler struct {
 	Admin func(*http.Request) bool
 	// Start starts the services once the root is open.
 	Start func(context.Context, *seal.Sealer) error
-	Log   *slog.Logger
+	// Seal stops the services and wipes the root key from memory.
+	Seal func() error
+	Log  *slog.Logger
 }
 
 // Register adds the routes to mux.
@@ -45,6 +51,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /kura/v1/operator/status", h.status)
 	mux.HandleFunc("POST /kura/v1/operator/init", h.init)
 	mux.HandleFunc("POST /kura/v1/operator/unseal", h.unseal)
+	mux.HandleFunc("POST /kura/v1/operator/seal", h.seal)
+	mux.HandleFunc("POST /kura/v1/operator/rekey/init", h.rekeyInit)
+	mux.HandleFunc("POST /kura/v1/operator/rekey", h.rekeyShare)
+	mux.HandleFunc("DELETE /kura/v1/operator/rekey", h.rekeyCancel)
 }
 
 // Status is the body of GET /kura/v1/operator/status and of unseal's
@@ -56,12 +66,26 @@ type Status struct {
 	Shares      int    `json:"shares,omitempty"`
 	Threshold   int    `json:"threshold,omitempty"`
 	Progress    int    `json:"progress"`
+	Rekey       *Rekey `json:"rekey,omitempty"`
+}
+
+// Rekey is a rekey in progress: the new split, and the shares given toward
+// the current step (step 1: current shares; step 2, verifying: new ones).
+type Rekey struct {
+	Shares    int  `json:"shares"`
+	Threshold int  `json:"threshold"`
+	Progress  int  `json:"progress"`
+	Verifying bool `json:"verifying"`
 }
 
 func (h *Handler) state() Status {
 	st := h.Custody.Status()
-	return Status{Sealed: h.Sealed(), Initialized: st.Initialized, Seal: st.Mode.String(),
+	out := Status{Sealed: h.Sealed(), Initialized: st.Initialized, Seal: st.Mode.String(),
 		Shares: st.Shares, Threshold: st.Threshold, Progress: st.Progress}
+	if r := st.Rekey; r != nil {
+		out.Rekey = &Rekey{Shares: r.Shares, Threshold: r.Threshold, Progress: r.Progress, Verifying: r.Verifying}
+	}
+	return out
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) { answer(w, h.state()) }
@@ -76,7 +100,7 @@ func (h *Handler) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
-	wire.Error(w, http.StatusUnauthorized, "Unauthorized", "operator init and unseal require the administrator bearer token (--admin-token-file)")
+	wire.Error(w, http.StatusUnauthorized, "Unauthorized", "operator init, unseal, seal and rekey require the administrator bearer token (--admin-token-file)")
 	return false
 }
 
@@ -198,4 +222,93 @@ func readSmallJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// seal stops the services and wipes the root key from memory: kura answers
+// 503 until operators unseal it again.
+func (h *Handler) seal(w http.ResponseWriter, r *http.Request) {
+	if !h.requireAdmin(w, r) {
+		return
+	}
+	if err := h.Seal(); err != nil {
+		h.fail(w, r, "seal", err)
+		return
+	}
+	h.Log.Warn("kura sealed by an operator")
+	answer(w, h.state())
+}
+
+// rekeyInit begins a rekey to a new split of a new unseal key.
+func (h *Handler) rekeyInit(w http.ResponseWriter, r *http.Request) {
+	if !h.requireAdmin(w, r) {
+		return
+	}
+	var in struct {
+		Shares    int `json:"shares"`
+		Threshold int `json:"threshold"`
+	}
+	if !readSmallJSON(w, r, &in) {
+		return
+	}
+	if _, err := h.Custody.RekeyInit(in.Shares, in.Threshold); err != nil {
+		h.fail(w, r, "rekey", err)
+		return
+	}
+	h.Log.Info("rekey started", "shares", in.Shares, "threshold", in.Threshold)
+	answer(w, h.state())
+}
+
+// rekeyShare takes one share of the current step. When the current shares
+// reach their threshold the answer carries the new shares, once; when the
+// new shares reach theirs, the old ones stop working.
+func (h *Handler) rekeyShare(w http.ResponseWriter, r *http.Request) {
+	if !h.requireAdmin(w, r) {
+		return
+	}
+	var in struct {
+		Share string `json:"share"`
+	}
+	if !readSmallJSON(w, r, &in) {
+		return
+	}
+	sh, err := seal.ParseShare(strings.TrimSpace(in.Share))
+	if err != nil {
+		wire.Error(w, http.StatusBadRequest, "BadParameter", "share: "+err.Error())
+		return
+	}
+	fresh, done, err := h.Custody.RekeyShare(sh)
+	if err != nil {
+		if e, ok := fault.As(err); ok && e.Code == "WrongShares" {
+			h.Log.Warn("rekey attempt with wrong shares")
+		}
+		h.fail(w, r, "rekey", err)
+		return
+	}
+	out := struct {
+		Status
+		NewShares []string `json:"new_shares,omitempty"`
+		Done      bool     `json:"done"`
+	}{Status: h.state(), Done: done}
+	for _, s := range fresh {
+		out.NewShares = append(out.NewShares, s.String())
+	}
+	switch {
+	case len(fresh) > 0:
+		h.Log.Info("rekey: new shares issued; awaiting their verification")
+	case done:
+		h.Log.Warn("rekey done: the previous unseal shares no longer open the root")
+	}
+	answer(w, out)
+}
+
+func (h *Handler) rekeyCancel(w http.ResponseWriter, r *http.Request) {
+	if !h.requireAdmin(w, r) {
+		return
+	}
+	if err := h.Custody.RekeyCancel(); err != nil {
+		h.fail(w, r, "rekey cancel", err)
+		return
+	}
+	h.Log.Info("rekey cancelled")
+	answer(w, h.state())
 }

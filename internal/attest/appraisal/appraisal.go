@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/policy/maa"
 )
 
@@ -59,6 +60,39 @@ type Service struct {
 
 	mu     sync.Mutex
 	parsed map[[32]byte]*maa.Policy // parsed policies by SHA-256 of their text
+
+	// Observe, when set, is told the verdict of each Attest: the type
+	// (canonical, or "unknown") and one of the Verdict values. Set it
+	// before serving.
+	Observe func(tee string, v Verdict)
+}
+
+// Verdict is how an attestation ended, as metrics count it.
+type Verdict string
+
+const (
+	Accepted        Verdict = "accepted"
+	RefusedEvidence Verdict = "refused_evidence" // the evidence did not verify or bind
+	RefusedPolicy   Verdict = "refused_policy"   // the appraisal policy denied it
+	Failed          Verdict = "error"            // kura could not decide (store, collateral service down)
+)
+
+// VerdictOf classifies an Attest error.
+func VerdictOf(err error) Verdict {
+	var pd *attest.PolicyDeniedError
+	var ue *attest.UnavailableError
+	switch {
+	case err == nil:
+		return Accepted
+	case errors.As(err, &pd):
+		return RefusedPolicy
+	case errors.As(err, &ue):
+		return Failed
+	}
+	if fault.Of(err) == fault.Unavailable {
+		return Failed
+	}
+	return RefusedEvidence
 }
 
 // parse returns the parsed policy, parsing each distinct text once.
@@ -211,6 +245,18 @@ func (s *Service) Appraise(ctx context.Context, req Request, at time.Time) (*Out
 // Attest appraises a request now and signs the token. Draft-policy requests
 // get an unsigned token (alg none), as MAA's draft tokens cannot be validated.
 func (s *Service) Attest(ctx context.Context, req Request) (string, error) {
+	tok, err := s.attest(ctx, req)
+	if s.Observe != nil {
+		tee := "unknown"
+		if _, ok := s.tees[req.Type]; ok {
+			tee = req.Type
+		}
+		s.Observe(tee, VerdictOf(err))
+	}
+	return tok, err
+}
+
+func (s *Service) attest(ctx context.Context, req Request) (string, error) {
 	out, err := s.Appraise(ctx, req, s.now())
 	if err != nil {
 		return "", err

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -153,12 +154,12 @@ func (c *Cache) Import(ctx context.Context, data []byte, pemTypes ...string) (in
 		WithTx(ctx context.Context, f func(tx store.Store) error) error
 	}); ok {
 		if err := txs.WithTx(ctx, func(tx store.Store) error { return put(tx) }); err != nil {
-			return 0, err
+			return 0, fault.Down("storing the collateral failed", err)
 		}
 		return len(items), nil
 	}
 	if err := put(c.st); err != nil {
-		return 0, err
+		return 0, fault.Down("storing the collateral failed", err)
 	}
 	return len(items), nil
 }

@@ -7,6 +7,7 @@ package sevsnpvm
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -151,5 +152,14 @@ func build(d attest.Deps) (*attest.TEE, error) {
 	}
 	v := snp.NewVerifier(rs, cache, cache)
 	v.RequireCRL = set.requireCRL
+	v.Hint = func(leaf *x509.Certificate) string {
+		if !sim.IsSimulated(leaf) {
+			return ""
+		}
+		if d.Simulator {
+			return "simulated evidence from another data directory's test root: this kura trusts only the simulated root in its own data directory (" + filepath.Join(d.DataDir, "sim") + "); make the evidence with `kura sim snp --data` naming the server's data directory"
+		}
+		return "simulated evidence: this kura trusts the simulated TEE only with --dev or trust_simulator"
+	}
 	return &attest.TEE{Verifier: snp.Attester{V: v}, Import: cache.Import}, nil
 }

@@ -35,6 +35,15 @@ import (
 	"github.com/kura-project/kura/internal/attest/snp"
 )
 
+// Organization names the simulator in every certificate it makes.
+const Organization = "kura simulated TEE (TEST ONLY)"
+
+// IsSimulated reports whether c was made by a simulated TEE root (of any
+// data directory): its subject or issuer is the simulator's.
+func IsSimulated(c *x509.Certificate) bool {
+	return slices.Contains(c.Subject.Organization, Organization) || slices.Contains(c.Issuer.Organization, Organization)
+}
+
 // ProductLine is the product line the simulator claims to be.
 const ProductLine = "Milan"
 
@@ -71,7 +80,7 @@ func New(now time.Time) (*Authority, error) {
 	}
 	nb, na := now.Add(-time.Hour), now.AddDate(10, 0, 0)
 	name := func(cn string) pkix.Name {
-		return pkix.Name{CommonName: cn, Organization: []string{"kura simulated TEE (TEST ONLY)"}}
+		return pkix.Name{CommonName: cn, Organization: []string{Organization}}
 	}
 	ca := func(cn string, serial int64, pub, parentKey any, parent *x509.Certificate) (*x509.Certificate, error) {
 		tmpl := &x509.Certificate{

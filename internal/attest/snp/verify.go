@@ -57,8 +57,11 @@ type Verifier struct {
 	// endorsement key's ARK is on file. Off by default: AMD supersedes keys
 	// through TCB updates far more often than it revokes an ASK.
 	RequireCRL bool
-	maxCached  int
-	fast       *fastKeys
+	// Hint, when set, explains an endorsement key that chains to no
+	// trusted root (e.g. simulated evidence); "" adds nothing.
+	Hint      func(leaf *x509.Certificate) string
+	maxCached int
+	fast      *fastKeys
 }
 
 // endorsement is a VCEK or VLEK whose chain has been verified once. A key
@@ -300,7 +303,7 @@ func (v *Verifier) endorse(leaf *x509.Certificate) (*endorsement, bool, error) {
 	return e, true, nil
 }
 
-func (v *Verifier) chain(leaf *x509.Certificate) (*endorsement, error) {
+func (v *Verifier) chain(leaf *x509.Certificate) (_ *endorsement, err error) {
 	const field = "VcekCertChain"
 	id, err := identify(leaf)
 	if err != nil {
@@ -319,6 +322,16 @@ func (v *Verifier) chain(leaf *x509.Certificate) (*endorsement, error) {
 	}
 	if !productNameMatches(ext.ProductName, id.productLine) {
 		return nil, attest.Bad(field, "%s productName %q does not match its issuer %q", id.kind, ext.ProductName, leaf.Issuer.CommonName)
+	}
+	if v.Hint != nil {
+		if h := v.Hint(leaf); h != "" {
+			defer func() {
+				var ee *attest.EvidenceError
+				if errors.As(err, &ee) {
+					ee.Reason = h + " (" + ee.Reason + ")"
+				}
+			}()
+		}
 	}
 	roots := v.roots.For(id.productLine, id.kind)
 	if len(roots) == 0 {

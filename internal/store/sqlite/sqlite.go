@@ -28,6 +28,52 @@ type Store struct {
 	// in steps of milliseconds; queueing in Go instead hands the lock on
 	// at once. Writers in other processes still wait out busy_timeout.
 	writes writeQueue
+	obs    Observer // nil: not observed
+}
+
+// Observer is told the duration and outcome of each statement ("read",
+// "write") and each commit ("commit"): for metrics, bounded labels only.
+type Observer func(op string, d time.Duration, err error)
+
+// Observe reports every later statement and commit of s to f. Call it
+// before s is shared.
+func (s *Store) Observe(f func(op string, d time.Duration, err error)) {
+	s.obs = f
+	s.q = s.observed(s.db)
+}
+
+func (s *Store) observed(q querier) querier {
+	if s.obs == nil {
+		return q
+	}
+	return observedQuerier{q: q, f: s.obs}
+}
+
+// observedQuerier times the statements of q.
+type observedQuerier struct {
+	q querier
+	f Observer
+}
+
+func (o observedQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	t := time.Now()
+	r, err := o.q.ExecContext(ctx, query, args...)
+	o.f("write", time.Since(t), err)
+	return r, err
+}
+
+func (o observedQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	t := time.Now()
+	r, err := o.q.QueryContext(ctx, query, args...)
+	o.f("read", time.Since(t), err)
+	return r, err
+}
+
+func (o observedQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	t := time.Now()
+	r := o.q.QueryRowContext(ctx, query, args...)
+	o.f("read", time.Since(t), r.Err())
+	return r
 }
 
 // writeQueue admits one writer of this process at a time. A writer that
@@ -179,14 +225,24 @@ func (s *Store) WithTx(ctx context.Context, f func(tx store.Store) error) error 
 			tx.Rollback()
 		}
 	}()
-	if err := f(&Store{db: s.db, q: tx, inTx: tx, path: s.path, writes: s.writes}); err != nil {
+	if err := f(&Store{db: s.db, q: s.observed(tx), inTx: tx, path: s.path, writes: s.writes, obs: s.obs}); err != nil {
 		return err
 	}
 	done = true
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(tx); err != nil {
 		return fmt.Errorf("commit transaction: %w", err)
 	}
 	return nil
+}
+
+// commit commits tx, observed.
+func (s *Store) commit(tx *sql.Tx) error {
+	t := time.Now()
+	err := tx.Commit()
+	if s.obs != nil {
+		s.obs("commit", time.Since(t), err)
+	}
+	return err
 }
 
 // tx runs f in a transaction: a new one, or in a WithTx view a savepoint
@@ -224,7 +280,7 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 		return err
 	}
 	done = true
-	return tx.Commit()
+	return s.commit(tx)
 }
 
 // exec runs one writing statement: in a view, in its transaction; outside,
@@ -343,6 +399,23 @@ func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Colla
 	}, `SELECT kind, key, der, not_after FROM collateral WHERE kind = ? AND key = ? ORDER BY not_after DESC`, kind, key)
 	if err != nil {
 		return nil, fmt.Errorf("look up collateral: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) CollateralExpiry(ctx context.Context) (map[string]time.Time, error) {
+	type row struct {
+		kind string
+		at   int64
+	}
+	rows, err := queryAll(ctx, s.q, func(r scanner) (x row, err error) { return x, r.Scan(&x.kind, &x.at) },
+		`SELECT kind, MIN(newest) FROM (SELECT kind, MAX(not_after) AS newest FROM collateral GROUP BY kind, key) GROUP BY kind`)
+	if err != nil {
+		return nil, fmt.Errorf("collateral expiry: %w", err)
+	}
+	out := make(map[string]time.Time, len(rows))
+	for _, r := range rows {
+		out[r.kind] = fromUnix(r.at)
 	}
 	return out, nil
 }

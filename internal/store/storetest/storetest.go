@@ -148,6 +148,25 @@ func collateral(t *testing.T, s store.Store) {
 	if err != nil || len(none) != 0 {
 		t.Errorf("other kind: %v %v", none, err)
 	}
+	// Expiry: per kind, the earliest of each key's newest item. The CRL
+	// under key "b" was superseded (a newer one is on file); key "a" runs
+	// out first.
+	day := func(d int) time.Time { return time.Date(2027, 1, d, 0, 0, 0, 0, time.UTC) }
+	for i, it := range []store.Collateral{
+		{Kind: "crl", Key: "a", NotAfter: day(10)}, {Kind: "crl", Key: "b", NotAfter: day(3)}, {Kind: "crl", Key: "b", NotAfter: day(20)},
+	} {
+		it.DER = []byte{byte(10 + i)}
+		if err := s.PutCollateral(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exp, err := s.CollateralExpiry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exp) != 2 || !exp["crl"].Equal(day(10)) || !exp["vcek"].Equal(na) {
+		t.Errorf("collateral expiry: %v", exp)
+	}
 }
 
 func kv(name, version string, at time.Time) store.KeyVersion {
