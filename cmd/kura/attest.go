@@ -43,6 +43,9 @@ func attestVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := resolveData(); err != nil {
 		return err
 	}
+	if err := resolveStore(fs, storeDSN); err != nil {
+		return err
+	}
 	if fs.NArg() != 1 {
 		return &exitError{2, errors.New("attest verify takes one request body file")}
 	}
@@ -295,11 +298,11 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 	if fs.NArg() == 0 {
 		return &exitError{2, errors.New("collateral import takes one or more files (VCEK, VLEK as DER or PEM; AMD CRLs)")}
 	}
-	// With a server named (--url or KURA_ADDR) and no local store named
-	// (--data, --store), the files go to its API.
+	// With --url, or KURA_ADDR and no local store named (--data, --store,
+	// --config), the files go to the server's API.
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if (set["url"] || os.Getenv("KURA_ADDR") != "") && !set["data"] && !set["store"] {
+	if set["url"] || (os.Getenv("KURA_ADDR") != "" && !set["data"] && !set["store"] && !set["config"]) {
 		c, err := mk()
 		if err != nil {
 			return err
@@ -320,6 +323,9 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 			fmt.Fprintf(stdout, "%s: imported %d item(s) into %s\n", f, out.Imported, c.url)
 		}
 		return nil
+	}
+	if err := resolveStore(fs, storeDSN); err != nil {
+		return err
 	}
 	cfg := config.Default()
 	cfg.DataDir, cfg.Store = *data, *storeDSN
@@ -518,7 +524,29 @@ func tokenRotate(ctx context.Context, args []string, stdout io.Writer) error {
 // storeFlag is --store, defaulting to KURA_STORE as `kura serve` does, so
 // offline commands read the database the server uses.
 func storeFlag(fs *flag.FlagSet) *string {
-	return fs.String("store", os.Getenv("KURA_STORE"), "database data source name (default KURA_STORE, else DATA/kura.db)")
+	return fs.String("store", os.Getenv("KURA_STORE"), "database data source name (default KURA_STORE, else the store of --config or KURA_CONFIG, else DATA/kura.db)")
+}
+
+// resolveStore fills an unset --store (and KURA_STORE) from the config
+// file's store, as kura serve takes it; after Parse, with dataFlag's
+// --config on fs.
+func resolveStore(fs *flag.FlagSet, dsn *string) error {
+	f := fs.Lookup("config")
+	if *dsn != "" || f == nil || f.Value.String() == "" {
+		return nil
+	}
+	b, err := os.ReadFile(f.Value.String())
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var c struct {
+		Store string `json:"store"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return fmt.Errorf("config file %s: %w", f.Value.String(), err)
+	}
+	*dsn = c.Store
+	return nil
 }
 
 // envOr is the environment variable k, or def when it is unset or empty.

@@ -322,7 +322,7 @@ func authCmd(ctx context.Context, op string, args []string, stdout io.Writer) er
 	fs := flag.NewFlagSet("auth "+op, flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	mk := clientFlags(fs)
-	name := fs.String("name", "", "principal name")
+	name := fs.String("name", "", "principal name (adopt: comma-separated names)")
 	id := fs.String("id", "", "principal id")
 	role := fs.String("role", "", "role: administrator, crypto-officer, crypto-user, release-user, auditor")
 	scope := fs.String("scope", "/", `scope: "/" (all keys) or "/keys/NAME"`)
@@ -390,7 +390,10 @@ func authCmd(ctx context.Context, op string, args []string, stdout io.Writer) er
 		}
 		path, body = "/kura/v1/principals/"+url.PathEscape(*id)+"/roles", map[string]string{"role": *role, "scope": *scope}
 	case "adopt":
-		method, path = http.MethodPost, "/kura/v1/principals:adopt"
+		if *name == "" {
+			return &exitError{2, errors.New("auth adopt needs --name (comma-separated): the principals, checked by you, to vouch for")}
+		}
+		method, path, body = http.MethodPost, "/kura/v1/principals:adopt", map[string][]string{"names": strings.Split(*name, ",")}
 	default:
 		return &exitError{2, fmt.Errorf("unknown auth subcommand %q (create, list, get, delete, reset-secret, grant, revoke, adopt)", op)}
 	}

@@ -269,6 +269,18 @@ func TestDataDirLikeServe(t *testing.T) {
 		t.Setenv("KURA_DATA", fromEnv)
 		simIn(t, fromFlag, "--data", fromFlag)
 	})
+	t.Run("the config file's store", func(t *testing.T) {
+		db := filepath.Join(dir, "elsewhere.db")
+		cf := filepath.Join(dir, "store.json")
+		os.WriteFile(cf, []byte(`{"data_dir":"`+fromFile+`","store":"sqlite:`+db+`"}`), 0o600)
+		roots := filepath.Join(evidence.Dir(t), "amd-roots", "ask_ark_milan.pem")
+		if _, err := runKura(t, "collateral", "import", "--config", cf, roots); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(db); err != nil {
+			t.Errorf("collateral import did not use the config file's store: %v", err)
+		}
+	})
 	t.Run("a config file that is not JSON", func(t *testing.T) {
 		bad := filepath.Join(dir, "bad.json")
 		os.WriteFile(bad, []byte("data_dir = x"), 0o600)

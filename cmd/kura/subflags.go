@@ -48,7 +48,7 @@ var authSubFlags = map[string][]string{
 	"reset-secret": {"id", "secret-file"},
 	"grant":        {"id", "role", "scope"},
 	"revoke":       {"id", "role", "scope"},
-	"adopt":        {},
+	"adopt":        {"name"},
 }
 
 // subcommandFlags narrows fs to the flags of one subcommand: -h lists

@@ -204,7 +204,8 @@ func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error)
 	if err != nil {
 		return nil, err
 	}
-	s.Release = &keyrelease.Service{Keys: s.Keys, Verifier: authorities, Signer: s.ReleaseKeys, Audit: audit.Store{St: a.Store, Now: now}, Now: now}
+	s.Release = &keyrelease.Service{Keys: s.Keys, Verifier: authorities, Signer: s.ReleaseKeys, Audit: audit.Store{St: a.Store, Now: now}, Now: now,
+		StrictTypes: cfg.ReleasePolicyStrictTypes}
 	if m := a.Metrics; m != nil {
 		s.Appraisal.Observe = func(tee string, v appraisal.Verdict) { m.Attested(tee, string(v)) }
 		s.Release.Observe = m.Released

@@ -193,7 +193,10 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (*Principal, 
 			return nil, err
 		}
 		if err := s.verify(ctx, "access token of principal "+strconv.Quote(sp.Name), t.MAC, tokenAAD(t, sp)); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+			if errors.Is(err, ErrTampered) {
+				return nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+			}
+			return nil, err
 		}
 		s.mu.Lock()
 		if len(s.cache) > 10000 {
@@ -284,13 +287,15 @@ func (s *Service) ClientCredentials(ctx context.Context, clientID, secret string
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	// The row must be kura's (an edited secret hash is an attacker's
+	// secret): the secret is compared with, and the token tagged for, the
+	// row that authenticated.
+	_, p, err = s.principal(ctx, p.ID)
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	if len(p.SecretHash) != 32 || subtle.ConstantTimeCompare(h[:], p.SecretHash) != 1 {
 		return "", time.Time{}, ErrUnauthenticated
-	}
-	// The secret matched the row; the row must be kura's (an edited secret
-	// hash is an attacker's secret).
-	if _, _, err := s.principal(ctx, p.ID); err != nil {
-		return "", time.Time{}, err
 	}
 	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(random(32))
 	th := sha256.Sum256([]byte(tok))

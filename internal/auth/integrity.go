@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/fault"
+	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -74,16 +76,25 @@ func (s *Service) tag(aad []byte) ([]byte, error) {
 	return mac, nil
 }
 
-// verify checks a row's tag; a failure is logged as the alert it is.
+// verify checks a row's tag; a tag that does not authenticate is logged
+// as the alert it is. A root that cannot answer (sealed, an HSM down) is
+// no verdict on the row: that is a 503, not tampering.
 func (s *Service) verify(ctx context.Context, what string, mac, aad []byte) error {
-	if s.sealer != nil && len(mac) > 0 {
-		if _, err := s.sealer.Open(mac, aad); err == nil {
+	if s.sealer == nil {
+		return fault.Down("the identity store cannot authenticate rows (no root)", nil)
+	}
+	if len(mac) > 0 {
+		_, err := s.sealer.Open(mac, aad)
+		if err == nil {
 			return nil
+		}
+		if !errors.Is(err, seal.ErrNotAuthentic) {
+			return fault.Down("authenticating an identity row failed (the root did not answer)", err)
 		}
 	}
 	reason := "its integrity tag does not authenticate it"
 	if len(mac) == 0 {
-		reason = "it has no integrity tag (inserted outside kura, or from before schema 3: `kura auth adopt`)"
+		reason = "it has no integrity tag (inserted outside kura; a principal created before schema 3 can be adopted by name: `kura auth adopt --name NAME`)"
 	}
 	s.log.ErrorContext(ctx, "refused an identity row that fails its integrity check", "row", what, "reason", reason)
 	return &fault.Error{Kind: fault.Unavailable, Msg: fmt.Sprintf("%s failed its integrity check: %s", what, reason), Err: ErrTampered}
@@ -130,42 +141,63 @@ func (s *Service) retag(ctx context.Context, tx store.Store, id string, change f
 	return tx.SetPrincipalMAC(ctx, id, mac)
 }
 
-// Adopt tags the principals that have no integrity tag: those of a
-// database from before schema 3. It trusts the database as it is now, so
-// it is an administrator's explicit, audited act; the names adopted are
-// returned and recorded.
-func (s *Service) Adopt(ctx context.Context) ([]string, error) {
-	ps, err := s.st.ListPrincipals(ctx)
-	if err != nil {
-		return nil, principalErr(err, "")
+// Adopted is a principal an administrator adopted, with the roles it had.
+type Adopted struct {
+	ID, Name string
+	Roles    []store.RoleAssignment
+}
+
+// Adopt tags the named principals that have no integrity tag: those of a
+// database from before schema 3. It trusts their rows as they are now, so
+// it is an administrator's explicit, audited act over names the
+// administrator checked (a row inserted without a tag looks the same); the
+// principals and their roles are returned and recorded.
+func (s *Service) Adopt(ctx context.Context, names []string) ([]Adopted, error) {
+	if len(names) == 0 {
+		return nil, fault.Bad("names", "name the principals to adopt")
 	}
-	var names, ids []string
-	for _, p := range ps {
-		if len(p.MAC) == 0 {
-			names, ids = append(names, p.Name), append(ids, p.ID)
+	// Read first, so that the record names each principal with its roles;
+	// the change then tags only rows still exactly as read.
+	var out []Adopted
+	details := map[string]string{}
+	for _, name := range names {
+		p, err := s.st.GetPrincipalByName(ctx, name)
+		if err != nil {
+			return nil, principalErr(err, name)
 		}
+		if len(p.MAC) != 0 {
+			return nil, fault.Conflicting("principal %q has an integrity tag already: only untagged principals are adopted", name)
+		}
+		roles, err := s.st.Roles(ctx, p.ID)
+		if err != nil {
+			return nil, principalErr(err, name)
+		}
+		var rs []string
+		for _, r := range roles {
+			rs = append(rs, r.Role+"@"+r.Scope)
+		}
+		details[p.Name] = strings.Join(rs, ",")
+		out = append(out, Adopted{ID: p.ID, Name: p.Name, Roles: roles})
 	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	err = s.write(ctx, audit.Event{Action: "principal.adopt", Object: "principals", Details: map[string]string{"names": strings.Join(names, ",")}}, func(tx store.Store) error {
-		for _, id := range ids {
-			p, err := tx.GetPrincipal(ctx, id)
+	err := s.write(ctx, audit.Event{Action: "principal.adopt", Object: "principals", Details: details}, func(tx store.Store) error {
+		for _, a := range out {
+			p, err := tx.GetPrincipal(ctx, a.ID)
 			if err != nil {
 				return err
 			}
-			if len(p.MAC) != 0 {
-				continue
-			}
-			roles, err := tx.Roles(ctx, id)
+			roles, err := tx.Roles(ctx, a.ID)
 			if err != nil {
 				return err
 			}
-			mac, err := s.tag(principalAAD(p, roles))
+			aad := principalAAD(p, roles)
+			if len(p.MAC) != 0 || p.Name != a.Name || !bytes.Equal(aad, principalAAD(p, a.Roles)) {
+				return fault.Conflicting("principal %q changed while it was being adopted; look again", a.Name)
+			}
+			mac, err := s.tag(aad)
 			if err != nil {
 				return err
 			}
-			if err := tx.SetPrincipalMAC(ctx, id, mac); err != nil {
+			if err := tx.SetPrincipalMAC(ctx, a.ID, mac); err != nil {
 				return err
 			}
 		}
@@ -175,5 +207,5 @@ func (s *Service) Adopt(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	s.forgetTokens()
-	return names, nil
+	return out, nil
 }

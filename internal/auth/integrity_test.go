@@ -191,15 +191,21 @@ func TestAdopt(t *testing.T) {
 	if _, _, err := s.ClientCredentials(ctx, id, secret); err == nil || !strings.Contains(err.Error(), "no integrity tag") {
 		t.Fatalf("untagged principal: %v", err)
 	}
-	names, err := s.Adopt(ctx)
-	if err != nil || len(names) != 1 || names[0] != "legacy" {
-		t.Fatalf("adopt: %v %v", names, err)
+	if _, err := s.Adopt(ctx, nil); fault.Of(err) != fault.BadInput {
+		t.Errorf("adopt without names: %v", err)
+	}
+	adopted, err := s.Adopt(ctx, []string{"legacy"})
+	if err != nil || len(adopted) != 1 || adopted[0].Name != "legacy" || len(adopted[0].Roles) != 1 || adopted[0].Roles[0].Role != CryptoUser {
+		t.Fatalf("adopt: %+v %v", adopted, err)
 	}
 	if _, _, err := s.ClientCredentials(ctx, id, secret); err != nil {
 		t.Fatalf("adopted principal: %v", err)
 	}
-	if names, err := s.Adopt(ctx); err != nil || len(names) != 0 {
-		t.Errorf("second adopt: %v %v", names, err)
+	if _, err := s.Adopt(ctx, []string{"legacy"}); fault.Of(err) != fault.Conflict {
+		t.Errorf("adopting a tagged principal: %v", err)
+	}
+	if _, err := s.Adopt(ctx, []string{"nobody"}); fault.Of(err) != fault.NotFound {
+		t.Errorf("adopting an unknown name: %v", err)
 	}
 	recs, err := st.AuditRecords(ctx, 0, 100)
 	if err != nil {
@@ -207,7 +213,7 @@ func TestAdopt(t *testing.T) {
 	}
 	found := false
 	for _, r := range recs {
-		if r.Action == "principal.adopt" && strings.Contains(string(r.Details), "legacy") {
+		if r.Action == "principal.adopt" && strings.Contains(string(r.Details), `"legacy":"crypto-user@/"`) {
 			found = true
 		}
 	}
@@ -219,4 +225,37 @@ func TestAdopt(t *testing.T) {
 func sha256Of(s string) []byte {
 	h := sha256.Sum256([]byte(s))
 	return h[:]
+}
+
+// TestRootDownIsNotTampering: with the root unable to answer, identity rows
+// are not judged: 503 (Unavailable), no integrity alert.
+func TestRootDownIsNotTampering(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	logs := &bytes.Buffer{}
+	sl := testSealer(t)
+	s := New(st, sl, Config{Log: slog.New(slog.NewTextHandler(logs, nil))})
+	id, secret, err := s.CreatePrincipal(ctx, NewPrincipal{Name: "app", Role: Auditor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := s.ClientCredentials(ctx, id, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl.Forget()
+	s.forgetTokens()
+	if _, err := s.Authenticate(ctx, tok); fault.Of(err) != fault.Unavailable || errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("authenticate with the root down: %v", err)
+	}
+	if _, _, err := s.ClientCredentials(ctx, id, secret); fault.Of(err) != fault.Unavailable {
+		t.Errorf("client credentials with the root down: %v", err)
+	}
+	if strings.Contains(logs.String(), "integrity check") {
+		t.Errorf("a down root raised an integrity alert:\n%s", logs)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/kura-project/kura/internal/keys/keyops"
@@ -18,6 +19,7 @@ import (
 type KeysRig struct {
 	*AttestRig
 	token string
+	dir   string // the data directory, on the disk the database is on
 }
 
 // StartKeys starts kura (dev mode) and creates the benchmark keys through
@@ -31,7 +33,7 @@ func startKeys(ctx context.Context, dir, tokenAlg string) (*KeysRig, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &KeysRig{AttestRig: a}
+	r := &KeysRig{AttestRig: a, dir: dir}
 	if r.token, err = r.clientToken(ctx, dir); err != nil {
 		a.Close()
 		return nil, err
@@ -140,7 +142,25 @@ func (r *KeysRig) Ops(ctx context.Context) ([]KeyOp, error) {
 	post := func(path, body string) func() error {
 		return func() error { _, err := r.call(ctx, path, body); return err }
 	}
+	// The floor of a durable write: the key generation, and one small
+	// write synced to the disk the database is on (what each commit of
+	// SQLite with synchronous=FULL costs at the least).
+	f, err := os.CreateTemp(r.dir, "fsync-floor-*")
+	if err != nil {
+		return nil, err
+	}
+	record := make([]byte, 512)
+	durable := func() error {
+		if _, err := keyops.Generate("EC", 0, "P-256", 0); err != nil {
+			return err
+		}
+		if _, err := f.WriteAt(record, 0); err != nil {
+			return err
+		}
+		return f.Sync()
+	}
 	return []KeyOp{
+		{"create EC P-256 (fsync)", post("/keys/ecnew/create", `{"kty":"EC","crv":"P-256"}`), durable},
 		{"sign RS256 (RSA-2048)", post("/keys/rsa/sign", `{"alg":"RS256","value":"`+b64(d[:])+`"}`),
 			func() error { _, err := keyops.Sign(rsaMat, "RS256", d[:]); return err }},
 		{"sign ES256 (P-256)", post("/keys/ec/sign", `{"alg":"ES256","value":"`+b64(d[:])+`"}`),

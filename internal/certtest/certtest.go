@@ -50,10 +50,10 @@ func CompactX5C(tb testing.TB, alg string, key crypto.Signer, cert *x509.Certifi
 		sig, err = rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, d[:])
 	case *ecdsa.PrivateKey:
 		var d []byte
-		size := 32
+		size := (k.Curve.Params().BitSize + 7) / 8 // r||s as the curve has it, whatever alg says
 		if alg == "ES384" {
 			s := sha512.Sum384([]byte(input))
-			d, size = s[:], 48
+			d = s[:]
 		} else {
 			s := sha256.Sum256([]byte(input))
 			d = s[:]

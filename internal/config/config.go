@@ -67,6 +67,11 @@ type Config struct {
 	// HTTPS discovery of OIDC issuers and release authorities (private CAs).
 	OIDCCAFile string `json:"oidc_ca_file"`
 
+	// ReleasePolicyStrictTypes evaluates release policies without Key
+	// Vault's leniency, in which {"equals": "true"} is met by the boolean
+	// true: only values of the same JSON type are then equal.
+	ReleasePolicyStrictTypes bool `json:"release_policy_strict_types"`
+
 	// RateLimit bounds POST /attest/* and /oauth2/token per client address
 	// and for everyone (429 with Retry-After); nil: on, except with --dev.
 	RateLimit  *bool `json:"rate_limit"`
@@ -187,6 +192,7 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 		cfg.RateLimit = &b
 		return nil
 	})
+	fs.BoolVar(&cfg.ReleasePolicyStrictTypes, "release-policy-strict-types", cfg.ReleasePolicyStrictTypes, "release policies compare only values of the same JSON type (no Key Vault leniency: \"true\" does not equal true)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "also serve GET /metrics on this address, plain HTTP without authentication (a private network's scraper)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body size limit")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn, error")
@@ -214,7 +220,7 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 		}
 		cfg.RateLimit = &b
 	}
-	bools := map[string]*bool{"KURA_DEV": &cfg.Dev, "KURA_TRUST_SIMULATOR": &cfg.TrustSimulator}
+	bools := map[string]*bool{"KURA_DEV": &cfg.Dev, "KURA_TRUST_SIMULATOR": &cfg.TrustSimulator, "KURA_RELEASE_POLICY_STRICT_TYPES": &cfg.ReleasePolicyStrictTypes}
 	for k, p := range bools {
 		if v := getenv(k); v != "" {
 			b, err := strconv.ParseBool(v)

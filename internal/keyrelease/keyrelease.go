@@ -100,6 +100,10 @@ type Service struct {
 	// closed: without a record, no release).
 	Audit audit.Recorder
 	Now   func() time.Time // default time.Now
+	// StrictTypes evaluates release policies without Key Vault's leniency
+	// (a string operand matching a boolean or number claim as text):
+	// release_policy_strict_types.
+	StrictTypes bool
 	// Observe, when set, is told each outcome: granted, or denied with its
 	// reason class (ClassToken, ...), or "error" when the release failed
 	// for a cause other than a denial. For metrics: bounded values only.
@@ -191,7 +195,7 @@ func (s *Service) release(ctx context.Context, r Request) (*Result, error) {
 	if !slices.Contains(pol.Authorities(), oidc.NormalizeIssuer(iss)) {
 		return nil, deny(ClassToken, "the token's issuer %s is not an authority of the key's release policy (%s)", iss, strings.Join(pol.Authorities(), ", "))
 	}
-	d := pol.Evaluate(iss, claims)
+	d := pol.EvaluateOptions(iss, claims, release.Options{StrictTypes: s.StrictTypes})
 	if !d.Allowed {
 		reason := "the release policy is not met"
 		if d.Explanation != nil {
@@ -274,6 +278,11 @@ func (s *Service) release(ctx context.Context, r Request) (*Result, error) {
 	ev := audit.Event{Action: "key.release", Object: "keys/" + k.Name + "/" + k.Version, Details: map[string]string{
 		"token_sha256": b.TokenSHA256, "policy_sha256": b.PolicySHA256, "issuer": b.Issuer, "tee_key": b.TEEKey,
 		"enc": payload.Request.Enc, "nonce": payload.Request.Nonce, "answer_sha256": hex.EncodeToString(asum[:])}}
+	if len(d.Coerced) > 0 {
+		// Granted by Key Vault's type leniency: on record, so an operator
+		// can see what release_policy_strict_types would refuse.
+		ev.Details["policy_coerced"] = strings.Join(d.Coerced, "; ")
+	}
 	_, err = s.Audit.Record(ctx, ev, func(tx store.Store) error {
 		if !pol.RequireNonce() {
 			return nil

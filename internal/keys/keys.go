@@ -606,8 +606,12 @@ func (m *Manager) Update(ctx context.Context, name, version string, p UpdatePara
 		return nil, err
 	}
 	applyAttributes(&v, p.Attributes)
-	if err := checkWindow(v); err != nil {
-		return nil, err
+	// Only a request that sets the window is held to it: a version stored
+	// with an empty window still takes other updates (enabled, tags).
+	if p.Attributes.NotBefore != nil || p.Attributes.Expires != nil {
+		if err := checkWindow(v); err != nil {
+			return nil, err
+		}
 	}
 	if p.ReleasePolicy != nil {
 		if err := checkRelease(v.Exportable, p.ReleasePolicy, cur.ReleasePolicy); err != nil {

@@ -231,3 +231,17 @@ func (m *Manager) ReleaseMaterial(ctx context.Context, name, version string) (*K
 	mat, err := m.material(v)
 	return k, mat, err
 }
+
+// Forget drops every opened key material and cached version (kura is
+// being sealed). AES keys are wiped; RSA and EC keys are left to the
+// collector, as crypto/rsa and crypto/ecdsa offer no wipe.
+func (m *Manager) Forget() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	for _, mat := range m.cache {
+		clear(mat.Oct)
+	}
+	clear(m.cache)
+	clear(m.versions)
+}

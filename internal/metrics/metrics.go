@@ -72,7 +72,7 @@ func (m *Metrics) Handler() http.Handler {
 // become a label of its own.
 func (m *Metrics) Request(pattern string, code int, d time.Duration) {
 	op := pattern
-	if op == "" {
+	if op == "" || op == "/" { // no route, or the catch-all that answers 404 (or 503 while sealed)
 		op = "unmatched"
 	}
 	s := Surface(pattern)

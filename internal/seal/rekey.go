@@ -113,6 +113,14 @@ func (c *Custody) RekeyCancel() error {
 	if c.rekey == nil {
 		return fault.Bad("", "no rekey is in progress")
 	}
+	if c.rootReplaced() {
+		// Step 2 replaced the root and failed before the metadata: the
+		// rekey can only be finished now, never undone.
+		if err := c.finishReplace(); err != nil {
+			return err
+		}
+		return &fault.Error{Kind: fault.Conflict, Code: "RekeyApplied", Msg: "the rekey had already replaced the root: it is now finished, and only the new shares unseal"}
+	}
 	c.rekey = nil
 	for _, f := range []string{c.nextMeta(), c.nextRoot()} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -131,6 +139,12 @@ func (c *Custody) RekeyShare(sh Share) (newShares []Share, done bool, err error)
 	r := c.rekey
 	if r == nil {
 		return nil, false, fault.Bad("", "no rekey is in progress: start one with `kura operator rekey --init`")
+	}
+	if c.rootReplaced() { // a step 2 that failed past its first rename
+		if err := c.finishReplace(); err != nil {
+			return nil, false, err
+		}
+		return nil, true, nil
 	}
 	if len(sh.Y) != 32 {
 		return nil, false, fault.Bad("share", "holds %d bytes, not the 32 of an unseal key share", len(sh.Y))
@@ -217,20 +231,36 @@ func (c *Custody) rekeyStep2() error {
 		return &fault.Error{Kind: fault.BadInput, Code: "WrongShares", Msg: "the shares do not reconstruct the new unseal key (give the NEW shares from this rekey); progress is reset, start again"}
 	}
 	// The root first, the metadata last; recoverRekey finishes a crash in
-	// between. Each rename is atomic, and the directory is synced after.
-	if err := os.Rename(c.nextRoot(), c.rootFile()); err != nil {
-		return fault.Down("replacing the sealed root failed; the current shares still unseal", err)
+	// between. Each rename is atomic, and the directory is synced after. A
+	// retry after a failure past the first rename redoes only the rest.
+	if !c.rootReplaced() {
+		if err := os.Rename(c.nextRoot(), c.rootFile()); err != nil {
+			return fault.Down("replacing the sealed root failed; the current shares still unseal", err)
+		}
 	}
+	return c.finishReplace()
+}
+
+// rootReplaced reports whether step 2 renamed the new root into place
+// (the pending metadata is still beside it).
+func (c *Custody) rootReplaced() bool {
+	_, rootErr := os.Stat(c.nextRoot())
+	_, metaErr := os.Stat(c.nextMeta())
+	return c.rekey != nil && c.rekey.next != nil && errors.Is(rootErr, os.ErrNotExist) && metaErr == nil
+}
+
+// finishReplace puts the pending metadata in place once the root is.
+func (c *Custody) finishReplace() error {
 	if err := syncDir(c.cfg.Dir); err != nil {
-		return fault.Down("syncing the seal directory failed", err)
+		return fault.Down("syncing the seal directory failed; only the new shares unseal the root now: give a new share again to finish", err)
 	}
 	if err := os.Rename(c.nextMeta(), c.metaFile()); err != nil {
-		return fault.Down("replacing the unseal metadata failed; restart kura to finish the rekey", err)
+		return fault.Down("replacing the unseal metadata failed; only the new shares unseal the root now: give a new share again (or restart kura) to finish", err)
 	}
 	if err := syncDir(c.cfg.Dir); err != nil {
 		return fault.Down("syncing the seal directory failed", err)
 	}
-	c.meta, c.rekey, c.shares = r.next, nil, nil
+	c.meta, c.rekey, c.shares = c.rekey.next, nil, nil
 	return nil
 }
 

@@ -193,3 +193,45 @@ func TestForget(t *testing.T) {
 		t.Error("sealed after Forget")
 	}
 }
+
+// TestRekeyStep2Failure: a step 2 that failed after replacing the root can
+// only be finished: a cancel finishes it (and says so), a retry too.
+func TestRekeyStep2Failure(t *testing.T) {
+	for _, finish := range []string{"cancel", "retry"} {
+		t.Run(finish, func(t *testing.T) {
+			dir := t.TempDir()
+			c, _, _ := OpenCustody(CustodyConfig{Mode: ModeShares, Dir: dir})
+			old, s, err := c.Init(2, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sealed, _ := s.Seal([]byte("secret"), []byte("aad"))
+			c.RekeyInit(2, 2)
+			c.RekeyShare(old[0])
+			fresh, _, err := c.RekeyShare(old[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			// As if step 2 renamed the root, then failed.
+			if err := os.Rename(filepath.Join(dir, RootFileName+nextSuffix), filepath.Join(dir, RootFileName)); err != nil {
+				t.Fatal(err)
+			}
+			switch finish {
+			case "cancel":
+				if err := c.RekeyCancel(); fault.Of(err) != fault.Conflict {
+					t.Fatalf("cancel after the root was replaced: %v", err)
+				}
+			case "retry":
+				if _, done, err := c.RekeyShare(fresh[0]); err != nil || !done {
+					t.Fatalf("retry: done %v, %v", done, err)
+				}
+			}
+			if c.Status().Rekey != nil {
+				t.Error("rekey still pending")
+			}
+			if s, err := unsealWith(t, dir, fresh...); err != nil || !opens(t, s, sealed) {
+				t.Fatalf("new shares: %v", err)
+			}
+		})
+	}
+}

@@ -246,7 +246,7 @@ func npmInstall(t *testing.T) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	// npm ci installs exactly the lock file and never rewrites it.
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--fetch-timeout=30000", "--fetch-retries=1")
+	cmd := exec.CommandContext(ctx, "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--fetch-timeout=30000", "--fetch-retries=1")
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {

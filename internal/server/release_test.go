@@ -541,3 +541,34 @@ func TestReleaseIssuer(t *testing.T) {
 		t.Errorf("TLS certificate without names: %v", err)
 	}
 }
+
+// TestReleasePolicyStrictTypes: by default a string operand matches a
+// boolean claim as Key Vault does, and the grant's audit record names the
+// coercion; with release_policy_strict_types the same release is denied and
+// the explanation says why.
+func TestReleasePolicyStrictTypes(t *testing.T) {
+	policy := releasePolicy(kuraIssuer, nil, cond("x-ms-sevsnpvm-is-debuggable", "equals", "false"))
+	for _, strict := range []bool{false, true} {
+		r := newRig(t, time.Now(), issuerOpt, func(c *config.Config) { c.ReleasePolicyStrictTypes = strict })
+		r.importKey(t, "k", true, policy)
+		g := newTEE(t)
+		code, resp := r.release(t, "k", g.token(t, r, "", sim.Options{}, nil), "", "")
+		if !strict {
+			if code != 200 {
+				t.Fatalf("lenient release: %d %s", code, resp)
+			}
+			recs, err := r.srv.app.Store.AuditRecords(context.Background(), 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := recs[len(recs)-1]
+			if last.Action != "key.release" || !strings.Contains(string(last.Details), `claim x-ms-sevsnpvm-is-debuggable equals \"false\", actual false`) {
+				t.Errorf("the grant's record does not name the coercion: %s %s", last.Action, last.Details)
+			}
+			continue
+		}
+		if code != 403 || !strings.Contains(string(resp), "release_policy_strict_types: a boolean is not compared with a string") {
+			t.Errorf("strict release: %d %s", code, resp)
+		}
+	}
+}

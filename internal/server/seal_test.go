@@ -342,6 +342,14 @@ func TestOperatorSealAndRekey(t *testing.T) {
 	if code, _, _ := r.do("GET", "/readyz", nil); code != 503 {
 		t.Errorf("readyz while sealed: %d", code)
 	}
+	// While sealed the admin token reads the metrics (kura_sealed 1); a
+	// principal's token cannot be checked without the root: 503, not 401.
+	if code, body, _ := r.do("GET", "/metrics", nil, adm...); code != 200 || !strings.Contains(string(body), "kura_sealed 1") {
+		t.Errorf("metrics while sealed: %d", code)
+	}
+	if code, _, _ := r.do("GET", "/metrics", nil, "Authorization", "Bearer kura_at_some-principal"); code != 503 {
+		t.Errorf("a principal's metrics scrape while sealed: %d, want 503", code)
+	}
 	if code, out := unseal(old[2], old[0]); code != 200 || out["sealed"] != false || getKey() != 200 {
 		t.Fatalf("unseal after seal: %d %v, get key %d", code, out, getKey())
 	}

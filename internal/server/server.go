@@ -54,7 +54,6 @@ type Server struct {
 	tlsCert  *tls.Certificate
 	now      func() time.Time
 	probe    rootProbe
-	root     rootSealer // set when unsealed; readiness exercises it
 	metrics  *metrics.Metrics
 	// limits bound the unauthenticated, costly routes; nil: not limited.
 	attestLimit, tokenLimit *ratelimit.Limiter
@@ -211,8 +210,12 @@ func (s *Server) seal() error {
 	s.current.Store(&sealed)
 	s.unsealed.Store(false)
 	svc := s.svc.Swap(nil)
-	s.root = nil
 	if svc != nil {
+		// Nothing the sealed services opened stays reachable from here:
+		// the gauges let go of them, the key manager's opened material is
+		// dropped, and the root key is wiped.
+		s.metrics.Bind(metrics.Sources{})
+		svc.Keys.Forget()
 		svc.Sealer.Forget()
 	}
 	return nil
@@ -304,7 +307,6 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	})
 	mux.HandleFunc("/", notFound)
 	var h http.Handler = mux
-	s.root = sealer
 	s.svc.Store(svc)
 	s.current.Store(&h)
 	s.unsealed.Store(true)
@@ -391,11 +393,12 @@ func (s *Server) administrator(r *http.Request) (string, error) {
 // all keys (--metrics-addr serves them without authentication).
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	tok, ok := wire.Bearer(r)
+	svc := s.svc.Load()
 	switch {
 	case ok && s.app.AdminToken(tok):
 		wire.NotePrincipal(r.Context(), "admin")
-	case ok && s.svc.Load() != nil:
-		p, err := s.svc.Load().Auth.Authenticate(r.Context(), tok)
+	case ok && svc != nil:
+		p, err := svc.Auth.Authenticate(r.Context(), tok)
 		if err != nil {
 			refuseMetrics(w, err)
 			return
@@ -405,6 +408,11 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			wire.Error(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("principal %q may not read metrics: the auditor or administrator role over \"/\" is required", p.Name))
 			return
 		}
+	case ok:
+		// Sealed: no principal can be authenticated without the root.
+		w.Header().Set("Retry-After", "10")
+		wire.Error(w, http.StatusServiceUnavailable, "Sealed", "kura is sealed: while sealed, metrics are served to the admin token, and on --metrics-addr")
+		return
 	default:
 		refuseMetrics(w, auth.ErrUnauthenticated)
 		return
@@ -451,7 +459,12 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every key operation needs the root (with PKCS#11, the HSM and its
 	// session): a round trip through it tells a load balancer the truth.
-	if err := s.probe.check(ctx, s.root); err != nil {
+	svc := s.svc.Load()
+	if svc == nil {
+		http.Error(w, "sealed", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.probe.check(ctx, svc.Sealer); err != nil {
 		s.log.ErrorContext(r.Context(), "readiness: root", "err", err)
 		http.Error(w, "root of trust unavailable", http.StatusServiceUnavailable)
 		return
@@ -556,13 +569,21 @@ func (s *Server) every(ctx context.Context, interval time.Duration, f func(conte
 // refreshKeys reloads the token keys so that rotations made by other nodes
 // on the same database reach this node's JWKS.
 func (s *Server) refreshKeys(ctx context.Context) {
-	if err := s.svc.Load().Keyring.Refresh(ctx); err != nil {
+	svc := s.svc.Load() // nil if sealed since every() looked
+	if svc == nil {
+		return
+	}
+	if err := svc.Keyring.Refresh(ctx); err != nil {
 		s.log.Error("reload token signing keys", "err", err)
 	}
 }
 
 // maintain runs the services' background duties.
-func (s *Server) maintain(ctx context.Context) { s.svc.Load().Maintain(ctx, s.log) }
+func (s *Server) maintain(ctx context.Context) {
+	if svc := s.svc.Load(); svc != nil {
+		svc.Maintain(ctx, s.log)
+	}
+}
 
 // Keys returns the key manager (nil while sealed).
 func (s *Server) Keys() *keys.Manager {
@@ -659,6 +680,21 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	})
 }
 
+// clientKey is the rate limits' client: its IPv4 address, or its IPv6
+// /64 (one host usually holds a whole /64, and could otherwise take a
+// fresh bucket per address).
+func clientKey(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.To4() != nil {
+		return host
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
 // limited applies the rate limits of POST /attest/* and /oauth2/token by
 // client address: a refusal is a 429 with Retry-After in the surface's
 // error shape, before any work is done.
@@ -677,10 +713,7 @@ func (s *Server) limited(w http.ResponseWriter, r *http.Request) bool {
 	if l == nil {
 		return false
 	}
-	client, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		client = r.RemoteAddr
-	}
+	client := clientKey(r.RemoteAddr)
 	ok, wait := l.Allow(client)
 	if ok {
 		return false

@@ -314,8 +314,9 @@ func TestAPIVersionAndRoutes(t *testing.T) {
 	// A root that stops answering (an HSM gone away) makes kura unready.
 	// The result is reused for a second, so probes cannot queue work on
 	// the HSM; after that the failure shows.
-	good := r.srv.root
-	r.srv.root = seal.New(failingRoot{})
+	svc := r.srv.svc.Load()
+	good := svc.Sealer
+	svc.Sealer = seal.New(failingRoot{})
 	if code, _, _ := r.do("GET", "/readyz", nil); code != 200 {
 		t.Errorf("readyz within a second of a good probe: %d", code)
 	}
@@ -328,7 +329,7 @@ func TestAPIVersionAndRoutes(t *testing.T) {
 	// A root that hangs (an HSM whose sessions are all busy) is unready
 	// after the probe's deadline, not a probe that hangs too.
 	block := make(chan struct{})
-	r.srv.root = seal.New(hangingRoot{block})
+	svc.Sealer = seal.New(hangingRoot{block})
 	r.srv.probe.mu.Lock()
 	r.srv.probe.at = time.Time{}
 	r.srv.probe.mu.Unlock()
@@ -340,7 +341,7 @@ func TestAPIVersionAndRoutes(t *testing.T) {
 		t.Errorf("readyz took %s", d)
 	}
 	close(block)
-	r.srv.root = good
+	svc.Sealer = good
 }
 
 type hangingRoot struct{ block chan struct{} }

@@ -120,6 +120,9 @@ type issuer struct {
 }
 
 func (i *issuer) certify(pub crypto.PublicKey, now time.Time) ([]*x509.Certificate, error) {
+	if !now.Before(i.ca.NotAfter) {
+		return nil, fmt.Errorf("the CA %q expired on %s: renew it", i.ca.Subject.CommonName, i.ca.NotAfter.UTC().Format(time.RFC3339))
+	}
 	life := i.lifetime
 	if life == 0 {
 		life = 90 * 24 * time.Hour
@@ -188,6 +191,9 @@ func releaseIssuer(certFile, keyFile string, tlsCert *tls.Certificate) (*issuer,
 	key, ok := pair.PrivateKey.(crypto.Signer)
 	if !ok {
 		return nil, fmt.Errorf("release CA %s: the key cannot sign", keyFile)
+	}
+	if time.Now().After(ca.NotAfter) {
+		return nil, fmt.Errorf("release CA %s expired on %s", certFile, ca.NotAfter.UTC().Format(time.RFC3339))
 	}
 	leaf, err := x509.ParseCertificate(tlsCert.Certificate[0])
 	if err != nil {

@@ -286,6 +286,14 @@ func (k *Keyring) currentChain(kk *key) ([]*x509.Certificate, error) {
 	if k.cfg.Certify == nil || k.cfg.Now().Add(reissueBefore).Before(chain[0].NotAfter) {
 		return chain, nil
 	}
+	// A leaf that already ends with its CA cannot be renewed by reissuing:
+	// it is kept until it expires (and then refused), not remade per call.
+	if len(chain) > 1 && !chain[0].NotAfter.Before(chain[1].NotAfter) {
+		if k.cfg.Now().Before(chain[0].NotAfter) {
+			return chain, nil
+		}
+		return nil, fmt.Errorf("signing key %s: its certificate and its CA expired on %s: renew the CA", kk.id, chain[0].NotAfter.UTC().Format(time.RFC3339))
+	}
 	fresh, err := k.certify(kk.signer.Public())
 	if err != nil {
 		return nil, err

@@ -186,6 +186,10 @@ type principalOut struct {
 	ClientSecret string    `json:"client_secret,omitempty"` // only when just created or reset
 	Roles        []roleOut `json:"roles"`
 	Created      int64     `json:"created"`
+	// Integrity is set, in a list, on a principal whose row fails its
+	// integrity check: it is shown, with no roles, so that an
+	// administrator can find it and delete it (or adopt it by name).
+	Integrity string `json:"integrity,omitempty"`
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
@@ -233,7 +237,10 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	out := []principalOut{}
 	for _, p := range ps {
 		d, err := h.describe(r, p.ID)
-		if err != nil {
+		if errors.Is(err, auth.ErrTampered) {
+			d = principalOut{ID: p.ID, Name: p.Name, OIDCSubject: p.OIDCSubject, Roles: []roleOut{}, Created: p.Created.Unix(),
+				Integrity: "failed: " + err.Error()}
+		} else if err != nil {
 			h.storeErr(w, r, err)
 			return
 		}
@@ -262,15 +269,26 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 // adopt tags the principals of a database from before schema 3, which are
 // refused until an administrator vouches for them.
 func (h *Handler) adopt(w http.ResponseWriter, r *http.Request) {
-	names, err := h.Auth.Adopt(r.Context())
+	var in struct {
+		Names []string `json:"names"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	adopted, err := h.Auth.Adopt(r.Context(), in.Names)
 	if err != nil {
 		h.storeErr(w, r, err)
 		return
 	}
-	if names == nil {
-		names = []string{}
+	out := []principalOut{}
+	for _, a := range adopted {
+		d := principalOut{ID: a.ID, Name: a.Name, Roles: []roleOut{}}
+		for _, ra := range a.Roles {
+			d.Roles = append(d.Roles, roleOut{PrincipalID: ra.PrincipalID, Role: ra.Role, Scope: ra.Scope})
+		}
+		out = append(out, d)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"adopted": names})
+	writeJSON(w, http.StatusOK, map[string]any{"adopted": out})
 }
 
 func (h *Handler) resetSecret(w http.ResponseWriter, r *http.Request) {

@@ -692,15 +692,22 @@ func TestAdoptRoute(t *testing.T) {
 		t.Errorf("management read of an untagged principal: %d %s", w.Code, w.Body)
 	}
 	auditor := r.create(`{"name":"reader","role":"auditor"}`)
-	if w := r.do("POST", "/kura/v1/principals:adopt", r.tokenFor(auditor.ID, auditor.ClientSecret), ""); w.Code != 403 {
+	if w := r.do("POST", "/kura/v1/principals:adopt", r.tokenFor(auditor.ID, auditor.ClientSecret), `{"names":["legacy"]}`); w.Code != 403 {
 		t.Errorf("adopt by a non-administrator: %d", w.Code)
 	}
-	w := r.do("POST", "/kura/v1/principals:adopt", r.admin, "")
-	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"adopted":["legacy"]}` {
+	// Listed, flagged, with no roles.
+	if w := r.do("GET", "/kura/v1/principals", r.admin, ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"integrity":"failed: `) {
+		t.Errorf("list with an untagged principal: %d %s", w.Code, w.Body)
+	}
+	if w := r.do("POST", "/kura/v1/principals:adopt", r.admin, `{}`); w.Code != 400 {
+		t.Errorf("adopt without names: %d %s", w.Code, w.Body)
+	}
+	w := r.do("POST", "/kura/v1/principals:adopt", r.admin, `{"names":["legacy"]}`)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"name":"legacy"`) || !strings.Contains(w.Body.String(), `"role":"auditor"`) {
 		t.Fatalf("adopt: %d %s", w.Code, w.Body)
 	}
 	r.tokenFor(p.ID, p.ClientSecret)
-	if w := r.do("POST", "/kura/v1/principals:adopt", r.admin, ""); w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"adopted":[]}` {
+	if w := r.do("POST", "/kura/v1/principals:adopt", r.admin, `{"names":["legacy"]}`); w.Code != 409 {
 		t.Errorf("adopt again: %d %s", w.Code, w.Body)
 	}
 }

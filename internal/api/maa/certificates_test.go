@@ -80,6 +80,7 @@ type instance struct {
 	st    store.Store
 	mux   *http.ServeMux
 	audit *switchableRecorder
+	ps    *PolicyStore
 }
 
 // switchableRecorder records in the store's audit log, or fails as an
@@ -132,7 +133,7 @@ func newInstance(t *testing.T, dir string, initial ...*x509.Certificate) *instan
 	}
 	mux := http.NewServeMux()
 	h.Register(mux)
-	return &instance{t: t, dir: dir, st: st, mux: mux, audit: rec}
+	return &instance{t: t, dir: dir, st: st, mux: mux, audit: rec, ps: h.Policies}
 }
 
 func (in *instance) do(method, path, body string) (int, []byte) {
@@ -228,6 +229,15 @@ func TestDefaultMode(t *testing.T) {
 	// GET policy reports the signer of the stored policy.
 	if code, resp := in.do("GET", path, ""); code != 200 || claims(t, resp)["x-ms-policy-signer"] == nil {
 		t.Errorf("get: %d %s", code, resp)
+	}
+	// A P-384 key signing as @azure/attestation does (SHA-256, labelled
+	// ES256, 96-byte r||s) and as RFC 7518 says (ES384).
+	k384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	c384 := certtest.SelfSigned(t, k384, "p384")
+	for _, alg := range []string{"ES256", "ES384"} {
+		if code, resp := in.do("PUT", path, signer{k384, c384, alg}.policy(t, permitAll)); code != 200 {
+			t.Errorf("P-384 signer, %s: %d %s", alg, code, resp)
+		}
 	}
 	// A signature that does not verify with x5c[0] is refused, in any mode.
 	other := newSigner(t, "other")
@@ -522,4 +532,29 @@ func FuzzCertificateRequest(f *testing.F) {
 			t.Fatalf("accepted %q whose JWS does not verify: %v", b, err)
 		}
 	})
+}
+
+// TestSignerRecheckedAtTheWrite: an isolated instance's upload whose
+// signer stopped being a policy management certificate after the upload
+// was checked (a :remove in between) is refused in the write itself, and
+// nothing is stored.
+func TestSignerRecheckedAtTheWrite(t *testing.T) {
+	a, gone := newSigner(t, "a"), newSigner(t, "gone")
+	in := newInstance(t, "", a.cert)
+	ctx := context.Background()
+	sp := store.Policy{Type: fakeType, Text: policyV2, JWS: gone.policy(t, policyV2), Signer: gone.cert.Raw}
+	err := in.ps.SetChecked(ctx, sp, in.ps.signerStill(ctx, gone.cert))
+	var ue *UploadError
+	if !errors.As(err, &ue) || !strings.Contains(ue.Msg, "stopped being a policy management certificate") {
+		t.Fatalf("set with a signer no longer trusted: %v", err)
+	}
+	if _, err := in.st.GetPolicy(ctx, fakeType); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused policy was stored: %v", err)
+	}
+	if err := in.ps.ResetChecked(ctx, fakeType, in.ps.signerStill(ctx, gone.cert)); !errors.As(err, &ue) {
+		t.Errorf("reset with a signer no longer trusted: %v", err)
+	}
+	if err := in.ps.SetChecked(ctx, store.Policy{Type: fakeType, Text: policyV2, JWS: a.policy(t, policyV2), Signer: a.cert.Raw}, in.ps.signerStill(ctx, a.cert)); err != nil {
+		t.Errorf("set with a current signer: %v", err)
+	}
 }

@@ -134,6 +134,26 @@ func ParseUpload(jws string) (string, *x509.Certificate, error) {
 	return string(text), cert, nil
 }
 
+// signerStill re-checks, in the write's transaction, that an isolated
+// instance's upload signer is still a policy management certificate: a
+// :remove that committed after checkSigner must win.
+func (ps *PolicyStore) signerStill(ctx context.Context, cert *x509.Certificate) func(tx store.Store) error {
+	certs := ps.certificates()
+	if !certs.Isolated() {
+		return nil
+	}
+	return func(tx store.Store) error {
+		ok, err := certs.TrustedIn(ctx, tx, cert)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return uploadErr("the policy's signer stopped being a policy management certificate while the upload was made")
+		}
+		return nil
+	}
+}
+
 // checkSigner applies the instance's mode to a parsed upload's signer: in
 // isolated mode it must be a current policy management certificate; in
 // default mode any signer, or none, will do. A refusal is an *UploadError;
@@ -194,12 +214,17 @@ func verifyJWS(alg string, pub any, input, sig []byte) error {
 		if !ok {
 			return errors.New(alg + " needs an EC key")
 		}
-		h, size := crypto.SHA256, 32
+		// The hash is the alg's; r||s is as long as the key's curve wants.
+		// RFC 7518 pairs ES256 with P-256 only, but @azure/attestation
+		// labels every EC signature ES256 (a P-384 key signs SHA-256 and
+		// says ES256), and MAA accepts what its client sends.
+		h := crypto.SHA256
 		if alg == "ES384" {
-			h, size = crypto.SHA384, 48
+			h = crypto.SHA384
 		}
-		if k.Curve.Params().BitSize != size*8 || len(sig) != 2*size {
-			return errors.New("key curve or signature length does not fit " + alg)
+		size := (k.Curve.Params().BitSize + 7) / 8
+		if len(sig) != 2*size {
+			return fmt.Errorf("%s signature is %d bytes; a %s key's is %d", alg, len(sig), k.Curve.Params().Name, 2*size)
 		}
 		hh := h.New()
 		hh.Write(input)
@@ -344,7 +369,12 @@ func (h *Handler) setPolicy(w http.ResponseWriter, r *http.Request) {
 	if cert != nil {
 		sp.Signer = cert.Raw
 	}
-	if err := h.Policies.Set(r.Context(), sp); err != nil {
+	if err := h.Policies.SetChecked(r.Context(), sp, h.Policies.signerStill(r.Context(), cert)); err != nil {
+		var ue *UploadError
+		if errors.As(err, &ue) {
+			Error(w, http.StatusBadRequest, "InvalidPolicy", ue.Msg)
+			return
+		}
 		var pe *maa.ParseError
 		if errors.As(err, &pe) {
 			Error(w, http.StatusBadRequest, "InvalidPolicy", "policy does not parse: "+pe.Error())
@@ -387,7 +417,12 @@ func (h *Handler) resetPolicy(w http.ResponseWriter, r *http.Request) {
 		}
 		cert = c
 	}
-	if err := h.Policies.Reset(r.Context(), typ); err != nil {
+	if err := h.Policies.ResetChecked(r.Context(), typ, h.Policies.signerStill(r.Context(), cert)); err != nil {
+		var ue *UploadError
+		if errors.As(err, &ue) {
+			Error(w, http.StatusBadRequest, "InvalidPolicy", ue.Msg)
+			return
+		}
 		h.fail(w, r, err)
 		return
 	}

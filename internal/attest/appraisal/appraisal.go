@@ -74,25 +74,22 @@ const (
 	Accepted        Verdict = "accepted"
 	RefusedEvidence Verdict = "refused_evidence" // the evidence did not verify or bind
 	RefusedPolicy   Verdict = "refused_policy"   // the appraisal policy denied it
-	Failed          Verdict = "error"            // kura could not decide (store, collateral service down)
+	Failed          Verdict = "error"            // kura could not decide (store or collateral service down, a signing failure)
 )
 
 // VerdictOf classifies an Attest error.
 func VerdictOf(err error) Verdict {
 	var pd *attest.PolicyDeniedError
-	var ue *attest.UnavailableError
+	var ee *attest.EvidenceError
 	switch {
 	case err == nil:
 		return Accepted
 	case errors.As(err, &pd):
 		return RefusedPolicy
-	case errors.As(err, &ue):
-		return Failed
+	case errors.As(err, &ee), fault.Of(err) == fault.BadInput:
+		return RefusedEvidence
 	}
-	if fault.Of(err) == fault.Unavailable {
-		return Failed
-	}
-	return RefusedEvidence
+	return Failed // kura could not decide: a dependency, or kura itself
 }
 
 // parse returns the parsed policy, parsing each distinct text once.

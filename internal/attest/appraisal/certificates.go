@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kura-project/kura/internal/attest"
@@ -71,14 +72,22 @@ type storedSet struct {
 	Certificates [][]byte `json:"certificates"`   // DER
 }
 
-// setDigest is a digest of an ordered certificate set.
+// setDigest is a digest of a certificate set: of its distinct members,
+// in no particular order, so that listing the configured files in another
+// order (or twice) is the same configuration and keeps the stored set.
 func setDigest(certs []*x509.Certificate) string {
-	h := sha256.New()
+	ders := make([][]byte, 0, len(certs))
 	for _, c := range certs {
+		ders = append(ders, c.Raw)
+	}
+	slices.SortFunc(ders, bytes.Compare)
+	ders = slices.CompactFunc(ders, bytes.Equal)
+	h := sha256.New()
+	for _, d := range ders {
 		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
+		binary.BigEndian.PutUint64(n[:], uint64(len(d)))
 		h.Write(n[:])
-		h.Write(c.Raw)
+		h.Write(d)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -108,6 +117,19 @@ func (c *PolicyCertificates) List(ctx context.Context) ([]*x509.Certificate, err
 // An error is a set that cannot be read or authenticated.
 func (c *PolicyCertificates) Trusted(ctx context.Context, cert *x509.Certificate) (bool, error) {
 	set, err := c.List(ctx)
+	if err != nil {
+		return false, err
+	}
+	return indexOf(set, cert) >= 0, nil
+}
+
+// TrustedIn is Trusted as read through st (a transaction's view), so that
+// a write can be refused if its signer was removed meanwhile.
+func (c *PolicyCertificates) TrustedIn(ctx context.Context, st store.Store, cert *x509.Certificate) (bool, error) {
+	if !c.Isolated() {
+		return true, nil
+	}
+	set, err := c.current(ctx, st)
 	if err != nil {
 		return false, err
 	}

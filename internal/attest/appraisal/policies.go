@@ -147,6 +147,13 @@ func (p *PolicyStore) forget(typ string) {
 // Set validates and stores a policy. A policy that does not parse is refused
 // with its line and column and nothing changes.
 func (p *PolicyStore) Set(ctx context.Context, sp store.Policy) error {
+	return p.SetChecked(ctx, sp, nil)
+}
+
+// SetChecked is Set with a check run in the write's transaction, before
+// it: a refusal there changes nothing (an upload's signer, checked against
+// the policy management certificates as they are at the write).
+func (p *PolicyStore) SetChecked(ctx context.Context, sp store.Policy, check func(tx store.Store) error) error {
 	if _, err := maa.Parse(sp.Text); err != nil {
 		return err
 	}
@@ -166,14 +173,33 @@ func (p *PolicyStore) Set(ctx context.Context, sp store.Policy) error {
 		details["signer_sha256"] = hex.EncodeToString(sum[:])
 	}
 	return p.record(ctx, audit.Event{Action: "policy.set", Object: "policies/" + sp.Type, Details: details},
-		func(tx store.Store) error { return tx.PutPolicy(ctx, sp) })
+		func(tx store.Store) error {
+			if check != nil {
+				if err := check(tx); err != nil {
+					return err
+				}
+			}
+			return tx.PutPolicy(ctx, sp)
+		})
 }
 
 // Reset returns typ to its default policy.
 func (p *PolicyStore) Reset(ctx context.Context, typ string) error {
+	return p.ResetChecked(ctx, typ, nil)
+}
+
+// ResetChecked is Reset with a check in the write's transaction.
+func (p *PolicyStore) ResetChecked(ctx context.Context, typ string, check func(tx store.Store) error) error {
 	defer p.forget(typ)
 	return p.record(ctx, audit.Event{Action: "policy.reset", Object: "policies/" + typ},
-		func(tx store.Store) error { return tx.DeletePolicy(ctx, typ) })
+		func(tx store.Store) error {
+			if check != nil {
+				if err := check(tx); err != nil {
+					return err
+				}
+			}
+			return tx.DeletePolicy(ctx, typ)
+		})
 }
 
 // record applies a change with its audit record, or not at all.

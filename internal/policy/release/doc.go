@@ -96,6 +96,11 @@
 //     1e+21). The string is not parsed, so "3" equals 3 but "3.0" and "03"
 //     do not, and "True" does not equal true.
 //
+// Options.StrictTypes (kura's release_policy_strict_types) turns this
+// leniency off: values of different JSON types are then never equal. Either
+// way a node compared as text says so in its Note, and Decision.Coerced
+// lists the conditions met only through it.
+//
 // A boolean and a number, and any comparison involving null, an object or an
 // array, are incomparable: equals and notEquals are then both not met, so a
 // guard such as {"claim": "x-ms-sevsnpvm-is-debuggable", "notEquals": true}

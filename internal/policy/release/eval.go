@@ -9,6 +9,18 @@ import (
 type Decision struct {
 	Allowed     bool  `json:"allowed"`
 	Explanation *Node `json:"explanation"`
+	// Coerced lists the conditions met only by comparing a string with a
+	// boolean or number as text (Key Vault's leniency; see the package
+	// comment), e.g. `claim sdk-test equals "true", actual true`.
+	Coerced []string `json:"coerced,omitempty"`
+}
+
+// Options change how a policy is evaluated.
+type Options struct {
+	// StrictTypes compares values of the same JSON type only: a string
+	// never equals a boolean or a number, so {"equals": "true"} is not met
+	// by the boolean true.
+	StrictTypes bool
 }
 
 // String summarises the decision: "allowed: " or "denied: " followed by the
@@ -67,6 +79,11 @@ const missing = "<missing>"
 // claims are the token's decoded JSON payload; numbers may be json.Number or
 // float64. See the package comment for the semantics.
 func (p *Policy) Evaluate(issuer string, claims map[string]any) *Decision {
+	return p.EvaluateOptions(issuer, claims, Options{})
+}
+
+// EvaluateOptions is Evaluate under o.
+func (p *Policy) EvaluateOptions(issuer string, claims map[string]any, o Options) *Decision {
 	root := &Node{Kind: KindAnyOf}
 	if p == nil || len(p.authorities) == 0 {
 		root.Note = "no release policy"
@@ -81,7 +98,7 @@ func (p *Policy) Evaluate(issuer string, claims map[string]any) *Decision {
 			n.Skipped, n.Note = true, "not the token's issuer"
 		} else {
 			matched = true
-			g := evaluate(a.group, claims)
+			g := evaluate(a.group, claims, o)
 			n.Children, n.Met = []*Node{g}, g.Met
 			root.Met = root.Met || g.Met
 		}
@@ -90,15 +107,36 @@ func (p *Policy) Evaluate(issuer string, claims map[string]any) *Decision {
 	if !matched {
 		root.Note = "the token's issuer " + quote(issuer) + " is not an authority of this policy"
 	}
-	return &Decision{Allowed: root.Met, Explanation: root}
+	d := &Decision{Allowed: root.Met, Explanation: root}
+	d.Coerced = coerced(root, nil)
+	return d
 }
 
-func evaluate(c *condition, claims map[string]any) *Node {
+// coercedNote marks a claim node whose comparison coerced types.
+const coercedNote = "compared as text: a string with "
+
+// coerced collects the met claim nodes under n that were met by coercion.
+func coerced(n *Node, out []string) []string {
+	if n.Kind == KindClaim {
+		if n.Met && strings.HasPrefix(n.Note, coercedNote) {
+			out = append(out, "claim "+n.Claim+" "+n.Operator+" "+n.Expected+", actual "+n.Actual)
+		}
+		return out
+	}
+	for _, c := range n.Children {
+		if !c.Skipped {
+			out = coerced(c, out)
+		}
+	}
+	return out
+}
+
+func evaluate(c *condition, claims map[string]any, o Options) *Node {
 	if c.group != "" {
 		n := &Node{Kind: c.group, Children: make([]*Node, len(c.children))}
 		all, some := true, false
 		for i, child := range c.children { // no short-circuit: see package comment
-			cn := evaluate(child, claims)
+			cn := evaluate(child, claims, o)
 			n.Children[i] = cn
 			all = all && cn.Met
 			some = some || cn.Met
@@ -131,12 +169,23 @@ func evaluate(c *condition, claims map[string]any) *Node {
 	}
 	switch c.op {
 	case opEquals, opNotEquals:
+		if o.StrictTypes && got.kind != c.operand.kind {
+			n.Note = "release_policy_strict_types: " + got.kind.String() + " is not compared with " + c.operand.kind.String()
+			return n
+		}
 		eq, comparable := equal(c.operand, got)
 		if !comparable {
 			n.Note = "cannot compare " + got.kind.String() + " with " + c.operand.kind.String()
 			return n
 		}
 		n.Met = eq == (c.op == opEquals)
+		if got.kind != c.operand.kind {
+			other := got.kind
+			if other == kindString {
+				other = c.operand.kind
+			}
+			n.Note = coercedNote + other.String() + ", as Key Vault does; release_policy_strict_types refuses it"
+		}
 	default:
 		if got.kind != kindNumber {
 			n.Note = "not a number"

@@ -143,13 +143,13 @@ func TestEvaluate(t *testing.T) {
 
 		// (g): the SDK's string "true" against a boolean claim.
 		{"sdk test, boolean true", sampleGMock, sdkMockAuthority, numbers(`{"sdk-test":true}`), true,
-			"anyOf[0] (authority " + sdkMockAuthority + `): anyOf[0]: claim sdk-test equals "true", actual true`},
+			"anyOf[0] (authority " + sdkMockAuthority + `): anyOf[0]: claim sdk-test equals "true", actual true (compared as text: a string with a boolean, as Key Vault does; release_policy_strict_types refuses it)`},
 		{"sdk test, string true", sampleGMock, sdkMockAuthority, numbers(`{"sdk-test":"true"}`), true,
 			"anyOf[0] (authority " + sdkMockAuthority + `): anyOf[0]: claim sdk-test equals "true", actual "true"`},
 		{"sdk test, issuer without slash", sampleGMock, strings.TrimSuffix(sdkMockAuthority, "/"), numbers(`{"sdk-test":true}`), true,
-			"anyOf[0] (authority " + sdkMockAuthority + `): anyOf[0]: claim sdk-test equals "true", actual true`},
+			"anyOf[0] (authority " + sdkMockAuthority + `): anyOf[0]: claim sdk-test equals "true", actual true (compared as text: a string with a boolean, as Key Vault does; release_policy_strict_types refuses it)`},
 		{"sdk test, boolean false", sampleGMock, sdkMockAuthority, numbers(`{"sdk-test":false}`), false,
-			"anyOf[0] (authority " + sdkMockAuthority + `): anyOf[0]: claim sdk-test equals "true", actual false`},
+			"anyOf[0] (authority " + sdkMockAuthority + `): anyOf[0]: claim sdk-test equals "true", actual false (compared as text: a string with a boolean, as Key Vault does; release_policy_strict_types refuses it)`},
 		{"sdk test, capitalised True", sampleGMock, sdkMockAuthority, numbers(`{"sdk-test":"True"}`), false,
 			"anyOf[0] (authority " + sdkMockAuthority + `): anyOf[0]: claim sdk-test equals "true", actual "True"`},
 
@@ -180,9 +180,9 @@ func TestEvaluate(t *testing.T) {
 		{"policy string 3, claim number 3.0 is 3", stringThree, "https://a", numbers(`{"n":3.0}`), true,
 			"anyOf[0] (authority https://a): allOf: all 1 conditions met"},
 		{"policy number 3, claim string 3.0", numberThree, "https://a", numbers(`{"n":"3.0"}`), false,
-			`anyOf[0] (authority https://a): allOf[0]: claim n equals 3, actual "3.0"`},
+			`anyOf[0] (authority https://a): allOf[0]: claim n equals 3, actual "3.0" (compared as text: a string with a number, as Key Vault does; release_policy_strict_types refuses it)`},
 		{"policy number 3, claim string 03", numberThree, "https://a", numbers(`{"n":"03"}`), false,
-			`anyOf[0] (authority https://a): allOf[0]: claim n equals 3, actual "03"`},
+			`anyOf[0] (authority https://a): allOf[0]: claim n equals 3, actual "03" (compared as text: a string with a number, as Key Vault does; release_policy_strict_types refuses it)`},
 		{"exact big integers", bigNumber, "https://a", numbers(`{"n":9007199254740992}`), false,
 			"anyOf[0] (authority https://a): allOf[0]: claim n equals 9007199254740993, actual 9007199254740992"},
 		{"exact big integers equal", bigNumber, "https://a", numbers(`{"n":9007199254740993}`), true,
@@ -214,7 +214,7 @@ func TestEvaluate(t *testing.T) {
 		{"notEquals not met", notDebuggable, "https://a", numbers(`{"x-ms-sevsnpvm-is-debuggable":true}`), false,
 			"anyOf[0] (authority https://a): allOf[0]: claim x-ms-sevsnpvm-is-debuggable notEquals true, actual true"},
 		{"notEquals string coerced", notDebuggable, "https://a", numbers(`{"x-ms-sevsnpvm-is-debuggable":"true"}`), false,
-			`anyOf[0] (authority https://a): allOf[0]: claim x-ms-sevsnpvm-is-debuggable notEquals true, actual "true"`},
+			`anyOf[0] (authority https://a): allOf[0]: claim x-ms-sevsnpvm-is-debuggable notEquals true, actual "true" (compared as text: a string with a boolean, as Key Vault does; release_policy_strict_types refuses it)`},
 		{"notEquals missing", notDebuggable, "https://a", numbers(`{}`), false,
 			"anyOf[0] (authority https://a): allOf[0]: claim x-ms-sevsnpvm-is-debuggable notEquals true, actual <missing>"},
 		{"notEquals incomparable number", notDebuggable, "https://a", numbers(`{"x-ms-sevsnpvm-is-debuggable":0}`), false,
@@ -428,5 +428,36 @@ func TestEvaluateConcurrent(t *testing.T) {
 		if got := <-done; !bytes.Equal(got, want) {
 			t.Errorf("concurrent evaluation differs:\n%s\n%s", got, want)
 		}
+	}
+}
+
+// TestStrictTypes: by default a string operand matches a boolean or number
+// claim by its text, and the decision names the coercion; with StrictTypes
+// it does not match, and the explanation says why.
+func TestStrictTypes(t *testing.T) {
+	p, err := Parse([]byte(`{"version":"1.0.0","anyOf":[{"authority":"https://a","allOf":[
+		{"claim":"flag","equals":"true"},{"claim":"svn","equals":"3"},{"claim":"name","equals":"x"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := map[string]any{"flag": true, "svn": json.Number("3"), "name": "x"}
+	d := p.Evaluate("https://a", claims)
+	if !d.Allowed || len(d.Coerced) != 2 || !strings.Contains(d.Coerced[0], `claim flag equals "true", actual true`) {
+		t.Fatalf("lenient: allowed %v, coerced %q", d.Allowed, d.Coerced)
+	}
+	if !strings.Contains(d.Explanation.Children[0].Children[0].Children[0].Note, "compared as text: a string with a boolean") {
+		t.Errorf("the explanation does not show the coercion: %+v", d.Explanation.Children[0].Children[0].Children[0])
+	}
+	d = p.EvaluateOptions("https://a", claims, Options{StrictTypes: true})
+	if d.Allowed || len(d.Coerced) != 0 {
+		t.Fatalf("strict: allowed %v, coerced %q", d.Allowed, d.Coerced)
+	}
+	if s := d.Explanation.String(); !strings.Contains(s, "release_policy_strict_types: a boolean is not compared with a string") {
+		t.Errorf("strict explanation: %s", s)
+	}
+	// Same-type comparisons are unchanged by strictness.
+	q, _ := Parse([]byte(`{"version":"1.0.0","anyOf":[{"authority":"https://a","allOf":[{"claim":"flag","equals":true},{"claim":"svn","greaterOrEquals":2}]}]}`))
+	if d := q.EvaluateOptions("https://a", claims, Options{StrictTypes: true}); !d.Allowed || len(d.Coerced) != 0 {
+		t.Errorf("strict same-type: %v", d)
 	}
 }
