@@ -535,17 +535,25 @@ func resolveStore(fs *flag.FlagSet, dsn *string) error {
 	if *dsn != "" || f == nil || f.Value.String() == "" {
 		return nil
 	}
-	b, err := os.ReadFile(f.Value.String())
-	if err != nil {
-		return fmt.Errorf("config file: %w", err)
-	}
 	var c struct {
 		Store string `json:"store"`
 	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return fmt.Errorf("config file %s: %w", f.Value.String(), err)
+	if err := readConfigFile(f.Value.String(), &c); err != nil {
+		return err
 	}
 	*dsn = c.Store
+	return nil
+}
+
+// readConfigFile decodes the members v names from kura serve's config file.
+func readConfigFile(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
 	return nil
 }
 
@@ -566,15 +574,11 @@ func dataFlag(fs *flag.FlagSet, what string) (*string, func() error) {
 			return nil
 		}
 		if *file != "" {
-			b, err := os.ReadFile(*file)
-			if err != nil {
-				return fmt.Errorf("config file: %w", err)
-			}
 			var c struct {
 				DataDir string `json:"data_dir"`
 			}
-			if err := json.Unmarshal(b, &c); err != nil {
-				return fmt.Errorf("config file %s: %w", *file, err)
+			if err := readConfigFile(*file, &c); err != nil {
+				return err
 			}
 			if c.DataDir != "" {
 				*data = c.DataDir

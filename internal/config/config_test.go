@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -101,6 +102,25 @@ func TestModuleSettings(t *testing.T) {
 		_, err := Load(append([]string{"--dev", "--config", f}, c.args...), env(c.env), settings)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %v %v: %v, want an error containing %q", c.file, c.env, c.args, err, c.want)
+		}
+	}
+}
+
+// TestEverySettingDocumented: each member of the config file is named in
+// the README (the issue's "every setting documented").
+func TestEverySettingDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeOf(Config{})
+	for i := range typ.NumField() {
+		tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		if !strings.Contains(string(readme), "`"+tag+"`") {
+			t.Errorf("config file setting %q is not documented in README.md", tag)
 		}
 	}
 }
