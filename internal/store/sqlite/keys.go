@@ -94,7 +94,7 @@ func b2i(b bool) int {
 	return 0
 }
 
-func (s *Store) insertVersion(ctx context.Context, tx *sql.Tx, v store.KeyVersion) error {
+func (s *Store) insertVersion(ctx context.Context, tx querier, v store.KeyVersion) error {
 	ops, err := jsonOrNull(v.KeyOps, v.KeyOps == nil)
 	if err != nil {
 		return err
@@ -118,7 +118,7 @@ func (s *Store) insertVersion(ctx context.Context, tx *sql.Tx, v store.KeyVersio
 }
 
 func (s *Store) CreateKeyVersion(ctx context.Context, v store.KeyVersion, newKey bool) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx querier) error {
 		var deleted int64
 		err := tx.QueryRowContext(ctx, `SELECT deleted_at FROM keys WHERE name = ?`, v.Name).Scan(&deleted)
 		switch {
@@ -256,7 +256,7 @@ func (s *Store) RecoverKey(ctx context.Context, name string) error {
 }
 
 func (s *Store) PurgeKey(ctx context.Context, name string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM keys WHERE name = ? AND deleted_at != 0`, name)
 		if err != nil {
 			return fmt.Errorf("purge key: %w", err)
@@ -314,7 +314,7 @@ func (s *Store) RestoreKey(ctx context.Context, versions []store.KeyVersion, pol
 		return errors.New("restore: no versions")
 	}
 	name := versions[0].Name
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx querier) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM keys WHERE name = ?`, name).Scan(&n); err != nil {
 			return err

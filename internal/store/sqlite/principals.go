@@ -90,7 +90,7 @@ func (s *Store) ListPrincipals(ctx context.Context) ([]store.Principal, error) {
 }
 
 func (s *Store) DeletePrincipal(ctx context.Context, id string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx querier) error {
 		for _, q := range []string{`DELETE FROM access_tokens WHERE principal_id = ?`, `DELETE FROM role_assignments WHERE principal_id = ?`} {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {
 				return err
@@ -110,7 +110,7 @@ func (s *Store) DeletePrincipal(ctx context.Context, id string) error {
 // SetPrincipalSecret replaces the secret and revokes every access token
 // issued with the old one, in one transaction.
 func (s *Store) SetPrincipalSecret(ctx context.Context, id string, hash []byte) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, `UPDATE principals SET secret_hash = ? WHERE id = ?`, hash, id)
 		if err != nil {
 			return err

@@ -28,7 +28,8 @@ type Store struct {
 	// in steps of milliseconds; queueing in Go instead hands the lock on
 	// at once. Writers in other processes still wait out busy_timeout.
 	writes writeQueue
-	obs    Observer // nil: not observed
+	group  *groupCommit // shared by a store and its views
+	obs    Observer     // nil: not observed
 }
 
 // Observer is told the duration and outcome of each statement ("read",
@@ -168,7 +169,7 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: WAL mode: %w", path, err)
 	}
-	return &Store{db: db, q: db, path: path, writes: make(writeQueue, 1)}, nil
+	return &Store{db: db, q: db, path: path, writes: make(writeQueue, 1), group: &groupCommit{}}, nil
 }
 
 // queryAll runs query and scans every row with scan.
@@ -206,33 +207,13 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // WithTx runs f on a view of s bound to one IMMEDIATE transaction (see
-// store.Store). On a view it runs f on the same view.
+// store.Store), which concurrent callers share: group commit, in
+// groupcommit.go. On a view it runs f on the same view.
 func (s *Store) WithTx(ctx context.Context, f func(tx store.Store) error) error {
 	if s.inTx != nil {
 		return f(s)
 	}
-	if err := s.writes.lock(ctx); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	defer s.writes.unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	done := false
-	defer func() { // also on a panic or runtime.Goexit in f
-		if !done {
-			tx.Rollback()
-		}
-	}()
-	if err := f(&Store{db: s.db, q: s.observed(tx), inTx: tx, path: s.path, writes: s.writes, obs: s.obs}); err != nil {
-		return err
-	}
-	done = true
-	if err := s.commit(tx); err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
-	}
-	return nil
+	return s.withGroupTx(ctx, f)
 }
 
 // commit commits tx, observed.
@@ -248,18 +229,20 @@ func (s *Store) commit(tx *sql.Tx) error {
 // tx runs f in a transaction: a new one, or in a WithTx view a savepoint
 // of the view's, so that a failed call leaves the caller's transaction as
 // it was.
-func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, f func(querier) error) error {
 	if tx := s.inTx; tx != nil {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT kura_call`); err != nil {
+		// A shared transaction's statements run without the caller's
+		// cancellation (groupcommit.go).
+		bg := context.WithoutCancel(ctx)
+		if _, err := tx.ExecContext(bg, `SAVEPOINT kura_call`); err != nil {
 			return err
 		}
-		if err := f(tx); err != nil {
-			bg := context.WithoutCancel(ctx)
-			tx.ExecContext(bg, `ROLLBACK TO kura_call`)
-			tx.ExecContext(bg, `RELEASE kura_call`)
-			return err
+		if err := f(uncancelled{tx}); err != nil {
+			_, e1 := tx.ExecContext(bg, `ROLLBACK TO kura_call`)
+			_, e2 := tx.ExecContext(bg, `RELEASE kura_call`)
+			return errors.Join(err, e1, e2)
 		}
-		_, err := tx.ExecContext(ctx, `RELEASE kura_call`)
+		_, err := tx.ExecContext(bg, `RELEASE kura_call`)
 		return err
 	}
 	if err := s.writes.lock(ctx); err != nil {
