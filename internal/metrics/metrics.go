@@ -50,7 +50,7 @@ func New() *Metrics {
 		Help: "Secure key releases by result (granted, denied) and the denial's reason class (token, key, policy, nonce, tee-key, error)."},
 		[]string{"result", "reason"})
 	m.storeLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kura_store_operation_duration_seconds",
-		Help: "Database statement and commit latency by operation (read, write, commit).", Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16)},
+		Help: "Database statement and commit latency by operation (read, write, commit; with group commit one commit serves several transactions).", Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16)},
 		[]string{"op"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kura_store_errors_total",
 		Help: "Database statements and commits that failed, by operation."}, []string{"op"})

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kura-project/kura/internal/store"
@@ -44,10 +46,17 @@ type groupCommit struct {
 // member is one WithTx call in a batch.
 type member struct {
 	ctx    context.Context
-	turn   chan *Store // the transaction's view, when it is the caller's turn
-	done   chan error  // the change's result, from the caller
-	result chan error  // the batch's answer, to the caller
+	state  atomic.Int32 // waiting, running or left: who decides, the caller or the leader
+	turn   chan *Store  // the caller's view of the transaction, when it is its turn
+	done   chan error   // the change's result, from the caller
+	result chan error   // the batch's answer, to the caller
 }
+
+const (
+	waiting int32 = iota // queued or taken into a batch, not yet run
+	running              // the leader gave it its turn
+	left                 // the caller gave up (timeout, cancellation) before its turn
+)
 
 // errChangeAborted is the result of a change that panicked or exited its
 // goroutine: it is rolled back.
@@ -67,6 +76,8 @@ func (s *Store) withGroupTx(ctx context.Context, f func(tx store.Store) error) e
 	}
 	g.mu.Unlock()
 
+	// Until its turn a caller may give up; the leader and the caller agree
+	// on which came first through m.state.
 	timer := time.NewTimer(busyTimeout)
 	defer timer.Stop()
 	var view *Store
@@ -75,15 +86,17 @@ func (s *Store) withGroupTx(ctx context.Context, f func(tx store.Store) error) e
 	case err := <-m.result:
 		return err
 	case <-timer.C:
-		if s.leave(m) {
+		if m.state.CompareAndSwap(waiting, left) {
+			s.leave(m)
 			return fmt.Errorf("sqlite: database is busy: another writer of this process held it for %s", busyTimeout)
 		}
 	case <-ctx.Done():
-		if s.leave(m) {
+		if m.state.CompareAndSwap(waiting, left) {
+			s.leave(m)
 			return fmt.Errorf("begin transaction: %w", ctx.Err())
 		}
 	}
-	if view == nil { // taken into a batch already: the leader answers
+	if view == nil { // the leader gave it its turn first
 		select {
 		case view = <-m.turn:
 		case err := <-m.result:
@@ -92,28 +105,30 @@ func (s *Store) withGroupTx(ctx context.Context, f func(tx store.Store) error) e
 	}
 	finished := false
 	defer func() {
-		if !finished { // panic or runtime.Goexit in f: tell the leader
+		view.vs.closed.Store(true) // a goroutine the change left behind writes nothing
+		if !finished {             // panic or runtime.Goexit in f: tell the leader
 			m.done <- errChangeAborted
 		}
 	}()
 	err := f(view)
 	finished = true
+	view.vs.closed.Store(true)
 	m.done <- err
 	return <-m.result
 }
 
-// leave takes m out of the queue if its batch has not started.
-func (s *Store) leave(m *member) bool {
+// leave takes a member that gave up out of the queue, if it is still
+// there (a batch that took it skips it).
+func (s *Store) leave(m *member) {
 	g := s.group
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i, p := range g.pending {
 		if p == m {
 			g.pending = append(g.pending[:i], g.pending[i+1:]...)
-			return true
+			return
 		}
 	}
-	return false
 }
 
 // lead runs batches until no caller waits.
@@ -152,77 +167,157 @@ func (s *Store) runBatch(batch []*member) {
 		answer(fmt.Errorf("begin transaction: %w", err))
 		return
 	}
-	view := &Store{db: s.db, q: s.observed(uncancelled{tx}), inTx: tx, path: s.path, writes: s.writes, group: s.group, obs: s.obs}
 	failed := make([]error, len(batch))
+	ranAny := make([]bool, len(batch))
 	ran := 0
 	for i, m := range batch {
+		if !m.state.CompareAndSwap(waiting, running) {
+			ranAny[i] = false // it left: its caller has its answer
+			continue
+		}
 		if err := m.ctx.Err(); err != nil {
 			failed[i] = fmt.Errorf("begin transaction: %w", err)
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT kura_member`); err != nil {
-			s.abort(tx, batch, failed, fmt.Errorf("transaction: %w", err))
+			s.abort(tx, batch, failed, ranAny, fmt.Errorf("transaction: %w", err))
 			return
 		}
-		m.turn <- view
+		// Each member its own view: closed when its change returns, and
+		// poisoned if a failed statement ended the shared transaction.
+		vs := &viewState{tx: tx}
+		m.turn <- &Store{db: s.db, q: s.observed(vs), inTx: tx, vs: vs, path: s.path, writes: s.writes, group: s.group, obs: s.obs}
+		ranAny[i] = true
 		if err := <-m.done; err != nil {
 			failed[i] = err
 			_, e1 := tx.ExecContext(ctx, `ROLLBACK TO kura_member`)
 			_, e2 := tx.ExecContext(ctx, `RELEASE kura_member`)
-			if e := errors.Join(e1, e2); e != nil {
-				s.abort(tx, batch, failed, fmt.Errorf("roll back a failed change: %w", e))
+			if e := errors.Join(e1, e2, vs.lost()); e != nil {
+				s.abort(tx, batch, failed, ranAny, fmt.Errorf("roll back a failed change: %w", e))
 				return
 			}
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE kura_member`); err != nil {
-			s.abort(tx, batch, failed, fmt.Errorf("transaction: %w", err))
+		if _, err := tx.ExecContext(ctx, `RELEASE kura_member`); err != nil || vs.lost() != nil {
+			s.abort(tx, batch, failed, ranAny, fmt.Errorf("transaction: %w", errors.Join(err, vs.lost())))
 			return
 		}
 		ran++
 	}
-	var cerr error
-	if ran > 0 {
-		if cerr = s.commit(tx); cerr != nil {
-			cerr = fmt.Errorf("commit transaction: %w", cerr)
-		}
-	} else {
+	if ran == 0 {
 		tx.Rollback()
+		for i, m := range batch {
+			m.result <- failed[i]
+		}
+		return
+	}
+	if err := s.commit(tx); err != nil {
+		tx.Rollback()
+		s.answerFailed(batch, failed, ranAny, fmt.Errorf("commit transaction: %w", err))
+		return
 	}
 	for i, m := range batch {
-		if failed[i] != nil {
-			m.result <- failed[i]
-		} else {
-			m.result <- cerr
-		}
+		m.result <- failed[i]
 	}
 }
 
-// abort rolls back the batch: no member's change is kept, and every member
-// not already refused is told why.
-func (s *Store) abort(tx *sql.Tx, batch []*member, failed []error, why error) {
+// abort rolls back the batch and answers every member.
+func (s *Store) abort(tx *sql.Tx, batch []*member, failed []error, ranAny []bool, why error) {
 	tx.Rollback()
+	s.answerFailed(batch, failed, ranAny, why)
+}
+
+// answerFailed answers a batch that kept nothing. A member that ran saw the
+// changes of those before it, which are gone now, so its own error may be
+// false (a conflict with a change never kept): it is told both.
+func (s *Store) answerFailed(batch []*member, failed []error, ranAny []bool, why error) {
 	for i, m := range batch {
-		if failed[i] != nil {
+		switch {
+		case ranAny[i]:
+			m.result <- errors.Join(why, failed[i])
+		case failed[i] != nil:
 			m.result <- failed[i]
-		} else {
+		default:
 			m.result <- why
 		}
 	}
 }
 
-// uncancelled runs a turn's statements without its caller's cancellation
-// or deadline (see the comment at the top); the context's values stay.
-type uncancelled struct{ tx *sql.Tx }
-
-func (u uncancelled) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return u.tx.ExecContext(context.WithoutCancel(ctx), q, args...)
+// viewState is one member's view of the shared transaction. Its statements
+// run without the caller's cancellation or deadline (see the comment at
+// the top; the context's values stay); it refuses statements once the
+// change returned (closed) or once a failed statement ended the shared
+// transaction (SQLite rolls back on its own after SQLITE_FULL, IOERR and
+// the like; later statements would run, and commit, one by one).
+type viewState struct {
+	tx     *sql.Tx
+	closed atomic.Bool
+	mu     sync.Mutex
+	gone   error // the transaction ended under the change
 }
 
-func (u uncancelled) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return u.tx.QueryContext(context.WithoutCancel(ctx), q, args...)
+var errViewClosed = errors.New("sqlite: the transaction's view was used after its change returned")
+
+func (v *viewState) check() error {
+	if v.closed.Load() {
+		return errViewClosed
+	}
+	return v.lost()
 }
 
-func (u uncancelled) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return u.tx.QueryRowContext(context.WithoutCancel(ctx), q, args...)
+// lost reports whether the shared transaction ended under this view.
+func (v *viewState) lost() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.gone
+}
+
+// probe runs after a failed statement: BEGIN fails inside a transaction,
+// so its success says the shared one is gone (and the one it began is
+// rolled back at once).
+func (v *viewState) probe() {
+	bg := context.Background()
+	_, err := v.tx.ExecContext(bg, `BEGIN`)
+	if err != nil && strings.Contains(err.Error(), "within a transaction") {
+		return
+	}
+	if err == nil {
+		v.tx.ExecContext(bg, `ROLLBACK`)
+	}
+	v.mu.Lock()
+	if v.gone == nil {
+		v.gone = errors.New("sqlite: the shared transaction was rolled back by SQLite after a failed statement")
+	}
+	v.mu.Unlock()
+}
+
+func (v *viewState) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := v.check(); err != nil {
+		return nil, err
+	}
+	r, err := v.tx.ExecContext(context.WithoutCancel(ctx), q, args...)
+	if err != nil {
+		v.probe()
+	}
+	return r, err
+}
+
+func (v *viewState) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if err := v.check(); err != nil {
+		return nil, err
+	}
+	r, err := v.tx.QueryContext(context.WithoutCancel(ctx), q, args...)
+	if err != nil {
+		v.probe()
+	}
+	return r, err
+}
+
+func (v *viewState) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if err := v.check(); err != nil {
+		// A *sql.Row cannot be made to carry an error: ask one that
+		// fails (the statement does not parse), so Scan reports it.
+		return v.tx.QueryRowContext(context.Background(), "SELECT kura_view_refused /* "+err.Error()+" */")
+	}
+	return v.tx.QueryRowContext(context.WithoutCancel(ctx), q, args...)
 }

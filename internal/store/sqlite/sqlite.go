@@ -21,7 +21,8 @@ import (
 type Store struct {
 	db   *sql.DB
 	q    querier
-	inTx *sql.Tx // the view's transaction; nil outside WithTx
+	inTx *sql.Tx    // the view's transaction; nil outside WithTx
+	vs   *viewState // the view's guard (groupcommit.go)
 	path string
 	// writes queues this process's writers. SQLite admits one writer at
 	// a time and makes the others wait in its busy handler, which sleeps
@@ -233,16 +234,20 @@ func (s *Store) tx(ctx context.Context, f func(querier) error) error {
 	if tx := s.inTx; tx != nil {
 		// A shared transaction's statements run without the caller's
 		// cancellation (groupcommit.go).
-		bg := context.WithoutCancel(ctx)
-		if _, err := tx.ExecContext(bg, `SAVEPOINT kura_call`); err != nil {
+		var q querier = tx
+		if s.vs != nil {
+			q = s.vs
+		}
+		if _, err := q.ExecContext(ctx, `SAVEPOINT kura_call`); err != nil {
 			return err
 		}
-		if err := f(uncancelled{tx}); err != nil {
-			_, e1 := tx.ExecContext(bg, `ROLLBACK TO kura_call`)
-			_, e2 := tx.ExecContext(bg, `RELEASE kura_call`)
+		if err := f(q); err != nil {
+			bg := context.WithoutCancel(ctx)
+			_, e1 := q.ExecContext(bg, `ROLLBACK TO kura_call`)
+			_, e2 := q.ExecContext(bg, `RELEASE kura_call`)
 			return errors.Join(err, e1, e2)
 		}
-		_, err := tx.ExecContext(bg, `RELEASE kura_call`)
+		_, err := q.ExecContext(ctx, `RELEASE kura_call`)
 		return err
 	}
 	if err := s.writes.lock(ctx); err != nil {
