@@ -1,0 +1,201 @@
+// Package ledger is kura's confidential ledger: an append-only RFC 9162
+// (RFC 6962 hashing) Merkle log of entries, each a leaf that commits to
+// its contents under a salt of its own (leaf.go); signed C2SP checkpoints
+// (checkpoint.go); inclusion receipts in the c2sp.org/tlog-proof form and
+// consistency proofs, both verifiable offline with nothing but the log's
+// origin and verifier key (verify.go).
+//
+// The logic is written once over Store, which a storage engine implements
+// (sequencing is fenced by the tree size there, so two appenders can never
+// both extend the tree). The hashes are x/mod/sumdb/tlog's stored hashes,
+// so the log's tiles are the standard ones.
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/transparency-dev/formats/proof"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Record is one entry as stored: its leaf, its contents and the salt of
+// its commitment.
+type Record struct {
+	Leaf     Leaf
+	Contents []byte
+	Salt     [32]byte
+}
+
+// Store is what the ledger needs of storage.
+type Store interface {
+	// LedgerSize is the number of entries.
+	LedgerSize(ctx context.Context) (int64, error)
+	// LedgerHashes reads stored hashes by tlog storage index.
+	LedgerHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	// AppendLedger stores r and the hashes its leaf adds (from storage
+	// index tlog.StoredHashIndex(0, r.Leaf.Seq) on), only if the log holds
+	// exactly r.Leaf.Seq entries: store.ErrConflict otherwise.
+	AppendLedger(ctx context.Context, r Record, hashes []tlog.Hash) error
+	// LedgerRecord reads entry seq (store.ErrNotFound past the end).
+	LedgerRecord(ctx context.Context, seq int64) (Record, error)
+	// PutLedgerCheckpoint keeps the signed checkpoint of a tree size;
+	// storing the same again is a no-op.
+	PutLedgerCheckpoint(ctx context.Context, size int64, signed []byte) error
+	// LedgerCheckpoint reads the checkpoint of size (store.ErrNotFound).
+	LedgerCheckpoint(ctx context.Context, size int64) ([]byte, error)
+}
+
+// Config configures a Log.
+type Config struct {
+	Origin string      // the checkpoints' origin line, e.g. "kura.example/ledger"
+	Signer note.Signer // Ed25519 note signer named Origin
+	Now    func() time.Time
+	// Tx runs f in one transaction of the store (appends are read, then
+	// written, together); with SQLite's group commit concurrent appends
+	// share one durable commit.
+	Tx func(ctx context.Context, f func(Store) error) error
+}
+
+// Log is the ledger over a Store.
+type Log struct {
+	cfg Config
+	st  Store
+}
+
+// New returns the log over st.
+func New(st Store, cfg Config) (*Log, error) {
+	if cfg.Signer == nil || cfg.Signer.Name() != cfg.Origin || cfg.Origin == "" {
+		return nil, errors.New("ledger: the signer must be named as the origin")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Tx == nil {
+		return nil, errors.New("ledger: no transaction runner")
+	}
+	return &Log{cfg: cfg, st: st}, nil
+}
+
+// reader adapts a Store to tlog's hash reader.
+type reader struct {
+	ctx context.Context
+	st  Store
+}
+
+func (r reader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	return r.st.LedgerHashes(r.ctx, indexes)
+}
+
+// Append adds an entry and returns it as stored, sequenced.
+func (l *Log) Append(ctx context.Context, collection string, contents []byte) (Record, error) {
+	var rec Record
+	if _, err := rand.Read(rec.Salt[:]); err != nil {
+		return rec, err
+	}
+	rec.Contents = contents
+	err := l.cfg.Tx(ctx, func(tx Store) error {
+		n, err := tx.LedgerSize(ctx)
+		if err != nil {
+			return err
+		}
+		rec.Leaf = Leaf{Seq: uint64(n), Time: l.cfg.Now().UTC().Truncate(time.Millisecond), Collection: collection,
+			Commitment: Commit(rec.Salt, contents)}
+		data, err := rec.Leaf.Marshal()
+		if err != nil {
+			return err
+		}
+		hashes, err := tlog.StoredHashes(n, data, reader{ctx, tx})
+		if err != nil {
+			return fmt.Errorf("ledger: hashes of entry %d: %w", n, err)
+		}
+		return tx.AppendLedger(ctx, rec, hashes)
+	})
+	if err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+// Tree returns the current tree: size and root.
+func (l *Log) Tree(ctx context.Context) (tlog.Tree, error) {
+	n, err := l.st.LedgerSize(ctx)
+	if err != nil {
+		return tlog.Tree{}, err
+	}
+	h, err := tlog.TreeHash(n, reader{ctx, l.st})
+	if err != nil {
+		return tlog.Tree{}, fmt.Errorf("ledger: root of %d entries: %w", n, err)
+	}
+	return tlog.Tree{N: n, Hash: h}, nil
+}
+
+// Checkpoint returns the signed checkpoint of the current tree, signing
+// (and keeping) it if it is new. A receipt needs no timer: the tree that
+// holds an entry is signed when the receipt is asked for.
+func (l *Log) Checkpoint(ctx context.Context) (tlog.Tree, []byte, error) {
+	t, err := l.Tree(ctx)
+	if err != nil {
+		return t, nil, err
+	}
+	if signed, err := l.st.LedgerCheckpoint(ctx, t.N); err == nil {
+		return t, signed, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return t, nil, err
+	}
+	signed, err := signCheckpoint(l.cfg.Origin, t, l.cfg.Signer)
+	if err != nil {
+		return t, nil, err
+	}
+	if err := l.st.PutLedgerCheckpoint(ctx, t.N, signed); err != nil {
+		return t, nil, err
+	}
+	return t, signed, nil
+}
+
+// Receipt is entry seq with its c2sp.org/tlog-proof: the inclusion proof
+// in the current tree, that tree's signed checkpoint, and the leaf as the
+// proof's extra data. With the entry's contents and salt, VerifyReceipt
+// checks it offline.
+func (l *Log) Receipt(ctx context.Context, seq int64) (Record, []byte, error) {
+	rec, err := l.st.LedgerRecord(ctx, seq)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	t, signed, err := l.Checkpoint(ctx)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	p, err := tlog.ProveRecord(t.N, seq, reader{ctx, l.st})
+	if err != nil {
+		return Record{}, nil, fmt.Errorf("ledger: inclusion proof of %d in %d: %w", seq, t.N, err)
+	}
+	leaf, err := rec.Leaf.Marshal()
+	if err != nil {
+		return Record{}, nil, err
+	}
+	tp := proof.TLogProof{Index: uint64(seq), Checkpoint: signed, ExtraData: leaf}
+	for _, h := range p {
+		tp.Hashes = append(tp.Hashes, h)
+	}
+	return rec, tp.Marshal(), nil
+}
+
+// Consistency proves that the tree of size `from` is a prefix of the tree
+// of size `to` (RFC 6962 consistency proof).
+func (l *Log) Consistency(ctx context.Context, from, to int64) (tlog.TreeProof, error) {
+	n, err := l.st.LedgerSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if from < 1 || from > to || to > n {
+		return nil, fmt.Errorf("ledger: no consistency proof from %d to %d in a log of %d entries", from, to, n)
+	}
+	return tlog.ProveTree(to, from, reader{ctx, l.st})
+}

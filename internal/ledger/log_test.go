@@ -1,0 +1,244 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/kura-project/kura/internal/store"
+)
+
+const origin = "kura.test/ledger"
+
+func newLog(t *testing.T) (*Log, *memStore, note.Verifier) {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMem()
+	l, err := New(m, Config{Origin: origin, Signer: signer, Tx: m.tx, Now: func() time.Time { return time.Unix(1_800_000_000, 123_456_789) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, m, verifier
+}
+
+// TestReceipts: every entry's receipt verifies offline with only the
+// origin and the verifier key; an altered content, salt, proof, leaf,
+// checkpoint, origin or key does not.
+func TestReceipts(t *testing.T) {
+	l, _, v := newLog(t)
+	ctx := context.Background()
+	var recs []Record
+	for i := range 37 {
+		r, err := l.Append(ctx, fmt.Sprint("c", i%3), []byte(fmt.Sprint("entry ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Leaf.Seq != uint64(i) {
+			t.Fatalf("entry %d got seq %d", i, r.Leaf.Seq)
+		}
+		recs = append(recs, r)
+	}
+	for _, seq := range []int64{0, 1, 17, 31, 36} {
+		rec, receipt, err := l.Receipt(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, tree, err := VerifyReceipt(receipt, origin, v, rec.Contents, rec.Salt)
+		if err != nil || leaf.Seq != uint64(seq) || tree.N != 37 || leaf.Collection != recs[seq].Leaf.Collection {
+			t.Fatalf("receipt %d: %v (%+v, %d)", seq, err, leaf, tree.N)
+		}
+		if !strings.HasPrefix(string(receipt), "c2sp.org/tlog-proof@v1\nextra ") {
+			t.Errorf("receipt %d is not a c2sp.org/tlog-proof: %.60q", seq, receipt)
+		}
+		other := recs[(seq+1)%37]
+		if _, _, err := VerifyReceipt(receipt, origin, v, other.Contents, rec.Salt); err == nil {
+			t.Errorf("receipt %d verified other contents", seq)
+		}
+		if _, _, err := VerifyReceipt(receipt, origin, v, rec.Contents, other.Salt); err == nil {
+			t.Errorf("receipt %d verified with another salt", seq)
+		}
+		if _, _, err := VerifyReceipt(receipt, "other.test/ledger", v, rec.Contents, rec.Salt); err == nil {
+			t.Errorf("receipt %d verified for another origin", seq)
+		}
+		_, vkey2, _ := note.GenerateKey(rand.Reader, origin)
+		v2, _ := note.NewVerifier(vkey2)
+		if _, _, err := VerifyReceipt(receipt, origin, v2, rec.Contents, rec.Salt); err == nil {
+			t.Errorf("receipt %d verified with another log's key", seq)
+		}
+		// Flip one byte in each line of the proof: nothing still verifies.
+		lines := strings.SplitAfter(string(receipt), "\n")
+		for i, line := range lines {
+			if len(line) < 8 || i == 0 {
+				continue
+			}
+			bad := append([]string(nil), lines...)
+			b := []byte(line)
+			b[len(b)/2] ^= 0x01
+			bad[i] = string(b)
+			if _, _, err := VerifyReceipt([]byte(strings.Join(bad, "")), origin, v, rec.Contents, rec.Salt); err == nil {
+				t.Errorf("receipt %d verified with line %d altered: %q", seq, i, line)
+			}
+		}
+	}
+	if _, _, err := l.Receipt(ctx, 37); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("receipt past the end: %v", err)
+	}
+}
+
+// TestAgreesWithTransparencyDev: the tree, inclusion and consistency
+// proofs are RFC 6962's as transparency-dev/merkle computes and checks
+// them (what standard log tooling and witnesses use).
+func TestAgreesWithTransparencyDev(t *testing.T) {
+	l, m, v := newLog(t)
+	ctx := context.Background()
+	for i := range 10 {
+		l.Append(ctx, "c", []byte(fmt.Sprint(i)))
+	}
+	_, old, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 10; i < 300; i++ {
+		l.Append(ctx, "c", []byte(fmt.Sprint(i)))
+	}
+	tree, newer, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := rfc6962.DefaultHasher
+	for _, seq := range []int64{0, 9, 10, 255, 256, 299} {
+		leaf, _ := m.records[seq].Leaf.Marshal()
+		p, err := tlog.ProveRecord(tree.N, seq, reader{ctx, m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes := make([][]byte, len(p))
+		for i := range p {
+			hashes[i] = p[i][:]
+		}
+		if err := proof.VerifyInclusion(h, uint64(seq), uint64(tree.N), h.HashLeaf(leaf), hashes, tree.Hash[:]); err != nil {
+			t.Errorf("entry %d: transparency-dev/merkle refuses the inclusion proof: %v", seq, err)
+		}
+	}
+	cp, err := l.Consistency(ctx, 10, tree.N)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyConsistency(old, newer, cp, origin, v); err != nil {
+		t.Fatal(err)
+	}
+	oldTree, _ := OpenCheckpoint(old, origin, v)
+	hashes := make([][]byte, len(cp))
+	for i := range cp {
+		hashes[i] = cp[i][:]
+	}
+	if err := proof.VerifyConsistency(h, 10, uint64(tree.N), hashes, oldTree.Hash[:], tree.Hash[:]); err != nil {
+		t.Errorf("transparency-dev/merkle refuses the consistency proof: %v", err)
+	}
+	if err := VerifyConsistency(newer, old, cp, origin, v); err == nil {
+		t.Error("a consistency proof verified backwards")
+	}
+	if _, err := l.Consistency(ctx, 0, 5); err == nil {
+		t.Error("a consistency proof from the empty tree")
+	}
+}
+
+// TestConcurrentAppends: concurrent appenders get distinct, contiguous
+// sequence numbers and every receipt verifies; a store that refuses an
+// append out of sequence (the fence) refuses it.
+func TestConcurrentAppends(t *testing.T) {
+	l, m, v := newLog(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	seqs := make([]uint64, 64)
+	for i := range seqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := l.Append(ctx, "c", []byte(fmt.Sprint(i)))
+			if err != nil {
+				t.Error(err)
+			}
+			seqs[i] = r.Leaf.Seq
+		}()
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for _, s := range seqs {
+		seen[s] = true
+	}
+	if len(seen) != 64 {
+		t.Fatalf("%d distinct sequence numbers for 64 appends", len(seen))
+	}
+	for seq := range int64(64) {
+		rec, receipt, err := l.Receipt(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := VerifyReceipt(receipt, origin, v, rec.Contents, rec.Salt); err != nil {
+			t.Fatalf("entry %d: %v", seq, err)
+		}
+	}
+	if err := m.AppendLedger(ctx, Record{Leaf: Leaf{Seq: 3}}, nil); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("an append out of sequence: %v", err)
+	}
+}
+
+func TestLeafRoundTrip(t *testing.T) {
+	l := Leaf{Seq: 42, Time: time.UnixMilli(1_800_000_000_123).UTC(), Collection: "keys", Commitment: [32]byte{1}, Claims: [32]byte{2}}
+	b, err := l.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseLeaf(b)
+	if err != nil || got != l {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	for _, bad := range [][]byte{nil, []byte("ledger/v2\n"), b[:len(b)-1], append(append([]byte(nil), b...), 0)} {
+		if _, err := ParseLeaf(bad); err == nil {
+			t.Errorf("ParseLeaf(%q) accepted", bad)
+		}
+	}
+	if _, err := (Leaf{Collection: strings.Repeat("x", MaxCollection+1)}).Marshal(); err == nil {
+		t.Error("an overlong collection id was marshalled")
+	}
+}
+
+// FuzzParseLeaf: ParseLeaf never panics and what it accepts marshals
+// back to the same bytes.
+func FuzzParseLeaf(f *testing.F) {
+	b, _ := Leaf{Seq: 1, Time: time.UnixMilli(5).UTC(), Collection: "c"}.Marshal()
+	f.Add(b)
+	f.Add([]byte("ledger/v1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := ParseLeaf(data)
+		if err != nil {
+			return
+		}
+		back, err := l.Marshal()
+		if err != nil || string(back) != string(data) {
+			t.Fatalf("accepted %x, marshals to %x (%v)", data, back, err)
+		}
+	})
+}
