@@ -287,9 +287,12 @@ func (s *Service) ClientCredentials(ctx context.Context, clientID, secret string
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	if len(p.SecretHash) != 32 || subtle.ConstantTimeCompare(h[:], p.SecretHash) != 1 {
+		return "", time.Time{}, ErrUnauthenticated
+	}
 	// The row must be kura's (an edited secret hash is an attacker's
-	// secret): the secret is compared with, and the token tagged for, the
-	// row that authenticated.
+	// secret): the secret is compared again with, and the token tagged
+	// for, the row that authenticated.
 	_, p, err = s.principal(ctx, p.ID)
 	if err != nil {
 		return "", time.Time{}, err

@@ -159,8 +159,9 @@ func (s *Service) Adopt(ctx context.Context, names []string) ([]Adopted, error) 
 	// Read first, so that the record names each principal with its roles;
 	// the change then tags only rows still exactly as read.
 	var out []Adopted
+	var read []store.Principal // as first read: the change tags only these rows, unchanged
 	details := map[string]string{}
-	for _, name := range names {
+	for _, name := range slices.Compact(slices.Sorted(slices.Values(names))) {
 		p, err := s.st.GetPrincipalByName(ctx, name)
 		if err != nil {
 			return nil, principalErr(err, name)
@@ -178,9 +179,10 @@ func (s *Service) Adopt(ctx context.Context, names []string) ([]Adopted, error) 
 		}
 		details[p.Name] = strings.Join(rs, ",")
 		out = append(out, Adopted{ID: p.ID, Name: p.Name, Roles: roles})
+		read = append(read, p)
 	}
 	err := s.write(ctx, audit.Event{Action: "principal.adopt", Object: "principals", Details: details}, func(tx store.Store) error {
-		for _, a := range out {
+		for i, a := range out {
 			p, err := tx.GetPrincipal(ctx, a.ID)
 			if err != nil {
 				return err
@@ -190,7 +192,7 @@ func (s *Service) Adopt(ctx context.Context, names []string) ([]Adopted, error) 
 				return err
 			}
 			aad := principalAAD(p, roles)
-			if len(p.MAC) != 0 || p.Name != a.Name || !bytes.Equal(aad, principalAAD(p, a.Roles)) {
+			if len(p.MAC) != 0 || !bytes.Equal(aad, principalAAD(read[i], a.Roles)) {
 				return fault.Conflicting("principal %q changed while it was being adopted; look again", a.Name)
 			}
 			mac, err := s.tag(aad)

@@ -188,13 +188,16 @@ func TestAdopt(t *testing.T) {
 	if err := st.SetPrincipalMAC(ctx, id, nil); err != nil { // as a schema-2 row
 		t.Fatal(err)
 	}
+	if _, _, err := s.ClientCredentials(ctx, id, "kura_cs_wrong"); !errors.Is(err, ErrUnauthenticated) || strings.Contains(err.Error(), "integrity") {
+		t.Errorf("a wrong secret for an untagged principal: %v (the row is not judged for a caller without the secret)", err)
+	}
 	if _, _, err := s.ClientCredentials(ctx, id, secret); err == nil || !strings.Contains(err.Error(), "no integrity tag") {
 		t.Fatalf("untagged principal: %v", err)
 	}
 	if _, err := s.Adopt(ctx, nil); fault.Of(err) != fault.BadInput {
 		t.Errorf("adopt without names: %v", err)
 	}
-	adopted, err := s.Adopt(ctx, []string{"legacy"})
+	adopted, err := s.Adopt(ctx, []string{"legacy", "legacy"}) // a name given twice is adopted once
 	if err != nil || len(adopted) != 1 || adopted[0].Name != "legacy" || len(adopted[0].Roles) != 1 || adopted[0].Roles[0].Role != CryptoUser {
 		t.Fatalf("adopt: %+v %v", adopted, err)
 	}

@@ -296,3 +296,30 @@ func TestRestoreTellsTamperingFromAFault(t *testing.T) {
 		t.Errorf("restore with the root back: %v", err)
 	}
 }
+
+// TestForgetDoesNotWipeMaterialInUse: sealing drops the opened material
+// but leaves it intact for an operation that already holds it (wiping it
+// would have that operation encrypt under a zero key).
+func TestForgetDoesNotWipeMaterialInUse(t *testing.T) {
+	now := time.Now()
+	m, ctx := manager(t, &now), context.Background()
+	if _, err := m.Create(ctx, "aes", CreateParams{Kty: "oct-HSM", Size: 256}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.version(ctx, "aes", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mat, err := m.material(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := append([]byte(nil), mat.Oct...)
+	m.Forget()
+	if !bytes.Equal(mat.Oct, before) || bytes.Equal(mat.Oct, make([]byte, len(mat.Oct))) {
+		t.Error("Forget wiped material an operation holds")
+	}
+	if len(m.cache) != 0 || len(m.versions) != 0 {
+		t.Error("Forget kept cached material or versions")
+	}
+}

@@ -233,15 +233,13 @@ func (m *Manager) ReleaseMaterial(ctx context.Context, name, version string) (*K
 }
 
 // Forget drops every opened key material and cached version (kura is
-// being sealed). AES keys are wiped; RSA and EC keys are left to the
-// collector, as crypto/rsa and crypto/ecdsa offer no wipe.
+// being sealed). The material is only let go, not wiped: an operation in
+// flight may still hold it, and wiping it under that operation would have
+// it encrypt with a zeroed key.
 func (m *Manager) Forget() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.gen++
-	for _, mat := range m.cache {
-		clear(mat.Oct)
-	}
 	clear(m.cache)
 	clear(m.versions)
 }

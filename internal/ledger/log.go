@@ -33,30 +33,51 @@ type Record struct {
 	Salt     [32]byte
 }
 
-// Store is what the ledger needs of storage.
+// Store is what the ledger needs of storage: store.Ledger, which every
+// engine implements and store/storetest checks.
 type Store interface {
-	// LedgerSize is the number of entries.
 	LedgerSize(ctx context.Context) (int64, error)
-	// LedgerHashes reads stored hashes by tlog storage index.
-	LedgerHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
-	// AppendLedger stores r and the hashes its leaf adds (from storage
-	// index tlog.StoredHashIndex(0, r.Leaf.Seq) on), only if the log holds
-	// exactly r.Leaf.Seq entries: store.ErrConflict otherwise.
-	AppendLedger(ctx context.Context, r Record, hashes []tlog.Hash) error
-	// LedgerRecord reads entry seq (store.ErrNotFound past the end).
-	LedgerRecord(ctx context.Context, seq int64) (Record, error)
-	// PutLedgerCheckpoint keeps the signed checkpoint of a tree size;
-	// storing the same again is a no-op.
+	LedgerHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
+	AppendLedger(ctx context.Context, e store.LedgerEntry, hashes [][32]byte) error
+	GetLedgerEntry(ctx context.Context, seq int64) (store.LedgerEntry, error)
 	PutLedgerCheckpoint(ctx context.Context, size int64, signed []byte) error
-	// LedgerCheckpoint reads the checkpoint of size (store.ErrNotFound).
-	LedgerCheckpoint(ctx context.Context, size int64) ([]byte, error)
+	GetLedgerCheckpoint(ctx context.Context, size int64) ([]byte, error)
+	LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, error)
+}
+
+// entry is r as the store keeps it.
+func entry(r Record) (store.LedgerEntry, error) {
+	leaf, err := r.Leaf.Marshal()
+	if err != nil {
+		return store.LedgerEntry{}, err
+	}
+	return store.LedgerEntry{Seq: int64(r.Leaf.Seq), Collection: r.Leaf.Collection, Leaf: leaf, Contents: r.Contents, Salt: r.Salt[:]}, nil
+}
+
+// record reads a stored entry; the store is untrusted, so what it says of
+// the entry must agree with the leaf (which the tree authenticates).
+func record(e store.LedgerEntry) (Record, error) {
+	leaf, err := ParseLeaf(e.Leaf)
+	if err != nil {
+		return Record{}, fmt.Errorf("ledger entry %d: %w", e.Seq, err)
+	}
+	if int64(leaf.Seq) != e.Seq || leaf.Collection != e.Collection || len(e.Salt) != 32 {
+		return Record{}, fmt.Errorf("ledger entry %d: the stored row disagrees with its leaf", e.Seq)
+	}
+	r := Record{Leaf: leaf, Contents: e.Contents}
+	copy(r.Salt[:], e.Salt)
+	if Commit(r.Salt, r.Contents) != leaf.Commitment {
+		return Record{}, fmt.Errorf("ledger entry %d: the stored contents are not the ones its leaf commits to", e.Seq)
+	}
+	return r, nil
 }
 
 // Config configures a Log.
 type Config struct {
-	Origin string      // the checkpoints' origin line, e.g. "kura.example/ledger"
-	Signer note.Signer // Ed25519 note signer named Origin
-	Now    func() time.Time
+	Origin   string        // the checkpoints' origin line, e.g. "kura.example/ledger"
+	Signer   note.Signer   // Ed25519 note signer named Origin
+	Verifier note.Verifier // its verifier: a new checkpoint is signed only over an extension of the last
+	Now      func() time.Time
 	// Tx runs f in one transaction of the store (appends are read, then
 	// written, together); with SQLite's group commit concurrent appends
 	// share one durable commit.
@@ -74,6 +95,9 @@ func New(st Store, cfg Config) (*Log, error) {
 	if cfg.Signer == nil || cfg.Signer.Name() != cfg.Origin || cfg.Origin == "" {
 		return nil, errors.New("ledger: the signer must be named as the origin")
 	}
+	if cfg.Verifier == nil || cfg.Verifier.Name() != cfg.Origin || cfg.Verifier.KeyHash() != cfg.Signer.KeyHash() {
+		return nil, errors.New("ledger: the verifier must be the signer's")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -90,7 +114,15 @@ type reader struct {
 }
 
 func (r reader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	return r.st.LedgerHashes(r.ctx, indexes)
+	hs, err := r.st.LedgerHashes(r.ctx, indexes)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]tlog.Hash, len(hs))
+	for i, h := range hs {
+		out[i] = h
+	}
+	return out, nil
 }
 
 // Append adds an entry and returns it as stored, sequenced.
@@ -115,7 +147,15 @@ func (l *Log) Append(ctx context.Context, collection string, contents []byte) (R
 		if err != nil {
 			return fmt.Errorf("ledger: hashes of entry %d: %w", n, err)
 		}
-		return tx.AppendLedger(ctx, rec, hashes)
+		e, err := entry(rec)
+		if err != nil {
+			return err
+		}
+		hs := make([][32]byte, len(hashes))
+		for i, h := range hashes {
+			hs[i] = h
+		}
+		return tx.AppendLedger(ctx, e, hs)
 	})
 	if err != nil {
 		return Record{}, err
@@ -144,9 +184,14 @@ func (l *Log) Checkpoint(ctx context.Context) (tlog.Tree, []byte, error) {
 	if err != nil {
 		return t, nil, err
 	}
-	if signed, err := l.st.LedgerCheckpoint(ctx, t.N); err == nil {
+	if signed, err := l.st.GetLedgerCheckpoint(ctx, t.N); err == nil {
 		return t, signed, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
+		return t, nil, err
+	}
+	// The database is untrusted: a tree rewritten there (a fork) must not
+	// be signed. The new tree must extend the last signed one.
+	if err := l.extendsLast(ctx, t); err != nil {
 		return t, nil, err
 	}
 	signed, err := signCheckpoint(l.cfg.Origin, t, l.cfg.Signer)
@@ -159,12 +204,45 @@ func (l *Log) Checkpoint(ctx context.Context) (tlog.Tree, []byte, error) {
 	return t, signed, nil
 }
 
+// ErrFork marks a stored tree that is not an extension of the last
+// checkpoint the log signed: the store was rewritten; nothing is signed.
+var ErrFork = errors.New("ledger: the stored tree does not extend the last signed checkpoint (the database was rewritten?); refusing to sign")
+
+func (l *Log) extendsLast(ctx context.Context, t tlog.Tree) error {
+	size, signed, err := l.st.LatestLedgerCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	last, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
+	if err != nil || last.N != size {
+		return fmt.Errorf("%w: the stored checkpoint of size %d does not verify", ErrFork, size)
+	}
+	if last.N > t.N {
+		return fmt.Errorf("%w: the tree has %d entries, the last checkpoint %d", ErrFork, t.N, last.N)
+	}
+	p, err := tlog.ProveTree(t.N, last.N, reader{ctx, l.st})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrFork, err)
+	}
+	if err := tlog.CheckTree(p, t.N, t.Hash, last.N, last.Hash); err != nil {
+		return fmt.Errorf("%w: %v", ErrFork, err)
+	}
+	return nil
+}
+
 // Receipt is entry seq with its c2sp.org/tlog-proof: the inclusion proof
 // in the current tree, that tree's signed checkpoint, and the leaf as the
 // proof's extra data. With the entry's contents and salt, VerifyReceipt
 // checks it offline.
 func (l *Log) Receipt(ctx context.Context, seq int64) (Record, []byte, error) {
-	rec, err := l.st.LedgerRecord(ctx, seq)
+	e, err := l.st.GetLedgerEntry(ctx, seq)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	rec, err := record(e)
 	if err != nil {
 		return Record{}, nil, err
 	}

@@ -35,7 +35,7 @@ func newLog(t *testing.T) (*Log, *memStore, note.Verifier) {
 		t.Fatal(err)
 	}
 	m := newMem()
-	l, err := New(m, Config{Origin: origin, Signer: signer, Tx: m.tx, Now: func() time.Time { return time.Unix(1_800_000_000, 123_456_789) }})
+	l, err := New(m, Config{Origin: origin, Signer: signer, Verifier: verifier, Tx: m.tx, Now: func() time.Time { return time.Unix(1_800_000_000, 123_456_789) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestAgreesWithTransparencyDev(t *testing.T) {
 	}
 	h := rfc6962.DefaultHasher
 	for _, seq := range []int64{0, 9, 10, 255, 256, 299} {
-		leaf, _ := m.records[seq].Leaf.Marshal()
+		leaf := m.records[seq].Leaf
 		p, err := tlog.ProveRecord(tree.N, seq, reader{ctx, m})
 		if err != nil {
 			t.Fatal(err)
@@ -200,7 +200,7 @@ func TestConcurrentAppends(t *testing.T) {
 			t.Fatalf("entry %d: %v", seq, err)
 		}
 	}
-	if err := m.AppendLedger(ctx, Record{Leaf: Leaf{Seq: 3}}, nil); !errors.Is(err, store.ErrConflict) {
+	if err := m.AppendLedger(ctx, store.LedgerEntry{Seq: 3}, nil); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("an append out of sequence: %v", err)
 	}
 }
@@ -241,4 +241,49 @@ func FuzzParseLeaf(f *testing.F) {
 			t.Fatalf("accepted %x, marshals to %x (%v)", data, back, err)
 		}
 	})
+}
+
+// TestNoSignatureOverAFork: a tree rewritten in the store (a leaf and its
+// hashes replaced) is not signed: the new tree must extend the last
+// signed checkpoint.
+func TestNoSignatureOverAFork(t *testing.T) {
+	l, m, _ := newLog(t)
+	ctx := context.Background()
+	for i := range 8 {
+		l.Append(ctx, "c", []byte(fmt.Sprint(i)))
+	}
+	if _, _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite entry 3 and every hash after it, consistently.
+	forged := newMem()
+	for i, e := range m.records {
+		r, err := record(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 {
+			r.Contents = []byte("forged")
+			r.Leaf.Commitment = Commit(r.Salt, r.Contents)
+		}
+		fe, _ := entry(r)
+		hs, err := tlog.StoredHashes(int64(i), fe.Leaf, reader{ctx, forged})
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged.records = append(forged.records, fe)
+		for _, h := range hs {
+			forged.hashes = append(forged.hashes, h)
+		}
+	}
+	m.records, m.hashes = forged.records, forged.hashes
+	l.Append(ctx, "c", []byte("next"))
+	if _, _, err := l.Checkpoint(ctx); !errors.Is(err, ErrFork) {
+		t.Fatalf("checkpoint over a rewritten tree: %v", err)
+	}
+	// A tree that shrank is refused too.
+	m.records, m.hashes = m.records[:5], m.hashes[:tlog.StoredHashIndex(0, 5)]
+	if _, _, err := l.Checkpoint(ctx); !errors.Is(err, ErrFork) {
+		t.Fatalf("checkpoint over a shorter tree: %v", err)
+	}
 }

@@ -15,8 +15,8 @@ import (
 // conformance suite checks the real ones.
 type memStore struct {
 	mu      sync.Mutex // held by tx for a whole transaction
-	records []Record
-	hashes  []tlog.Hash
+	records []store.LedgerEntry
+	hashes  [][32]byte
 	cps     map[int64][]byte
 }
 
@@ -42,22 +42,22 @@ func (m *memStore) LedgerSize(ctx context.Context) (int64, error) {
 	return view{m}.LedgerSize(ctx)
 }
 
-func (m *memStore) LedgerHashes(ctx context.Context, idx []int64) ([]tlog.Hash, error) {
+func (m *memStore) LedgerHashes(ctx context.Context, idx []int64) ([][32]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return view{m}.LedgerHashes(ctx, idx)
 }
 
-func (m *memStore) AppendLedger(ctx context.Context, r Record, hashes []tlog.Hash) error {
+func (m *memStore) AppendLedger(ctx context.Context, r store.LedgerEntry, hashes [][32]byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return view{m}.AppendLedger(ctx, r, hashes)
 }
 
-func (m *memStore) LedgerRecord(ctx context.Context, seq int64) (Record, error) {
+func (m *memStore) GetLedgerEntry(ctx context.Context, seq int64) (store.LedgerEntry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return view{m}.LedgerRecord(ctx, seq)
+	return view{m}.GetLedgerEntry(ctx, seq)
 }
 
 func (m *memStore) PutLedgerCheckpoint(ctx context.Context, size int64, signed []byte) error {
@@ -66,16 +66,33 @@ func (m *memStore) PutLedgerCheckpoint(ctx context.Context, size int64, signed [
 	return view{m}.PutLedgerCheckpoint(ctx, size, signed)
 }
 
-func (m *memStore) LedgerCheckpoint(ctx context.Context, size int64) ([]byte, error) {
+func (m *memStore) GetLedgerCheckpoint(ctx context.Context, size int64) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return view{m}.LedgerCheckpoint(ctx, size)
+	return view{m}.GetLedgerCheckpoint(ctx, size)
+}
+
+func (m *memStore) LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return view{m}.LatestLedgerCheckpoint(ctx)
+}
+
+func (v view) LatestLedgerCheckpoint(context.Context) (int64, []byte, error) {
+	best := int64(-1)
+	for n := range v.m.cps {
+		best = max(best, n)
+	}
+	if best < 0 {
+		return 0, nil, fmt.Errorf("checkpoint: %w", store.ErrNotFound)
+	}
+	return best, v.m.cps[best], nil
 }
 
 func (v view) LedgerSize(context.Context) (int64, error) { return int64(len(v.m.records)), nil }
 
-func (v view) LedgerHashes(_ context.Context, idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
+func (v view) LedgerHashes(_ context.Context, idx []int64) ([][32]byte, error) {
+	out := make([][32]byte, len(idx))
 	for i, x := range idx {
 		if x < 0 || x >= int64(len(v.m.hashes)) {
 			return nil, fmt.Errorf("hash %d: %w", x, store.ErrNotFound)
@@ -85,19 +102,19 @@ func (v view) LedgerHashes(_ context.Context, idx []int64) ([]tlog.Hash, error) 
 	return out, nil
 }
 
-func (v view) AppendLedger(_ context.Context, r Record, hashes []tlog.Hash) error {
+func (v view) AppendLedger(_ context.Context, r store.LedgerEntry, hashes [][32]byte) error {
 	n := int64(len(v.m.records))
-	if int64(r.Leaf.Seq) != n || tlog.StoredHashIndex(0, n) != int64(len(v.m.hashes)) {
-		return fmt.Errorf("append %d to %d entries: %w", r.Leaf.Seq, n, store.ErrConflict)
+	if r.Seq != n || tlog.StoredHashIndex(0, n) != int64(len(v.m.hashes)) {
+		return fmt.Errorf("append %d to %d entries: %w", r.Seq, n, store.ErrConflict)
 	}
 	v.m.records = append(v.m.records, r)
 	v.m.hashes = append(v.m.hashes, hashes...)
 	return nil
 }
 
-func (v view) LedgerRecord(_ context.Context, seq int64) (Record, error) {
+func (v view) GetLedgerEntry(_ context.Context, seq int64) (store.LedgerEntry, error) {
 	if seq < 0 || seq >= int64(len(v.m.records)) {
-		return Record{}, fmt.Errorf("entry %d: %w", seq, store.ErrNotFound)
+		return store.LedgerEntry{}, fmt.Errorf("entry %d: %w", seq, store.ErrNotFound)
 	}
 	return v.m.records[seq], nil
 }
@@ -110,7 +127,7 @@ func (v view) PutLedgerCheckpoint(_ context.Context, size int64, signed []byte) 
 	return nil
 }
 
-func (v view) LedgerCheckpoint(_ context.Context, size int64) ([]byte, error) {
+func (v view) GetLedgerCheckpoint(_ context.Context, size int64) ([]byte, error) {
 	if cp, ok := v.m.cps[size]; ok {
 		return cp, nil
 	}

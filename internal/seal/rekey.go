@@ -241,26 +241,31 @@ func (c *Custody) rekeyStep2() error {
 	return c.finishReplace()
 }
 
-// rootReplaced reports whether step 2 renamed the new root into place
-// (the pending metadata is still beside it).
+// rootReplaced reports whether step 2 renamed the new root into place:
+// the pending root is gone (renamed), whether or not the metadata was
+// renamed after it.
 func (c *Custody) rootReplaced() bool {
 	_, rootErr := os.Stat(c.nextRoot())
-	_, metaErr := os.Stat(c.nextMeta())
-	return c.rekey != nil && c.rekey.next != nil && errors.Is(rootErr, os.ErrNotExist) && metaErr == nil
+	return c.rekey != nil && c.rekey.next != nil && errors.Is(rootErr, os.ErrNotExist)
 }
 
-// finishReplace puts the pending metadata in place once the root is.
+// finishReplace puts the pending metadata in place once the root is. Once
+// the metadata is renamed the rekey is done, whatever fails after.
 func (c *Custody) finishReplace() error {
 	if err := syncDir(c.cfg.Dir); err != nil {
 		return fault.Down("syncing the seal directory failed; only the new shares unseal the root now: give a new share again to finish", err)
 	}
-	if err := os.Rename(c.nextMeta(), c.metaFile()); err != nil {
-		return fault.Down("replacing the unseal metadata failed; only the new shares unseal the root now: give a new share again (or restart kura) to finish", err)
-	}
-	if err := syncDir(c.cfg.Dir); err != nil {
-		return fault.Down("syncing the seal directory failed", err)
+	if _, err := os.Stat(c.nextMeta()); err == nil {
+		if err := os.Rename(c.nextMeta(), c.metaFile()); err != nil {
+			return fault.Down("replacing the unseal metadata failed; only the new shares unseal the root now: give a new share again (or restart kura) to finish", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fault.Down("reading the pending unseal metadata failed; only the new shares unseal the root now", err)
 	}
 	c.meta, c.rekey, c.shares = c.rekey.next, nil, nil
+	if err := syncDir(c.cfg.Dir); err != nil {
+		return fault.Down("the rekey is done (only the new shares unseal the root), but syncing the seal directory failed", err)
+	}
 	return nil
 }
 

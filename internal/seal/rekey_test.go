@@ -197,7 +197,7 @@ func TestForget(t *testing.T) {
 // TestRekeyStep2Failure: a step 2 that failed after replacing the root can
 // only be finished: a cancel finishes it (and says so), a retry too.
 func TestRekeyStep2Failure(t *testing.T) {
-	for _, finish := range []string{"cancel", "retry"} {
+	for _, finish := range []string{"cancel", "retry", "both renamed"} {
 		t.Run(finish, func(t *testing.T) {
 			dir := t.TempDir()
 			c, _, _ := OpenCustody(CustodyConfig{Mode: ModeShares, Dir: dir})
@@ -217,6 +217,13 @@ func TestRekeyStep2Failure(t *testing.T) {
 				t.Fatal(err)
 			}
 			switch finish {
+			case "both renamed": // as if step 2 also renamed the metadata, then failed syncing
+				if err := os.Rename(filepath.Join(dir, MetaFileName+nextSuffix), filepath.Join(dir, MetaFileName)); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.RekeyCancel(); fault.Of(err) != fault.Conflict {
+					t.Fatalf("cancel after both renames: %v", err)
+				}
 			case "cancel":
 				if err := c.RekeyCancel(); fault.Of(err) != fault.Conflict {
 					t.Fatalf("cancel after the root was replaced: %v", err)

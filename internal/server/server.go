@@ -215,8 +215,8 @@ func (s *Server) seal() error {
 		// the gauges let go of them, the key manager's opened material is
 		// dropped, and the root key is wiped.
 		s.metrics.Bind(metrics.Sources{})
+		svc.Sealer.Forget() // first: nothing can be opened and cached again after the cache is dropped
 		svc.Keys.Forget()
-		svc.Sealer.Forget()
 	}
 	return nil
 }

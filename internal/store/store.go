@@ -67,6 +67,7 @@ type Store interface {
 	Keys
 	Principals
 	Audit
+	Ledger
 
 	// UseNonce records a single-use nonce until expires; ErrConflict if
 	// it was used before. Records that expired before now are forgotten.
@@ -161,6 +162,37 @@ type Keys interface {
 	// RestoreKey inserts a key with all its versions; ErrConflict if the
 	// name exists (active or deleted).
 	RestoreKey(ctx context.Context, versions []KeyVersion, policy *RotationPolicy) error
+}
+
+// LedgerEntry is one entry of the confidential ledger as stored: its leaf
+// (internal/ledger's canonical bytes, which hold the sequence number and
+// the collection), its contents and the salt of the leaf's commitment.
+type LedgerEntry struct {
+	Seq        int64
+	Collection string
+	Leaf       []byte
+	Contents   []byte
+	Salt       []byte
+}
+
+// Ledger is the part of the store that holds the ledger: entries, the
+// Merkle tree's stored hashes (x/mod/sumdb/tlog storage indexes) and
+// signed checkpoints. Integrity comes from the tree and the checkpoints'
+// signatures, not from the store (internal/ledger checks them).
+type Ledger interface {
+	LedgerSize(ctx context.Context) (int64, error)
+	LedgerHashes(ctx context.Context, indexes []int64) ([][32]byte, error) // ErrNotFound for one not stored
+	// AppendLedger stores e and its hashes (from storage index
+	// tlog.StoredHashIndex(0, e.Seq) on) only if the ledger holds exactly
+	// e.Seq entries; ErrConflict otherwise, so that two appenders cannot
+	// both extend the tree.
+	AppendLedger(ctx context.Context, e LedgerEntry, hashes [][32]byte) error
+	GetLedgerEntry(ctx context.Context, seq int64) (LedgerEntry, error) // ErrNotFound past the end
+	// PutLedgerCheckpoint keeps a signed checkpoint; the same again is a
+	// no-op, another for the same size ErrConflict.
+	PutLedgerCheckpoint(ctx context.Context, size int64, signed []byte) error
+	GetLedgerCheckpoint(ctx context.Context, size int64) ([]byte, error) // ErrNotFound
+	LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, error)   // ErrNotFound when none
 }
 
 // Principal is a service principal (or a binding of an external identity).

@@ -558,3 +558,25 @@ func TestSignerRecheckedAtTheWrite(t *testing.T) {
 		t.Errorf("set with a current signer: %v", err)
 	}
 }
+
+// TestVerifyJWSCurves: ES256 takes P-256 (and P-384, as the npm client
+// signs), ES384 only P-384; no other curve.
+func TestVerifyJWSCurves(t *testing.T) {
+	for _, c := range []struct {
+		alg   string
+		curve elliptic.Curve
+		ok    bool
+	}{
+		{"ES256", elliptic.P256(), true}, {"ES256", elliptic.P384(), true}, {"ES384", elliptic.P384(), true},
+		{"ES256", elliptic.P521(), false}, {"ES384", elliptic.P256(), false}, {"ES256", elliptic.P224(), false},
+	} {
+		k, _ := ecdsa.GenerateKey(c.curve, rand.Reader)
+		jws := certtest.CompactX5C(t, c.alg, k, certtest.SelfSigned(t, k, "k"), []byte(`{}`))
+		parts := strings.Split(jws, ".")
+		sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+		err := verifyJWS(c.alg, &k.PublicKey, []byte(parts[0]+"."+parts[1]), sig)
+		if (err == nil) != c.ok {
+			t.Errorf("%s with %s: %v", c.alg, c.curve.Params().Name, err)
+		}
+	}
+}

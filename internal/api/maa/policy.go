@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -218,9 +219,12 @@ func verifyJWS(alg string, pub any, input, sig []byte) error {
 		// RFC 7518 pairs ES256 with P-256 only, but @azure/attestation
 		// labels every EC signature ES256 (a P-384 key signs SHA-256 and
 		// says ES256), and MAA accepts what its client sends.
-		h := crypto.SHA256
+		h, curveOK := crypto.SHA256, k.Curve == elliptic.P256() || k.Curve == elliptic.P384()
 		if alg == "ES384" {
-			h = crypto.SHA384
+			h, curveOK = crypto.SHA384, k.Curve == elliptic.P384()
+		}
+		if !curveOK {
+			return fmt.Errorf("%s does not take a %s key", alg, k.Curve.Params().Name)
 		}
 		size := (k.Curve.Params().BitSize + 7) / 8
 		if len(sig) != 2*size {

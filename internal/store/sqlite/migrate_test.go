@@ -123,8 +123,8 @@ PRAGMA user_version = 2;`)
 			t.Fatalf("open: %v", err)
 		}
 		defer s.Close()
-		if v := userVersion(t, path); v != 3 {
-			t.Errorf("user_version %d, want 3", v)
+		if v := userVersion(t, path); v != schemaVersion {
+			t.Errorf("user_version %d, want %d", v, schemaVersion)
 		}
 		p, err := s.GetPrincipal(t.Context(), "p1")
 		if err != nil || p.Name != "app" || p.MAC != nil {
