@@ -31,6 +31,7 @@ import (
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/keyrelease"
 	"github.com/kura-project/kura/internal/keys"
+	"github.com/kura-project/kura/internal/ledger"
 	"github.com/kura-project/kura/internal/metrics"
 	"github.com/kura-project/kura/internal/oidc"
 	"github.com/kura-project/kura/internal/seal"
@@ -64,6 +65,8 @@ type Services struct {
 	Appraisal   *appraisal.Service
 	Keyring     *token.Keyring // signs attestation tokens
 	ReleaseKeys *token.Keyring // signs secure key release answers
+	Ledger      *ledger.Log    // the confidential ledger: every audited change is on it
+	LedgerKey   ledger.Key
 	Keys        *keys.Manager
 	Auth        *auth.Service
 	Release     *keyrelease.Service
@@ -184,27 +187,41 @@ func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error)
 	}
 	issuer := strings.TrimRight(a.Issuer(), "/")
 	s := &Services{Sealer: sealer, Attestation: at}
-	if s.Keyring, err = token.Open(ctx, token.Config{Issuer: issuer, Alg: alg, Now: now}, a.Store, sealer); err != nil {
+	// The ledger first: every audited change below is appended to it in
+	// the change's own transaction (fail closed).
+	origin := a.LedgerOrigin()
+	if s.LedgerKey, err = ledger.OpenKey(ctx, a.Store, sealer, origin, now()); err != nil {
+		return nil, err
+	}
+	if s.Ledger, err = ledger.New(a.Store, ledger.Config{Origin: origin, Signer: s.LedgerKey.Signer, Verifier: s.LedgerKey.Verifier, Now: now,
+		Tx: func(ctx context.Context, f func(ledger.Store) error) error {
+			return a.Store.WithTx(ctx, func(tx store.Store) error { return f(tx) })
+		}}); err != nil {
+		return nil, err
+	}
+	rec := audit.Store{St: a.Store, Now: now, Ledger: s.Ledger}
+	at.Policies.WithAudit(rec)
+	if s.Keyring, err = token.Open(ctx, token.Config{Issuer: issuer, Alg: alg, Now: now, Audit: rec}, a.Store, sealer); err != nil {
 		return nil, fmt.Errorf("token keyring: %w", err)
 	}
 	if s.Signers, err = loadSigners(cfg.PolicySigners); err != nil {
 		return nil, err
 	}
-	s.Keys = keys.New(a.Store, sealer, keys.Config{Now: now, RecoverableDays: cfg.RecoverableDays})
+	s.Keys = keys.New(a.Store, sealer, keys.Config{Now: now, RecoverableDays: cfg.RecoverableDays, Audit: rec})
 	ext, err := externalIssuers(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s.Auth = auth.New(a.Store, sealer, auth.Config{Now: now, AdminTokenHash: a.adminH, External: ext, Audience: cfg.OIDCAudience, Log: a.Log})
+	s.Auth = auth.New(a.Store, sealer, auth.Config{Now: now, AdminTokenHash: a.adminH, External: ext, Audience: cfg.OIDCAudience, Log: a.Log, Audit: rec})
 	s.Appraisal = appraisal.NewService(at.TEEs, at.Policies, s.Keyring, now)
-	if s.ReleaseKeys, err = token.Open(ctx, token.Config{Purpose: "release", Issuer: issuer, Alg: token.RS256, Now: now, Certify: a.ReleaseCertify}, a.Store, sealer); err != nil {
+	if s.ReleaseKeys, err = token.Open(ctx, token.Config{Purpose: "release", Issuer: issuer, Alg: token.RS256, Now: now, Certify: a.ReleaseCertify, Audit: rec}, a.Store, sealer); err != nil {
 		return nil, fmt.Errorf("release signing key: %w", err)
 	}
 	authorities, err := releaseAuthorities(cfg, s.Keyring, now)
 	if err != nil {
 		return nil, err
 	}
-	s.Release = &keyrelease.Service{Keys: s.Keys, Verifier: authorities, Signer: s.ReleaseKeys, Audit: audit.Store{St: a.Store, Now: now}, Now: now,
+	s.Release = &keyrelease.Service{Keys: s.Keys, Verifier: authorities, Signer: s.ReleaseKeys, Audit: rec, Now: now,
 		StrictTypes: cfg.ReleasePolicyStrictTypes}
 	if m := a.Metrics; m != nil {
 		s.Appraisal.Observe = func(tee string, v appraisal.Verdict) { m.Attested(tee, string(v)) }
@@ -231,6 +248,19 @@ func (c countedCollateral) Collateral(ctx context.Context, kind, key string) ([]
 		c.m.CollateralLookup(kind, len(items) > 0)
 	}
 	return items, err
+}
+
+// LedgerOrigin is the ledger's checkpoint origin: the configured one, or
+// the issuer's host and "/ledger" (C2SP origins carry no scheme).
+func (a *App) LedgerOrigin() string {
+	if a.Cfg.LedgerOrigin != "" {
+		return a.Cfg.LedgerOrigin
+	}
+	host := strings.TrimRight(a.Issuer(), "/")
+	if _, rest, ok := strings.Cut(host, "://"); ok {
+		host = rest
+	}
+	return host + "/ledger"
 }
 
 // Issuer is the token issuer URL: the configured one or https://ADDR.

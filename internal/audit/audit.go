@@ -5,10 +5,10 @@
 //
 // The domain calls a Recorder with the change and the event together, and
 // the Recorder applies both as one unit: an event that cannot be recorded
-// fails the operation and leaves no change behind (fail closed). Until the
-// confidential ledger exists, Store keeps the records in kura's database in
-// the same transaction as the change; the ledger will implement Recorder
-// with receipts.
+// fails the operation and leaves no change behind (fail closed). Store
+// keeps the records in kura's database in the same transaction as the
+// change and, with a Ledger, appends each to the confidential ledger in
+// that transaction too, so that every change is provably on record.
 package audit
 
 import (
@@ -32,8 +32,18 @@ type Event struct {
 
 // Receipt says where an event was recorded.
 type Receipt struct {
-	Seq int64
+	Seq       int64 // in the audit log
+	LedgerSeq int64 // in the ledger; -1 without one
 }
+
+// Ledger appends an entry in a transaction of the store (internal/ledger's
+// Log).
+type Ledger interface {
+	AppendTx(ctx context.Context, tx store.Store, collection string, contents []byte) (seq int64, err error)
+}
+
+// LedgerCollection is the ledger collection of audit records.
+const LedgerCollection = "kura-audit"
 
 // Recorder applies a change and records its event as one unit.
 type Recorder interface {
@@ -74,8 +84,9 @@ func Actor(ctx context.Context) string {
 // Store records events in the store's audit log, in the change's
 // transaction.
 type Store struct {
-	St  store.Store
-	Now func() time.Time
+	St     store.Store
+	Now    func() time.Time
+	Ledger Ledger // nil: the audit log only
 }
 
 // Record implements Recorder.
@@ -87,22 +98,40 @@ func (s Store) Record(ctx context.Context, e Event, change func(tx store.Store) 
 	if err != nil {
 		return Receipt{}, &Error{Err: fmt.Errorf("encode details: %w", err)}
 	}
-	var seq int64
+	r := Receipt{LedgerSeq: -1}
 	err = s.St.WithTx(ctx, func(tx store.Store) error {
 		if err := change(tx); err != nil {
 			return err
 		}
+		at := s.Now()
 		var err error
-		seq, err = tx.AppendAudit(ctx, store.AuditRecord{Action: e.Action, Object: e.Object, Actor: e.Actor, At: s.Now(), Details: details})
+		r.Seq, err = tx.AppendAudit(ctx, store.AuditRecord{Action: e.Action, Object: e.Object, Actor: e.Actor, At: at, Details: details})
 		if err != nil {
 			return &Error{Err: err}
+		}
+		if s.Ledger == nil {
+			return nil
+		}
+		entry, err := json.Marshal(struct {
+			Seq     int64             `json:"audit_seq"`
+			Action  string            `json:"action"`
+			Object  string            `json:"object"`
+			Actor   string            `json:"actor,omitempty"`
+			At      int64             `json:"at_ms"`
+			Details map[string]string `json:"details,omitempty"`
+		}{r.Seq, e.Action, e.Object, e.Actor, at.UnixMilli(), e.Details})
+		if err != nil {
+			return &Error{Err: err}
+		}
+		if r.LedgerSeq, err = s.Ledger.AppendTx(ctx, tx, LedgerCollection, entry); err != nil {
+			return &Error{Err: fmt.Errorf("ledger: %w", err)}
 		}
 		return nil
 	})
 	if err != nil {
 		return Receipt{}, err
 	}
-	return Receipt{Seq: seq}, nil
+	return r, nil
 }
 
 // FaultKind places Error in the domain's error vocabulary.

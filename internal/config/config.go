@@ -67,6 +67,11 @@ type Config struct {
 	// HTTPS discovery of OIDC issuers and release authorities (private CAs).
 	OIDCCAFile string `json:"oidc_ca_file"`
 
+	// LedgerOrigin is the origin line of the ledger's checkpoints, which
+	// names the log to its verifiers and never changes; default: the
+	// issuer's host and "/ledger".
+	LedgerOrigin string `json:"ledger_origin"`
+
 	// ReleasePolicyStrictTypes evaluates release policies without Key
 	// Vault's leniency, in which {"equals": "true"} is met by the boolean
 	// true: only values of the same JSON type are then equal.

@@ -125,39 +125,57 @@ func (r reader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// Append adds an entry and returns it as stored, sequenced.
+// Append adds an entry and returns it as stored, sequenced, once it is
+// durable.
 func (l *Log) Append(ctx context.Context, collection string, contents []byte) (Record, error) {
 	var rec Record
-	if _, err := rand.Read(rec.Salt[:]); err != nil {
-		return rec, err
-	}
-	rec.Contents = contents
 	err := l.cfg.Tx(ctx, func(tx Store) error {
-		n, err := tx.LedgerSize(ctx)
-		if err != nil {
-			return err
-		}
-		rec.Leaf = Leaf{Seq: uint64(n), Time: l.cfg.Now().UTC().Truncate(time.Millisecond), Collection: collection,
-			Commitment: Commit(rec.Salt, contents)}
-		data, err := rec.Leaf.Marshal()
-		if err != nil {
-			return err
-		}
-		hashes, err := tlog.StoredHashes(n, data, reader{ctx, tx})
-		if err != nil {
-			return fmt.Errorf("ledger: hashes of entry %d: %w", n, err)
-		}
-		e, err := entry(rec)
-		if err != nil {
-			return err
-		}
-		hs := make([][32]byte, len(hashes))
-		for i, h := range hashes {
-			hs[i] = h
-		}
-		return tx.AppendLedger(ctx, e, hs)
+		var err error
+		rec, err = l.append(ctx, tx, collection, contents)
+		return err
 	})
 	if err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+// AppendTx adds an entry inside a transaction of the caller's (the audit
+// record of a change, written with the change): it is durable when that
+// transaction commits, and gone if it rolls back.
+func (l *Log) AppendTx(ctx context.Context, tx store.Store, collection string, contents []byte) (int64, error) {
+	rec, err := l.append(ctx, tx, collection, contents)
+	return int64(rec.Leaf.Seq), err
+}
+
+func (l *Log) append(ctx context.Context, tx Store, collection string, contents []byte) (Record, error) {
+	rec := Record{Contents: contents}
+	if _, err := rand.Read(rec.Salt[:]); err != nil {
+		return Record{}, err
+	}
+	n, err := tx.LedgerSize(ctx)
+	if err != nil {
+		return Record{}, err
+	}
+	rec.Leaf = Leaf{Seq: uint64(n), Time: l.cfg.Now().UTC().Truncate(time.Millisecond), Collection: collection,
+		Commitment: Commit(rec.Salt, contents)}
+	data, err := rec.Leaf.Marshal()
+	if err != nil {
+		return Record{}, err
+	}
+	hashes, err := tlog.StoredHashes(n, data, reader{ctx, tx})
+	if err != nil {
+		return Record{}, fmt.Errorf("ledger: hashes of entry %d: %w", n, err)
+	}
+	e, err := entry(rec)
+	if err != nil {
+		return Record{}, err
+	}
+	hs := make([][32]byte, len(hashes))
+	for i, h := range hashes {
+		hs[i] = h
+	}
+	if err := tx.AppendLedger(ctx, e, hs); err != nil {
 		return Record{}, err
 	}
 	return rec, nil

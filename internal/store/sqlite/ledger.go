@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/kura-project/kura/internal/store"
 )
@@ -42,14 +43,32 @@ func (s *Store) LedgerSize(ctx context.Context) (int64, error) {
 
 func (s *Store) LedgerHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
 	out := make([][32]byte, len(indexes))
+	if len(indexes) == 0 {
+		return out, nil
+	}
+	// One query for the lot (tlog asks for a few dozen at most).
+	args := make([]any, len(indexes))
 	for i, idx := range indexes {
-		var h []byte
-		err := s.q.QueryRowContext(ctx, `SELECT hash FROM ledger_hashes WHERE idx = ?`, idx).Scan(&h)
-		if errors.Is(err, sql.ErrNoRows) {
+		args[i] = idx
+	}
+	q := `SELECT idx, hash FROM ledger_hashes WHERE idx IN (?` + strings.Repeat(`,?`, len(indexes)-1) + `)`
+	got, err := queryAll(ctx, s.q, func(r scanner) (row struct {
+		idx  int64
+		hash []byte
+	}, err error) {
+		return row, r.Scan(&row.idx, &row.hash)
+	}, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger hashes: %w", err)
+	}
+	byIdx := make(map[int64][]byte, len(got))
+	for _, g := range got {
+		byIdx[g.idx] = g.hash
+	}
+	for i, idx := range indexes {
+		h, ok := byIdx[idx]
+		if !ok {
 			return nil, fmt.Errorf("ledger hash %d: %w", idx, store.ErrNotFound)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("ledger hash %d: %w", idx, err)
 		}
 		if len(h) != 32 {
 			return nil, fmt.Errorf("ledger hash %d: %d bytes stored", idx, len(h))

@@ -1,0 +1,105 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/kura-project/kura/internal/store"
+)
+
+// The ledger's signing key is an Ed25519 note key (what C2SP logs and
+// witnesses use), kept with the other signing keys, sealed under the root
+// with its verifier key as associated data: a row whose key or name was
+// swapped does not open.
+
+// KeyStore is the part of the store that holds signing keys.
+type KeyStore interface {
+	PutSigningKey(ctx context.Context, k store.SigningKey) error
+	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
+}
+
+// Sealer seals the private key at rest.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+const keyPurpose = "ledger"
+
+func keyAAD(vkey string) []byte { return []byte("kura/ledger-signing-key/v1/" + vkey) }
+
+// Key is the ledger's signer and verifier; VerifierKey is the verifier
+// key's text (note.NewVerifier takes it), which clients need to verify
+// checkpoints and receipts offline.
+type Key struct {
+	Signer      note.Signer
+	Verifier    note.Verifier
+	VerifierKey string
+}
+
+// OpenKey loads the ledger's key for origin, making and storing one on
+// first use. A log's origin never changes: a stored key for another
+// origin is refused, not replaced.
+func OpenKey(ctx context.Context, st KeyStore, sealer Sealer, origin string, now time.Time) (Key, error) {
+	rows, err := st.SigningKeys(ctx)
+	if err != nil {
+		return Key{}, fmt.Errorf("ledger key: %w", err)
+	}
+	var mine []store.SigningKey
+	for _, r := range rows {
+		if r.Purpose == keyPurpose && r.Retired.IsZero() {
+			mine = append(mine, r)
+		}
+	}
+	slices.SortFunc(mine, func(a, b store.SigningKey) int { return a.Created.Compare(b.Created) })
+	if len(mine) > 0 {
+		return openKey(mine[0], sealer, origin)
+	}
+	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		return Key{}, fmt.Errorf("ledger key: %w", err)
+	}
+	sealed, err := sealer.Seal([]byte(skey), keyAAD(vkey))
+	if err != nil {
+		return Key{}, fmt.Errorf("ledger key: seal: %w", err)
+	}
+	row := store.SigningKey{Purpose: keyPurpose, ID: vkey, Alg: "Ed25519", CertDER: []byte(vkey), Sealed: sealed, Created: now}
+	if err := st.PutSigningKey(ctx, row); err != nil {
+		return Key{}, fmt.Errorf("ledger key: store: %w", err)
+	}
+	return openKey(row, sealer, origin)
+}
+
+func openKey(r store.SigningKey, sealer Sealer, origin string) (Key, error) {
+	vkey := r.ID
+	if string(r.CertDER) != vkey || r.Alg != "Ed25519" {
+		return Key{}, errors.New("ledger key: the stored row is inconsistent (edited outside kura?)")
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return Key{}, fmt.Errorf("ledger key: verifier: %w", err)
+	}
+	if v.Name() != origin {
+		return Key{}, fmt.Errorf("ledger key: the ledger signs for origin %q, not the configured %q; a log's origin never changes (set ledger_origin back)", v.Name(), origin)
+	}
+	skey, err := sealer.Open(r.Sealed, keyAAD(vkey))
+	if err != nil {
+		return Key{}, fmt.Errorf("ledger key: open: %w", err)
+	}
+	defer clear(skey)
+	s, err := note.NewSigner(strings.TrimSpace(string(skey)))
+	if err != nil {
+		return Key{}, fmt.Errorf("ledger key: signer: %w", err)
+	}
+	if s.KeyHash() != v.KeyHash() || s.Name() != v.Name() {
+		return Key{}, errors.New("ledger key: the sealed key is not the stored verifier's")
+	}
+	return Key{Signer: s, Verifier: v, VerifierKey: vkey}, nil
+}
