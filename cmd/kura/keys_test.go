@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -156,5 +157,49 @@ func TestCollateralImportThroughAPI(t *testing.T) {
 	_, err = runKura(t, "collateral", "import", "--url", url, "--ca", filepath.Join(data, "tls", "ca.pem"), "--token-file", empty, roots)
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("import without an administrator: %v", err)
+	}
+}
+
+// TestLedgerCLI: the entry of a change, fetched with `kura ledger get`,
+// verifies offline with the key `kura ledger key` printed; an edited entry
+// does not.
+func TestLedgerCLI(t *testing.T) {
+	url, data := devServer(t)
+	t.Setenv("KURA_ADDR", url)
+	t.Setenv("KURA_DATA", data)
+	t.Setenv("KURA_TOKEN", "")
+	if _, err := runKura(t, "keys", "create", "--name", "k", "--kty", "EC", "--crv", "P-256"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	key, err := runKura(t, "ledger", "key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "ledger.key")
+	os.WriteFile(keyFile, []byte(key), 0o600)
+	cp, err := runKura(t, "ledger", "checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size int64
+	fmt.Sscanf(strings.Split(cp, "\n")[1], "%d", &size)
+	entry, err := runKura(t, "ledger", "get", "--seq", fmt.Sprint(size-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entryFile := filepath.Join(dir, "entry.json")
+	os.WriteFile(entryFile, []byte(entry), 0o600)
+	out, err := runKura(t, "ledger", "verify", "--key-file", keyFile, entryFile)
+	if err != nil || !strings.Contains(out, "verified: entry") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	var e map[string]any
+	json.Unmarshal([]byte(entry), &e)
+	e["contents"] = base64.StdEncoding.EncodeToString([]byte(`{"action":"key.delete"}`))
+	edited, _ := json.Marshal(e)
+	os.WriteFile(entryFile, edited, 0o600)
+	if _, err := runKura(t, "ledger", "verify", "--key-file", keyFile, entryFile); exitCode(err) != 1 {
+		t.Errorf("an edited entry: %v", err)
 	}
 }

@@ -33,6 +33,8 @@ Usage:
   kura collateral import [--data DIR] FILE...
   kura policy get|set|reset --type SevSnpVm [--file POLICY] [--url URL] [--data DIR]
   kura token rotate [--url URL] [--data DIR]
+  kura ledger key|checkpoint|get --seq N [--url URL]     the confidential ledger's key, checkpoint, an entry
+  kura ledger verify --key-file KEY ENTRY.json           verify an entry and its receipt offline
   kura keys create|import|get|list|versions|update|delete|deleted|recover|purge|
             backup|restore|rotate|rotation-policy|random|
             encrypt|decrypt|wrap|unwrap|sign|verify --name KEY [flags]
@@ -207,6 +209,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return authCmd(ctx, s, r, stdout)
 		}
 		return operatorCmd(ctx, s, r, stdout)
+	case "ledger":
+		s, r, err := sub()
+		if err != nil {
+			return err
+		}
+		return ledgerCmd(ctx, s, r, stdout)
 	case "token":
 		s, r, err := sub()
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -291,7 +292,7 @@ func (l *Log) Consistency(ctx context.Context, from, to int64) (tlog.TreeProof, 
 		return nil, err
 	}
 	if from < 1 || from > to || to > n {
-		return nil, fmt.Errorf("ledger: no consistency proof from %d to %d in a log of %d entries", from, to, n)
+		return nil, fault.Bad("", "no consistency proof from %d to %d in a log of %d entries (1 <= from <= to <= size)", from, to, n)
 	}
 	return tlog.ProveTree(to, from, reader{ctx, l.st})
 }

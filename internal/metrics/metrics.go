@@ -38,7 +38,7 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kura_http_requests_total",
-		Help: "HTTP requests by surface (maa, keyvault, identity, operator, kura), operation (the route pattern) and status code."},
+		Help: "HTTP requests by surface (maa, keyvault, identity, operator, ledger, kura), operation (the route pattern) and status code."},
 		[]string{"surface", "operation", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kura_http_request_duration_seconds",
 		Help: "HTTP request latency by surface and operation.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)},
@@ -98,6 +98,8 @@ func Surface(pattern string) string {
 		return "identity"
 	case strings.HasPrefix(path, "/kura/v1/operator/"):
 		return "operator"
+	case strings.HasPrefix(path, "/kura/v1/ledger/"):
+		return "ledger"
 	}
 	return "kura"
 }

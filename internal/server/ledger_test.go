@@ -3,12 +3,19 @@ package server
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	apiledger "github.com/kura-project/kura/internal/api/ledger"
 	"github.com/kura-project/kura/internal/ledger"
 )
 
@@ -63,5 +70,79 @@ func TestLedgerRecordsChanges(t *testing.T) {
 	}
 	if code, _, _ := r.do("GET", "/keys/k2?api-version=2025-07-01", nil, r.admin_()...); code != 404 {
 		t.Errorf("the key was created without its ledger entry: %d", code)
+	}
+}
+
+// TestLedgerRoutes: the verifier key and the checkpoint are public; an
+// entry with its receipt, and consistency proofs, are for auditors and
+// administrators; what they answer verifies offline with the key alone.
+func TestLedgerRoutes(t *testing.T) {
+	r := newRig(t, time.Now(), issuerOpt)
+	code, keyText, _ := r.do("GET", "/kura/v1/ledger/key", nil)
+	if code != 200 {
+		t.Fatalf("key: %d", code)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(keyText)))
+	if err != nil {
+		t.Fatalf("the published key: %v", err)
+	}
+	origin := v.Name()
+	code, older, _ := r.do("GET", "/kura/v1/ledger/checkpoint", nil)
+	if code != 200 {
+		t.Fatalf("checkpoint: %d %s", code, older)
+	}
+	oldTree, err := ledger.OpenCheckpoint(older, origin, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.do("POST", "/keys/k/create?api-version=2025-07-01", []byte(`{"kty":"EC","crv":"P-256"}`), r.admin_()...)
+	_, newer, _ := r.do("GET", "/kura/v1/ledger/checkpoint", nil)
+	newTree, err := ledger.OpenCheckpoint(newer, origin, v)
+	if err != nil || newTree.N != oldTree.N+1 {
+		t.Fatalf("checkpoint after a change: %d → %d, %v", oldTree.N, newTree.N, err)
+	}
+	path := fmt.Sprintf("/kura/v1/ledger/entries/%d", newTree.N-1)
+	if code, _, _ := r.do("GET", path, nil); code != 401 {
+		t.Errorf("an entry without a token: %d", code)
+	}
+	user := r.principalToken(t, "user", "crypto-user")
+	if code, _, _ := r.do("GET", path, nil, "Authorization", "Bearer "+user); code != 403 {
+		t.Errorf("an entry for a crypto user: %d", code)
+	}
+	auditor := r.principalToken(t, "aud", "auditor")
+	code, body, _ := r.do("GET", path, nil, "Authorization", "Bearer "+auditor)
+	if code != 200 {
+		t.Fatalf("entry: %d %s", code, body)
+	}
+	var e apiledger.Entry
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatal(err)
+	}
+	contents, _ := base64.StdEncoding.DecodeString(e.Contents)
+	saltB, _ := hex.DecodeString(e.Salt)
+	var salt [32]byte
+	copy(salt[:], saltB)
+	if _, _, err := ledger.VerifyReceipt([]byte(e.Receipt), origin, v, contents, salt); err != nil || !strings.Contains(string(contents), "key.create") {
+		t.Errorf("the entry's receipt: %v (%s)", err, contents)
+	}
+	code, proofText, _ := r.do("GET", fmt.Sprintf("/kura/v1/ledger/consistency?from=%d&to=%d", oldTree.N, newTree.N), nil, "Authorization", "Bearer "+auditor)
+	if code != 200 {
+		t.Fatalf("consistency: %d %s", code, proofText)
+	}
+	var p tlog.TreeProof
+	for _, line := range strings.Fields(string(proofText)) {
+		b, _ := base64.StdEncoding.DecodeString(line)
+		var h tlog.Hash
+		copy(h[:], b)
+		p = append(p, h)
+	}
+	if err := ledger.VerifyConsistency(older, newer, p, origin, v); err != nil {
+		t.Errorf("consistency proof: %v", err)
+	}
+	for _, bad := range []string{"/kura/v1/ledger/entries/x", "/kura/v1/ledger/entries/999999", "/kura/v1/ledger/consistency?from=0&to=1", "/kura/v1/ledger/consistency?from=a"} {
+		code, _, _ := r.do("GET", bad, nil, "Authorization", "Bearer "+auditor)
+		if code != 400 && code != 404 {
+			t.Errorf("%s: %d", bad, code)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kura-project/kura/internal/api/identity"
 	"github.com/kura-project/kura/internal/api/keyvault"
+	apiledger "github.com/kura-project/kura/internal/api/ledger"
 	apimaa "github.com/kura-project/kura/internal/api/maa"
 	"github.com/kura-project/kura/internal/api/operator"
 	"github.com/kura-project/kura/internal/api/wire"
@@ -255,6 +256,8 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 		wire.JSON(w, http.StatusOK, wire.JWKS(svc.ReleaseKeys.Published()))
 	})
 	(&identity.Handler{Auth: svc.Auth, Log: log, Now: s.now}).Register(mux)
+	(&apiledger.Handler{Log: svc.Ledger, Origin: s.app.LedgerOrigin(), VerifierKey: svc.LedgerKey.VerifierKey,
+		Authorize: s.auditor, Logger: log}).Register(mux)
 	// kura's own administration: rotate the token-signing key. The old key
 	// stays published until its last token has expired.
 	mux.HandleFunc("POST /kura/v1/token-keys:rotate", func(w http.ResponseWriter, r *http.Request) {
@@ -418,6 +421,29 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.Handler().ServeHTTP(w, r)
+}
+
+// auditor admits the admin token or a principal with the auditor or
+// administrator role over "/" (fault.Denied for other principals).
+func (s *Server) auditor(r *http.Request) error {
+	tok, ok := wire.Bearer(r)
+	if ok && s.app.AdminToken(tok) {
+		wire.NotePrincipal(r.Context(), "admin")
+		return nil
+	}
+	svc := s.svc.Load()
+	if !ok || svc == nil {
+		return auth.ErrUnauthenticated
+	}
+	p, err := svc.Auth.Authenticate(r.Context(), tok)
+	if err != nil {
+		return err
+	}
+	wire.NotePrincipal(r.Context(), p.Name)
+	if !p.Can(auth.Admin, "") && !hasRole(p, auth.Auditor) {
+		return fault.Deny(fmt.Sprintf("principal %q is neither an auditor nor an administrator", p.Name))
+	}
+	return nil
 }
 
 func hasRole(p *auth.Principal, role string) bool {

@@ -1,0 +1,146 @@
+// Package ledger is the HTTP surface of kura's confidential ledger
+// (internal/ledger): the current signed checkpoint and the log's verifier
+// key, which anyone may fetch to verify offline, and, for auditors, each
+// entry with its receipt and consistency proofs between checkpoints. (The
+// Azure Confidential Ledger API and the C2SP tiles come next.)
+package ledger
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kura-project/kura/internal/api/wire"
+	"github.com/kura-project/kura/internal/fault"
+	"github.com/kura-project/kura/internal/ledger"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Handler serves /kura/v1/ledger/*.
+type Handler struct {
+	Log         *ledger.Log
+	Origin      string
+	VerifierKey string
+	// Authorize admits an auditor or an administrator; an error of kind
+	// Denied is a 403, any other a 401.
+	Authorize func(r *http.Request) error
+	Logger    *slog.Logger
+}
+
+// Register adds the routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /kura/v1/ledger/checkpoint", h.checkpoint)
+	mux.HandleFunc("GET /kura/v1/ledger/key", h.key)
+	mux.HandleFunc("GET /kura/v1/ledger/entries/{seq}", h.entry)
+	mux.HandleFunc("GET /kura/v1/ledger/consistency", h.consistency)
+}
+
+// Entry is the JSON of one entry with its receipt: all a verifier needs
+// besides the log's origin and verifier key.
+type Entry struct {
+	Seq        int64  `json:"seq"`
+	Collection string `json:"collection"`
+	Time       string `json:"time"`     // RFC 3339, milliseconds
+	Contents   string `json:"contents"` // base64
+	Salt       string `json:"salt"`     // hex
+	Receipt    string `json:"receipt"`  // c2sp.org/tlog-proof@v1
+	Origin     string `json:"origin"`
+}
+
+func (h *Handler) checkpoint(w http.ResponseWriter, r *http.Request) {
+	_, signed, err := h.Log.Checkpoint(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(signed)
+}
+
+func (h *Handler) key(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, h.VerifierKey)
+}
+
+func (h *Handler) authorized(w http.ResponseWriter, r *http.Request) bool {
+	err := h.Authorize(r)
+	if err == nil {
+		return true
+	}
+	if fault.Of(err) == fault.Denied {
+		wire.Error(w, http.StatusForbidden, "Forbidden", err.Error()+"; ledger entries require the auditor or administrator role")
+		return false
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
+	wire.Error(w, http.StatusUnauthorized, "Unauthorized", "ledger entries require a bearer token of the auditor or administrator role")
+	return false
+}
+
+func (h *Handler) entry(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(w, r) {
+		return
+	}
+	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
+	if err != nil || seq < 0 {
+		wire.Error(w, http.StatusBadRequest, "BadParameter", "seq: a non-negative integer")
+		return
+	}
+	rec, receipt, err := h.Log.Receipt(r.Context(), seq)
+	if errors.Is(err, store.ErrNotFound) {
+		wire.Error(w, http.StatusNotFound, "NotFound", fmt.Sprintf("the ledger has no entry %d", seq))
+		return
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	wire.JSON(w, http.StatusOK, Entry{Seq: seq, Collection: rec.Leaf.Collection, Time: rec.Leaf.Time.UTC().Format(time.RFC3339Nano),
+		Contents: base64.StdEncoding.EncodeToString(rec.Contents), Salt: hex.EncodeToString(rec.Salt[:]), Receipt: string(receipt), Origin: h.Origin})
+}
+
+// consistency answers ?from=N&to=M with the RFC 6962 consistency proof, a
+// base64 hash a line.
+func (h *Handler) consistency(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(w, r) {
+		return
+	}
+	from, err1 := strconv.ParseInt(r.URL.Query().Get("from"), 10, 64)
+	to, err2 := strconv.ParseInt(r.URL.Query().Get("to"), 10, 64)
+	if err1 != nil || err2 != nil {
+		wire.Error(w, http.StatusBadRequest, "BadParameter", "from and to: tree sizes, integers")
+		return
+	}
+	p, err := h.Log.Consistency(r.Context(), from, to)
+	if e, ok := fault.As(err); ok && e.Kind == fault.BadInput {
+		wire.Error(w, http.StatusBadRequest, "BadParameter", e.Public())
+		return
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	var b strings.Builder
+	for _, hh := range p {
+		b.WriteString(base64.StdEncoding.EncodeToString(hh[:]) + "\n")
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte(b.String()))
+}
+
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	if h.Logger != nil {
+		h.Logger.Error("ledger", "err", err)
+	}
+	if errors.Is(err, ledger.ErrFork) {
+		wire.Error(w, http.StatusServiceUnavailable, "LedgerInconsistent", "the stored ledger does not extend its last signed checkpoint; nothing is signed (see the server log)")
+		return
+	}
+	wire.Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the ledger is unavailable; retry")
+}
