@@ -189,7 +189,19 @@ func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error)
 	s := &Services{Sealer: sealer, Attestation: at}
 	// The ledger first: every audited change below is appended to it in
 	// the change's own transaction (fail closed).
-	origin := a.LedgerOrigin()
+	origin := a.Cfg.LedgerOrigin
+	if origin == "" {
+		// The log's identity is kept: a ledger made under another address
+		// keeps its origin.
+		stored, ok, err := ledger.StoredOrigin(ctx, a.Store)
+		if err != nil {
+			return nil, err
+		}
+		origin = a.LedgerOrigin()
+		if ok {
+			origin = stored
+		}
+	}
 	if s.LedgerKey, err = ledger.OpenKey(ctx, a.Store, sealer, origin, now()); err != nil {
 		return nil, err
 	}
@@ -250,8 +262,10 @@ func (c countedCollateral) Collateral(ctx context.Context, kind, key string) ([]
 	return items, err
 }
 
-// LedgerOrigin is the ledger's checkpoint origin: the configured one, or
-// the issuer's host and "/ledger" (C2SP origins carry no scheme).
+// LedgerOrigin is the origin a new ledger gets: the configured one, or
+// the issuer's host and "/ledger" (C2SP origins carry no scheme). An
+// existing ledger keeps the origin it was made with unless ledger_origin
+// says otherwise (which its key then refuses).
 func (a *App) LedgerOrigin() string {
 	if a.Cfg.LedgerOrigin != "" {
 		return a.Cfg.LedgerOrigin

@@ -290,7 +290,9 @@ func (s *Service) release(ctx context.Context, r Request) (*Result, error) {
 		return tx.UseNonce(ctx, "release/"+r.Name+"/"+r.Nonce, now(), expiry(claims, now).Add(10*time.Minute))
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrConflict) {
+		// A conflict inside the audit record (the ledger) is the record
+		// failing, not the nonce.
+		if errors.Is(err, store.ErrConflict) && !audit.IsError(err) {
 			return nil, deny(ClassNonce, "the nonce was already used for a release")
 		}
 		return nil, err

@@ -19,10 +19,45 @@ import (
 // with its verifier key as associated data: a row whose key or name was
 // swapped does not open.
 
-// KeyStore is the part of the store that holds signing keys.
+// KeyStore is the part of the store that holds signing keys (and tells
+// whether the ledger holds anything a lost key signed).
 type KeyStore interface {
 	PutSigningKey(ctx context.Context, k store.SigningKey) error
 	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
+	LedgerSize(ctx context.Context) (int64, error)
+	LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, error)
+}
+
+// StoredOrigin is the origin of the ledger's stored key, if there is one:
+// a log's origin is its identity, kept across changes of the address.
+func StoredOrigin(ctx context.Context, st KeyStore) (string, bool, error) {
+	k, ok, err := storedKey(ctx, st)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	v, err := note.NewVerifier(k.ID)
+	if err != nil {
+		return "", false, fmt.Errorf("ledger key: verifier: %w", err)
+	}
+	return v.Name(), true, nil
+}
+
+func storedKey(ctx context.Context, st KeyStore) (store.SigningKey, bool, error) {
+	rows, err := st.SigningKeys(ctx)
+	if err != nil {
+		return store.SigningKey{}, false, fmt.Errorf("ledger key: %w", err)
+	}
+	var mine []store.SigningKey
+	for _, r := range rows {
+		if r.Purpose == keyPurpose && r.Retired.IsZero() {
+			mine = append(mine, r)
+		}
+	}
+	if len(mine) == 0 {
+		return store.SigningKey{}, false, nil
+	}
+	slices.SortFunc(mine, func(a, b store.SigningKey) int { return a.Created.Compare(b.Created) })
+	return mine[0], true, nil
 }
 
 // Sealer seals the private key at rest.
@@ -48,19 +83,26 @@ type Key struct {
 // first use. A log's origin never changes: a stored key for another
 // origin is refused, not replaced.
 func OpenKey(ctx context.Context, st KeyStore, sealer Sealer, origin string, now time.Time) (Key, error) {
-	rows, err := st.SigningKeys(ctx)
+	row, ok, err := storedKey(ctx, st)
+	if err != nil {
+		return Key{}, err
+	}
+	if ok {
+		return openKey(row, sealer, origin)
+	}
+	// A new key only for an empty ledger: one whose key row vanished
+	// (deleted, retired in the database) must not get a fresh signer for
+	// whatever the database now says.
+	n, err := st.LedgerSize(ctx)
 	if err != nil {
 		return Key{}, fmt.Errorf("ledger key: %w", err)
 	}
-	var mine []store.SigningKey
-	for _, r := range rows {
-		if r.Purpose == keyPurpose && r.Retired.IsZero() {
-			mine = append(mine, r)
-		}
+	_, _, cerr := st.LatestLedgerCheckpoint(ctx)
+	if n > 0 || cerr == nil {
+		return Key{}, fmt.Errorf("ledger key: the ledger holds %d entries (and signed checkpoints) but its signing key is missing from the database: restore it; kura makes a ledger key only for an empty ledger", n)
 	}
-	slices.SortFunc(mine, func(a, b store.SigningKey) int { return a.Created.Compare(b.Created) })
-	if len(mine) > 0 {
-		return openKey(mine[0], sealer, origin)
+	if !errors.Is(cerr, store.ErrNotFound) {
+		return Key{}, fmt.Errorf("ledger key: %w", cerr)
 	}
 	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
 	if err != nil {
@@ -70,7 +112,7 @@ func OpenKey(ctx context.Context, st KeyStore, sealer Sealer, origin string, now
 	if err != nil {
 		return Key{}, fmt.Errorf("ledger key: seal: %w", err)
 	}
-	row := store.SigningKey{Purpose: keyPurpose, ID: vkey, Alg: "Ed25519", CertDER: []byte(vkey), Sealed: sealed, Created: now}
+	row = store.SigningKey{Purpose: keyPurpose, ID: vkey, Alg: "Ed25519", CertDER: []byte(vkey), Sealed: sealed, Created: now}
 	if err := st.PutSigningKey(ctx, row); err != nil {
 		return Key{}, fmt.Errorf("ledger key: store: %w", err)
 	}

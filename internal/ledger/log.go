@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/transparency-dev/formats/proof"
@@ -89,6 +90,10 @@ type Config struct {
 type Log struct {
 	cfg Config
 	st  Store
+
+	mu       sync.Mutex // one checkpoint signer at a time in this process
+	last     *tlog.Tree // the largest tree this process signed or verified as signed
+	signedAt time.Time  // when Checkpoint last ran, for Latest's cadence
 }
 
 // New returns the log over st.
@@ -198,19 +203,40 @@ func (l *Log) Tree(ctx context.Context) (tlog.Tree, error) {
 // Checkpoint returns the signed checkpoint of the current tree, signing
 // (and keeping) it if it is new. A receipt needs no timer: the tree that
 // holds an entry is signed when the receipt is asked for.
+//
+// The database is untrusted: a tree rewritten there (a fork) must never
+// be signed. The tree must extend the larger of the last checkpoint this
+// process signed and the last one stored (verified with the log's key),
+// and a stored checkpoint is served only if it is the log's and its root
+// is the tree's.
 func (l *Log) Checkpoint(ctx context.Context) (tlog.Tree, []byte, error) {
-	t, err := l.Tree(ctx)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.signedAt = l.cfg.Now()
+	t, err := l.Tree(ctx) // read under the lock: a checkpoint signed meanwhile is not newer than it
 	if err != nil {
 		return t, nil, err
 	}
-	if signed, err := l.st.GetLedgerCheckpoint(ctx, t.N); err == nil {
-		return t, signed, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	base, err := l.base(ctx)
+	if err != nil {
 		return t, nil, err
 	}
-	// The database is untrusted: a tree rewritten there (a fork) must not
-	// be signed. The new tree must extend the last signed one.
-	if err := l.extendsLast(ctx, t); err != nil {
+	if base != nil {
+		if base.N > t.N {
+			return t, nil, fmt.Errorf("%w: the tree has %d entries, a checkpoint was signed at %d", ErrFork, t.N, base.N)
+		}
+		if err := l.extends(ctx, *base, t); err != nil {
+			return t, nil, err
+		}
+	}
+	if signed, err := l.st.GetLedgerCheckpoint(ctx, t.N); err == nil {
+		got, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
+		if err != nil || got != t {
+			return t, nil, fmt.Errorf("%w: the stored checkpoint of size %d is not the log's for this tree", ErrFork, t.N)
+		}
+		l.last = &t
+		return t, signed, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
 		return t, nil, err
 	}
 	signed, err := signCheckpoint(l.cfg.Origin, t, l.cfg.Signer)
@@ -220,33 +246,79 @@ func (l *Log) Checkpoint(ctx context.Context) (tlog.Tree, []byte, error) {
 	if err := l.st.PutLedgerCheckpoint(ctx, t.N, signed); err != nil {
 		return t, nil, err
 	}
+	l.last = &t
 	return t, signed, nil
 }
 
-// ErrFork marks a stored tree that is not an extension of the last
-// checkpoint the log signed: the store was rewritten; nothing is signed.
-var ErrFork = errors.New("ledger: the stored tree does not extend the last signed checkpoint (the database was rewritten?); refusing to sign")
+// checkpointEvery is the cadence of Latest: at most one new checkpoint a
+// second for callers that do not need the newest entry in it (witnesses,
+// monitors, anonymous polls), so that polling cannot make kura write.
+const checkpointEvery = time.Second
 
-func (l *Log) extendsLast(ctx context.Context, t tlog.Tree) error {
+// Latest returns a recent signed checkpoint: the last stored one, verified,
+// or, at most once per checkpointEvery, the current tree's.
+func (l *Log) Latest(ctx context.Context) (tlog.Tree, []byte, error) {
+	l.mu.Lock()
+	due := l.cfg.Now().Sub(l.signedAt) >= checkpointEvery
+	l.mu.Unlock()
+	if due {
+		return l.Checkpoint(ctx)
+	}
 	size, signed, err := l.st.LatestLedgerCheckpoint(ctx)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return l.Checkpoint(ctx) // none yet: the first is signed once
 	}
 	if err != nil {
-		return err
+		return tlog.Tree{}, nil, err
 	}
-	last, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
-	if err != nil || last.N != size {
-		return fmt.Errorf("%w: the stored checkpoint of size %d does not verify", ErrFork, size)
+	t, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
+	if err != nil || t.N != size {
+		return tlog.Tree{}, nil, fmt.Errorf("%w: the stored checkpoint of size %d does not verify", ErrFork, size)
 	}
-	if last.N > t.N {
-		return fmt.Errorf("%w: the tree has %d entries, the last checkpoint %d", ErrFork, t.N, last.N)
+	return t, signed, nil
+}
+
+// ErrFork marks a stored tree that is not an extension of a checkpoint
+// the log signed: the store was rewritten; nothing is signed.
+var ErrFork = errors.New("ledger: the stored tree does not extend a signed checkpoint (the database was rewritten?); refusing to sign")
+
+// base is the largest tree known signed: this process's last, or the last
+// stored (which must verify with the log's key).
+func (l *Log) base(ctx context.Context) (*tlog.Tree, error) {
+	base := l.last
+	size, signed, err := l.st.LatestLedgerCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return base, nil
 	}
-	p, err := tlog.ProveTree(t.N, last.N, reader{ctx, l.st})
+	if err != nil {
+		return nil, err
+	}
+	stored, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
+	if err != nil || stored.N != size {
+		return nil, fmt.Errorf("%w: the stored checkpoint of size %d does not verify", ErrFork, size)
+	}
+	if base == nil || stored.N > base.N {
+		return &stored, nil
+	}
+	return base, nil
+}
+
+// extends checks that t extends the signed tree base.
+func (l *Log) extends(ctx context.Context, base, t tlog.Tree) error {
+	if base.N == 0 {
+		return nil // every tree extends the empty one
+	}
+	if base.N == t.N {
+		if base.Hash != t.Hash {
+			return fmt.Errorf("%w: the tree of %d entries has another root than its checkpoint", ErrFork, t.N)
+		}
+		return nil
+	}
+	p, err := tlog.ProveTree(t.N, base.N, reader{ctx, l.st})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrFork, err)
 	}
-	if err := tlog.CheckTree(p, t.N, t.Hash, last.N, last.Hash); err != nil {
+	if err := tlog.CheckTree(p, t.N, t.Hash, base.N, base.Hash); err != nil {
 		return fmt.Errorf("%w: %v", ErrFork, err)
 	}
 	return nil
@@ -266,12 +338,16 @@ func (l *Log) Receipt(ctx context.Context, seq int64) (Record, []byte, error) {
 		return Record{}, nil, err
 	}
 	t, signed, err := l.Checkpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return Record{}, nil, fmt.Errorf("ledger: the tree is incomplete: %v", err)
+	}
 	if err != nil {
 		return Record{}, nil, err
 	}
 	p, err := tlog.ProveRecord(t.N, seq, reader{ctx, l.st})
 	if err != nil {
-		return Record{}, nil, fmt.Errorf("ledger: inclusion proof of %d in %d: %w", seq, t.N, err)
+		// %v: a hash missing from the store is no "entry not found".
+		return Record{}, nil, fmt.Errorf("ledger: inclusion proof of %d in %d: %v", seq, t.N, err)
 	}
 	leaf, err := rec.Leaf.Marshal()
 	if err != nil {

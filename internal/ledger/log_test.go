@@ -287,3 +287,89 @@ func TestNoSignatureOverAFork(t *testing.T) {
 		t.Fatalf("checkpoint over a shorter tree: %v", err)
 	}
 }
+
+// TestForkAfterCheckpointsDeleted: deleting the stored checkpoints does
+// not let a rewritten tree be signed by the process that signed the old
+// one; a stored checkpoint that is not the log's is not served.
+func TestForkAfterCheckpointsDeleted(t *testing.T) {
+	l, m, _ := newLog(t)
+	ctx := context.Background()
+	for i := range 6 {
+		l.Append(ctx, "c", []byte(fmt.Sprint(i)))
+	}
+	if _, _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clear(m.cps)
+	// Rewrite entry 2 and the hashes from it on.
+	forged := newMem()
+	for i, e := range m.records {
+		r, _ := record(e)
+		if i == 2 {
+			r.Contents = []byte("forged")
+			r.Leaf.Commitment = Commit(r.Salt, r.Contents)
+		}
+		fe, _ := entry(r)
+		hs, _ := tlog.StoredHashes(int64(i), fe.Leaf, reader{ctx, forged})
+		forged.records = append(forged.records, fe)
+		for _, h := range hs {
+			forged.hashes = append(forged.hashes, h)
+		}
+	}
+	m.records, m.hashes = forged.records, forged.hashes
+	l.Append(ctx, "c", []byte("next"))
+	if _, _, err := l.Checkpoint(ctx); !errors.Is(err, ErrFork) {
+		t.Fatalf("checkpoint over a rewritten tree after the checkpoints were deleted: %v", err)
+	}
+
+	// A checkpoint of another key stored for the current size.
+	l2, m2, _ := newLog(t)
+	for i := range 3 {
+		l2.Append(ctx, "c", []byte(fmt.Sprint(i)))
+	}
+	other, _, _ := newLog(t)
+	tree, _ := l2.Tree(ctx)
+	foreign, err := signCheckpoint(origin, tree, other.cfg.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2.cps[tree.N] = foreign
+	if _, _, err := l2.Checkpoint(ctx); !errors.Is(err, ErrFork) {
+		t.Errorf("a stored checkpoint of another key: %v", err)
+	}
+}
+
+// TestCheckpointsUnderConcurrency: checkpoints signed while others append
+// and sign never look like a fork.
+func TestCheckpointsUnderConcurrency(t *testing.T) {
+	l, _, v := newLog(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				var err error
+				if w%2 == 0 {
+					_, err = l.Append(ctx, "c", []byte(fmt.Sprint(w, i)))
+				} else {
+					var signed []byte
+					if _, signed, err = l.Checkpoint(ctx); err == nil {
+						_, err = OpenCheckpoint(signed, origin, v)
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

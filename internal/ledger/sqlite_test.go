@@ -3,8 +3,10 @@ package ledger_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,5 +76,42 @@ func TestOnSQLite(t *testing.T) {
 	}
 	if _, err := ledger.OpenKey(ctx, st, sealer, "other.test/ledger", time.Now()); err == nil {
 		t.Error("the ledger's key was accepted for another origin")
+	}
+}
+
+// TestKeyNotRemadeForALedger: a ledger whose key row vanished gets no new
+// key (it would sign whatever the database now says).
+func TestKeyNotRemadeForALedger(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	root, _ := seal.OpenSoftwareRoot(filepath.Join(dir, "root"), bytes.Repeat([]byte{9}, 32))
+	sealer := seal.New(root)
+	ctx := context.Background()
+	key, err := ledger.OpenKey(ctx, st, sealer, "kura.test/ledger", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := ledger.New(st, ledger.Config{Origin: "kura.test/ledger", Signer: key.Signer, Verifier: key.Verifier,
+		Tx: func(ctx context.Context, f func(ledger.Store) error) error {
+			return st.WithTx(ctx, func(tx store.Store) error { return f(tx) })
+		}})
+	l.Append(ctx, "c", []byte("x"))
+	db, err := sql.Open("sqlite", filepath.Join(dir, "kura.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM signing_keys WHERE purpose = 'ledger'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ledger.OpenKey(ctx, st, sealer, "kura.test/ledger", time.Now()); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("a new key for a ledger with entries: %v", err)
+	}
+	if o, ok, err := ledger.StoredOrigin(ctx, st); err != nil || ok {
+		t.Errorf("stored origin after the key was deleted: %q %v %v", o, ok, err)
 	}
 }

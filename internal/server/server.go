@@ -256,7 +256,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 		wire.JSON(w, http.StatusOK, wire.JWKS(svc.ReleaseKeys.Published()))
 	})
 	(&identity.Handler{Auth: svc.Auth, Log: log, Now: s.now}).Register(mux)
-	(&apiledger.Handler{Log: svc.Ledger, Origin: s.app.LedgerOrigin(), VerifierKey: svc.LedgerKey.VerifierKey,
+	(&apiledger.Handler{Log: svc.Ledger, Origin: svc.LedgerKey.Verifier.Name(), VerifierKey: svc.LedgerKey.VerifierKey,
 		Authorize: s.auditor, Logger: log}).Register(mux)
 	// kura's own administration: rotate the token-signing key. The old key
 	// stays published until its last token has expired.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -98,6 +100,12 @@ func (s *Store) AppendLedger(ctx context.Context, e store.LedgerEntry, hashes []
 		}
 		if e.Seq != size {
 			return fmt.Errorf("ledger entry %d appended to %d entries: %w", e.Seq, size, store.ErrConflict)
+		}
+		// The hashes go where tlog puts them: a stray row would shift
+		// every later one.
+		if want := tlog.StoredHashIndex(0, e.Seq); idx != want || int64(len(hashes)) != tlog.StoredHashIndex(0, e.Seq+1)-want {
+			return fmt.Errorf("ledger entry %d: %d hashes at index %d, tlog stores %d at %d: %w",
+				e.Seq, len(hashes), idx, tlog.StoredHashIndex(0, e.Seq+1)-want, want, store.ErrConflict)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (seq, collection, leaf, contents, salt) VALUES (?, ?, ?, ?, ?)`,
 			e.Seq, e.Collection, e.Leaf, e.Contents, e.Salt); err != nil {

@@ -31,6 +31,10 @@ func ledger(t *testing.T, s store.Store) {
 	if err := s.AppendLedger(ctx, e1, [][32]byte{h(11), h(12)}); err != nil {
 		t.Fatal(err)
 	}
+	// Entry 2 adds one hash (at index 3): two, or one at another index, no.
+	if err := s.AppendLedger(ctx, store.LedgerEntry{Seq: 2, Collection: "c", Leaf: []byte("x"), Salt: make([]byte, 32)}, [][32]byte{h(1), h(2)}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("append with more hashes than tlog stores: %v", err)
+	}
 	for _, seq := range []int64{0, 5} {
 		if err := s.AppendLedger(ctx, store.LedgerEntry{Seq: seq, Collection: "c", Leaf: []byte("x"), Salt: make([]byte, 32)}, [][32]byte{h(99)}); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("append at %d to 2 entries: %v", seq, err)
