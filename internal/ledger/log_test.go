@@ -255,28 +255,7 @@ func TestNoSignatureOverAFork(t *testing.T) {
 	if _, _, err := l.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Rewrite entry 3 and every hash after it, consistently.
-	forged := newMem()
-	for i, e := range m.records {
-		r, err := record(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 3 {
-			r.Contents = []byte("forged")
-			r.Leaf.Commitment = Commit(r.Salt, r.Contents)
-		}
-		fe, _ := entry(r)
-		hs, err := tlog.StoredHashes(int64(i), fe.Leaf, reader{ctx, forged})
-		if err != nil {
-			t.Fatal(err)
-		}
-		forged.records = append(forged.records, fe)
-		for _, h := range hs {
-			forged.hashes = append(forged.hashes, h)
-		}
-	}
-	m.records, m.hashes = forged.records, forged.hashes
+	rewrite(t, m, 3) // entry 3 and every hash after it, consistently
 	l.Append(ctx, "c", []byte("next"))
 	if _, _, err := l.Checkpoint(ctx); !errors.Is(err, ErrFork) {
 		t.Fatalf("checkpoint over a rewritten tree: %v", err)
@@ -301,22 +280,7 @@ func TestForkAfterCheckpointsDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	clear(m.cps)
-	// Rewrite entry 2 and the hashes from it on.
-	forged := newMem()
-	for i, e := range m.records {
-		r, _ := record(e)
-		if i == 2 {
-			r.Contents = []byte("forged")
-			r.Leaf.Commitment = Commit(r.Salt, r.Contents)
-		}
-		fe, _ := entry(r)
-		hs, _ := tlog.StoredHashes(int64(i), fe.Leaf, reader{ctx, forged})
-		forged.records = append(forged.records, fe)
-		for _, h := range hs {
-			forged.hashes = append(forged.hashes, h)
-		}
-	}
-	m.records, m.hashes = forged.records, forged.hashes
+	rewrite(t, m, 2)
 	l.Append(ctx, "c", []byte("next"))
 	if _, _, err := l.Checkpoint(ctx); !errors.Is(err, ErrFork) {
 		t.Fatalf("checkpoint over a rewritten tree after the checkpoints were deleted: %v", err)
@@ -372,4 +336,32 @@ func TestCheckpointsUnderConcurrency(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// rewrite replaces entry at's contents in m and recomputes every hash, as
+// someone with write access to the database could: a consistent fork.
+func rewrite(t *testing.T, m *memStore, at int) {
+	t.Helper()
+	ctx := context.Background()
+	forged := newMem()
+	for i, e := range m.records {
+		r, err := record(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == at {
+			r.Contents = []byte("forged")
+			r.Leaf.Commitment = Commit(r.Salt, r.Contents)
+		}
+		fe, _ := entry(r)
+		hs, err := tlog.StoredHashes(int64(i), fe.Leaf, reader{ctx, forged})
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged.records = append(forged.records, fe)
+		for _, h := range hs {
+			forged.hashes = append(forged.hashes, h)
+		}
+	}
+	m.records, m.hashes = forged.records, forged.hashes
 }
