@@ -219,7 +219,7 @@ func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error)
 	if s.Signers, err = loadSigners(cfg.PolicySigners); err != nil {
 		return nil, err
 	}
-	s.Keys = keys.New(a.Store, sealer, keys.Config{Now: now, RecoverableDays: cfg.RecoverableDays, Audit: rec})
+	s.Keys = keys.New(a.Store, sealer, keys.Config{Now: now, RecoverableDays: cfg.RecoverableDays, Audit: rec, StrictInputs: cfg.KeyVaultStrictInputs})
 	ext, err := externalIssuers(cfg)
 	if err != nil {
 		return nil, err

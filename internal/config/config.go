@@ -67,6 +67,10 @@ type Config struct {
 	// HTTPS discovery of OIDC issuers and release authorities (private CAs).
 	OIDCCAFile string `json:"oidc_ca_file"`
 
+	// KeyVaultStrictInputs refuses key_ops listed twice and exp before nbf
+	// (BadParameter), which Key Vault is not documented to refuse.
+	KeyVaultStrictInputs bool `json:"keyvault_strict_inputs"`
+
 	// LedgerOrigin is the origin line of the ledger's checkpoints, which
 	// names the log to its verifiers and never changes; default: the
 	// issuer's host and "/ledger".
@@ -197,6 +201,7 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 		cfg.RateLimit = &b
 		return nil
 	})
+	fs.BoolVar(&cfg.KeyVaultStrictInputs, "keyvault-strict-inputs", cfg.KeyVaultStrictInputs, "refuse key_ops listed twice and exp before nbf (Key Vault is not documented to)")
 	fs.BoolVar(&cfg.ReleasePolicyStrictTypes, "release-policy-strict-types", cfg.ReleasePolicyStrictTypes, "release policies compare only values of the same JSON type (no Key Vault leniency: \"true\" does not equal true)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "also serve GET /metrics on this address, plain HTTP without authentication (a private network's scraper)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body size limit")
@@ -225,7 +230,8 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 		}
 		cfg.RateLimit = &b
 	}
-	bools := map[string]*bool{"KURA_DEV": &cfg.Dev, "KURA_TRUST_SIMULATOR": &cfg.TrustSimulator, "KURA_RELEASE_POLICY_STRICT_TYPES": &cfg.ReleasePolicyStrictTypes}
+	bools := map[string]*bool{"KURA_DEV": &cfg.Dev, "KURA_TRUST_SIMULATOR": &cfg.TrustSimulator, "KURA_RELEASE_POLICY_STRICT_TYPES": &cfg.ReleasePolicyStrictTypes,
+		"KURA_KEYVAULT_STRICT_INPUTS": &cfg.KeyVaultStrictInputs}
 	for k, p := range bools {
 		if v := getenv(k); v != "" {
 			b, err := strconv.ParseBool(v)

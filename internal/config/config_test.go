@@ -29,6 +29,8 @@ func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"addr":"x","unknown_key":1}`), 0o600)
+	rates := filepath.Join(dir, "rates.json")
+	os.WriteFile(rates, []byte(`{"dev":true,"attest_rate":{"per_client":-1,"global":5}}`), 0o600)
 	for _, c := range []struct {
 		args []string
 		env  map[string]string
@@ -45,6 +47,11 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"--dev"}, map[string]string{"KURA_DEV": "maybe"}, "not a boolean"},
 		{[]string{"--config", bad}, nil, "unknown_key"},
 		{[]string{"--dev", "extra"}, nil, "unexpected argument"},
+		{[]string{"--config", rates}, nil, "attest_rate"},
+		{[]string{"--dev", "--rate-limit", "sometimes"}, nil, "not a boolean"},
+		{[]string{"--dev"}, map[string]string{"KURA_RATE_LIMIT": "maybe"}, "KURA_RATE_LIMIT"},
+		{[]string{"--dev", "--release-ca-cert", "ca.pem"}, nil, "go together"},
+		{[]string{"--dev", "--release-ca-cert", "ca.pem", "--release-ca-key", "k.pem"}, nil, "development CA"},
 	} {
 		_, err := Load(c.args, env(c.env), nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

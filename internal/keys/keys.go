@@ -76,6 +76,11 @@ type Config struct {
 	// closed). Default: the audit log of st, when st is a whole store.
 	Audit           audit.Recorder
 	RecoverableDays int // soft-delete retention; default 90 (Key Vault allows 7..90)
+	// StrictInputs refuses what Key Vault's contract does not forbid but
+	// is surely a mistake: key_ops listed twice (RFC 7517 §4.3) and exp
+	// before nbf (keyvault_strict_inputs). Off: accepted, as Key Vault is
+	// not documented to refuse them.
+	StrictInputs bool
 }
 
 // Manager manages keys. Safe for concurrent use.
@@ -85,6 +90,7 @@ type Manager struct {
 	sealer Sealer
 	now    func() time.Time
 	days   int
+	strict bool
 
 	mu       sync.Mutex
 	cache    map[string]*keyops.Material // opened material by name/version/sealed-hash
@@ -120,7 +126,7 @@ func New(st store.Keys, sealer Sealer, cfg Config) *Manager {
 	if full, ok := st.(store.Store); ok && cfg.Audit == nil {
 		cfg.Audit = audit.Store{St: full, Now: cfg.Now}
 	}
-	return &Manager{st: st, audit: cfg.Audit, sealer: sealer, now: cfg.Now, days: cfg.RecoverableDays, cache: map[string]*keyops.Material{}, versions: map[string]cachedVersion{}}
+	return &Manager{st: st, audit: cfg.Audit, sealer: sealer, now: cfg.Now, days: cfg.RecoverableDays, strict: cfg.StrictInputs, cache: map[string]*keyops.Material{}, versions: map[string]cachedVersion{}}
 }
 
 // RecoverableDays is the soft-delete retention.
@@ -240,13 +246,13 @@ func defaultOps(kty string) []string {
 	return nil
 }
 
-func checkOps(kty string, ops []string) error {
+func checkOps(kty string, ops []string, strict bool) error {
 	if ops == nil {
 		return nil
 	}
 	allowed := defaultOps(kty)
 	for i, op := range ops {
-		if slices.Contains(ops[:i], op) {
+		if strict && slices.Contains(ops[:i], op) {
 			// RFC 7517 §4.3: duplicate key operation values MUST NOT be present.
 			return bad("key_ops: %q is listed twice", op)
 		}
@@ -335,7 +341,7 @@ func (m *Manager) Import(ctx context.Context, name string, p ImportParams) (*Key
 }
 
 func (m *Manager) store(ctx context.Context, action, name, kty string, mat *keyops.Material, ops []string, a Attributes, tags map[string]string, rp *ReleasePolicy) (*Key, error) {
-	if err := checkOps(kty, ops); err != nil {
+	if err := checkOps(kty, ops, m.strict); err != nil {
 		return nil, err
 	}
 	if err := checkTags(tags); err != nil {
@@ -347,7 +353,7 @@ func (m *Manager) store(ctx context.Context, action, name, kty string, mat *keyo
 	}
 	v := store.KeyVersion{Name: name, Version: newVersion(), Kty: kty, KeyOps: ops, Enabled: true, Created: now, Updated: now, Tags: tags}
 	applyAttributes(&v, a)
-	if err := checkWindow(v); err != nil {
+	if err := m.checkWindow(v); err != nil {
 		return nil, err
 	}
 	if err := checkRelease(v.Exportable, rp, nil); err != nil {
@@ -441,11 +447,11 @@ func checkAttributes(a Attributes) error {
 	return nil
 }
 
-// checkWindow refuses a version whose validity window is empty: expiring
-// before it becomes valid, it could never encrypt, sign or wrap. Key
-// Vault's documentation sets no rule here; kura refuses the contradiction.
-func checkWindow(v store.KeyVersion) error {
-	if !v.NotBefore.IsZero() && !v.Expires.IsZero() && v.Expires.Before(v.NotBefore) {
+// checkWindow refuses, with StrictInputs, a version whose validity window
+// is empty: expiring before it becomes valid, it could never encrypt,
+// sign or wrap. Key Vault's documentation sets no rule here.
+func (m *Manager) checkWindow(v store.KeyVersion) error {
+	if m.strict && !v.NotBefore.IsZero() && !v.Expires.IsZero() && v.Expires.Before(v.NotBefore) {
 		return bad("attributes.exp: %d is before attributes.nbf %d: the key would never be valid", v.Expires.Unix(), v.NotBefore.Unix())
 	}
 	return nil
@@ -591,7 +597,7 @@ func (m *Manager) Update(ctx context.Context, name, version string, p UpdatePara
 		return nil, bad("AKV.SKR.1003: the exportable attribute of an existing key cannot be changed")
 	}
 	if p.KeyOps != nil {
-		if err := checkOps(v.Kty, *p.KeyOps); err != nil {
+		if err := checkOps(v.Kty, *p.KeyOps, m.strict); err != nil {
 			return nil, err
 		}
 		v.KeyOps = *p.KeyOps
@@ -609,7 +615,7 @@ func (m *Manager) Update(ctx context.Context, name, version string, p UpdatePara
 	// Only a request that sets the window is held to it: a version stored
 	// with an empty window still takes other updates (enabled, tags).
 	if p.Attributes.NotBefore != nil || p.Attributes.Expires != nil {
-		if err := checkWindow(v); err != nil {
+		if err := m.checkWindow(v); err != nil {
 			return nil, err
 		}
 	}

@@ -56,7 +56,12 @@ func storedKey(ctx context.Context, st KeyStore) (store.SigningKey, bool, error)
 	if len(mine) == 0 {
 		return store.SigningKey{}, false, nil
 	}
-	slices.SortFunc(mine, func(a, b store.SigningKey) int { return a.Created.Compare(b.Created) })
+	slices.SortFunc(mine, func(a, b store.SigningKey) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID) // the same choice in every process
+	})
 	return mine[0], true, nil
 }
 
@@ -99,7 +104,7 @@ func OpenKey(ctx context.Context, st KeyStore, sealer Sealer, origin string, now
 	}
 	_, _, cerr := st.LatestLedgerCheckpoint(ctx)
 	if n > 0 || cerr == nil {
-		return Key{}, fmt.Errorf("ledger key: the ledger holds %d entries (and signed checkpoints) but its signing key is missing from the database: restore it; kura makes a ledger key only for an empty ledger", n)
+		return Key{}, fmt.Errorf("ledger key: the ledger holds %d entries or signed checkpoints but its signing key is missing from the database: restore it; kura makes a ledger key only for an empty ledger", n)
 	}
 	if !errors.Is(cerr, store.ErrNotFound) {
 		return Key{}, fmt.Errorf("ledger key: %w", cerr)
@@ -115,6 +120,11 @@ func OpenKey(ctx context.Context, st KeyStore, sealer Sealer, origin string, now
 	row = store.SigningKey{Purpose: keyPurpose, ID: vkey, Alg: "Ed25519", CertDER: []byte(vkey), Sealed: sealed, Created: now}
 	if err := st.PutSigningKey(ctx, row); err != nil {
 		return Key{}, fmt.Errorf("ledger key: store: %w", err)
+	}
+	// Another process may have made one at the same moment: every process
+	// uses the oldest, so all sign with one key.
+	if row, ok, err = storedKey(ctx, st); err != nil || !ok {
+		return Key{}, fmt.Errorf("ledger key: reading it back: %v", err)
 	}
 	return openKey(row, sealer, origin)
 }

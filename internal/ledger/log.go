@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/formats/proof"
@@ -91,9 +92,9 @@ type Log struct {
 	cfg Config
 	st  Store
 
-	mu       sync.Mutex // one checkpoint signer at a time in this process
-	last     *tlog.Tree // the largest tree this process signed or verified as signed
-	signedAt time.Time  // when Checkpoint last ran, for Latest's cadence
+	mu       sync.Mutex   // one checkpoint signer at a time in this process
+	last     *tlog.Tree   // the largest tree this process signed or verified as signed
+	signedAt atomic.Int64 // when Checkpoint last ran (Unix ns), for Latest's cadence
 }
 
 // New returns the log over st.
@@ -210,22 +211,36 @@ func (l *Log) Tree(ctx context.Context) (tlog.Tree, error) {
 // and a stored checkpoint is served only if it is the log's and its root
 // is the tree's.
 func (l *Log) Checkpoint(ctx context.Context) (tlog.Tree, []byte, error) {
+	return l.checkpoint(ctx, false)
+}
+
+// checkpoint is Checkpoint; with ifDue, only if none ran within
+// checkpointEvery (checked under the lock), else the stored latest.
+func (l *Log) checkpoint(ctx context.Context, ifDue bool) (tlog.Tree, []byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.signedAt = l.cfg.Now()
+	now := l.cfg.Now()
+	if ifDue && now.Sub(time.Unix(0, l.signedAt.Load())) < checkpointEvery {
+		if t, signed, err := l.stored(ctx); !errors.Is(err, store.ErrNotFound) {
+			return t, signed, err
+		}
+	}
+	l.signedAt.Store(now.UnixNano())
 	t, err := l.Tree(ctx) // read under the lock: a checkpoint signed meanwhile is not newer than it
 	if err != nil {
 		return t, nil, err
 	}
-	base, err := l.base(ctx)
+	bases, err := l.bases(ctx)
 	if err != nil {
 		return t, nil, err
 	}
-	if base != nil {
-		if base.N > t.N {
-			return t, nil, fmt.Errorf("%w: the tree has %d entries, a checkpoint was signed at %d", ErrFork, t.N, base.N)
+	// The tree must extend every tree known signed: this process's last
+	// and the last stored (another process's, or an older one of ours).
+	for _, b := range bases {
+		if b.N > t.N {
+			return t, nil, fmt.Errorf("%w: the tree has %d entries, a checkpoint was signed at %d", ErrFork, t.N, b.N)
 		}
-		if err := l.extends(ctx, *base, t); err != nil {
+		if err := l.extends(ctx, b, t); err != nil {
 			return t, nil, err
 		}
 	}
@@ -256,18 +271,22 @@ func (l *Log) Checkpoint(ctx context.Context) (tlog.Tree, []byte, error) {
 const checkpointEvery = time.Second
 
 // Latest returns a recent signed checkpoint: the last stored one, verified,
-// or, at most once per checkpointEvery, the current tree's.
+// or, at most once per checkpointEvery, the current tree's. A poll that is
+// not due takes no lock and makes no write.
 func (l *Log) Latest(ctx context.Context) (tlog.Tree, []byte, error) {
-	l.mu.Lock()
-	due := l.cfg.Now().Sub(l.signedAt) >= checkpointEvery
-	l.mu.Unlock()
-	if due {
-		return l.Checkpoint(ctx)
+	if l.cfg.Now().Sub(time.Unix(0, l.signedAt.Load())) >= checkpointEvery {
+		return l.checkpoint(ctx, true)
 	}
-	size, signed, err := l.st.LatestLedgerCheckpoint(ctx)
+	t, signed, err := l.stored(ctx)
 	if errors.Is(err, store.ErrNotFound) {
-		return l.Checkpoint(ctx) // none yet: the first is signed once
+		return l.checkpoint(ctx, false) // none yet: the first is signed once
 	}
+	return t, signed, err
+}
+
+// stored is the last stored checkpoint, verified (store.ErrNotFound: none).
+func (l *Log) stored(ctx context.Context) (tlog.Tree, []byte, error) {
+	size, signed, err := l.st.LatestLedgerCheckpoint(ctx)
 	if err != nil {
 		return tlog.Tree{}, nil, err
 	}
@@ -282,25 +301,21 @@ func (l *Log) Latest(ctx context.Context) (tlog.Tree, []byte, error) {
 // the log signed: the store was rewritten; nothing is signed.
 var ErrFork = errors.New("ledger: the stored tree does not extend a signed checkpoint (the database was rewritten?); refusing to sign")
 
-// base is the largest tree known signed: this process's last, or the last
+// bases are the trees known signed: this process's last, and the last
 // stored (which must verify with the log's key).
-func (l *Log) base(ctx context.Context) (*tlog.Tree, error) {
-	base := l.last
-	size, signed, err := l.st.LatestLedgerCheckpoint(ctx)
+func (l *Log) bases(ctx context.Context) ([]tlog.Tree, error) {
+	var out []tlog.Tree
+	if l.last != nil {
+		out = append(out, *l.last)
+	}
+	stored, _, err := l.stored(ctx)
 	if errors.Is(err, store.ErrNotFound) {
-		return base, nil
+		return out, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	stored, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
-	if err != nil || stored.N != size {
-		return nil, fmt.Errorf("%w: the stored checkpoint of size %d does not verify", ErrFork, size)
-	}
-	if base == nil || stored.N > base.N {
-		return &stored, nil
-	}
-	return base, nil
+	return append(out, stored), nil
 }
 
 // extends checks that t extends the signed tree base.

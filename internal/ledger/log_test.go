@@ -365,3 +365,32 @@ func rewrite(t *testing.T, m *memStore, at int) {
 	}
 	m.records, m.hashes = forged.records, forged.hashes
 }
+
+// TestTwoProcessesNoFork: a process that signed a tree does not sign a
+// rewritten one because another process (or a restart) signed over the
+// rewrite after the checkpoints were deleted.
+func TestTwoProcessesNoFork(t *testing.T) {
+	p1, m, _ := newLog(t)
+	ctx := context.Background()
+	for i := range 6 {
+		p1.Append(ctx, "c", []byte(fmt.Sprint(i)))
+	}
+	if _, _, err := p1.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clear(m.cps)
+	rewrite(t, m, 2)
+	p2, err := New(m, p1.cfg) // a second process: same key and store, no memory
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2.Append(ctx, "c", []byte("x"))
+	p2.Append(ctx, "c", []byte("y"))
+	if _, _, err := p2.Checkpoint(ctx); err != nil {
+		t.Fatal(err) // it cannot know: it never saw the old tree
+	}
+	p1.Append(ctx, "c", []byte("z"))
+	if _, _, err := p1.Checkpoint(ctx); !errors.Is(err, ErrFork) {
+		t.Errorf("the first process signed over a history that does not extend what it signed: %v", err)
+	}
+}

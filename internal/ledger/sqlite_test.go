@@ -115,3 +115,36 @@ func TestKeyNotRemadeForALedger(t *testing.T) {
 		t.Errorf("stored origin after the key was deleted: %q %v %v", o, ok, err)
 	}
 }
+
+// TestConcurrentFirstKey: processes starting at once on an empty ledger
+// settle on one key.
+func TestConcurrentFirstKey(t *testing.T) {
+	dir := t.TempDir()
+	root, _ := seal.OpenSoftwareRoot(filepath.Join(dir, "root"), bytes.Repeat([]byte{9}, 32))
+	sealer := seal.New(root)
+	var wg sync.WaitGroup
+	keys := make([]string, 4)
+	for i := range keys {
+		st, err := sqlite.Open(filepath.Join(dir, "kura.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := ledger.OpenKey(context.Background(), st, sealer, "kura.test/ledger", time.Now())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			keys[i] = k.VerifierKey
+		}()
+	}
+	wg.Wait()
+	for _, k := range keys[1:] {
+		if k != keys[0] {
+			t.Fatalf("processes opened different ledger keys: %v", keys)
+		}
+	}
+}

@@ -152,3 +152,31 @@ func TestLedgerRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestCollateralRoute: POST /kura/v1/collateral refuses what is not
+// collateral with a 400 naming why, strangers with 401/403, and changes
+// nothing for either.
+func TestCollateralRoute(t *testing.T) {
+	r := newRig(t, time.Now())
+	user := r.principalToken(t, "user", "crypto-user")
+	for _, c := range []struct {
+		body []byte
+		hdr  []string
+		code int
+		msg  string
+	}{
+		{nil, r.admin_(), 400, "body is empty"},
+		{[]byte("not collateral"), r.admin_(), 400, "neither an X.509 certificate nor a CRL"},
+		{[]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), r.admin_(), 400, ""},
+		{[]byte("x"), nil, 401, ""},
+		{[]byte("x"), []string{"Authorization", "Bearer " + user}, 403, ""},
+	} {
+		code, resp, _ := r.do("POST", "/kura/v1/collateral", c.body, c.hdr...)
+		if code != c.code || !strings.Contains(string(resp), c.msg) {
+			t.Errorf("%.20q: %d %s, want %d %q", c.body, code, resp, c.code, c.msg)
+		}
+	}
+	if exp, err := r.srv.app.Store.CollateralExpiry(context.Background()); err != nil || len(exp) != 0 {
+		t.Errorf("refused imports stored collateral: %v %v", exp, err)
+	}
+}

@@ -354,6 +354,19 @@ func TestOperatorSealAndRekey(t *testing.T) {
 		t.Fatalf("unseal after seal: %d %v, get key %d", code, out, getKey())
 	}
 
+	// Malformed rekey requests: a 400 each, nothing started or counted.
+	for _, c := range []struct{ path, body string }{
+		{"/kura/v1/operator/rekey/init", `{"shares":2,"threshold":3}`}, {"/kura/v1/operator/rekey/init", `{"shares":"4"}`},
+		{"/kura/v1/operator/rekey/init", `{"shares":4,"threshold":2,"x":1}`}, {"/kura/v1/operator/rekey", `{"share":"not-a-share"}`},
+		{"/kura/v1/operator/rekey", `{"share":`},
+	} {
+		if code, resp, _ := r.do("POST", c.path, []byte(c.body), adm...); code != 400 {
+			t.Errorf("%s %s: %d %s", c.path, c.body, code, resp)
+		}
+	}
+	if _, st, _ := r.do("GET", "/kura/v1/operator/status", nil); strings.Contains(string(st), `"rekey"`) {
+		t.Errorf("a refused request left a rekey: %s", st)
+	}
 	// Rekey: two current shares, then two new ones.
 	if code, out := opPost(r, "/kura/v1/operator/rekey/init", map[string]int{"shares": 4, "threshold": 2}); code != 200 || out["rekey"] == nil {
 		t.Fatalf("rekey init: %d %v", code, out)

@@ -165,27 +165,17 @@ func (h *Handler) unseal(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
 	}
-	var in struct {
-		Share string `json:"share"`
-	}
-	if !readSmallJSON(w, r, &in) {
+	sh, ok := readShare(w, r)
+	if !ok {
 		return
 	}
 	if !h.Sealed() {
 		answer(w, h.state())
 		return
 	}
-	sh, err := seal.ParseShare(strings.TrimSpace(in.Share))
-	if err != nil {
-		wire.Error(w, http.StatusBadRequest, "BadParameter", "share: "+err.Error())
-		return
-	}
 	sealer, err := h.Custody.Unseal(sh)
 	if err != nil {
-		if e, ok := fault.As(err); ok && e.Code == "WrongShares" {
-			h.Log.Warn("unseal attempt with wrong shares")
-		}
-		h.fail(w, r, "unseal", err)
+		h.failShare(w, r, "unseal", err)
 		return
 	}
 	if sealer != nil {
@@ -196,6 +186,30 @@ func (h *Handler) unseal(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	answer(w, h.state())
+}
+
+// readShare reads the body {"share": "..."} of unseal and rekey.
+func readShare(w http.ResponseWriter, r *http.Request) (seal.Share, bool) {
+	var in struct {
+		Share string `json:"share"`
+	}
+	if !readSmallJSON(w, r, &in) {
+		return seal.Share{}, false
+	}
+	sh, err := seal.ParseShare(strings.TrimSpace(in.Share))
+	if err != nil {
+		wire.Error(w, http.StatusBadRequest, "BadParameter", "share: "+err.Error())
+		return seal.Share{}, false
+	}
+	return sh, true
+}
+
+// failShare answers a custody error of a share, logging wrong shares.
+func (h *Handler) failShare(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if e, ok := fault.As(err); ok && e.Code == "WrongShares" {
+		h.Log.Warn(what + " attempt with wrong shares")
+	}
+	h.fail(w, r, what, err)
 }
 
 // readSmallJSON decodes a small, strict JSON object: these bodies are
@@ -265,23 +279,13 @@ func (h *Handler) rekeyShare(w http.ResponseWriter, r *http.Request) {
 	if !h.requireAdmin(w, r) {
 		return
 	}
-	var in struct {
-		Share string `json:"share"`
-	}
-	if !readSmallJSON(w, r, &in) {
-		return
-	}
-	sh, err := seal.ParseShare(strings.TrimSpace(in.Share))
-	if err != nil {
-		wire.Error(w, http.StatusBadRequest, "BadParameter", "share: "+err.Error())
+	sh, ok := readShare(w, r)
+	if !ok {
 		return
 	}
 	fresh, done, err := h.Custody.RekeyShare(sh)
 	if err != nil {
-		if e, ok := fault.As(err); ok && e.Code == "WrongShares" {
-			h.Log.Warn("rekey attempt with wrong shares")
-		}
-		h.fail(w, r, "rekey", err)
+		h.failShare(w, r, "rekey", err)
 		return
 	}
 	out := struct {
