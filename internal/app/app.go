@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -67,6 +68,7 @@ type Services struct {
 	ReleaseKeys *token.Keyring // signs secure key release answers
 	Ledger      *ledger.Log    // the confidential ledger: every audited change is on it
 	LedgerKey   ledger.Key
+	LedgerACL   *ledger.ACLKey // signs the ACL-shaped tree (Azure Confidential Ledger receipts)
 	Keys        *keys.Manager
 	Auth        *auth.Service
 	Release     *keyrelease.Service
@@ -205,7 +207,18 @@ func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error)
 	if s.LedgerKey, err = ledger.OpenKey(ctx, a.Store, sealer, origin, now()); err != nil {
 		return nil, err
 	}
-	if s.Ledger, err = ledger.New(a.Store, ledger.Config{Origin: origin, Signer: s.LedgerKey.Signer, Verifier: s.LedgerKey.Verifier, Now: now,
+	// The ACL node key's certificate comes from the CA that issues the TLS
+	// and release certificates, so ACL receipts chain to the certificate
+	// ACL clients pin (the dev CA, or release_ca_cert); without it, it is
+	// self-signed.
+	var certify ledger.Certifier
+	if rc := a.ReleaseCertify; rc != nil {
+		certify = func(pub *ecdsa.PublicKey, now time.Time) ([]*x509.Certificate, error) { return rc(pub, now) }
+	}
+	if s.LedgerACL, err = ledger.OpenACLKey(ctx, a.Store, sealer, certify, now); err != nil {
+		return nil, err
+	}
+	if s.Ledger, err = ledger.New(a.Store, ledger.Config{Origin: origin, Signer: s.LedgerKey.Signer, Verifier: s.LedgerKey.Verifier, Now: now, ACL: s.LedgerACL,
 		Tx: func(ctx context.Context, f func(ledger.Store) error) error {
 			return a.Store.WithTx(ctx, func(tx store.Store) error { return f(tx) })
 		}}); err != nil {

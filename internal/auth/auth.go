@@ -41,10 +41,19 @@ const (
 	CryptoUser    = "crypto-user"
 	ReleaseUser   = "release-user"
 	Auditor       = "auditor"
+
+	// The confidential ledger's roles, Azure Confidential Ledger's
+	// Administrator, Contributor and Reader (granted over "/").
+	LedgerAdministrator = "ledger-administrator"
+	LedgerContributor   = "ledger-contributor"
+	LedgerReader        = "ledger-reader"
 )
 
 // Roles lists the roles.
-var Roles = []string{Administrator, CryptoOfficer, CryptoUser, ReleaseUser, Auditor}
+var Roles = []string{Administrator, CryptoOfficer, CryptoUser, ReleaseUser, Auditor, LedgerAdministrator, LedgerContributor, LedgerReader}
+
+// LedgerRoles maps ACL's role names to kura's.
+var LedgerRoles = map[string]string{"Administrator": LedgerAdministrator, "Contributor": LedgerContributor, "Reader": LedgerReader}
 
 // Permission is an action class a role may hold.
 type Permission int
@@ -55,14 +64,21 @@ const (
 	KeysCrypto                        // encrypt, decrypt, sign, verify, wrap, unwrap, random bytes
 	KeysRelease                       // secure key release
 	Admin                             // principals and roles, policies, token keys
+	LedgerRead                        // read ledger entries, receipts, statuses, collections
+	LedgerWrite                       // append ledger entries
+	LedgerUsers                       // grant and revoke ledger roles
 )
 
 var grants = map[string][]Permission{
-	Administrator: {KeysRead, KeysManage, KeysCrypto, KeysRelease, Admin},
+	Administrator: {KeysRead, KeysManage, KeysCrypto, KeysRelease, Admin, LedgerRead, LedgerWrite, LedgerUsers},
 	CryptoOfficer: {KeysRead, KeysManage},
 	CryptoUser:    {KeysRead, KeysCrypto},
 	ReleaseUser:   {KeysRelease},
-	Auditor:       {KeysRead},
+	Auditor:       {KeysRead, LedgerRead},
+
+	LedgerAdministrator: {LedgerRead, LedgerWrite, LedgerUsers},
+	LedgerContributor:   {LedgerRead, LedgerWrite},
+	LedgerReader:        {LedgerRead},
 }
 
 // Principal is an authenticated caller.
@@ -445,6 +461,39 @@ func (s *Service) RemoveRole(ctx context.Context, a store.RoleAssignment) error 
 	err := s.write(ctx, audit.Event{Action: "role.remove", Object: "principals/" + a.PrincipalID, Details: map[string]string{"role": a.Role, "scope": a.Scope}},
 		func(tx store.Store) error {
 			return s.retag(ctx, tx, a.PrincipalID, func() error { return tx.RemoveRole(ctx, a) })
+		})
+	if err == nil {
+		s.forgetTokens()
+	}
+	return err
+}
+
+// SetLedgerRole makes role (a ledger role, or "" for none) the
+// principal's only ledger role, in one audited change, as ACL's
+// PATCH /app/users/{id} does.
+func (s *Service) SetLedgerRole(ctx context.Context, id, role string) error {
+	if role != "" && role != LedgerAdministrator && role != LedgerContributor && role != LedgerReader {
+		return &fault.Error{Kind: fault.BadInput, Field: "assignedRole", Msg: fmt.Sprintf("%q is not a ledger role", role)}
+	}
+	err := s.write(ctx, audit.Event{Action: "role.ledger", Object: "principals/" + id, Details: map[string]string{"role": role}},
+		func(tx store.Store) error {
+			return s.retag(ctx, tx, id, func() error {
+				roles, err := tx.Roles(ctx, id)
+				if err != nil {
+					return err
+				}
+				for _, r := range roles {
+					if r.Role == LedgerAdministrator || r.Role == LedgerContributor || r.Role == LedgerReader {
+						if err := tx.RemoveRole(ctx, r); err != nil {
+							return err
+						}
+					}
+				}
+				if role == "" {
+					return nil
+				}
+				return tx.AddRole(ctx, store.RoleAssignment{PrincipalID: id, Role: role, Scope: "/"})
+			})
 		})
 	if err == nil {
 		s.forgetTokens()

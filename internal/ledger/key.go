@@ -43,13 +43,21 @@ func StoredOrigin(ctx context.Context, st KeyStore) (string, bool, error) {
 }
 
 func storedKey(ctx context.Context, st KeyStore) (store.SigningKey, bool, error) {
+	return storedKeyOf(ctx, st, keyPurpose)
+}
+
+// storedKeyOf is the oldest live signing key of purpose: every process
+// makes the same choice.
+func storedKeyOf(ctx context.Context, st interface {
+	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
+}, purpose string) (store.SigningKey, bool, error) {
 	rows, err := st.SigningKeys(ctx)
 	if err != nil {
 		return store.SigningKey{}, false, fmt.Errorf("ledger key: %w", err)
 	}
 	var mine []store.SigningKey
 	for _, r := range rows {
-		if r.Purpose == keyPurpose && r.Retired.IsZero() {
+		if r.Purpose == purpose && r.Retired.IsZero() {
 			mine = append(mine, r)
 		}
 	}

@@ -46,6 +46,16 @@ type Store interface {
 	PutLedgerCheckpoint(ctx context.Context, size int64, signed []byte) error
 	GetLedgerCheckpoint(ctx context.Context, size int64) ([]byte, error)
 	LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, error)
+
+	LedgerACLSize(ctx context.Context) (int64, error)
+	LedgerACLHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
+	AppendLedgerACL(ctx context.Context, from, to int64, hashes [][32]byte) error
+	PutLedgerACLSignature(ctx context.Context, size int64, signed []byte) error
+	LatestLedgerACLSignature(ctx context.Context) (int64, []byte, error)
+
+	ListLedgerEntries(ctx context.Context, collection string, from, to int64, limit int) ([]store.LedgerEntry, error)
+	LastLedgerEntry(ctx context.Context, collection string) (store.LedgerEntry, error)
+	LedgerCollections(ctx context.Context) ([]string, error)
 }
 
 // entry is r as the store keeps it.
@@ -85,6 +95,9 @@ type Config struct {
 	// written, together); with SQLite's group commit concurrent appends
 	// share one durable commit.
 	Tx func(ctx context.Context, f func(Store) error) error
+	// ACL, when set, signs the ACL-shaped tree with every checkpoint, for
+	// receipts in Azure Confidential Ledger's shape (acl.go).
+	ACL *ACLKey
 }
 
 // Log is the ledger over a Store.
@@ -243,6 +256,9 @@ func (l *Log) checkpoint(ctx context.Context, ifDue bool) (tlog.Tree, []byte, er
 		if err := l.extends(ctx, b, t); err != nil {
 			return t, nil, err
 		}
+	}
+	if err := l.integrateACL(ctx, t); err != nil {
+		return t, nil, err
 	}
 	if signed, err := l.st.GetLedgerCheckpoint(ctx, t.N); err == nil {
 		got, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -18,9 +19,11 @@ type memStore struct {
 	records []store.LedgerEntry
 	hashes  [][32]byte
 	cps     map[int64][]byte
+	acl     [][32]byte
+	aclSigs map[int64][]byte
 }
 
-func newMem() *memStore { return &memStore{cps: map[int64][]byte{}} }
+func newMem() *memStore { return &memStore{cps: map[int64][]byte{}, aclSigs: map[int64][]byte{}} }
 
 // view is the store seen inside a transaction (the lock is held).
 type view struct{ m *memStore }
@@ -28,9 +31,9 @@ type view struct{ m *memStore }
 func (m *memStore) tx(ctx context.Context, f func(Store) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, hs := len(m.records), len(m.hashes)
+	rec, hs, acl := len(m.records), len(m.hashes), len(m.acl)
 	if err := f(view{m}); err != nil {
-		m.records, m.hashes = m.records[:rec], m.hashes[:hs]
+		m.records, m.hashes, m.acl = m.records[:rec], m.hashes[:hs], m.acl[:acl]
 		return err
 	}
 	return nil
@@ -132,4 +135,127 @@ func (v view) GetLedgerCheckpoint(_ context.Context, size int64) ([]byte, error)
 		return cp, nil
 	}
 	return nil, fmt.Errorf("checkpoint %d: %w", size, store.ErrNotFound)
+}
+
+// locked runs f on the view under the lock.
+func locked[T any](m *memStore, f func(view) (T, error)) (T, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return f(view{m})
+}
+
+func (m *memStore) LedgerACLSize(ctx context.Context) (int64, error) {
+	return locked(m, func(v view) (int64, error) { return v.LedgerACLSize(ctx) })
+}
+
+func (m *memStore) LedgerACLHashes(ctx context.Context, idx []int64) ([][32]byte, error) {
+	return locked(m, func(v view) ([][32]byte, error) { return v.LedgerACLHashes(ctx, idx) })
+}
+
+func (m *memStore) AppendLedgerACL(ctx context.Context, from, to int64, hashes [][32]byte) error {
+	_, err := locked(m, func(v view) (struct{}, error) { return struct{}{}, v.AppendLedgerACL(ctx, from, to, hashes) })
+	return err
+}
+
+func (m *memStore) PutLedgerACLSignature(ctx context.Context, size int64, signed []byte) error {
+	_, err := locked(m, func(v view) (struct{}, error) { return struct{}{}, v.PutLedgerACLSignature(ctx, size, signed) })
+	return err
+}
+
+func (m *memStore) LatestLedgerACLSignature(ctx context.Context) (int64, []byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return view{m}.LatestLedgerACLSignature(ctx)
+}
+
+func (m *memStore) ListLedgerEntries(ctx context.Context, c string, from, to int64, limit int) ([]store.LedgerEntry, error) {
+	return locked(m, func(v view) ([]store.LedgerEntry, error) { return v.ListLedgerEntries(ctx, c, from, to, limit) })
+}
+
+func (m *memStore) LastLedgerEntry(ctx context.Context, c string) (store.LedgerEntry, error) {
+	return locked(m, func(v view) (store.LedgerEntry, error) { return v.LastLedgerEntry(ctx, c) })
+}
+
+func (m *memStore) LedgerCollections(ctx context.Context) ([]string, error) {
+	return locked(m, func(v view) ([]string, error) { return v.LedgerCollections(ctx) })
+}
+
+func (v view) LedgerACLSize(context.Context) (int64, error) {
+	if len(v.m.acl) == 0 {
+		return 0, nil
+	}
+	level, n := tlog.SplitStoredHashIndex(int64(len(v.m.acl)) - 1)
+	return (n + 1) << level, nil
+}
+
+func (v view) LedgerACLHashes(_ context.Context, idx []int64) ([][32]byte, error) {
+	out := make([][32]byte, len(idx))
+	for i, x := range idx {
+		if x < 0 || x >= int64(len(v.m.acl)) {
+			return nil, fmt.Errorf("ACL hash %d: %w", x, store.ErrNotFound)
+		}
+		out[i] = v.m.acl[x]
+	}
+	return out, nil
+}
+
+func (v view) AppendLedgerACL(ctx context.Context, from, to int64, hashes [][32]byte) error {
+	n, _ := v.LedgerACLSize(ctx)
+	if from != n || to < from || to > int64(len(v.m.records)) ||
+		int64(len(hashes)) != tlog.StoredHashIndex(0, to)-tlog.StoredHashIndex(0, from) {
+		return fmt.Errorf("ACL [%d, %d) to %d: %w", from, to, n, store.ErrConflict)
+	}
+	v.m.acl = append(v.m.acl, hashes...)
+	return nil
+}
+
+func (v view) PutLedgerACLSignature(_ context.Context, size int64, signed []byte) error {
+	if old, ok := v.m.aclSigs[size]; ok && !bytes.Equal(old, signed) {
+		return fmt.Errorf("ACL signature %d: %w", size, store.ErrConflict)
+	}
+	v.m.aclSigs[size] = signed
+	return nil
+}
+
+func (v view) LatestLedgerACLSignature(context.Context) (int64, []byte, error) {
+	best := int64(-1)
+	for n := range v.m.aclSigs {
+		best = max(best, n)
+	}
+	if best < 0 {
+		return 0, nil, fmt.Errorf("ACL signature: %w", store.ErrNotFound)
+	}
+	return best, v.m.aclSigs[best], nil
+}
+
+func (v view) ListLedgerEntries(_ context.Context, c string, from, to int64, limit int) ([]store.LedgerEntry, error) {
+	var out []store.LedgerEntry
+	for _, r := range v.m.records {
+		if r.Seq >= from && r.Seq <= to && (c == "" || r.Collection == c) && len(out) < limit {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (v view) LastLedgerEntry(_ context.Context, c string) (store.LedgerEntry, error) {
+	for i := len(v.m.records) - 1; i >= 0; i-- {
+		if v.m.records[i].Collection == c {
+			return v.m.records[i], nil
+		}
+	}
+	return store.LedgerEntry{}, fmt.Errorf("collection %q: %w", c, store.ErrNotFound)
+}
+
+func (v view) LedgerCollections(context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range v.m.records {
+		if !seen[r.Collection] {
+			seen[r.Collection] = true
+			out = append(out, r.Collection)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

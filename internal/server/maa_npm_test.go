@@ -236,9 +236,14 @@ func npmInstall(t *testing.T) string {
 		t.Fatal(err)
 	}
 	installed := func() bool {
-		b, err := os.ReadFile(filepath.Join(dir, "node_modules", "@azure", "attestation", "package.json"))
-		var p struct{ Version string }
-		return err == nil && json.Unmarshal(b, &p) == nil && p.Version == "1.0.0"
+		for _, pkg := range []string{"@azure/attestation", "@azure-rest/confidential-ledger"} {
+			b, err := os.ReadFile(filepath.Join(dir, "node_modules", pkg, "package.json"))
+			var p struct{ Version string }
+			if err != nil || json.Unmarshal(b, &p) != nil || p.Version != "1.0.0" {
+				return false
+			}
+		}
+		return true
 	}
 	if installed() {
 		return dir
@@ -256,19 +261,26 @@ func npmInstall(t *testing.T) string {
 		t.Fatalf("npm ci: %v\n%s", err, out)
 	}
 	if !installed() {
-		t.Fatalf("npm ci did not install @azure/attestation 1.0.0:\n%s", out)
+		t.Fatalf("npm ci did not install @azure/attestation 1.0.0 and @azure-rest/confidential-ledger 1.0.0:\n%s", out)
 	}
 	return dir
 }
 
-// runNpm runs the script against l and returns its results by call.
+// runNpm runs the MAA script against l and returns its results by call.
 func runNpm(t *testing.T, dir string, l *live, env []string) map[string]npmStep {
+	t.Helper()
+	return runScript(t, dir, "interop.mjs", l, append(env, "NODE_EXTRA_CA_CERTS="+filepath.Join(l.dir, "tls", "ca.pem")))
+}
+
+// runScript runs a node script of dir against l (with env, which says
+// whether the dev CA is trusted) and returns its results by call.
+func runScript(t *testing.T, dir, script string, l *live, env []string) map[string]npmStep {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "interop.mjs")
+	cmd := exec.CommandContext(ctx, "node", script)
 	cmd.Dir = dir
-	// The script talks only to kura: no proxy, and the dev CA trusted.
+	// The script talks only to kura: no proxy, and no CA but env's.
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); !strings.Contains(strings.ToLower(k), "proxy") && !strings.HasPrefix(k, "NODE_") {
 			cmd.Env = append(cmd.Env, kv)
@@ -278,7 +290,6 @@ func runNpm(t *testing.T, dir string, l *live, env []string) map[string]npmStep 
 	cmd.Env = append(cmd.Env,
 		"KURA_ENDPOINT=https://127.0.0.1:"+l.port,
 		"KURA_ADMIN_TOKEN="+l.admin,
-		"NODE_EXTRA_CA_CERTS="+filepath.Join(l.dir, "tls", "ca.pem"),
 		"NO_PROXY=*",
 	)
 	var stdout, stderr bytes.Buffer
@@ -286,7 +297,7 @@ func runNpm(t *testing.T, dir string, l *live, env []string) map[string]npmStep 
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) || ctx.Err() != nil {
-			t.Fatalf("node interop.mjs: %v\nstdout: %s\nstderr: %s", err, stdout.Bytes(), stderr.Bytes())
+			t.Fatalf("node %s: %v\nstdout: %s\nstderr: %s", script, err, stdout.Bytes(), stderr.Bytes())
 		}
 		t.Fatal(err)
 	}

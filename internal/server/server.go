@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,7 @@ import (
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/keys"
+	"github.com/kura-project/kura/internal/ledger"
 	"github.com/kura-project/kura/internal/metrics"
 	"github.com/kura-project/kura/internal/ratelimit"
 	"github.com/kura-project/kura/internal/seal"
@@ -258,6 +260,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	(&identity.Handler{Auth: svc.Auth, Log: log, Now: s.now}).Register(mux)
 	(&apiledger.Handler{Log: svc.Ledger, Origin: svc.LedgerKey.Verifier.Name(), VerifierKey: svc.LedgerKey.VerifierKey,
 		Authorize: s.auditor, Logger: log}).Register(mux)
+	(&apiledger.ACL{Log: svc.Ledger, Auth: svc.Auth, Logger: log, Identity: s.ledgerIdentity(svc.LedgerACL)}).Register(mux)
 	// kura's own administration: rotate the token-signing key. The old key
 	// stays published until its last token has expired.
 	mux.HandleFunc("POST /kura/v1/token-keys:rotate", func(w http.ResponseWriter, r *http.Request) {
@@ -389,6 +392,30 @@ func (s *Server) administrator(r *http.Request) (string, error) {
 		return "", fault.Deny(fmt.Sprintf("principal %q is not an administrator", p.Name))
 	}
 	return p.Name, nil
+}
+
+// ledgerIdentity is the certificate ACL clients pin as the ledger's TLS
+// CA: the end of the ACL node certificate's chain when kura holds the CA
+// (--dev, release_ca_cert), else the last certificate of the TLS chain
+// (receipts then verify against their own node certificate only).
+func (s *Server) ledgerIdentity(k *ledger.ACLKey) func() (string, error) {
+	return func() (string, error) {
+		var der []byte
+		if s.app.ReleaseCertify != nil {
+			chain, err := k.Chain()
+			if err != nil {
+				return "", err
+			}
+			der = chain[len(chain)-1].Raw
+		} else {
+			c := s.tlsCert
+			if c == nil || len(c.Certificate) == 0 {
+				return "", errors.New("no TLS certificate")
+			}
+			der = c.Certificate[len(c.Certificate)-1]
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), nil
+	}
 }
 
 // serveMetrics serves the Prometheus metrics on the main listener to the

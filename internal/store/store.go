@@ -193,6 +193,28 @@ type Ledger interface {
 	PutLedgerCheckpoint(ctx context.Context, size int64, signed []byte) error
 	GetLedgerCheckpoint(ctx context.Context, size int64) ([]byte, error) // ErrNotFound
 	LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, error)   // ErrNotFound when none
+
+	// The ACL-shaped tree (Azure Confidential Ledger receipts) over the
+	// same entries, kept by the ledger's integrator: its stored hashes at
+	// tlog storage indexes, and its signed roots.
+	LedgerACLSize(ctx context.Context) (int64, error)
+	LedgerACLHashes(ctx context.Context, indexes []int64) ([][32]byte, error) // ErrNotFound for one not stored
+	// AppendLedgerACL stores the hashes of leaves [from, to) (storage
+	// indexes tlog.StoredHashIndex(0, from) to tlog.StoredHashIndex(0, to))
+	// only if the ACL tree holds exactly from leaves and the ledger at
+	// least to entries; ErrConflict otherwise.
+	AppendLedgerACL(ctx context.Context, from, to int64, hashes [][32]byte) error
+	// PutLedgerACLSignature keeps the signed ACL root of a size; the same
+	// again is a no-op, another for the same size ErrConflict.
+	PutLedgerACLSignature(ctx context.Context, size int64, signed []byte) error
+	LatestLedgerACLSignature(ctx context.Context) (int64, []byte, error) // ErrNotFound when none
+
+	// ListLedgerEntries returns up to limit entries of collection ("" for
+	// every collection) with from <= seq <= to, in order.
+	ListLedgerEntries(ctx context.Context, collection string, from, to int64, limit int) ([]LedgerEntry, error)
+	// LastLedgerEntry is the collection's newest entry (ErrNotFound: none).
+	LastLedgerEntry(ctx context.Context, collection string) (LedgerEntry, error)
+	LedgerCollections(ctx context.Context) ([]string, error) // in order
 }
 
 // Principal is a service principal (or a binding of an external identity).

@@ -44,38 +44,43 @@ func (s *Store) LedgerSize(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) LedgerHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	return readHashes(ctx, s.q, "ledger_hashes", indexes)
+}
+
+// readHashes reads stored tree hashes by index from table, in one query
+// per chunk (tlog asks for a few dozen; the integrator for more).
+func readHashes(ctx context.Context, q querier, table string, indexes []int64) ([][32]byte, error) {
 	out := make([][32]byte, len(indexes))
-	if len(indexes) == 0 {
-		return out, nil
-	}
-	// One query for the lot (tlog asks for a few dozen at most).
-	args := make([]any, len(indexes))
-	for i, idx := range indexes {
-		args[i] = idx
-	}
-	q := `SELECT idx, hash FROM ledger_hashes WHERE idx IN (?` + strings.Repeat(`,?`, len(indexes)-1) + `)`
-	got, err := queryAll(ctx, s.q, func(r scanner) (row struct {
-		idx  int64
-		hash []byte
-	}, err error) {
-		return row, r.Scan(&row.idx, &row.hash)
-	}, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("ledger hashes: %w", err)
-	}
-	byIdx := make(map[int64][]byte, len(got))
-	for _, g := range got {
-		byIdx[g.idx] = g.hash
-	}
-	for i, idx := range indexes {
-		h, ok := byIdx[idx]
-		if !ok {
-			return nil, fmt.Errorf("ledger hash %d: %w", idx, store.ErrNotFound)
+	const chunk = 500
+	for lo := 0; lo < len(indexes); lo += chunk {
+		part := indexes[lo:min(lo+chunk, len(indexes))]
+		args := make([]any, len(part))
+		for i, idx := range part {
+			args[i] = idx
 		}
-		if len(h) != 32 {
-			return nil, fmt.Errorf("ledger hash %d: %d bytes stored", idx, len(h))
+		got, err := queryAll(ctx, q, func(r scanner) (row struct {
+			idx  int64
+			hash []byte
+		}, err error) {
+			return row, r.Scan(&row.idx, &row.hash)
+		}, `SELECT idx, hash FROM `+table+` WHERE idx IN (?`+strings.Repeat(`,?`, len(part)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", table, err)
 		}
-		copy(out[i][:], h)
+		byIdx := make(map[int64][]byte, len(got))
+		for _, g := range got {
+			byIdx[g.idx] = g.hash
+		}
+		for i, idx := range part {
+			h, ok := byIdx[idx]
+			if !ok {
+				return nil, fmt.Errorf("%s %d: %w", table, idx, store.ErrNotFound)
+			}
+			if len(h) != 32 {
+				return nil, fmt.Errorf("%s %d: %d bytes stored", table, idx, len(h))
+			}
+			copy(out[lo+i][:], h)
+		}
 	}
 	return out, nil
 }
@@ -131,20 +136,7 @@ func (s *Store) GetLedgerEntry(ctx context.Context, seq int64) (store.LedgerEntr
 }
 
 func (s *Store) PutLedgerCheckpoint(ctx context.Context, size int64, signed []byte) error {
-	return s.tx(ctx, func(tx querier) error {
-		var old []byte
-		err := tx.QueryRowContext(ctx, `SELECT signed FROM ledger_checkpoints WHERE size = ?`, size).Scan(&old)
-		switch {
-		case err == nil && bytes.Equal(old, signed):
-			return nil
-		case err == nil:
-			return fmt.Errorf("ledger checkpoint %d: another is stored: %w", size, store.ErrConflict)
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO ledger_checkpoints (size, signed) VALUES (?, ?)`, size, signed)
-		return err
-	})
+	return putOnce(ctx, s, "ledger_checkpoints", size, signed)
 }
 
 func (s *Store) GetLedgerCheckpoint(ctx context.Context, size int64) ([]byte, error) {
@@ -164,4 +156,137 @@ func (s *Store) LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, erro
 		return 0, nil, fmt.Errorf("ledger checkpoint: %w", store.ErrNotFound)
 	}
 	return size, b, err
+}
+
+const ledgerACLSchema = `
+CREATE TABLE IF NOT EXISTS ledger_acl_hashes (
+	idx  INTEGER PRIMARY KEY,
+	hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_acl_signatures (
+	size   INTEGER PRIMARY KEY,
+	signed BLOB NOT NULL
+);
+`
+
+func (s *Store) LedgerACLSize(ctx context.Context) (int64, error) {
+	return aclSize(ctx, s.q)
+}
+
+// aclSize is the leaf count of the ACL tree: the last stored hash is the
+// top of the last leaf's stored column.
+func aclSize(ctx context.Context, q querier) (int64, error) {
+	var idx sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT MAX(idx) FROM ledger_acl_hashes`).Scan(&idx); err != nil {
+		return 0, fmt.Errorf("ledger ACL size: %w", err)
+	}
+	if !idx.Valid {
+		return 0, nil
+	}
+	level, n := tlog.SplitStoredHashIndex(idx.Int64)
+	return (n + 1) << level, nil
+}
+
+func (s *Store) LedgerACLHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	return readHashes(ctx, s.q, "ledger_acl_hashes", indexes)
+}
+
+func (s *Store) AppendLedgerACL(ctx context.Context, from, to int64, hashes [][32]byte) error {
+	return s.tx(ctx, func(tx querier) error {
+		n, err := aclSize(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var last sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(seq) FROM ledger_entries`).Scan(&last); err != nil {
+			return err
+		}
+		size := int64(0)
+		if last.Valid {
+			size = last.Int64 + 1
+		}
+		if from != n || to < from || to > size {
+			return fmt.Errorf("ledger ACL leaves [%d, %d) appended to %d of %d entries: %w", from, to, n, size, store.ErrConflict)
+		}
+		start := tlog.StoredHashIndex(0, from)
+		if int64(len(hashes)) != tlog.StoredHashIndex(0, to)-start {
+			return fmt.Errorf("ledger ACL leaves [%d, %d): %d hashes, tlog stores %d: %w", from, to, len(hashes), tlog.StoredHashIndex(0, to)-start, store.ErrConflict)
+		}
+		for i, h := range hashes {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_acl_hashes (idx, hash) VALUES (?, ?)`, start+int64(i), h[:]); err != nil {
+				return fmt.Errorf("append ledger ACL hash %d: %w", start+int64(i), err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) PutLedgerACLSignature(ctx context.Context, size int64, signed []byte) error {
+	return putOnce(ctx, s, "ledger_acl_signatures", size, signed)
+}
+
+func (s *Store) LatestLedgerACLSignature(ctx context.Context) (int64, []byte, error) {
+	var size int64
+	var b []byte
+	err := s.q.QueryRowContext(ctx, `SELECT size, signed FROM ledger_acl_signatures ORDER BY size DESC LIMIT 1`).Scan(&size, &b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, fmt.Errorf("ledger ACL signature: %w", store.ErrNotFound)
+	}
+	return size, b, err
+}
+
+func (s *Store) ListLedgerEntries(ctx context.Context, collection string, from, to int64, limit int) ([]store.LedgerEntry, error) {
+	q := `SELECT seq, collection, leaf, contents, salt FROM ledger_entries WHERE seq >= ? AND seq <= ?`
+	args := []any{from, to}
+	if collection != "" {
+		q += ` AND collection = ?`
+		args = append(args, collection)
+	}
+	q += ` ORDER BY seq LIMIT ?`
+	args = append(args, limit)
+	out, err := queryAll(ctx, s.q, scanLedgerEntry, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list ledger entries: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) LastLedgerEntry(ctx context.Context, collection string) (store.LedgerEntry, error) {
+	e, err := scanLedgerEntry(s.q.QueryRowContext(ctx, `SELECT seq, collection, leaf, contents, salt FROM ledger_entries WHERE collection = ? ORDER BY seq DESC LIMIT 1`, collection))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("ledger collection %q: %w", collection, store.ErrNotFound)
+	}
+	return e, err
+}
+
+func (s *Store) LedgerCollections(ctx context.Context) ([]string, error) {
+	out, err := queryAll(ctx, s.q, func(r scanner) (c string, err error) { return c, r.Scan(&c) },
+		`SELECT DISTINCT collection FROM ledger_entries ORDER BY collection`)
+	if err != nil {
+		return nil, fmt.Errorf("ledger collections: %w", err)
+	}
+	return out, nil
+}
+
+func scanLedgerEntry(r scanner) (e store.LedgerEntry, err error) {
+	return e, r.Scan(&e.Seq, &e.Collection, &e.Leaf, &e.Contents, &e.Salt)
+}
+
+// putOnce inserts (key, value) into table unless it holds key: the same
+// value again is a no-op, another ErrConflict.
+func putOnce(ctx context.Context, s *Store, table string, size int64, signed []byte) error {
+	return s.tx(ctx, func(tx querier) error {
+		var old []byte
+		err := tx.QueryRowContext(ctx, `SELECT signed FROM `+table+` WHERE size = ?`, size).Scan(&old)
+		switch {
+		case err == nil && bytes.Equal(old, signed):
+			return nil
+		case err == nil:
+			return fmt.Errorf("%s %d: another is stored: %w", table, size, store.ErrConflict)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO `+table+` (size, signed) VALUES (?, ?)`, size, signed)
+		return err
+	})
 }

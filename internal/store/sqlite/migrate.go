@@ -12,7 +12,7 @@ import (
 // user_version. A later change of the schema appends a step to migrations
 // and raises it; a database from a newer kura is refused rather than
 // misread.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // migrations[i] takes a database from version i+1 to i+2.
 var migrations = []string{
@@ -24,7 +24,8 @@ var migrations = []string{
 	`ALTER TABLE principals ADD COLUMN mac BLOB;
 ALTER TABLE access_tokens ADD COLUMN mac BLOB;
 DELETE FROM access_tokens;`,
-	ledgerSchema, // 3 → 4: the confidential ledger
+	ledgerSchema,    // 3 → 4: the confidential ledger
+	ledgerACLSchema, // 4 → 5: the ledger's ACL-shaped tree, for Azure Confidential Ledger receipts
 }
 
 // querier is what migrate needs of a connection.
@@ -90,7 +91,7 @@ func migrateTx(ctx context.Context, q querier) error {
 	return nil
 }
 
-const fullSchema = schema + keysSchema + principalsSchema + auditSchema + ledgerSchema
+const fullSchema = schema + keysSchema + principalsSchema + auditSchema + ledgerSchema + ledgerACLSchema
 
 // checkUnversioned refuses an unversioned database whose tables lack a
 // column of the current schema, naming the first one missing.

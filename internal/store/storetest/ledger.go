@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"testing"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -94,5 +96,129 @@ func ledger(t *testing.T, s store.Store) {
 	}
 	if err := s.AppendLedger(ctx, e2, [][32]byte{h(13)}); err != nil {
 		t.Errorf("the append after the rollback: %v", err)
+	}
+}
+
+// ledgerACL checks the ACL tree's storage: leaves appended in ranges
+// fenced by the ACL size and the ledger's, hashes by storage index, and
+// signed roots kept once per size.
+func ledgerACL(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	h := func(b byte) [32]byte { return [32]byte{b} }
+	for seq := int64(0); seq < 3; seq++ {
+		e := store.LedgerEntry{Seq: seq, Collection: "c", Leaf: []byte{byte(seq)}, Contents: []byte("x"), Salt: make([]byte, 32)}
+		if err := s.AppendLedger(ctx, e, make([][32]byte, tlog.StoredHashIndex(0, seq+1)-tlog.StoredHashIndex(0, seq))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.LedgerACLSize(ctx); err != nil || n != 0 {
+		t.Fatalf("empty ACL tree: %d %v", n, err)
+	}
+	if _, _, err := s.LatestLedgerACLSignature(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("no ACL signature yet: %v", err)
+	}
+	// Leaves 0 and 1: three hashes (leaf 0; leaf 1 and their parent).
+	if err := s.AppendLedgerACL(ctx, 0, 2, [][32]byte{h(1), h(2), h(3)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.LedgerACLSize(ctx); err != nil || n != 2 {
+		t.Errorf("ACL size %d %v, want 2", n, err)
+	}
+	for _, bad := range []struct {
+		from, to int64
+		n        int
+	}{
+		{0, 1, 1}, // not at the end
+		{3, 4, 1}, // past the end
+		{2, 3, 2}, // wrong hash count (leaf 2 stores one)
+		{2, 4, 3}, // past the ledger's 3 entries
+		{2, 1, 0}, // backwards
+	} {
+		if err := s.AppendLedgerACL(ctx, bad.from, bad.to, make([][32]byte, bad.n)); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("AppendLedgerACL(%d, %d, %d hashes): %v, want ErrConflict", bad.from, bad.to, bad.n, err)
+		}
+	}
+	if err := s.AppendLedgerACL(ctx, 2, 3, [][32]byte{h(4)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.LedgerACLSize(ctx); n != 3 {
+		t.Errorf("ACL size %d, want 3", n)
+	}
+	hs, err := s.LedgerACLHashes(ctx, []int64{3, 0, 2})
+	if err != nil || hs[0] != h(4) || hs[1] != h(1) || hs[2] != h(3) {
+		t.Errorf("ACL hashes: %v %v", hs, err)
+	}
+	if _, err := s.LedgerACLHashes(ctx, []int64{4}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an ACL hash not stored: %v", err)
+	}
+	// The RFC 6962 tree's hashes are apart from the ACL tree's.
+	if hs, err := s.LedgerHashes(ctx, []int64{0}); err != nil || hs[0] == h(1) {
+		t.Errorf("the trees share hashes: %v %v", hs, err)
+	}
+	if err := s.PutLedgerACLSignature(ctx, 2, []byte("sig2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutLedgerACLSignature(ctx, 3, []byte("sig3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutLedgerACLSignature(ctx, 3, []byte("sig3")); err != nil {
+		t.Errorf("the same signature again: %v", err)
+	}
+	if err := s.PutLedgerACLSignature(ctx, 2, []byte("other")); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("another signature for a size: %v", err)
+	}
+	if n, sig, err := s.LatestLedgerACLSignature(ctx); err != nil || n != 3 || string(sig) != "sig3" {
+		t.Errorf("latest ACL signature: %d %q %v", n, sig, err)
+	}
+}
+
+// ledgerList checks listing by collection and range, the newest entry of
+// a collection, and the collections.
+func ledgerList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	colls := []string{"b", "a", "b", "b", "c", "a"}
+	for seq, c := range colls {
+		e := store.LedgerEntry{Seq: int64(seq), Collection: c, Leaf: []byte{byte(seq)}, Contents: []byte(fmt.Sprint("contents", seq)), Salt: bytes.Repeat([]byte{byte(seq)}, 32)}
+		if err := s.AppendLedger(ctx, e, make([][32]byte, tlog.StoredHashIndex(0, int64(seq)+1)-tlog.StoredHashIndex(0, int64(seq)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(es []store.LedgerEntry) []int64 {
+		var out []int64
+		for _, e := range es {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		coll     string
+		from, to int64
+		limit    int
+		want     []int64
+	}{
+		{"b", 0, 100, 10, []int64{0, 2, 3}},
+		{"b", 1, 2, 10, []int64{2}},
+		{"b", 0, 100, 2, []int64{0, 2}},
+		{"", 1, 4, 10, []int64{1, 2, 3, 4}},
+		{"a", 0, 4, 10, []int64{1}},
+		{"z", 0, 100, 10, nil},
+	} {
+		got, err := s.ListLedgerEntries(ctx, tc.coll, tc.from, tc.to, tc.limit)
+		if err != nil || fmt.Sprint(seqs(got)) != fmt.Sprint(tc.want) {
+			t.Errorf("ListLedgerEntries(%q, %d, %d, %d) = %v %v, want %v", tc.coll, tc.from, tc.to, tc.limit, seqs(got), err, tc.want)
+		}
+	}
+	got, err := s.ListLedgerEntries(ctx, "c", 0, 10, 10)
+	if err != nil || len(got) != 1 || string(got[0].Contents) != "contents4" || got[0].Collection != "c" || !bytes.Equal(got[0].Salt, bytes.Repeat([]byte{4}, 32)) {
+		t.Errorf("entry 4 listed: %+v %v", got, err)
+	}
+	if e, err := s.LastLedgerEntry(ctx, "b"); err != nil || e.Seq != 3 || string(e.Contents) != "contents3" {
+		t.Errorf("last of b: %+v %v", e, err)
+	}
+	if _, err := s.LastLedgerEntry(ctx, "z"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("last of an empty collection: %v", err)
+	}
+	if cs, err := s.LedgerCollections(ctx); err != nil || fmt.Sprint(cs) != "[a b c]" {
+		t.Errorf("collections: %v %v", cs, err)
 	}
 }

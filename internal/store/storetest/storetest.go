@@ -35,6 +35,8 @@ func Run(t *testing.T, e Engine) {
 	t.Run("Principals", func(t *testing.T) { principals(t, open(t)) })
 	t.Run("Nonces", func(t *testing.T) { nonces(t, open(t)) })
 	t.Run("Ledger", func(t *testing.T) { ledger(t, open(t)) })
+	t.Run("LedgerACL", func(t *testing.T) { ledgerACL(t, open(t)) })
+	t.Run("LedgerList", func(t *testing.T) { ledgerList(t, open(t)) })
 	t.Run("TxCommit", func(t *testing.T) { txCommit(t, open(t)) })
 	t.Run("TxRollback", func(t *testing.T) { txRollback(t, open(t)) })
 	t.Run("TxFailedCall", func(t *testing.T) { txFailedCall(t, open(t)) })
