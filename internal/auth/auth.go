@@ -67,14 +67,15 @@ const (
 	LedgerRead                        // read ledger entries, receipts, statuses, collections
 	LedgerWrite                       // append ledger entries
 	LedgerUsers                       // grant and revoke ledger roles
+	AuditRead                         // read kura's own audit records (the ledger's kura-* collections)
 )
 
 var grants = map[string][]Permission{
-	Administrator: {KeysRead, KeysManage, KeysCrypto, KeysRelease, Admin, LedgerRead, LedgerWrite, LedgerUsers},
+	Administrator: {KeysRead, KeysManage, KeysCrypto, KeysRelease, Admin, LedgerRead, LedgerWrite, LedgerUsers, AuditRead},
 	CryptoOfficer: {KeysRead, KeysManage},
 	CryptoUser:    {KeysRead, KeysCrypto},
 	ReleaseUser:   {KeysRelease},
-	Auditor:       {KeysRead, LedgerRead},
+	Auditor:       {KeysRead, LedgerRead, AuditRead},
 
 	LedgerAdministrator: {LedgerRead, LedgerWrite, LedgerUsers},
 	LedgerContributor:   {LedgerRead, LedgerWrite},

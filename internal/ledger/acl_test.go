@@ -348,3 +348,54 @@ func mth(d [][]byte) []byte {
 	}
 	return aclHashChildren(mth(d[:k]), mth(d[k:]))
 }
+
+// TestACLSignedBeforeCheckpoint: an ACL root kept when the checkpoint of
+// the same size was not (a crash, a cancelled request between the two
+// writes) does not stop later checkpoints; and two signers of one root
+// store the same row.
+func TestACLSignedBeforeCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	l, m, ca := newACLLog(t)
+	for i := range 6 {
+		l.Append(ctx, "c", []byte{byte(i)})
+	}
+	if _, _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	delete(m.cps, 6)
+	l.last = nil
+	for i := range 3 {
+		l.Append(ctx, "c", []byte{byte(20 + i)})
+	}
+	if _, _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatalf("checkpoint after an ACL root without its checkpoint: %v", err)
+	}
+	_, r, err := l.ACLReceipt(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyACLReceipt(r, ca.pem()); err != nil {
+		t.Fatal(err)
+	}
+	root := sha256.Sum256([]byte("root"))
+	a, err1 := l.cfg.ACL.signRoot(root[:])
+	b, err2 := l.cfg.ACL.signRoot(root[:])
+	if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+		t.Errorf("two signatures of one root differ (%v, %v): racing signers would conflict", err1, err2)
+	}
+}
+
+func FuzzParseTxID(f *testing.F) {
+	for _, s := range []string{"1.1", "1.42", "2.15", "1.0", "", "1.", ".1", "1.1.1", "1.99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		seq, err := ParseTxID(s)
+		if err != nil {
+			return
+		}
+		if seq < 0 || TxID(seq) != s {
+			t.Fatalf("ParseTxID(%q) = %d, whose id is %q", s, seq, TxID(seq))
+		}
+	})
+}

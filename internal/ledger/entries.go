@@ -55,8 +55,8 @@ func (l *Log) Collections(ctx context.Context) ([]string, error) {
 // stored checkpoint, or in a recent one (Latest's cadence), so that
 // polling a status makes at most one checkpoint a second.
 func (l *Log) Committed(ctx context.Context, seq int64) (bool, error) {
-	n, _, err := l.st.LatestLedgerCheckpoint(ctx)
-	if err == nil && seq < n {
+	st, _, err := l.stored(ctx) // verified: the database cannot say a checkpoint holds it
+	if err == nil && seq < st.N {
 		return true, nil
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {

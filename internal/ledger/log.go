@@ -230,6 +230,9 @@ func (l *Log) Checkpoint(ctx context.Context) (tlog.Tree, []byte, error) {
 // checkpoint is Checkpoint; with ifDue, only if none ran within
 // checkpointEvery (checked under the lock), else the stored latest.
 func (l *Log) checkpoint(ctx context.Context, ifDue bool) (tlog.Tree, []byte, error) {
+	// A caller that goes away must not cut a checkpoint (and the ACL
+	// integration in it) short: others wait on the lock for this work.
+	ctx = context.WithoutCancel(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.cfg.Now()

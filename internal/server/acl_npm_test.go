@@ -181,8 +181,28 @@ func TestACLWithNpmClient(t *testing.T) {
 	}
 	var colls []string
 	out["collections"].must(t, &colls)
+	if fmt.Sprint(colls) != "[interop subledger:0]" {
+		t.Errorf("collections seen by a Contributor: %v (kura-audit is for auditors)", colls)
+	}
+	out["collectionsAdmin"].must(t, &colls)
 	if fmt.Sprint(colls) != "[interop kura-audit subledger:0]" {
-		t.Errorf("collections: %v", colls)
+		t.Errorf("collections seen by the administrator: %v", colls)
+	}
+	out["readAuditAsUser"].refused(t, 403, "auditor or administrator")
+	out["receiptOfAuditAsUser"].refused(t, 403, "auditor or administrator")
+	body("readAuditAsAdmin", &got)
+	if got.Entry.CollectionID != "kura-audit" || !strings.Contains(got.Entry.Contents, `"action"`) {
+		t.Errorf("an audit record read by the administrator: %+v", got)
+	}
+	u = struct{ AssignedRole, UserID string }{}
+	body("makeReader", &u)
+	if u.AssignedRole != "Reader" {
+		t.Errorf("makeReader: %+v", u)
+	}
+	out["readerWrites"].refused(t, 403, "Contributor")
+	body("readerReads", &got)
+	if got.Entry.Contents != "default 0" {
+		t.Errorf("a Reader's read: %+v", got)
 	}
 	if a := body("deleteUser", nil); a.Status != 204 {
 		t.Errorf("deleteUser: %d", a.Status)

@@ -164,7 +164,7 @@ func NewWithRegistry(ctx context.Context, cfg config.Config, reg *attest.Registr
 			}
 			a.ReleaseCertify = iss.certify
 		} else {
-			log.Warn("release answers are signed with a self-signed certificate: SKR clients that check its chain and host name refuse it; set release_ca_cert and release_ca_key")
+			log.Warn("release answers are signed with a self-signed certificate: SKR clients that check its chain and host name refuse it; and ledger receipts verify only against their own node certificate; set release_ca_cert and release_ca_key")
 		}
 	}
 	s.handler = s.middleware(http.HandlerFunc(s.dispatch))

@@ -67,7 +67,9 @@ func (s *summary) event(e event) {
 		// failed build. go test prints these in every mode.
 		// Under -json the binary runs verbose, so its closing PASS,
 		// which go test swallows for a passing package, is dropped here.
-		if e.Action == "output" && (s.verbose || e.Output != "PASS\n") {
+		// Likewise "no tests to run", which go test turns into a mark
+		// on the ok line (that line is in the stream too).
+		if e.Action == "output" && (s.verbose || (e.Output != "PASS\n" && e.Output != "testing: warning: no tests to run\n")) {
 			io.WriteString(s.w, e.Output)
 		}
 		if e.Action == "fail" {

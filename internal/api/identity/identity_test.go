@@ -459,7 +459,7 @@ func TestCreatePrincipal(t *testing.T) {
 		{"reserved name", `{"name":"admin"}`, 400, "BadParameter", `name "admin"`},
 		{"name with a space", `{"name":"my app"}`, 400, "BadParameter", `name "my app"`},
 		{"name too long", `{"name":"` + strings.Repeat("a", 65) + `"}`, 400, "BadParameter", "name"},
-		{"unknown role", `{"name":"x1","role":"wizard"}`, 400, "BadParameter", `role "wizard" is unknown (administrator, crypto-officer, crypto-user, release-user, auditor)`},
+		{"unknown role", `{"name":"x1","role":"wizard"}`, 400, "BadParameter", `role "wizard" is unknown (administrator, crypto-officer, crypto-user, release-user, auditor, ledger-administrator, ledger-contributor, ledger-reader)`},
 		{"bad scope", `{"name":"x2","role":"auditor","scope":"/secrets/s"}`, 400, "BadParameter", `scope "/secrets/s": use "/" for all keys or "/keys/<name>" for one`},
 		{"nested scope", `{"name":"x3","role":"auditor","scope":"/keys/a/b"}`, 400, "BadParameter", `scope "/keys/a/b"`},
 		{"bad subject", `{"name":"x4","oidc_subject":"alice"}`, 400, "BadParameter", `oidc_subject: OIDC subject "alice" must be "issuer|sub"`},

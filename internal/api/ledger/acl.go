@@ -37,8 +37,11 @@ type ACL struct {
 // service-chosen default.
 const DefaultCollection = "subledger:0"
 
-// pageSize bounds a page of GET /app/transactions.
-const pageSize = 100
+// pageSize and pageBytes bound a page of GET /app/transactions.
+const (
+	pageSize  = 100
+	pageBytes = 4 << 20
+)
 
 var aclVersions = []string{"0.1-preview", "2022-04-20-preview", "2022-05-13", "2023-01-18-preview",
 	"2024-01-26-preview", "2024-07-26-preview", "2024-12-09-preview", "2026-02-23"}
@@ -111,6 +114,18 @@ func toACL(r ledger.Record) aclEntry {
 	return aclEntry{Contents: string(r.Contents), CollectionID: r.Leaf.Collection, TransactionID: ledger.TxID(int64(r.Leaf.Seq))}
 }
 
+// system reports whether a collection is kura's own (kura-audit): never
+// written through this API, and read only by auditors and administrators.
+func system(c string) bool { return strings.HasPrefix(c, "kura-") }
+
+// readable refuses a non-auditor a kura-* collection.
+func readable(p *auth.Principal, c string) error {
+	if system(c) && !p.Can(auth.AuditRead, "") {
+		return fault.Deny(fmt.Sprintf("collection %q holds kura's audit records: principal %q needs the auditor or administrator role to read it", c, p.Name))
+	}
+	return nil
+}
+
 // collection is the request's collectionId (the default when absent). The
 // audit collection is kura's: read, never written, through this API.
 func collection(r *http.Request, writing bool) (string, error) {
@@ -121,7 +136,7 @@ func collection(r *http.Request, writing bool) (string, error) {
 	if len(c) > ledger.MaxCollection || !utf8.ValidString(c) {
 		return "", fault.Bad("collectionId", "at most %d bytes of UTF-8", ledger.MaxCollection)
 	}
-	if writing && strings.HasPrefix(c, "kura-") {
+	if writing && system(c) {
 		return "", fault.Bad("collectionId", "collections named kura-* are kura's own (%s holds the audit records); choose another name", audit.LedgerCollection)
 	}
 	return c, nil
@@ -137,9 +152,8 @@ func (h *ACL) append(w http.ResponseWriter, r *http.Request, p *auth.Principal) 
 		h.fail(w, fault.Bad("Content-Type", "the body is JSON (application/json), not %q", ct))
 		return
 	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		h.fail(w, fault.Bad("body", "reading the body: %v", err))
+	body, ok := h.body(w, r)
+	if !ok {
 		return
 	}
 	var in struct {
@@ -162,6 +176,21 @@ func (h *ACL) append(w http.ResponseWriter, r *http.Request, p *auth.Principal) 
 	wire.JSON(w, http.StatusOK, map[string]string{"collectionId": coll})
 }
 
+// body reads the request body: 413 past the server's limit.
+func (h *ACL) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		wire.Error(w, http.StatusRequestEntityTooLarge, "RequestTooLarge", fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit))
+		return nil, false
+	}
+	if err != nil {
+		h.fail(w, fault.Bad("body", "reading the body: %v", err))
+		return nil, false
+	}
+	return b, true
+}
+
 // seq reads the {id} path value.
 func seqOf(r *http.Request) (int64, error) {
 	return ledger.ParseTxID(r.PathValue("id"))
@@ -182,12 +211,20 @@ func (h *ACL) get(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 		h.fail(w, fault.Missing("transaction %s is not in collection %q", r.PathValue("id"), c))
 		return
 	}
+	if err := readable(p, rec.Leaf.Collection); err != nil {
+		h.fail(w, err)
+		return
+	}
 	wire.JSON(w, http.StatusOK, map[string]any{"state": "Ready", "entry": toACL(rec)})
 }
 
 func (h *ACL) current(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	coll, err := collection(r, false)
 	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if err := readable(p, coll); err != nil {
 		h.fail(w, err)
 		return
 	}
@@ -206,6 +243,10 @@ func (h *ACL) current(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 func (h *ACL) list(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	coll, err := collection(r, false)
 	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if err := readable(p, coll); err != nil {
 		h.fail(w, err)
 		return
 	}
@@ -230,8 +271,11 @@ func (h *ACL) list(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	}
 	out := map[string]any{"state": "Ready"}
 	entries := make([]aclEntry, 0, len(recs))
+	size := 0
 	for i, rec := range recs {
-		if i == pageSize {
+		// A page ends at pageSize entries or pageBytes of contents, with
+		// at least one entry, so large entries cannot make a huge answer.
+		if i == pageSize || (i > 0 && size+len(rec.Contents) > pageBytes) {
 			next := url.Values{}
 			next.Set("api-version", q.Get("api-version"))
 			if q.Get("collectionId") != "" {
@@ -244,6 +288,7 @@ func (h *ACL) list(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 			out["nextLink"] = "/app/transactions?" + next.Encode()
 			break
 		}
+		size += len(rec.Contents)
 		entries = append(entries, toACL(rec))
 	}
 	out["entries"] = entries
@@ -256,8 +301,13 @@ func (h *ACL) status(w http.ResponseWriter, r *http.Request, p *auth.Principal) 
 		h.fail(w, err)
 		return
 	}
-	if _, err := h.Log.Get(r.Context(), seq); err != nil {
+	rec, err := h.Log.Get(r.Context(), seq)
+	if err != nil {
 		h.fail(w, h.notFound(err, r.PathValue("id")))
+		return
+	}
+	if err := readable(p, rec.Leaf.Collection); err != nil {
+		h.fail(w, err)
 		return
 	}
 	ok, err := h.Log.Committed(r.Context(), seq)
@@ -288,9 +338,18 @@ func (h *ACL) receipt(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 		h.fail(w, err)
 		return
 	}
-	_, rc, err := h.Log.ACLReceipt(r.Context(), seq)
+	rec, err := h.Log.Get(r.Context(), seq)
 	if err != nil {
 		h.fail(w, h.notFound(err, r.PathValue("id")))
+		return
+	}
+	if err := readable(p, rec.Leaf.Collection); err != nil {
+		h.fail(w, err)
+		return
+	}
+	_, rc, err := h.Log.ACLReceipt(r.Context(), seq)
+	if err != nil {
+		h.fail(w, err)
 		return
 	}
 	out := aclReceiptJSON{Cert: rc.Cert, NodeID: rc.NodeID, Signature: rc.Signature, ServiceEndorsements: rc.ServiceEndorsements,
@@ -317,9 +376,11 @@ func (h *ACL) collections(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		h.fail(w, err)
 		return
 	}
-	out := make([]map[string]string, len(cs))
-	for i, c := range cs {
-		out[i] = map[string]string{"collectionId": c}
+	out := make([]map[string]string, 0, len(cs))
+	for _, c := range cs {
+		if readable(p, c) == nil {
+			out = append(out, map[string]string{"collectionId": c})
+		}
 	}
 	wire.JSON(w, http.StatusOK, map[string]any{"collections": out})
 }
@@ -355,9 +416,8 @@ func (h *ACL) getUser(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 
 func (h *ACL) patchUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	id := r.PathValue("id")
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		h.fail(w, fault.Bad("body", "reading the body: %v", err))
+	body, ok := h.body(w, r)
+	if !ok {
 		return
 	}
 	// A JSON merge patch (RFC 7396) of LedgerUser: assignedRole is its one

@@ -134,6 +134,18 @@ if (env("KURA_PHASE") === "identity") {
     for await (const c of paginate(user, await user.path("/app/collections").get())) items.push(c.collectionId);
     return items;
   });
+  await step("collectionsAdmin", async () => {
+    const items = [];
+    for await (const c of paginate(admin, await admin.path("/app/collections").get())) items.push(c.collectionId);
+    return items;
+  });
+  await step("readAuditAsUser", () => call(user.path("/app/transactions").get({ queryParameters: { collectionId: "kura-audit" } })));
+  await step("receiptOfAuditAsUser", () => call(user.path("/app/transactions/{transactionId}/receipt", "1.1").get()));
+  await step("readAuditAsAdmin", () => call(admin.path("/app/transactions/{transactionId}", "1.1").get()));
+  await step("makeReader", () =>
+    call(admin.path("/app/users/{userId}", uid).patch({ body: { assignedRole: "Reader" }, contentType: "application/merge-patch+json" })));
+  await step("readerWrites", () => call(user.path("/app/transactions").post({ body: { contents: "no" } })));
+  await step("readerReads", () => call(user.path("/app/transactions/{transactionId}", ids[0]).get()));
   await step("deleteUser", () => call(admin.path("/app/users/{userId}", uid).delete()));
   await step("getUserAfterDelete", () => call(admin.path("/app/users/{userId}", uid).get()));
   await step("writeAfterDelete", () => call(user.path("/app/transactions").post({ body: { contents: "late" } })));
