@@ -131,6 +131,9 @@ type Result struct {
 	Key     *keys.Key
 	Payload skr.ReleasePayload
 	JWS     string // the signed answer, {"value": JWS} on the wire
+	// LedgerSeq is the ledger entry of the release's audit record (-1
+	// without a ledger): its receipt proves the release is on record.
+	LedgerSeq int64
 }
 
 // Release checks a request and, when everything holds, wraps the key.
@@ -283,7 +286,7 @@ func (s *Service) release(ctx context.Context, r Request) (*Result, error) {
 		// can see what release_policy_strict_types would refuse.
 		ev.Details["policy_coerced"] = strings.Join(d.Coerced, "; ")
 	}
-	_, err = s.Audit.Record(ctx, ev, func(tx store.Store) error {
+	rc, err := s.Audit.Record(ctx, ev, func(tx store.Store) error {
 		if !pol.RequireNonce() {
 			return nil
 		}
@@ -297,7 +300,7 @@ func (s *Service) release(ctx context.Context, r Request) (*Result, error) {
 		}
 		return nil, err
 	}
-	return &Result{Key: k, Payload: payload, JWS: jws}, nil
+	return &Result{Key: k, Payload: payload, JWS: jws, LedgerSeq: rc.LedgerSeq}, nil
 }
 
 func expiry(c oidc.Claims, now func() time.Time) time.Time {

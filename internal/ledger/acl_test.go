@@ -15,12 +15,13 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kura-project/kura/internal/ledger/acltest"
-	"github.com/kura-project/kura/internal/store"
+	"github.com/kura-project/kura/internal/store/sqlite"
 )
 
 // verifyACLReceipt judges r with acltest (ACL's algorithm, not kura's
@@ -79,18 +80,6 @@ func (ca *testCA) certify(pub *ecdsa.PublicKey, now time.Time) ([]*x509.Certific
 
 func (ca *testCA) pem() string { return pemCert(ca.cert.Raw) }
 
-// keyRows is the signing-key table for OpenACLKey over a memStore.
-type keyRows struct {
-	*memStore
-	rows []store.SigningKey
-}
-
-func (k *keyRows) PutSigningKey(_ context.Context, r store.SigningKey) error {
-	k.rows = append(k.rows, r)
-	return nil
-}
-func (k *keyRows) SigningKeys(context.Context) ([]store.SigningKey, error) { return k.rows, nil }
-
 // aadSealer binds the associated data, as the real sealer does.
 type aadSealer struct{}
 
@@ -109,7 +98,13 @@ func newACLLog(t *testing.T) (*Log, *memStore, *testCA) {
 	t.Helper()
 	l, m, _ := newLog(t)
 	ca := newTestCA(t)
-	k, err := OpenACLKey(context.Background(), &keyRows{memStore: m}, aadSealer{}, ca.certify, nil)
+	// The key rows in a SQLite store of their own (the tree in m).
+	keys, err := sqlite.Open(filepath.Join(t.TempDir(), "keys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	k, err := OpenACLKey(context.Background(), keys, aadSealer{}, ca.certify, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

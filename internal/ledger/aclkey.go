@@ -35,8 +35,8 @@ type Certifier func(pub *ecdsa.PublicKey, now time.Time) ([]*x509.Certificate, e
 
 // ACLKeyStore is what the node key needs of the store.
 type ACLKeyStore interface {
-	PutSigningKey(ctx context.Context, k store.SigningKey) error
 	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
+	WithTx(ctx context.Context, f func(tx store.Store) error) error
 	LatestLedgerACLSignature(ctx context.Context) (int64, []byte, error)
 }
 
@@ -90,12 +90,9 @@ func OpenACLKey(ctx context.Context, st ACLKeyStore, sealer Sealer, certify Cert
 		if err != nil {
 			return nil, fmt.Errorf("ledger ACL key: seal: %w", err)
 		}
-		if err := st.PutSigningKey(ctx, store.SigningKey{Purpose: aclKeyPurpose, ID: id, Alg: "ES256", CertDER: spki, Sealed: sealed, Created: now()}); err != nil {
-			return nil, fmt.Errorf("ledger ACL key: store: %w", err)
-		}
-		// As for the checkpoint key: racing processes all take the oldest.
-		if row, ok, err = storedKeyOf(ctx, st, aclKeyPurpose); err != nil || !ok {
-			return nil, fmt.Errorf("ledger ACL key: reading it back: %v", err)
+		// As for the checkpoint key: racing processes all keep one.
+		if row, err = createOnce(ctx, st, store.SigningKey{Purpose: aclKeyPurpose, ID: id, Alg: "ES256", CertDER: spki, Sealed: sealed, Created: now()}); err != nil {
+			return nil, fmt.Errorf("ledger ACL key: %w", err)
 		}
 	}
 	if nodeID(row.CertDER) != row.ID || row.Alg != "ES256" {

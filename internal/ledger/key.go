@@ -22,8 +22,8 @@ import (
 // KeyStore is the part of the store that holds signing keys (and tells
 // whether the ledger holds anything a lost key signed).
 type KeyStore interface {
-	PutSigningKey(ctx context.Context, k store.SigningKey) error
 	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
+	WithTx(ctx context.Context, f func(tx store.Store) error) error
 	LedgerSize(ctx context.Context) (int64, error)
 	LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, error)
 }
@@ -71,6 +71,34 @@ func storedKeyOf(ctx context.Context, st interface {
 		return strings.Compare(a.ID, b.ID) // the same choice in every process
 	})
 	return mine[0], true, nil
+}
+
+// createOnce stores row unless a live key of its purpose exists, in one
+// transaction, and returns the key that is stored: processes starting at
+// once on an empty ledger all end up with one key. A transaction that lost
+// the race to another process's (a write conflict) is read again.
+func createOnce(ctx context.Context, st interface {
+	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
+	WithTx(ctx context.Context, f func(tx store.Store) error) error
+}, row store.SigningKey) (store.SigningKey, error) {
+	var lastErr error
+	for range 10 {
+		err := st.WithTx(ctx, func(tx store.Store) error {
+			if _, ok, err := storedKeyOf(ctx, tx, row.Purpose); err != nil || ok {
+				return err // one exists: keep it
+			}
+			return tx.PutSigningKey(ctx, row)
+		})
+		if got, ok, rerr := storedKeyOf(ctx, st, row.Purpose); rerr == nil && ok {
+			return got, nil
+		}
+		lastErr = err
+		if err := ctx.Err(); err != nil {
+			return store.SigningKey{}, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return store.SigningKey{}, fmt.Errorf("storing a new key: %v", lastErr)
 }
 
 // Sealer seals the private key at rest.
@@ -126,13 +154,8 @@ func OpenKey(ctx context.Context, st KeyStore, sealer Sealer, origin string, now
 		return Key{}, fmt.Errorf("ledger key: seal: %w", err)
 	}
 	row = store.SigningKey{Purpose: keyPurpose, ID: vkey, Alg: "Ed25519", CertDER: []byte(vkey), Sealed: sealed, Created: now}
-	if err := st.PutSigningKey(ctx, row); err != nil {
-		return Key{}, fmt.Errorf("ledger key: store: %w", err)
-	}
-	// Another process may have made one at the same moment: every process
-	// uses the oldest, so all sign with one key.
-	if row, ok, err = storedKey(ctx, st); err != nil || !ok {
-		return Key{}, fmt.Errorf("ledger key: reading it back: %v", err)
+	if row, err = createOnce(ctx, st, row); err != nil {
+		return Key{}, fmt.Errorf("ledger key: %w", err)
 	}
 	return openKey(row, sealer, origin)
 }

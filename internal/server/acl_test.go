@@ -48,8 +48,8 @@ func TestACLBadInput(t *testing.T) {
 	js := "application/json"
 	for _, c := range []struct {
 		name, method, path, tok, ctype, body string
-		status                             int
-		msg                                string
+		status                               int
+		msg                                  string
 	}{
 		{"no api-version", "POST", "/app/transactions", l.admin, js, `{"contents":"x"}`, 400, "api-version is required"},
 		{"unknown api-version", "POST", "/app/transactions?api-version=2099-01-01", l.admin, js, `{"contents":"x"}`, 400, "not supported"},

@@ -16,20 +16,24 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	azpolicy "github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/kura-project/kura/internal/agent"
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/ledger/acltest"
 )
 
 const kuraIssuer = "https://kura.test"
@@ -356,11 +360,13 @@ func TestReleaseWithAzkeys(t *testing.T) {
 	g := newTEE(t)
 	r := &rig{t: t, srv: l.srv, dir: l.dir, admin: l.admin}
 	tok := g.token(t, r, "", sim.Options{}, nil)
-	resp, err := releaser.Release(ctx, "released", "", azkeys.ReleaseParameters{TargetAttestationToken: &tok,
+	var httpResp *http.Response
+	resp, err := releaser.Release(azpolicy.WithCaptureResponse(ctx, &httpResp), "released", "", azkeys.ReleaseParameters{TargetAttestationToken: &tok,
 		Algorithm: to.Ptr(azkeys.KeyEncryptionAlgorithmRSAAESKEYWRAP256)}, nil)
 	if err != nil {
 		t.Fatalf("ReleaseKey: %v", err)
 	}
+	checkReleaseOnLedger(t, l, httpResp.Header.Get("x-kura-ledger-transaction-id"), *resp.Value)
 	payload, err := agent.VerifyReleaseJWS(*resp.Value, r.releaseCerts(t))
 	if err != nil {
 		t.Fatal(err)
@@ -570,5 +576,58 @@ func TestReleasePolicyStrictTypes(t *testing.T) {
 		if code != 403 || !strings.Contains(string(resp), "release_policy_strict_types: a boolean is not compared with a string") {
 			t.Errorf("strict release: %d %s", code, resp)
 		}
+	}
+}
+
+// checkReleaseOnLedger: the release's ledger record (its transaction id
+// in the answer's x-kura-ledger-transaction-id) names the answer's digest,
+// and its ACL receipt verifies with ACL's algorithm against the ledger's
+// identity (the dev CA).
+func checkReleaseOnLedger(t *testing.T, l *live, txid, jws string) {
+	t.Helper()
+	if txid == "" {
+		t.Fatal("the release answer has no x-kura-ledger-transaction-id")
+	}
+	get := func(path string, v any) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", l.url()+path+"?api-version=2022-05-13", nil)
+		req.Header.Set("Authorization", "Bearer "+l.admin)
+		resp, err := l.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var entry struct {
+		Entry struct{ Contents, CollectionID string }
+	}
+	get("/app/transactions/"+txid, &entry)
+	var rec struct {
+		Action, Object string
+		Details        map[string]string
+	}
+	if err := json.Unmarshal([]byte(entry.Entry.Contents), &rec); err != nil {
+		t.Fatalf("ledger record %s: %v", txid, err)
+	}
+	sum := sha256.Sum256([]byte(jws))
+	if entry.Entry.CollectionID != "kura-audit" || rec.Action != "key.release" || rec.Details["answer_sha256"] != hex.EncodeToString(sum[:]) ||
+		rec.Details["token_sha256"] == "" || rec.Details["policy_sha256"] == "" || rec.Details["tee_key"] == "" {
+		t.Errorf("ledger record %s of the release: %+v", txid, entry)
+	}
+	var receipt struct{ Receipt json.RawMessage }
+	get("/app/transactions/"+txid+"/receipt", &receipt)
+	ca, err := os.ReadFile(filepath.Join(l.dir, "tls", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := acltest.Verify(receipt.Receipt, string(ca)); err != nil {
+		t.Errorf("the release's receipt does not verify: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/keyrelease"
 	"github.com/kura-project/kura/internal/keys"
+	"github.com/kura-project/kura/internal/ledger"
 	"github.com/kura-project/kura/internal/oidc"
 )
 
@@ -65,7 +66,13 @@ func (h *Handler) ReleaseHandler(rel *Releaser) func(http.ResponseWriter, *http.
 		}
 		rb := res.Payload.Release
 		h.log().InfoContext(r.Context(), "key released", "principal", who.Name, "principal_id", who.ID, "key", name, "version", res.Key.Version, "tee_key", rb.TEEKey, "issuer", rb.Issuer,
-			"token_sha256", rb.TokenSHA256, "policy_sha256", rb.PolicySHA256)
+			"token_sha256", rb.TokenSHA256, "policy_sha256", rb.PolicySHA256, "ledger_seq", res.LedgerSeq)
+		if res.LedgerSeq >= 0 {
+			// Where the release is on record: its receipt is at
+			// /app/transactions/{id}/receipt (an extra header; Key
+			// Vault's clients ignore it).
+			w.Header().Set("x-kura-ledger-transaction-id", ledger.TxID(res.LedgerSeq))
+		}
 		writeJSON(w, map[string]string{"value": res.JWS})
 	}
 }
