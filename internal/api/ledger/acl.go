@@ -191,28 +191,32 @@ func (h *ACL) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	return b, true
 }
 
-// seq reads the {id} path value.
-func seqOf(r *http.Request) (int64, error) {
-	return ledger.ParseTxID(r.PathValue("id"))
-}
-
-func (h *ACL) get(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	seq, err := seqOf(r)
+// entry is the transaction of the {id} path value, if p may read it.
+func (h *ACL) entry(w http.ResponseWriter, r *http.Request, p *auth.Principal) (ledger.Record, bool) {
+	seq, err := ledger.ParseTxID(r.PathValue("id"))
 	if err != nil {
 		h.fail(w, err)
-		return
+		return ledger.Record{}, false
 	}
 	rec, err := h.Log.Get(r.Context(), seq)
 	if err != nil {
 		h.fail(w, h.notFound(err, r.PathValue("id")))
+		return ledger.Record{}, false
+	}
+	if err := readable(p, rec.Leaf.Collection); err != nil {
+		h.fail(w, err)
+		return ledger.Record{}, false
+	}
+	return rec, true
+}
+
+func (h *ACL) get(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	rec, ok := h.entry(w, r, p)
+	if !ok {
 		return
 	}
 	if c := r.URL.Query().Get("collectionId"); c != "" && c != rec.Leaf.Collection {
 		h.fail(w, fault.Missing("transaction %s is not in collection %q", r.PathValue("id"), c))
-		return
-	}
-	if err := readable(p, rec.Leaf.Collection); err != nil {
-		h.fail(w, err)
 		return
 	}
 	wire.JSON(w, http.StatusOK, map[string]any{"state": "Ready", "entry": toACL(rec)})
@@ -296,20 +300,11 @@ func (h *ACL) list(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 }
 
 func (h *ACL) status(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	seq, err := seqOf(r)
-	if err != nil {
-		h.fail(w, err)
+	rec, ok := h.entry(w, r, p)
+	if !ok {
 		return
 	}
-	rec, err := h.Log.Get(r.Context(), seq)
-	if err != nil {
-		h.fail(w, h.notFound(err, r.PathValue("id")))
-		return
-	}
-	if err := readable(p, rec.Leaf.Collection); err != nil {
-		h.fail(w, err)
-		return
-	}
+	seq := int64(rec.Leaf.Seq)
 	ok, err := h.Log.Committed(r.Context(), seq)
 	if err != nil {
 		h.fail(w, err)
@@ -333,20 +328,11 @@ type aclReceiptJSON struct {
 }
 
 func (h *ACL) receipt(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	seq, err := seqOf(r)
-	if err != nil {
-		h.fail(w, err)
+	rec, ok := h.entry(w, r, p)
+	if !ok {
 		return
 	}
-	rec, err := h.Log.Get(r.Context(), seq)
-	if err != nil {
-		h.fail(w, h.notFound(err, r.PathValue("id")))
-		return
-	}
-	if err := readable(p, rec.Leaf.Collection); err != nil {
-		h.fail(w, err)
-		return
-	}
+	seq := int64(rec.Leaf.Seq)
 	_, rc, err := h.Log.ACLReceipt(r.Context(), seq)
 	if err != nil {
 		h.fail(w, err)
