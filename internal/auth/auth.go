@@ -441,6 +441,10 @@ func Assignment(principalID, role, scope string) (store.RoleAssignment, error) {
 	if err := ValidScope(scope); err != nil {
 		return store.RoleAssignment{}, &fault.Error{Kind: fault.BadInput, Field: "scope", Msg: err.Error()}
 	}
+	if (role == LedgerAdministrator || role == LedgerContributor || role == LedgerReader) && scope != "/" {
+		// A ledger role over one key would grant nothing: refused, not kept.
+		return store.RoleAssignment{}, &fault.Error{Kind: fault.BadInput, Field: "scope", Msg: fmt.Sprintf("the ledger role %s is granted over \"/\" only, not %q", role, scope)}
+	}
 	return store.RoleAssignment{PrincipalID: principalID, Role: role, Scope: scope}, nil
 }
 

@@ -462,6 +462,7 @@ func TestCreatePrincipal(t *testing.T) {
 		{"unknown role", `{"name":"x1","role":"wizard"}`, 400, "BadParameter", `role "wizard" is unknown (administrator, crypto-officer, crypto-user, release-user, auditor, ledger-administrator, ledger-contributor, ledger-reader)`},
 		{"bad scope", `{"name":"x2","role":"auditor","scope":"/secrets/s"}`, 400, "BadParameter", `scope "/secrets/s": use "/" for all keys or "/keys/<name>" for one`},
 		{"nested scope", `{"name":"x3","role":"auditor","scope":"/keys/a/b"}`, 400, "BadParameter", `scope "/keys/a/b"`},
+		{"ledger role over a key", `{"name":"x6","role":"ledger-reader","scope":"/keys/a"}`, 400, "BadParameter", `the ledger role ledger-reader is granted over "/" only`},
 		{"bad subject", `{"name":"x4","oidc_subject":"alice"}`, 400, "BadParameter", `oidc_subject: OIDC subject "alice" must be "issuer|sub"`},
 		{"unknown member", `{"name":"x5","password":"hunter2"}`, 400, "BadParameter", `invalid JSON body: json: unknown field "password"`},
 		{"wrong type", `{"name":5}`, 400, "BadParameter", "invalid JSON body"},

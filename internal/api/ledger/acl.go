@@ -126,6 +126,19 @@ func readable(p *auth.Principal, c string) error {
 	return nil
 }
 
+// readCollection is the collection a read names, if p may read it.
+func (h *ACL) readCollection(w http.ResponseWriter, r *http.Request, p *auth.Principal) (string, bool) {
+	c, err := collection(r, false)
+	if err == nil {
+		err = readable(p, c)
+	}
+	if err != nil {
+		h.fail(w, err)
+		return "", false
+	}
+	return c, true
+}
+
 // collection is the request's collectionId (the default when absent). The
 // audit collection is kura's: read, never written, through this API.
 func collection(r *http.Request, writing bool) (string, error) {
@@ -223,13 +236,8 @@ func (h *ACL) get(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 }
 
 func (h *ACL) current(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	coll, err := collection(r, false)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	if err := readable(p, coll); err != nil {
-		h.fail(w, err)
+	coll, ok := h.readCollection(w, r, p)
+	if !ok {
 		return
 	}
 	rec, err := h.Log.Last(r.Context(), coll)
@@ -245,17 +253,13 @@ func (h *ACL) current(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 }
 
 func (h *ACL) list(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	coll, err := collection(r, false)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	if err := readable(p, coll); err != nil {
-		h.fail(w, err)
+	coll, ok := h.readCollection(w, r, p)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
 	from, to := int64(0), int64(1<<62)
+	var err error
 	if s := q.Get("fromTransactionId"); s != "" {
 		if from, err = ledger.ParseTxID(s); err != nil {
 			h.fail(w, fault.Bad("fromTransactionId", "%q is not a transaction id of this ledger (%s)", s, ledger.TxID(0)))

@@ -149,13 +149,7 @@ func (s *Store) GetLedgerCheckpoint(ctx context.Context, size int64) ([]byte, er
 }
 
 func (s *Store) LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, error) {
-	var size int64
-	var b []byte
-	err := s.q.QueryRowContext(ctx, `SELECT size, signed FROM ledger_checkpoints ORDER BY size DESC LIMIT 1`).Scan(&size, &b)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, fmt.Errorf("ledger checkpoint: %w", store.ErrNotFound)
-	}
-	return size, b, err
+	return latestOnce(ctx, s, "ledger_checkpoints")
 }
 
 const ledgerACLSchema = `
@@ -226,13 +220,7 @@ func (s *Store) PutLedgerACLSignature(ctx context.Context, size int64, signed []
 }
 
 func (s *Store) LatestLedgerACLSignature(ctx context.Context) (int64, []byte, error) {
-	var size int64
-	var b []byte
-	err := s.q.QueryRowContext(ctx, `SELECT size, signed FROM ledger_acl_signatures ORDER BY size DESC LIMIT 1`).Scan(&size, &b)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, fmt.Errorf("ledger ACL signature: %w", store.ErrNotFound)
-	}
-	return size, b, err
+	return latestOnce(ctx, s, "ledger_acl_signatures")
 }
 
 func (s *Store) ListLedgerEntries(ctx context.Context, collection string, from, to int64, limit int) ([]store.LedgerEntry, error) {
@@ -270,6 +258,17 @@ func (s *Store) LedgerCollections(ctx context.Context) ([]string, error) {
 
 func scanLedgerEntry(r scanner) (e store.LedgerEntry, err error) {
 	return e, r.Scan(&e.Seq, &e.Collection, &e.Leaf, &e.Contents, &e.Salt)
+}
+
+// latestOnce is the row of table (a putOnce table) with the largest size.
+func latestOnce(ctx context.Context, s *Store, table string) (int64, []byte, error) {
+	var size int64
+	var b []byte
+	err := s.q.QueryRowContext(ctx, `SELECT size, signed FROM `+table+` ORDER BY size DESC LIMIT 1`).Scan(&size, &b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, fmt.Errorf("%s: %w", table, store.ErrNotFound)
+	}
+	return size, b, err
 }
 
 // putOnce inserts (key, value) into table unless it holds key: the same
