@@ -180,3 +180,85 @@ func TestCollateralRoute(t *testing.T) {
 		t.Errorf("refused imports stored collateral: %v %v", exp, err)
 	}
 }
+
+// httpTiles reads the log's C2SP tiles over the rig's HTTP, as a log
+// follower would (x/mod/sumdb/tlog's paths less the height).
+type httpTiles struct {
+	r   *rig
+	hdr []string
+}
+
+func (h httpTiles) Height() int { return 8 }
+
+func (h httpTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	var out [][]byte
+	for _, t := range tiles {
+		p := "/kura/v1/ledger/tile/" + strings.TrimPrefix(t.Path(), "tile/8/")
+		code, body, hdr := h.r.do("GET", p, nil, h.hdr...)
+		if code != 200 {
+			return nil, fmt.Errorf("%s: %d %s", p, code, body)
+		}
+		if cc := hdr.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
+			return nil, fmt.Errorf("%s: Cache-Control %q", p, cc)
+		}
+		out = append(out, body)
+	}
+	return out, nil
+}
+
+func (httpTiles) SaveTiles([]tlog.Tile, [][]byte) {}
+
+// TestLedgerTiles: with nothing but the public key, checkpoint and hash
+// tiles, a follower proves every leaf hash of the log; entry bundles are
+// for auditors and their leaves are those hashes; malformed and
+// past-the-end tile paths are 404s.
+func TestLedgerTiles(t *testing.T) {
+	r := newRig(t, time.Now(), issuerOpt)
+	for i := range 5 {
+		r.do("POST", fmt.Sprintf("/keys/k%d/create?api-version=2025-07-01", i), []byte(`{"kty":"EC","crv":"P-256"}`), r.admin_()...)
+	}
+	_, keyText, _ := r.do("GET", "/kura/v1/ledger/key", nil)
+	v, err := note.NewVerifier(strings.TrimSpace(string(keyText)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.clk.t = r.clk.t.Add(2 * time.Second)
+	_, cp, _ := r.do("GET", "/kura/v1/ledger/checkpoint", nil)
+	tree, err := ledger.OpenCheckpoint(cp, v.Name(), v)
+	if err != nil || tree.N < 5 {
+		t.Fatalf("checkpoint: %v (%d entries)", err, tree.N)
+	}
+	hr := tlog.TileHashReader(tree, httpTiles{r: r})
+	var idx []int64
+	for i := range tree.N {
+		idx = append(idx, tlog.StoredHashIndex(0, i))
+	}
+	leaves, err := hr.ReadHashes(idx)
+	if err != nil {
+		t.Fatalf("leaf hashes from the public tiles: %v", err)
+	}
+	bundle := fmt.Sprintf("/kura/v1/ledger/tile/entries/000.p/%d", tree.N)
+	if code, _, _ := r.do("GET", bundle, nil); code != 401 {
+		t.Errorf("an entry bundle without a token: %d", code)
+	}
+	auditor := r.principalToken(t, "aud", "auditor")
+	code, b, _ := r.do("GET", bundle, nil, "Authorization", "Bearer "+auditor)
+	if code != 200 {
+		t.Fatalf("entry bundle: %d %s", code, b)
+	}
+	for i := range tree.N {
+		k := int(b[0])<<8 | int(b[1])
+		if tlog.RecordHash(b[2:2+k]) != leaves[i] {
+			t.Fatalf("entry %d of the bundle is not the leaf the tiles prove", i)
+		}
+		b = b[2+k:]
+	}
+	if len(b) != 0 {
+		t.Errorf("%d bytes after the last entry", len(b))
+	}
+	for _, bad := range []string{"0/000", fmt.Sprintf("0/000.p/%d", tree.N+5), "1/000.p/1", "0/1", "8/0/000", "data/000", "entries/x/1", "0/000.p/x"} {
+		if code, body, _ := r.do("GET", "/kura/v1/ledger/tile/"+bad, nil, "Authorization", "Bearer "+auditor); code != 404 {
+			t.Errorf("tile/%s: %d %s", bad, code, body)
+		}
+	}
+}

@@ -1,8 +1,9 @@
 // Package ledger is the HTTP surface of kura's confidential ledger
 // (internal/ledger): the current signed checkpoint and the log's verifier
 // key, which anyone may fetch to verify offline, and, for auditors, each
-// entry with its receipt and consistency proofs between checkpoints. (The
-// Azure Confidential Ledger API and the C2SP tiles come next.)
+// entry with its receipt and consistency proofs between checkpoints; the
+// log's C2SP tlog-tiles (tiles.go); and the Azure Confidential Ledger API
+// (acl.go).
 package ledger
 
 import (
@@ -39,6 +40,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /kura/v1/ledger/key", h.key)
 	mux.HandleFunc("GET /kura/v1/ledger/entries/{seq}", h.entry)
 	mux.HandleFunc("GET /kura/v1/ledger/consistency", h.consistency)
+	mux.HandleFunc("GET /kura/v1/ledger/tile/{path...}", h.tile)
 }
 
 // Entry is the JSON of one entry with its receipt: all a verifier needs
