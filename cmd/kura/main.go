@@ -44,6 +44,7 @@ Usage:
   kura bench attest [--clients N] [--duration 5s] [--alg RS256|ES256|ES384]
   kura bench keys [--clients N] [--duration 3s]
   kura bench release [--clients N] [--duration 5s]
+  kura bench ledger [--writers 1,16,256] [--duration 3s] [--tessera DIR|none]
   kura version
 
 Run "kura COMMAND -h" for a command's flags.
@@ -191,8 +192,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return benchKeys(ctx, r, stdout)
 		case "release":
 			return benchRelease(ctx, r, stdout)
+		case "ledger":
+			return benchLedger(ctx, r, stdout)
 		}
-		return &exitError{2, fmt.Errorf("unknown bench subcommand %q (attest, keys, release)", s)}
+		return &exitError{2, fmt.Errorf("unknown bench subcommand %q (attest, keys, release, ledger)", s)}
 	case "agent":
 		return agentCmd(ctx, rest, stdout, stderr)
 	case "demo":

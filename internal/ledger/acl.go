@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -125,28 +126,37 @@ const aclIntegrateChunk = 4096
 // root, and the RFC 6962 frontier there with the leaves after it must give
 // t's root (so both are the checkpointed tree's: no checkpoint row at that
 // size is needed) before any ACL leaf made from them is stored or signed.
-func (l *Log) integrateACL(ctx context.Context, t tlog.Tree) error {
+func (l *Log) integrateACL(ctx context.Context, t tlog.Tree) (func(Store) error, *aclState, error) {
 	k := l.cfg.ACL
 	if k == nil || t.N == 0 {
-		return nil
+		return nil, nil, nil
 	}
 	base, signed, err := l.st.LatestLedgerACLSignature(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		base, signed = 0, nil
 	} else if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if base > t.N {
-		return fmt.Errorf("%w: an ACL root was signed at %d, the tree has %d entries", ErrFork, base, t.N)
+		return nil, nil, fmt.Errorf("%w: an ACL root was signed at %d, the tree has %d entries", ErrFork, base, t.N)
 	}
 	if base == t.N {
-		return nil
+		return nil, nil, nil
 	}
 	tr, ar := tlogRanges.NewEmptyRange(0), aclRanges.NewEmptyRange(0)
-	if base > 0 {
+	if st := l.aclSt; base > 0 && st != nil && st.size == base && bytes.Equal(st.signed, signed) {
+		// The root this process signed and committed last: its ranges
+		// are in memory, checked when they were made.
+		if tr, err = tlogRanges.NewRange(0, uint64(base), cloneHashes(st.th)); err != nil {
+			return nil, nil, err
+		}
+		if ar, err = aclRanges.NewRange(0, uint64(base), cloneHashes(st.ah)); err != nil {
+			return nil, nil, err
+		}
+	} else if base > 0 {
 		aclRoot, _, err := k.openRoot(signed)
 		if err != nil {
-			return fmt.Errorf("%w: the stored ACL root of size %d: %v", ErrFork, base, err)
+			return nil, nil, fmt.Errorf("%w: the stored ACL root of size %d: %v", ErrFork, base, err)
 		}
 		ids := compact.RangeNodes(0, uint64(base), nil)
 		idx := make([]int64, len(ids))
@@ -155,20 +165,20 @@ func (l *Log) integrateACL(ctx context.Context, t tlog.Tree) error {
 		}
 		th, err := l.st.LedgerHashes(ctx, idx)
 		if err != nil {
-			return fmt.Errorf("%w: the tree at %d: %v", ErrFork, base, err)
+			return nil, nil, fmt.Errorf("%w: the tree at %d: %v", ErrFork, base, err)
 		}
 		ah, err := l.st.LedgerACLHashes(ctx, idx)
 		if err != nil {
-			return fmt.Errorf("%w: the ACL tree at %d: %v", ErrFork, base, err)
+			return nil, nil, fmt.Errorf("%w: the ACL tree at %d: %v", ErrFork, base, err)
 		}
 		if tr, err = tlogRanges.NewRange(0, uint64(base), slices32(th)); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if ar, err = aclRanges.NewRange(0, uint64(base), slices32(ah)); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if r, _ := ar.GetRootHash(nil); string(r) != string(aclRoot[:]) {
-			return fmt.Errorf("%w: the stored ACL tree at %d is not its signed root's", ErrFork, base)
+			return nil, nil, fmt.Errorf("%w: the stored ACL tree at %d is not its signed root's", ErrFork, base)
 		}
 	}
 	// Pass 1: the new leaves, checked against t before anything is kept.
@@ -179,32 +189,32 @@ func (l *Log) integrateACL(ctx context.Context, t tlog.Tree) error {
 		for seq := lo; seq < hi; seq++ {
 			idx = append(idx, tlog.StoredHashIndex(0, seq))
 		}
-		leaves, err := l.st.LedgerHashes(ctx, idx)
+		leaves, err := l.reader(ctx).ReadHashes(idx)
 		if err != nil {
-			return fmt.Errorf("%w: leaves %d to %d: %v", ErrFork, lo, hi, err)
+			return nil, nil, fmt.Errorf("%w: leaves %d to %d: %v", ErrFork, lo, hi, err)
 		}
 		for i, lh := range leaves {
 			seq := lo + int64(i)
 			if err := tr.Append(lh[:], nil); err != nil {
-				return err
+				return nil, nil, err
 			}
 			al := k.aclLeaf(seq, lh)
 			if err := ar.Append(al[:], func(_ compact.NodeID, h []byte) { cols = append(cols, [32]byte(h)) }); err != nil {
-				return err
+				return nil, nil, err
 			}
 		}
 	}
 	if r, _ := tr.GetRootHash(nil); string(r) != string(t.Hash[:]) {
-		return fmt.Errorf("%w: the stored leaves after %d do not make the tree's root", ErrFork, base)
+		return nil, nil, fmt.Errorf("%w: the stored leaves after %d do not make the tree's root", ErrFork, base)
 	}
 	// Pass 2: keep what is not stored yet (a crash may have left some
 	// after the last signature: they must be the ones computed).
 	have, err := l.st.LedgerACLSize(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if have < base || have > t.N {
-		return fmt.Errorf("%w: the ACL tree holds %d leaves, its last signed root %d, the tree %d", ErrFork, have, base, t.N)
+		return nil, nil, fmt.Errorf("%w: the ACL tree holds %d leaves, its last signed root %d, the tree %d", ErrFork, have, base, t.N)
 	}
 	start := tlog.StoredHashIndex(0, base)
 	if have > base {
@@ -215,30 +225,48 @@ func (l *Log) integrateACL(ctx context.Context, t tlog.Tree) error {
 		}
 		stored, err := l.st.LedgerACLHashes(ctx, idx)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrFork, err)
+			return nil, nil, fmt.Errorf("%w: %v", ErrFork, err)
 		}
 		for i := range stored {
 			if stored[i] != cols[i] {
-				return fmt.Errorf("%w: a stored ACL hash after %d is not the one its leaf makes", ErrFork, base)
+				return nil, nil, fmt.Errorf("%w: a stored ACL hash after %d is not the one its leaf makes", ErrFork, base)
 			}
-		}
-	}
-	for lo := have; lo < t.N; lo += aclIntegrateChunk {
-		hi := min(lo+aclIntegrateChunk, t.N)
-		a, b := tlog.StoredHashIndex(0, lo)-start, tlog.StoredHashIndex(0, hi)-start
-		if err := l.st.AppendLedgerACL(ctx, lo, hi, cols[a:b]); err != nil {
-			return fmt.Errorf("ledger: ACL tree: %w", err)
 		}
 	}
 	root, err := ar.GetRootHash(nil)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	s, err := k.signRoot(root)
+	sig, err := k.signRoot(root)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	return l.st.PutLedgerACLSignature(ctx, t.N, s)
+	return func(tx Store) error {
+		for lo := have; lo < t.N; lo += aclIntegrateChunk {
+			hi := min(lo+aclIntegrateChunk, t.N)
+			a, b := tlog.StoredHashIndex(0, lo)-start, tlog.StoredHashIndex(0, hi)-start
+			if err := tx.AppendLedgerACL(ctx, lo, hi, cols[a:b]); err != nil {
+				return fmt.Errorf("ledger: ACL tree: %w", err)
+			}
+		}
+		return tx.PutLedgerACLSignature(ctx, t.N, sig)
+	}, &aclState{size: t.N, signed: sig, th: cloneHashes(tr.Hashes()), ah: cloneHashes(ar.Hashes())}, nil
+}
+
+// aclState is the ACL tree as this process last signed and committed it:
+// the size, the signed root as stored, and both trees' compact ranges.
+type aclState struct {
+	size   int64
+	signed []byte
+	th, ah [][]byte
+}
+
+func cloneHashes(hs [][]byte) [][]byte {
+	out := make([][]byte, len(hs))
+	for i, h := range hs {
+		out[i] = bytes.Clone(h)
+	}
+	return out
 }
 
 func slices32(hs [][32]byte) [][]byte {
@@ -330,17 +358,13 @@ func (l *Log) ACLReceipt(ctx context.Context, seq int64) (Record, ACLReceipt, er
 	if k == nil {
 		return Record{}, ACLReceipt{}, errors.New("ledger: no ACL node key")
 	}
-	e, err := l.st.GetLedgerEntry(ctx, seq)
-	if err != nil {
-		return Record{}, ACLReceipt{}, err
-	}
-	rec, err := record(e)
+	rec, err := l.get(ctx, seq)
 	if err != nil {
 		return Record{}, ACLReceipt{}, err
 	}
 	size, signed, err := l.st.LatestLedgerACLSignature(ctx)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && size <= seq) {
-		if _, _, err := l.Checkpoint(ctx); err != nil {
+		if _, _, err := l.covering(ctx, seq+1); err != nil {
 			if errors.Is(err, ErrFork) {
 				return Record{}, ACLReceipt{}, err
 			}

@@ -219,25 +219,41 @@ func TestACLTamper(t *testing.T) {
 			t.Errorf("receipt over a changed proof node: %v, want ErrFork", err)
 		}
 	})
-	t.Run("leaf before integration", func(t *testing.T) {
-		l, m, _ := newACLLog(t)
-		for i := range 5 {
-			l.Append(ctx, "c", []byte{byte(i)})
-		}
-		if _, _, err := l.Checkpoint(ctx); err != nil {
-			t.Fatal(err)
-		}
-		for i := range 3 {
-			l.Append(ctx, "c", []byte{byte(10 + i)})
-		}
-		m.hashes[int(storedIndex(6))][0] ^= 1 // a level-0 hash only: the tree's upper hashes still say otherwise
-		if _, _, err := l.Checkpoint(ctx); !errors.Is(err, ErrFork) {
-			t.Errorf("checkpoint over a changed leaf hash: %v, want ErrFork", err)
-		}
-		if n, _, _ := m.LatestLedgerACLSignature(ctx); n != 5 {
-			t.Errorf("an ACL root was signed at %d", n)
-		}
-	})
+	for _, warm := range []bool{false, true} {
+		t.Run(fmt.Sprintf("leaf before integration, warm=%v", warm), func(t *testing.T) {
+			l, m, _ := newACLLog(t)
+			for i := range 5 {
+				l.Append(ctx, "c", []byte{byte(i)})
+			}
+			if _, _, err := l.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				l.Append(ctx, "c", []byte{byte(10 + i)})
+			}
+			genuine := m.hashes[int(storedIndex(6))]
+			m.hashes[int(storedIndex(6))][0] ^= 1 // a level-0 hash only: the tree's upper hashes still say otherwise
+			if warm {
+				// This process hashed entry 6 itself and still holds it:
+				// it signs the ACL tree of the leaf it made, never the
+				// stored one.
+				if _, _, err := l.Checkpoint(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, r, err := l.ACLReceipt(ctx, 6); err != nil || r.WriteSetDigest != hex.EncodeToString(genuine[:]) {
+					t.Errorf("the receipt of entry 6 after its stored hash changed: %v (%s)", err, r.WriteSetDigest)
+				}
+				return
+			}
+			l.forget() // as a process that did not make the entry
+			if _, _, err := l.Checkpoint(ctx); !errors.Is(err, ErrFork) {
+				t.Errorf("checkpoint over a changed leaf hash: %v, want ErrFork", err)
+			}
+			if n, _, _ := m.LatestLedgerACLSignature(ctx); n != 5 {
+				t.Errorf("an ACL root was signed at %d", n)
+			}
+		})
+	}
 	t.Run("crash before the signature", func(t *testing.T) {
 		l, m, ca := newACLLog(t)
 		for i := range 6 {

@@ -12,6 +12,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -41,7 +42,7 @@ type Record struct {
 type Store interface {
 	LedgerSize(ctx context.Context) (int64, error)
 	LedgerHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
-	AppendLedger(ctx context.Context, e store.LedgerEntry, hashes [][32]byte) error
+	AppendLedger(ctx context.Context, es []store.LedgerEntry, hashes [][32]byte) error
 	GetLedgerEntry(ctx context.Context, seq int64) (store.LedgerEntry, error)
 	PutLedgerCheckpoint(ctx context.Context, size int64, signed []byte) error
 	GetLedgerCheckpoint(ctx context.Context, size int64) ([]byte, error)
@@ -105,8 +106,17 @@ type Log struct {
 	cfg Config
 	st  Store
 
-	mu       sync.Mutex   // one checkpoint signer at a time in this process
-	last     *tlog.Tree   // the largest tree this process signed or verified as signed
+	hashes hashCache
+	recent recentRecords
+
+	mu         sync.Mutex // one checkpoint signer at a time in this process
+	last       *tlog.Tree // the largest tree this process signed or verified as signed
+	lastSigned []byte     // its checkpoint
+	aclSt      *aclState  // the ACL tree as last signed and committed here
+
+	qmu      sync.Mutex // the append queue
+	queue    []*queued
+	leading  bool         // a goroutine is committing batches
 	signedAt atomic.Int64 // when Checkpoint last ran (Unix ns), for Latest's cadence
 }
 
@@ -125,6 +135,11 @@ func New(st Store, cfg Config) (*Log, error) {
 		return nil, errors.New("ledger: no transaction runner")
 	}
 	return &Log{cfg: cfg, st: st}, nil
+}
+
+// reader reads the committed tree through the hash cache.
+func (l *Log) reader(ctx context.Context) tlog.HashReader {
+	return cachedReader{&l.hashes, reader{ctx, l.st}, true}
 }
 
 // reader adapts a Store to tlog's hash reader.
@@ -146,59 +161,181 @@ func (r reader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 }
 
 // Append adds an entry and returns it as stored, sequenced, once it is
-// durable.
+// durable. Concurrent appends are sequenced together: one goroutine takes
+// every append queued (up to maxAppendBatch), hashes them into the tree
+// and stores them in one transaction and so one durable commit, so a
+// writer waits for about one commit, whatever the number of writers.
 func (l *Log) Append(ctx context.Context, collection string, contents []byte) (Record, error) {
-	var rec Record
-	err := l.cfg.Tx(ctx, func(tx Store) error {
-		var err error
-		rec, err = l.append(ctx, tx, collection, contents)
-		return err
-	})
-	if err != nil {
-		return Record{}, err
+	if err := checkCollection(collection); err != nil {
+		return Record{}, err // one bad entry must not fail the batch it would join
 	}
-	return rec, nil
+	p := &queued{collection: collection, contents: contents, done: make(chan struct{})}
+	l.qmu.Lock()
+	l.queue = append(l.queue, p)
+	if !l.leading {
+		l.leading = true
+		go l.leadAppends()
+	}
+	l.qmu.Unlock()
+	select {
+	case <-p.done:
+		return p.rec, p.err
+	case <-ctx.Done():
+		// Taken into a batch or not, the caller has gone: unacknowledged.
+		return Record{}, fmt.Errorf("ledger append: %w", ctx.Err())
+	}
+}
+
+// maxAppendBatch bounds the entries of one commit.
+const maxAppendBatch = 4096
+
+// queued is one Append waiting for its batch.
+type queued struct {
+	collection string
+	contents   []byte
+	rec        Record
+	err        error
+	done       chan struct{}
+}
+
+// leadAppends commits batches until no append is queued.
+func (l *Log) leadAppends() {
+	for {
+		l.qmu.Lock()
+		n := min(len(l.queue), maxAppendBatch)
+		if n == 0 {
+			l.leading = false
+			l.qmu.Unlock()
+			return
+		}
+		batch := append([]*queued(nil), l.queue[:n]...)
+		l.queue = append(l.queue[:0], l.queue[n:]...)
+		l.qmu.Unlock()
+		items := make([]item, len(batch))
+		for i, q := range batch {
+			items[i] = item{q.collection, q.contents}
+		}
+		var recs []Record
+		var made *batchReader
+		// No caller's context may end a commit the others share.
+		err := l.cfg.Tx(context.Background(), func(tx Store) error {
+			var err error
+			recs, made, err = l.appendBatch(context.Background(), tx, items)
+			return err
+		})
+		if err == nil {
+			l.hashes.put(made.base, made.batch) // committed
+			l.recent.put(recs)
+		}
+		for i, q := range batch {
+			if err != nil {
+				q.err = err
+			} else {
+				q.rec = recs[i]
+			}
+			close(q.done)
+		}
+	}
 }
 
 // AppendTx adds an entry inside a transaction of the caller's (the audit
 // record of a change, written with the change): it is durable when that
 // transaction commits, and gone if it rolls back.
 func (l *Log) AppendTx(ctx context.Context, tx store.Store, collection string, contents []byte) (int64, error) {
-	rec, err := l.append(ctx, tx, collection, contents)
-	return int64(rec.Leaf.Seq), err
+	recs, _, err := l.appendBatch(ctx, tx, []item{{collection, contents}})
+	if err != nil {
+		return 0, err
+	}
+	return int64(recs[0].Leaf.Seq), nil
 }
 
-func (l *Log) append(ctx context.Context, tx Store, collection string, contents []byte) (Record, error) {
-	rec := Record{Contents: contents}
-	if _, err := rand.Read(rec.Salt[:]); err != nil {
-		return Record{}, err
+// item is an entry to append.
+type item struct {
+	collection string
+	contents   []byte
+}
+
+func checkCollection(c string) error {
+	if _, err := (Leaf{Collection: c}).Marshal(); err != nil {
+		return fault.Bad("collectionId", "%v", err)
+	}
+	return nil
+}
+
+// appendBatch sequences items after the tree's last entry, computes their
+// hashes (reading the ones stored, and the batch's own as it goes) and
+// stores them in one fenced call.
+func (l *Log) appendBatch(ctx context.Context, tx Store, items []item) ([]Record, *batchReader, error) {
+	salts := make([]byte, 32*len(items))
+	if _, err := rand.Read(salts); err != nil {
+		return nil, nil, err
 	}
 	n, err := tx.LedgerSize(ctx)
 	if err != nil {
-		return Record{}, err
+		return nil, nil, err
 	}
-	rec.Leaf = Leaf{Seq: uint64(n), Time: l.cfg.Now().UTC().Truncate(time.Millisecond), Collection: collection,
-		Commitment: Commit(rec.Salt, contents)}
-	data, err := rec.Leaf.Marshal()
-	if err != nil {
-		return Record{}, err
+	now := l.cfg.Now().UTC().Truncate(time.Millisecond)
+	r := &batchReader{base: tlog.StoredHashIndex(0, n), st: cachedReader{&l.hashes, reader{ctx, tx}, false}}
+	recs := make([]Record, len(items))
+	es := make([]store.LedgerEntry, len(items))
+	for i, it := range items {
+		rec := Record{Contents: it.contents}
+		copy(rec.Salt[:], salts[32*i:])
+		seq := n + int64(i)
+		rec.Leaf = Leaf{Seq: uint64(seq), Time: now, Collection: it.collection, Commitment: Commit(rec.Salt, it.contents)}
+		if es[i], err = entry(rec); err != nil {
+			return nil, nil, err
+		}
+		hashes, err := tlog.StoredHashes(seq, es[i].Leaf, r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ledger: hashes of entry %d: %w", seq, err)
+		}
+		r.batch = append(r.batch, hashes...)
+		recs[i] = rec
 	}
-	hashes, err := tlog.StoredHashes(n, data, reader{ctx, tx})
-	if err != nil {
-		return Record{}, fmt.Errorf("ledger: hashes of entry %d: %w", n, err)
-	}
-	e, err := entry(rec)
-	if err != nil {
-		return Record{}, err
-	}
-	hs := make([][32]byte, len(hashes))
-	for i, h := range hashes {
+	hs := make([][32]byte, len(r.batch))
+	for i, h := range r.batch {
 		hs[i] = h
 	}
-	if err := tx.AppendLedger(ctx, e, hs); err != nil {
-		return Record{}, err
+	if err := tx.AppendLedger(ctx, es, hs); err != nil {
+		return nil, nil, err
 	}
-	return rec, nil
+	return recs, r, nil
+}
+
+// batchReader reads the hashes a batch made itself (storage index base
+// on) from memory, and the others from the store.
+type batchReader struct {
+	base  int64
+	batch []tlog.Hash
+	st    tlog.HashReader
+}
+
+func (r *batchReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var ask []int64
+	var at []int
+	for i, idx := range indexes {
+		if idx >= r.base {
+			if idx-r.base >= int64(len(r.batch)) {
+				return nil, fmt.Errorf("ledger: hash %d is not made yet", idx)
+			}
+			out[i] = r.batch[idx-r.base]
+			continue
+		}
+		ask = append(ask, idx)
+		at = append(at, i)
+	}
+	if len(ask) > 0 {
+		got, err := r.st.ReadHashes(ask)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range at {
+			out[i] = got[j]
+		}
+	}
+	return out, nil
 }
 
 // Tree returns the current tree: size and root.
@@ -207,7 +344,7 @@ func (l *Log) Tree(ctx context.Context) (tlog.Tree, error) {
 	if err != nil {
 		return tlog.Tree{}, err
 	}
-	h, err := tlog.TreeHash(n, reader{ctx, l.st})
+	h, err := tlog.TreeHash(n, l.reader(ctx))
 	if err != nil {
 		return tlog.Tree{}, fmt.Errorf("ledger: root of %d entries: %w", n, err)
 	}
@@ -224,17 +361,29 @@ func (l *Log) Tree(ctx context.Context) (tlog.Tree, error) {
 // and a stored checkpoint is served only if it is the log's and its root
 // is the tree's.
 func (l *Log) Checkpoint(ctx context.Context) (tlog.Tree, []byte, error) {
-	return l.checkpoint(ctx, false)
+	return l.checkpoint(ctx, false, 0)
+}
+
+// covering returns a signed checkpoint of at least size entries: the last
+// this process signed if it is that large, else a new one. Receipt callers
+// that queued behind a signer so share its checkpoint, as appends share a
+// commit: time to a receipt is one checkpoint, not a queue of them.
+func (l *Log) covering(ctx context.Context, size int64) (tlog.Tree, []byte, error) {
+	return l.checkpoint(ctx, false, size)
 }
 
 // checkpoint is Checkpoint; with ifDue, only if none ran within
-// checkpointEvery (checked under the lock), else the stored latest.
-func (l *Log) checkpoint(ctx context.Context, ifDue bool) (tlog.Tree, []byte, error) {
+// checkpointEvery (checked under the lock), else the stored latest; with
+// need > 0, the last signed here if it holds need entries.
+func (l *Log) checkpoint(ctx context.Context, ifDue bool, need int64) (tlog.Tree, []byte, error) {
 	// A caller that goes away must not cut a checkpoint (and the ACL
 	// integration in it) short: others wait on the lock for this work.
 	ctx = context.WithoutCancel(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if need > 0 && l.last != nil && l.last.N >= need {
+		return *l.last, l.lastSigned, nil
+	}
 	now := l.cfg.Now()
 	if ifDue && now.Sub(time.Unix(0, l.signedAt.Load())) < checkpointEvery {
 		if t, signed, err := l.stored(ctx); !errors.Is(err, store.ErrNotFound) {
@@ -260,27 +409,40 @@ func (l *Log) checkpoint(ctx context.Context, ifDue bool) (tlog.Tree, []byte, er
 			return t, nil, err
 		}
 	}
-	if err := l.integrateACL(ctx, t); err != nil {
+	writeACL, acl, err := l.integrateACL(ctx, t)
+	if err != nil {
 		return t, nil, err
 	}
-	if signed, err := l.st.GetLedgerCheckpoint(ctx, t.N); err == nil {
+	signed, err := l.st.GetLedgerCheckpoint(ctx, t.N)
+	switch {
+	case err == nil:
 		got, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
 		if err != nil || got != t {
 			return t, nil, fmt.Errorf("%w: the stored checkpoint of size %d is not the log's for this tree", ErrFork, t.N)
 		}
-		l.last = &t
-		return t, signed, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	case errors.Is(err, store.ErrNotFound):
+		if signed, err = signCheckpoint(l.cfg.Origin, t, l.cfg.Signer); err != nil {
+			return t, nil, err
+		}
+	default:
 		return t, nil, err
 	}
-	signed, err := signCheckpoint(l.cfg.Origin, t, l.cfg.Signer)
-	if err != nil {
+	// The ACL tree's new hashes, its signed root and the checkpoint: one
+	// commit.
+	if err := l.cfg.Tx(ctx, func(tx Store) error {
+		if writeACL != nil {
+			if err := writeACL(tx); err != nil {
+				return err
+			}
+		}
+		return tx.PutLedgerCheckpoint(ctx, t.N, signed)
+	}); err != nil {
 		return t, nil, err
 	}
-	if err := l.st.PutLedgerCheckpoint(ctx, t.N, signed); err != nil {
-		return t, nil, err
+	l.last, l.lastSigned = &t, signed
+	if acl != nil {
+		l.aclSt = acl
 	}
-	l.last = &t
 	return t, signed, nil
 }
 
@@ -294,11 +456,11 @@ const checkpointEvery = time.Second
 // not due takes no lock and makes no write.
 func (l *Log) Latest(ctx context.Context) (tlog.Tree, []byte, error) {
 	if l.cfg.Now().Sub(time.Unix(0, l.signedAt.Load())) >= checkpointEvery {
-		return l.checkpoint(ctx, true)
+		return l.checkpoint(ctx, true, 0)
 	}
 	t, signed, err := l.stored(ctx)
 	if errors.Is(err, store.ErrNotFound) {
-		return l.checkpoint(ctx, false) // none yet: the first is signed once
+		return l.checkpoint(ctx, false, 0) // none yet: the first is signed once
 	}
 	return t, signed, err
 }
@@ -327,6 +489,10 @@ func (l *Log) bases(ctx context.Context) ([]tlog.Tree, error) {
 	if l.last != nil {
 		out = append(out, *l.last)
 	}
+	size, signed, err := l.st.LatestLedgerCheckpoint(ctx)
+	if err == nil && l.last != nil && size == l.last.N && bytes.Equal(signed, l.lastSigned) {
+		return out, nil // the stored latest is the one this process signed
+	}
 	stored, _, err := l.stored(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		return out, nil
@@ -348,7 +514,7 @@ func (l *Log) extends(ctx context.Context, base, t tlog.Tree) error {
 		}
 		return nil
 	}
-	p, err := tlog.ProveTree(t.N, base.N, reader{ctx, l.st})
+	p, err := tlog.ProveTree(t.N, base.N, l.reader(ctx))
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrFork, err)
 	}
@@ -363,22 +529,18 @@ func (l *Log) extends(ctx context.Context, base, t tlog.Tree) error {
 // proof's extra data. With the entry's contents and salt, VerifyReceipt
 // checks it offline.
 func (l *Log) Receipt(ctx context.Context, seq int64) (Record, []byte, error) {
-	e, err := l.st.GetLedgerEntry(ctx, seq)
+	rec, err := l.get(ctx, seq)
 	if err != nil {
 		return Record{}, nil, err
 	}
-	rec, err := record(e)
-	if err != nil {
-		return Record{}, nil, err
-	}
-	t, signed, err := l.Checkpoint(ctx)
+	t, signed, err := l.covering(ctx, seq+1)
 	if errors.Is(err, store.ErrNotFound) {
 		return Record{}, nil, fmt.Errorf("ledger: the tree is incomplete: %v", err)
 	}
 	if err != nil {
 		return Record{}, nil, err
 	}
-	p, err := tlog.ProveRecord(t.N, seq, reader{ctx, l.st})
+	p, err := tlog.ProveRecord(t.N, seq, l.reader(ctx))
 	if err != nil {
 		// %v: a hash missing from the store is no "entry not found".
 		return Record{}, nil, fmt.Errorf("ledger: inclusion proof of %d in %d: %v", seq, t.N, err)
@@ -387,11 +549,29 @@ func (l *Log) Receipt(ctx context.Context, seq int64) (Record, []byte, error) {
 	if err != nil {
 		return Record{}, nil, err
 	}
+	// Checked as a verifier will: a store that changed a hash yields an
+	// error here, not a receipt that fails there.
+	if err := tlog.CheckRecord(p, t.N, t.Hash, seq, tlog.RecordHash(leaf)); err != nil {
+		return Record{}, nil, fmt.Errorf("%w: the inclusion proof of entry %d does not lead to the signed root of %d", ErrFork, seq, t.N)
+	}
 	tp := proof.TLogProof{Index: uint64(seq), Checkpoint: signed, ExtraData: leaf}
 	for _, h := range p {
 		tp.Hashes = append(tp.Hashes, h)
 	}
 	return rec, tp.Marshal(), nil
+}
+
+// get is entry seq: from the records this process committed last, else
+// read and checked against its leaf (record).
+func (l *Log) get(ctx context.Context, seq int64) (Record, error) {
+	if r, ok := l.recent.get(seq); ok {
+		return r, nil
+	}
+	e, err := l.st.GetLedgerEntry(ctx, seq)
+	if err != nil {
+		return Record{}, err
+	}
+	return record(e)
 }
 
 // Consistency proves that the tree of size `from` is a prefix of the tree
@@ -404,5 +584,5 @@ func (l *Log) Consistency(ctx context.Context, from, to int64) (tlog.TreeProof, 
 	if from < 1 || from > to || to > n {
 		return nil, fault.Bad("", "no consistency proof from %d to %d in a log of %d entries (1 <= from <= to <= size)", from, to, n)
 	}
-	return tlog.ProveTree(to, from, reader{ctx, l.st})
+	return tlog.ProveTree(to, from, l.reader(ctx))
 }

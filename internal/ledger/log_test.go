@@ -200,7 +200,7 @@ func TestConcurrentAppends(t *testing.T) {
 			t.Fatalf("entry %d: %v", seq, err)
 		}
 	}
-	if err := m.AppendLedger(ctx, store.LedgerEntry{Seq: 3}, nil); !errors.Is(err, store.ErrConflict) {
+	if err := m.AppendLedger(ctx, []store.LedgerEntry{{Seq: 3}}, nil); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("an append out of sequence: %v", err)
 	}
 }
@@ -257,6 +257,8 @@ func TestNoSignatureOverAFork(t *testing.T) {
 	}
 	rewrite(t, m, 3) // entry 3 and every hash after it, consistently
 	l.Append(ctx, "c", []byte("next"))
+	warmAfterRewrite(t, l, 3)
+	l.forget() // as a process whose caches missed
 	if _, _, err := l.Checkpoint(ctx); !errors.Is(err, ErrFork) {
 		t.Fatalf("checkpoint over a rewritten tree: %v", err)
 	}
@@ -282,6 +284,8 @@ func TestForkAfterCheckpointsDeleted(t *testing.T) {
 	clear(m.cps)
 	rewrite(t, m, 2)
 	l.Append(ctx, "c", []byte("next"))
+	warmAfterRewrite(t, l, 2)
+	l.forget()
 	if _, _, err := l.Checkpoint(ctx); !errors.Is(err, ErrFork) {
 		t.Fatalf("checkpoint over a rewritten tree after the checkpoints were deleted: %v", err)
 	}
@@ -340,6 +344,43 @@ func TestCheckpointsUnderConcurrency(t *testing.T) {
 
 // rewrite replaces entry at's contents in m and recomputes every hash, as
 // someone with write access to the database could: a consistent fork.
+// warmAfterRewrite: a process that still holds the rewritten part of the
+// tree in its hash cache either refuses the checkpoint as a fork or signs
+// the tree it knows (the genuine one, with the new entry hashed onto it);
+// either way the rewritten entry gets no receipt, an untouched one does.
+func warmAfterRewrite(t *testing.T, l *Log, at int64) {
+	t.Helper()
+	ctx := context.Background()
+	if _, _, err := l.Checkpoint(ctx); err != nil {
+		if !errors.Is(err, ErrFork) {
+			t.Fatalf("checkpoint after a rewrite: %v", err)
+		}
+		return
+	}
+	// From memory, the receipt is of the entry as it was appended; from
+	// the store, it is refused.
+	if rec, _, err := l.Receipt(ctx, at); err == nil && string(rec.Contents) == "forged" {
+		t.Errorf("a receipt for the rewritten entry %d", at)
+	} else if err != nil && !errors.Is(err, ErrFork) {
+		t.Errorf("receipt of the rewritten entry %d: %v", at, err)
+	}
+	l.recent = recentRecords{}
+	if _, _, err := l.Receipt(ctx, at); !errors.Is(err, ErrFork) {
+		t.Errorf("receipt of the rewritten entry %d, read from the store: %v", at, err)
+	}
+	if _, _, err := l.Receipt(ctx, 0); err != nil {
+		t.Errorf("receipt of an untouched entry: %v", err)
+	}
+}
+
+// forget drops the process's caches: as a process that did not make the
+// entries it reads.
+func (l *Log) forget() {
+	l.hashes = hashCache{}
+	l.recent = recentRecords{}
+	l.aclSt = nil
+}
+
 func rewrite(t *testing.T, m *memStore, at int) {
 	t.Helper()
 	ctx := context.Background()

@@ -51,10 +51,10 @@ func (m *memStore) LedgerHashes(ctx context.Context, idx []int64) ([][32]byte, e
 	return view{m}.LedgerHashes(ctx, idx)
 }
 
-func (m *memStore) AppendLedger(ctx context.Context, r store.LedgerEntry, hashes [][32]byte) error {
+func (m *memStore) AppendLedger(ctx context.Context, es []store.LedgerEntry, hashes [][32]byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return view{m}.AppendLedger(ctx, r, hashes)
+	return view{m}.AppendLedger(ctx, es, hashes)
 }
 
 func (m *memStore) GetLedgerEntry(ctx context.Context, seq int64) (store.LedgerEntry, error) {
@@ -105,12 +105,18 @@ func (v view) LedgerHashes(_ context.Context, idx []int64) ([][32]byte, error) {
 	return out, nil
 }
 
-func (v view) AppendLedger(_ context.Context, r store.LedgerEntry, hashes [][32]byte) error {
+func (v view) AppendLedger(_ context.Context, es []store.LedgerEntry, hashes [][32]byte) error {
 	n := int64(len(v.m.records))
-	if r.Seq != n || tlog.StoredHashIndex(0, n) != int64(len(v.m.hashes)) {
-		return fmt.Errorf("append %d to %d entries: %w", r.Seq, n, store.ErrConflict)
+	if len(es) == 0 || tlog.StoredHashIndex(0, n) != int64(len(v.m.hashes)) ||
+		int64(len(hashes)) != tlog.StoredHashIndex(0, n+int64(len(es)))-tlog.StoredHashIndex(0, n) {
+		return fmt.Errorf("append %d entries to %d: %w", len(es), n, store.ErrConflict)
 	}
-	v.m.records = append(v.m.records, r)
+	for i, r := range es {
+		if r.Seq != n+int64(i) {
+			return fmt.Errorf("append %d to %d entries: %w", r.Seq, n+int64(i), store.ErrConflict)
+		}
+	}
+	v.m.records = append(v.m.records, es...)
 	v.m.hashes = append(v.m.hashes, hashes...)
 	return nil
 }

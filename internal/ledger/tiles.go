@@ -41,7 +41,7 @@ func (l *Log) Tile(ctx context.Context, t tlog.Tile) ([]byte, error) {
 		return nil, fault.Missing("tile %s is past the end of the log (%d entries)", t.Path(), n)
 	}
 	if t.L >= 0 {
-		return tlog.ReadTileData(t, reader{ctx, l.st})
+		return tlog.ReadTileData(t, l.reader(ctx))
 	}
 	return l.entryBundle(ctx, t.N<<TileHeight, t.W)
 }

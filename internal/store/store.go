@@ -182,11 +182,12 @@ type LedgerEntry struct {
 type Ledger interface {
 	LedgerSize(ctx context.Context) (int64, error)
 	LedgerHashes(ctx context.Context, indexes []int64) ([][32]byte, error) // ErrNotFound for one not stored
-	// AppendLedger stores e and its hashes (from storage index
-	// tlog.StoredHashIndex(0, e.Seq) on) only if the ledger holds exactly
-	// e.Seq entries; ErrConflict otherwise, so that two appenders cannot
-	// both extend the tree.
-	AppendLedger(ctx context.Context, e LedgerEntry, hashes [][32]byte) error
+	// AppendLedger stores es (one or more entries, consecutive from
+	// es[0].Seq) and their hashes (from storage index
+	// tlog.StoredHashIndex(0, es[0].Seq) on) only if the ledger holds
+	// exactly es[0].Seq entries; ErrConflict otherwise, so that two
+	// appenders cannot both extend the tree.
+	AppendLedger(ctx context.Context, es []LedgerEntry, hashes [][32]byte) error
 	GetLedgerEntry(ctx context.Context, seq int64) (LedgerEntry, error) // ErrNotFound past the end
 	// PutLedgerCheckpoint keeps a signed checkpoint; the same again is a
 	// no-op, another for the same size ErrConflict.

@@ -85,9 +85,14 @@ func readHashes(ctx context.Context, q querier, table string, indexes []int64) (
 	return out, nil
 }
 
-// AppendLedger is fenced by the size: the entry's seq must be the next,
-// and its first hash's index the next one stored.
-func (s *Store) AppendLedger(ctx context.Context, e store.LedgerEntry, hashes [][32]byte) error {
+// AppendLedger is fenced by the size: the entries must be the next ones,
+// in order, and their hashes start at the next index stored. Rows go in
+// multi-row INSERTs: a batch of appends is a few statements, not a few a
+// entry.
+func (s *Store) AppendLedger(ctx context.Context, es []store.LedgerEntry, hashes [][32]byte) error {
+	if len(es) == 0 {
+		return fmt.Errorf("append no ledger entries: %w", store.ErrConflict)
+	}
 	return s.tx(ctx, func(tx querier) error {
 		var next, nextIdx sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT MAX(seq) FROM ledger_entries`).Scan(&next); err != nil {
@@ -103,25 +108,34 @@ func (s *Store) AppendLedger(ctx context.Context, e store.LedgerEntry, hashes []
 		if nextIdx.Valid {
 			idx = nextIdx.Int64 + 1
 		}
-		if e.Seq != size {
-			return fmt.Errorf("ledger entry %d appended to %d entries: %w", e.Seq, size, store.ErrConflict)
+		first, last := es[0].Seq, es[len(es)-1].Seq
+		if first != size {
+			return fmt.Errorf("ledger entry %d appended to %d entries: %w", first, size, store.ErrConflict)
+		}
+		for i, e := range es {
+			if e.Seq != first+int64(i) {
+				return fmt.Errorf("ledger entries from %d: entry %d in place of %d: %w", first, e.Seq, first+int64(i), store.ErrConflict)
+			}
 		}
 		// The hashes go where tlog puts them: a stray row would shift
 		// every later one.
-		if want := tlog.StoredHashIndex(0, e.Seq); idx != want || int64(len(hashes)) != tlog.StoredHashIndex(0, e.Seq+1)-want {
-			return fmt.Errorf("ledger entry %d: %d hashes at index %d, tlog stores %d at %d: %w",
-				e.Seq, len(hashes), idx, tlog.StoredHashIndex(0, e.Seq+1)-want, want, store.ErrConflict)
+		if want := tlog.StoredHashIndex(0, first); idx != want || int64(len(hashes)) != tlog.StoredHashIndex(0, last+1)-want {
+			return fmt.Errorf("ledger entries %d to %d: %d hashes at index %d, tlog stores %d at %d: %w",
+				first, last, len(hashes), idx, tlog.StoredHashIndex(0, last+1)-want, want, store.ErrConflict)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (seq, collection, leaf, contents, salt) VALUES (?, ?, ?, ?, ?)`,
-			e.Seq, e.Collection, e.Leaf, e.Contents, e.Salt); err != nil {
-			return fmt.Errorf("append ledger entry %d: %w", e.Seq, err)
-		}
-		for i, h := range hashes {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_hashes (idx, hash) VALUES (?, ?)`, idx+int64(i), h[:]); err != nil {
-				return fmt.Errorf("append ledger hash %d: %w", idx+int64(i), err)
+		const entryRows = 150 // 5 variables a row
+		for lo := 0; lo < len(es); lo += entryRows {
+			part := es[lo:min(lo+entryRows, len(es))]
+			args := make([]any, 0, 5*len(part))
+			for _, e := range part {
+				args = append(args, e.Seq, e.Collection, e.Leaf, e.Contents, e.Salt)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (seq, collection, leaf, contents, salt) VALUES (?, ?, ?, ?, ?)`+
+				strings.Repeat(`, (?, ?, ?, ?, ?)`, len(part)-1), args...); err != nil {
+				return fmt.Errorf("append ledger entries from %d: %w", part[0].Seq, err)
 			}
 		}
-		return nil
+		return insertHashes(ctx, tx, "ledger_hashes", idx, hashes)
 	})
 }
 
@@ -206,13 +220,24 @@ func (s *Store) AppendLedgerACL(ctx context.Context, from, to int64, hashes [][3
 		if int64(len(hashes)) != tlog.StoredHashIndex(0, to)-start {
 			return fmt.Errorf("ledger ACL leaves [%d, %d): %d hashes, tlog stores %d: %w", from, to, len(hashes), tlog.StoredHashIndex(0, to)-start, store.ErrConflict)
 		}
-		for i, h := range hashes {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_acl_hashes (idx, hash) VALUES (?, ?)`, start+int64(i), h[:]); err != nil {
-				return fmt.Errorf("append ledger ACL hash %d: %w", start+int64(i), err)
-			}
-		}
-		return nil
+		return insertHashes(ctx, tx, "ledger_acl_hashes", start, hashes)
 	})
+}
+
+// insertHashes stores hashes from index first in multi-row INSERTs.
+func insertHashes(ctx context.Context, tx querier, table string, first int64, hashes [][32]byte) error {
+	const rows = 400 // 2 variables a row
+	for lo := 0; lo < len(hashes); lo += rows {
+		part := hashes[lo:min(lo+rows, len(hashes))]
+		args := make([]any, 0, 2*len(part))
+		for i, h := range part {
+			args = append(args, first+int64(lo+i), h[:])
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (idx, hash) VALUES (?, ?)`+strings.Repeat(`, (?, ?)`, len(part)-1), args...); err != nil {
+			return fmt.Errorf("append %s from %d: %w", table, first+int64(lo), err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) PutLedgerACLSignature(ctx context.Context, size int64, signed []byte) error {

@@ -170,8 +170,19 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: WAL mode: %w", path, err)
 	}
+	// Opening a connection parses the schema and runs the pragmas (about
+	// a millisecond): with database/sql's default of two idle connections,
+	// concurrent readers would open and close one each. Keep as many idle
+	// as may be open.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	return &Store{db: db, q: db, path: path, writes: make(writeQueue, 1), group: &groupCommit{}}, nil
 }
+
+// maxConns bounds the connections (each has its own page cache). A reader
+// holds one for a statement only; a writer (one at a time) one for its
+// transaction.
+const maxConns = 32
 
 // queryAll runs query and scans every row with scan.
 func queryAll[T any](ctx context.Context, q querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {

@@ -25,20 +25,20 @@ func ledger(t *testing.T, s store.Store) {
 	}
 	h := func(b byte) [32]byte { return [32]byte{b} }
 	e0 := store.LedgerEntry{Seq: 0, Collection: "c", Leaf: []byte("leaf0"), Contents: []byte("contents0"), Salt: bytes.Repeat([]byte{1}, 32)}
-	if err := s.AppendLedger(ctx, e0, [][32]byte{h(10)}); err != nil {
+	if err := s.AppendLedger(ctx, []store.LedgerEntry{e0}, [][32]byte{h(10)}); err != nil {
 		t.Fatal(err)
 	}
 	// Entry 1 adds two hashes (leaf and the level-1 node), as tlog does.
 	e1 := store.LedgerEntry{Seq: 1, Collection: "d", Leaf: []byte("leaf1"), Contents: []byte{}, Salt: bytes.Repeat([]byte{2}, 32)}
-	if err := s.AppendLedger(ctx, e1, [][32]byte{h(11), h(12)}); err != nil {
+	if err := s.AppendLedger(ctx, []store.LedgerEntry{e1}, [][32]byte{h(11), h(12)}); err != nil {
 		t.Fatal(err)
 	}
 	// Entry 2 adds one hash (at index 3): two, or one at another index, no.
-	if err := s.AppendLedger(ctx, store.LedgerEntry{Seq: 2, Collection: "c", Leaf: []byte("x"), Salt: make([]byte, 32)}, [][32]byte{h(1), h(2)}); !errors.Is(err, store.ErrConflict) {
+	if err := s.AppendLedger(ctx, []store.LedgerEntry{{Seq: 2, Collection: "c", Leaf: []byte("x"), Salt: make([]byte, 32)}}, [][32]byte{h(1), h(2)}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("append with more hashes than tlog stores: %v", err)
 	}
 	for _, seq := range []int64{0, 5} {
-		if err := s.AppendLedger(ctx, store.LedgerEntry{Seq: seq, Collection: "c", Leaf: []byte("x"), Salt: make([]byte, 32)}, [][32]byte{h(99)}); !errors.Is(err, store.ErrConflict) {
+		if err := s.AppendLedger(ctx, []store.LedgerEntry{{Seq: seq, Collection: "c", Leaf: []byte("x"), Salt: make([]byte, 32)}}, [][32]byte{h(99)}); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("append at %d to 2 entries: %v", seq, err)
 		}
 	}
@@ -83,7 +83,7 @@ func ledger(t *testing.T, s store.Store) {
 	// An append in a transaction that rolls back leaves nothing.
 	e2 := store.LedgerEntry{Seq: 2, Collection: "c", Leaf: []byte("leaf2"), Contents: []byte("x"), Salt: make([]byte, 32)}
 	err = s.WithTx(ctx, func(tx store.Store) error {
-		if err := tx.AppendLedger(ctx, e2, [][32]byte{h(13)}); err != nil {
+		if err := tx.AppendLedger(ctx, []store.LedgerEntry{e2}, [][32]byte{h(13)}); err != nil {
 			return err
 		}
 		return errors.New("refused")
@@ -94,8 +94,55 @@ func ledger(t *testing.T, s store.Store) {
 	if n, _ := s.LedgerSize(ctx); n != 2 {
 		t.Errorf("a rolled-back append was kept: size %d", n)
 	}
-	if err := s.AppendLedger(ctx, e2, [][32]byte{h(13)}); err != nil {
+	if err := s.AppendLedger(ctx, []store.LedgerEntry{e2}, [][32]byte{h(13)}); err != nil {
 		t.Errorf("the append after the rollback: %v", err)
+	}
+	// A batch: consecutive entries and all their hashes in one call; a
+	// gap, a wrong hash count or an empty batch is refused whole.
+	batch := func(seqs ...int64) []store.LedgerEntry {
+		var es []store.LedgerEntry
+		for _, q := range seqs {
+			es = append(es, store.LedgerEntry{Seq: q, Collection: "b", Leaf: []byte(fmt.Sprint("leaf", q)), Contents: []byte("x"), Salt: make([]byte, 32)})
+		}
+		return es
+	}
+	nh := func(from, to int64) [][32]byte {
+		hs := make([][32]byte, tlog.StoredHashIndex(0, to)-tlog.StoredHashIndex(0, from))
+		for i := range hs {
+			hs[i] = h(byte(100 + i))
+		}
+		return hs
+	}
+	for name, c := range map[string]struct {
+		es []store.LedgerEntry
+		hs [][32]byte
+	}{
+		"gap":          {batch(3, 5, 6), nh(3, 6)},
+		"hash missing": {batch(3, 4, 5), nh(3, 6)[1:]},
+		"empty":        {nil, nil},
+	} {
+		if err := s.AppendLedger(ctx, c.es, c.hs); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("batch (%s): %v, want ErrConflict", name, err)
+		}
+	}
+	if n, _ := s.LedgerSize(ctx); n != 3 {
+		t.Errorf("a refused batch left entries: size %d", n)
+	}
+	if err := s.AppendLedger(ctx, batch(3, 4, 5), nh(3, 6)); err != nil {
+		t.Fatalf("batch: %v", err)
+	}
+	if n, _ := s.LedgerSize(ctx); n != 6 {
+		t.Errorf("after a batch of 3: size %d", n)
+	}
+	want := nh(3, 6)
+	for i, hh := range want {
+		got, err := s.LedgerHashes(ctx, []int64{tlog.StoredHashIndex(0, 3) + int64(i)})
+		if err != nil || got[0] != hh {
+			t.Errorf("batch hash %d: %v", i, err)
+		}
+	}
+	if e, err := s.GetLedgerEntry(ctx, 4); err != nil || string(e.Leaf) != "leaf4" {
+		t.Errorf("entry 4 of the batch: %+v %v", e, err)
 	}
 }
 
@@ -107,7 +154,7 @@ func ledgerACL(t *testing.T, s store.Store) {
 	h := func(b byte) [32]byte { return [32]byte{b} }
 	for seq := int64(0); seq < 3; seq++ {
 		e := store.LedgerEntry{Seq: seq, Collection: "c", Leaf: []byte{byte(seq)}, Contents: []byte("x"), Salt: make([]byte, 32)}
-		if err := s.AppendLedger(ctx, e, make([][32]byte, tlog.StoredHashIndex(0, seq+1)-tlog.StoredHashIndex(0, seq))); err != nil {
+		if err := s.AppendLedger(ctx, []store.LedgerEntry{e}, make([][32]byte, tlog.StoredHashIndex(0, seq+1)-tlog.StoredHashIndex(0, seq))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -179,7 +226,7 @@ func ledgerList(t *testing.T, s store.Store) {
 	colls := []string{"b", "a", "b", "b", "c", "a"}
 	for seq, c := range colls {
 		e := store.LedgerEntry{Seq: int64(seq), Collection: c, Leaf: []byte{byte(seq)}, Contents: []byte(fmt.Sprint("contents", seq)), Salt: bytes.Repeat([]byte{byte(seq)}, 32)}
-		if err := s.AppendLedger(ctx, e, make([][32]byte, tlog.StoredHashIndex(0, int64(seq)+1)-tlog.StoredHashIndex(0, int64(seq)))); err != nil {
+		if err := s.AppendLedger(ctx, []store.LedgerEntry{e}, make([][32]byte, tlog.StoredHashIndex(0, int64(seq)+1)-tlog.StoredHashIndex(0, int64(seq)))); err != nil {
 			t.Fatal(err)
 		}
 	}
