@@ -185,9 +185,15 @@ func clientDataFlags(fs *flag.FlagSet) (func() (*client, error), *string, func()
 // do sends a request and returns the body of a 2xx answer, or an error
 // carrying the server's error message.
 func (c *client) do(ctx context.Context, method, path, ctype string, body []byte) ([]byte, error) {
+	b, _, err := c.doHeader(ctx, method, path, ctype, body)
+	return b, err
+}
+
+// doHeader is do with the answer's header.
+func (c *client) doHeader(ctx context.Context, method, path, ctype string, body []byte) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.url+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -197,23 +203,23 @@ func (c *client) do(ctx context.Context, method, path, ctype string, body []byte
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("%s (%s): %s", resp.Status, e.Error.Code, e.Error.Message)
+			return nil, resp.Header, &httpError{resp.StatusCode, fmt.Sprintf("%s (%s): %s", resp.Status, e.Error.Code, e.Error.Message)}
 		}
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return nil, resp.Header, &httpError{resp.StatusCode, fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(b)))}
 	}
-	return b, nil
+	return b, resp.Header, nil
 }
 
 // decodeJWT returns the header and payload of a compact JWS, unverified
@@ -596,3 +602,11 @@ func envOr(k, def string) string {
 	}
 	return def
 }
+
+// httpError is a server's refusal, with its status.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/mod/sumdb/note"
 	"log/slog"
 	"net"
 	"os"
@@ -201,5 +202,52 @@ func TestLedgerCLI(t *testing.T) {
 	os.WriteFile(entryFile, edited, 0o600)
 	if _, err := runKura(t, "ledger", "verify", "--key-file", keyFile, entryFile); exitCode(err) != 1 {
 		t.Errorf("an edited entry: %v", err)
+	}
+	cpFile := filepath.Join(dir, "checkpoint")
+	os.WriteFile(cpFile, []byte(cp), 0o600)
+	if out, err := runKura(t, "ledger", "verify", "--key-file", keyFile, cpFile); err != nil || !strings.Contains(out, "verified: checkpoint") {
+		t.Errorf("verify a checkpoint: %v %s", err, out)
+	}
+	os.WriteFile(cpFile, []byte(strings.Replace(cp, fmt.Sprint(size), fmt.Sprint(size+1), 1)), 0o600)
+	if _, err := runKura(t, "ledger", "verify", "--key-file", keyFile, cpFile); exitCode(err) != 1 {
+		t.Errorf("an edited checkpoint: %v", err)
+	}
+
+	// append, list, receipt (the ACL API), tail (the tiles).
+	var ids []string
+	for i := range 3 {
+		id, err := runKura(t, "ledger", "append", "--collection", "cli", fmt.Sprintf("entry %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, strings.TrimSpace(id))
+	}
+	list, err := runKura(t, "ledger", "list", "--collection", "cli")
+	if err != nil || strings.Count(list, "\n") != 3 || !strings.Contains(list, `"contents":"entry 2"`) || !strings.Contains(list, ids[2]) {
+		t.Errorf("list: %v\n%s", err, list)
+	}
+	if list, err := runKura(t, "ledger", "list", "--collection", "cli", "--from", ids[1]); err != nil || strings.Count(list, "\n") != 2 {
+		t.Errorf("list --from: %v\n%s", err, list)
+	}
+	rc, err := runKura(t, "ledger", "receipt", "--id", ids[0])
+	if err != nil || !strings.Contains(rc, `"writeSetDigest"`) {
+		t.Errorf("receipt: %v %s", err, rc)
+	}
+	if _, err := runKura(t, "ledger", "receipt", "--id", "x"); exitCode(err) != 2 {
+		t.Errorf("receipt of a bad id: %v", err)
+	}
+	if _, err := runKura(t, "ledger", "append", "--collection", "kura-audit", "x"); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("append to kura's own collection: %v", err)
+	}
+	tail, err := runKura(t, "ledger", "tail", "--key-file", keyFile, "--count", "1")
+	if err != nil || !strings.Contains(tail, "checkpoint ") || !strings.Contains(tail, `"collection":"cli"`) {
+		t.Errorf("tail: %v\n%s", err, tail)
+	}
+	// A key that is not the log's: the first checkpoint is refused.
+	other := filepath.Join(dir, "other.key")
+	_, vk, _ := note.GenerateKey(nil, "kura.test/other")
+	os.WriteFile(other, []byte(vk), 0o600)
+	if _, err := runKura(t, "ledger", "tail", "--key-file", other, "--count", "1"); err == nil {
+		t.Error("tail with another log's key")
 	}
 }

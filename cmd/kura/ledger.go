@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -29,12 +31,33 @@ func ledgerCmd(ctx context.Context, op string, args []string, stdout io.Writer) 
 	fs.SetOutput(stdout)
 	mk := clientFlags(fs)
 	seq := fs.Int64("seq", -1, "get: the entry's sequence number")
+	collection := fs.String("collection", "", "append, list: the collection (ACL's collectionId; append's default subledger:0)")
+	file := fs.String("file", "", "append: the contents, from this file (default: the argument, else standard input)")
+	id := fs.String("id", "", "receipt: the transaction id (1.<seqno>, as append printed)")
+	from := fs.String("from", "", "list: the first transaction id")
+	to := fs.String("to", "", "list: the last transaction id")
+	keyFile := fs.String("key-file", "", "tail: the log's verifier key (default: fetched from the server, trusted on first use)")
+	interval := fs.Duration("interval", time.Second, "tail: how often to poll the checkpoint")
+	count := fs.Int("count", 0, "tail: stop after this many new checkpoints (0: follow until interrupted)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	c, err := mk()
 	if err != nil {
 		return err
+	}
+	switch op {
+	case "append":
+		return ledgerAppend(ctx, c, *collection, *file, fs.Args(), os.Stdin, stdout)
+	case "list":
+		return ledgerList(ctx, c, *collection, *from, *to, stdout)
+	case "receipt":
+		if *id == "" {
+			return &exitError{2, errors.New("ledger receipt needs --id (a transaction id, 1.<seqno>)")}
+		}
+		return ledgerReceipt(ctx, c, *id, stdout)
+	case "tail":
+		return ledgerTail(ctx, c, *keyFile, *interval, *count, stdout)
 	}
 	var path string
 	switch op {
@@ -48,7 +71,7 @@ func ledgerCmd(ctx context.Context, op string, args []string, stdout io.Writer) 
 		}
 		path = fmt.Sprintf("/kura/v1/ledger/entries/%d", *seq)
 	default:
-		return &exitError{2, fmt.Errorf("unknown ledger subcommand %q (key, checkpoint, get, verify)", op)}
+		return &exitError{2, fmt.Errorf("unknown ledger subcommand %q (key, checkpoint, get, append, list, receipt, tail, verify)", op)}
 	}
 	b, err := c.do(ctx, http.MethodGet, path, "", nil)
 	if err != nil {
@@ -69,7 +92,7 @@ func ledgerVerify(args []string, stdout io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 1 || *keyFile == "" {
-		return &exitError{2, errors.New("ledger verify takes --key-file and one entry file (the JSON of `kura ledger get`)")}
+		return &exitError{2, errors.New("ledger verify takes --key-file and one file: an entry (the JSON of `kura ledger get`) or a checkpoint (`kura ledger checkpoint`)")}
 	}
 	kb, err := os.ReadFile(*keyFile)
 	if err != nil {
@@ -82,6 +105,15 @@ func ledgerVerify(args []string, stdout io.Writer) error {
 	eb, err := os.ReadFile(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(eb), []byte("{")) {
+		// A checkpoint (what `kura ledger checkpoint` printed).
+		t, err := ledger.OpenCheckpoint(eb, v.Name(), v)
+		if err != nil {
+			return &exitError{1, fmt.Errorf("%s: neither an entry (JSON) nor a checkpoint of %s: %w", fs.Arg(0), v.Name(), err)}
+		}
+		fmt.Fprintf(stdout, "verified: checkpoint of %s's tree of %d entries, root %s\n", v.Name(), t.N, t.Hash)
+		return nil
 	}
 	var e apiledger.Entry
 	if err := json.Unmarshal(eb, &e); err != nil {

@@ -34,7 +34,11 @@ Usage:
   kura policy get|set|reset --type SevSnpVm [--file POLICY] [--url URL] [--data DIR]
   kura token rotate [--url URL] [--data DIR]
   kura ledger key|checkpoint|get --seq N [--url URL]     the confidential ledger's key, checkpoint, an entry
-  kura ledger verify --key-file KEY ENTRY.json           verify an entry and its receipt offline
+  kura ledger append [--collection C] [--file F|TEXT]    write an entry (ACL API); prints its transaction id
+  kura ledger list [--collection C] [--from ID] [--to ID]  a collection's entries, a JSON object a line
+  kura ledger receipt --id 1.N                           an entry's receipt in ACL's shape
+  kura ledger tail [--key-file KEY] [--interval 1s]      follow checkpoints, each proved consistent from the tiles
+  kura ledger verify --key-file KEY ENTRY.json|CHECKPOINT  verify an entry with its receipt, or a checkpoint, offline
   kura keys create|import|get|list|versions|update|delete|deleted|recover|purge|
             backup|restore|rotate|rotation-policy|random|
             encrypt|decrypt|wrap|unwrap|sign|verify --name KEY [flags]
