@@ -61,14 +61,19 @@ func openCrashLog(dir string) (*ledger.Log, *ledger.Key, func(), error) {
 	return l, &key, func() { st.Close() }, nil
 }
 
-// TestCrashChild is the process TestCrash kills: it appends from 32
-// writers, printing each entry once acknowledged, and signs checkpoints
-// (printing each) until it is killed.
-func TestCrashChild(t *testing.T) {
-	dir := os.Getenv("KURA_CRASH_CHILD")
-	if dir == "" {
-		t.Skip("the subprocess of TestCrash")
+// TestMain runs the test binary as TestCrash's subprocess when asked.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("KURA_CRASH_CHILD"); dir != "" {
+		crashChild(dir)
+		os.Exit(1)
 	}
+	os.Exit(m.Run())
+}
+
+// crashChild is the process TestCrash kills: it appends from 32 writers,
+// printing each entry once acknowledged, and signs checkpoints (printing
+// each) until it is killed.
+func crashChild(dir string) {
 	l, _, done, err := openCrashLog(dir)
 	if err != nil {
 		fmt.Println("error", err)
@@ -128,7 +133,7 @@ func TestCrash(t *testing.T) {
 	var lastCP []byte
 	ran := 0
 	for ; ran < iterations && time.Since(start) < budget; ran++ {
-		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), "KURA_CRASH_CHILD="+dir)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -138,6 +143,7 @@ func TestCrash(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) // a failed run leaves no process behind
 		lines := make(chan string, 1024)
 		go func() {
 			sc := bufio.NewScanner(stdout)
