@@ -144,6 +144,9 @@ func TestCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) // a failed run leaves no process behind
+		// A child that hangs or stops printing is killed all the same, so
+		// that the line loop ends and the run fails on what it finds.
+		hung := time.AfterFunc(20*time.Second, func() { cmd.Process.Signal(syscall.SIGKILL) })
 		lines := make(chan string, 1024)
 		go func() {
 			sc := bufio.NewScanner(stdout)
@@ -154,13 +157,14 @@ func TestCrash(t *testing.T) {
 			close(lines)
 		}()
 		// Kill at a random moment once writing is under way.
-		kill := time.After(time.Duration(10+rand.IntN(110)) * time.Millisecond)
+		var kill <-chan time.Time // from "ready" on
 		started, killed := false, false
 		runAcked := map[int64]string{}
 		for line := range lines {
 			switch {
 			case line == "ready":
 				started = true
+				kill = time.After(time.Duration(20+rand.IntN(110)) * time.Millisecond)
 			case strings.HasPrefix(line, "ack "):
 				f := strings.Fields(line)
 				seq, _ := strconv.ParseInt(f[1], 10, 64)
@@ -182,6 +186,7 @@ func TestCrash(t *testing.T) {
 				}
 			}
 		}
+		hung.Stop()
 		if !killed {
 			cmd.Process.Signal(syscall.SIGKILL)
 		}

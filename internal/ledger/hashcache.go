@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -99,11 +100,20 @@ type recentRecords struct {
 
 const recentSize = 1 << 13
 
+// recentMaxContents is the largest contents kept: the ring holds at most
+// recentSize of them (32 MiB), never a caller's large body.
+const recentMaxContents = 4 << 10
+
 func (c *recentRecords) put(recs []Record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range recs {
 		i := r.Leaf.Seq % recentSize
+		if len(r.Contents) > recentMaxContents {
+			c.have[i] = false // read from the store, checked, when asked
+			continue
+		}
+		r.Contents = bytes.Clone(r.Contents) // not the caller's buffer
 		c.ring[i], c.have[i] = r, true
 	}
 }
@@ -115,5 +125,7 @@ func (c *recentRecords) get(seq int64) (Record, bool) {
 	if !c.have[i] || c.ring[i].Leaf.Seq != uint64(seq) {
 		return Record{}, false
 	}
-	return c.ring[i], true
+	r := c.ring[i]
+	r.Contents = bytes.Clone(r.Contents) // a caller may change what it gets
+	return r, true
 }

@@ -414,6 +414,7 @@ func (l *Log) checkpoint(ctx context.Context, ifDue bool, need int64) (tlog.Tree
 		return t, nil, err
 	}
 	signed, err := l.st.GetLedgerCheckpoint(ctx, t.N)
+	stored := err == nil
 	switch {
 	case err == nil:
 		got, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
@@ -429,6 +430,11 @@ func (l *Log) checkpoint(ctx context.Context, ifDue bool, need int64) (tlog.Tree
 	}
 	// The ACL tree's new hashes, its signed root and the checkpoint: one
 	// commit.
+	if stored && writeACL == nil {
+		// Nothing new: no write transaction.
+		l.last, l.lastSigned = &t, signed
+		return t, signed, nil
+	}
 	if err := l.cfg.Tx(ctx, func(tx Store) error {
 		if writeACL != nil {
 			if err := writeACL(tx); err != nil {
