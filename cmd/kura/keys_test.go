@@ -20,12 +20,16 @@ import (
 	"github.com/kura-project/kura/internal/server"
 )
 
-// devServer runs kura in dev mode on loopback for CLI tests.
-func devServer(t *testing.T) (url, data string) {
+// devServer runs kura in dev mode on loopback for CLI tests; opts edit
+// its configuration.
+func devServer(t *testing.T, opts ...func(*config.Config)) (url, data string) {
 	t.Helper()
 	data = t.TempDir()
 	cfg := config.Default()
 	cfg.DataDir, cfg.Dev, cfg.Addr = data, true, "127.0.0.1:0"
+	for _, o := range opts {
+		o(&cfg)
+	}
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler), time.Now)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/formats/proof"
 	"golang.org/x/mod/sumdb/note"
 
 	apiledger "github.com/kura-project/kura/internal/api/ledger"
@@ -88,8 +90,35 @@ func ledgerVerify(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("ledger verify", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	keyFile := fs.String("key-file", "", "the log's verifier key (what `kura ledger key` printed, from a source you trust)")
+	var witnesses []note.Verifier
+	fs.Func("witness", "require a cosignature by this witness (its verifier key; repeat for each)", func(v string) error {
+		w, err := fnote.NewVerifierForCosignatureV1(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("witness key %q: %w", v, err)
+		}
+		witnesses = append(witnesses, w)
+		return nil
+	})
+	quorum := fs.Int("quorum", 0, "how many of the --witness keys must have cosigned (default all)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *quorum == 0 {
+		*quorum = len(witnesses)
+	}
+	if *quorum < 0 || *quorum > len(witnesses) {
+		return &exitError{2, fmt.Errorf("--quorum %d: want 1 to the %d --witness keys", *quorum, len(witnesses))}
+	}
+	// cosigned words the witness check of checkpoint cp ("" without --witness).
+	cosigned := func(cp []byte) (string, error) {
+		if len(witnesses) == 0 {
+			return "", nil
+		}
+		names, err := ledger.CheckCosignatures(cp, witnesses, *quorum)
+		if err != nil {
+			return "", &exitError{1, err}
+		}
+		return fmt.Sprintf(", cosigned by %s", strings.Join(names, ", ")), nil
 	}
 	if fs.NArg() != 1 || *keyFile == "" {
 		return &exitError{2, errors.New("ledger verify takes --key-file and one file: an entry (the JSON of `kura ledger get`) or a checkpoint (`kura ledger checkpoint`)")}
@@ -112,7 +141,11 @@ func ledgerVerify(args []string, stdout io.Writer) error {
 		if err != nil {
 			return &exitError{1, fmt.Errorf("%s: neither an entry (JSON) nor a checkpoint of %s: %w", fs.Arg(0), v.Name(), err)}
 		}
-		fmt.Fprintf(stdout, "verified: checkpoint of %s's tree of %d entries, root %s\n", v.Name(), t.N, t.Hash)
+		co, err := cosigned(eb)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "verified: checkpoint of %s's tree of %d entries, root %s%s\n", v.Name(), t.N, t.Hash, co)
 		return nil
 	}
 	var e apiledger.Entry
@@ -131,7 +164,15 @@ func ledgerVerify(args []string, stdout io.Writer) error {
 	if err != nil {
 		return &exitError{1, err}
 	}
-	fmt.Fprintf(stdout, "verified: entry %d (collection %s, %s) is in %s's tree of %d entries, root %s\n",
-		leaf.Seq, leaf.Collection, leaf.Time.Format("2006-01-02T15:04:05.000Z07:00"), v.Name(), tree.N, tree.Hash)
+	var tp proof.TLogProof
+	if err := tp.Unmarshal([]byte(e.Receipt)); err != nil {
+		return &exitError{1, err} // VerifyReceipt read it: not reached
+	}
+	co, err := cosigned(tp.Checkpoint)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "verified: entry %d (collection %s, %s) is in %s's tree of %d entries, root %s%s\n",
+		leaf.Seq, leaf.Collection, leaf.Time.Format("2006-01-02T15:04:05.000Z07:00"), v.Name(), tree.N, tree.Hash, co)
 	return nil
 }

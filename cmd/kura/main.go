@@ -38,7 +38,8 @@ Usage:
   kura ledger list [--collection C] [--from ID] [--to ID]  a collection's entries, a JSON object a line
   kura ledger receipt --id 1.N                           an entry's receipt in ACL's shape
   kura ledger tail [--key-file KEY] [--interval 1s]      follow checkpoints, each proved consistent from the tiles
-  kura ledger verify --key-file KEY ENTRY.json|CHECKPOINT  verify an entry with its receipt, or a checkpoint, offline
+  kura ledger verify --key-file KEY [--witness VKEY]... [--quorum N] ENTRY.json|CHECKPOINT
+                                 verify an entry with its receipt, or a checkpoint, offline (and its witnesses' cosignatures)
   kura keys create|import|get|list|versions|update|delete|deleted|recover|purge|
             backup|restore|rotate|rotation-policy|random|
             encrypt|decrypt|wrap|unwrap|sign|verify --name KEY [flags]

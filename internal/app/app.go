@@ -33,6 +33,7 @@ import (
 	"github.com/kura-project/kura/internal/keyrelease"
 	"github.com/kura-project/kura/internal/keys"
 	"github.com/kura-project/kura/internal/ledger"
+	"github.com/kura-project/kura/internal/ledger/witness"
 	"github.com/kura-project/kura/internal/metrics"
 	"github.com/kura-project/kura/internal/oidc"
 	"github.com/kura-project/kura/internal/seal"
@@ -218,7 +219,12 @@ func (a *App) Start(ctx context.Context, sealer *seal.Sealer) (*Services, error)
 	if s.LedgerACL, err = ledger.OpenACLKey(ctx, a.Store, sealer, certify, now); err != nil {
 		return nil, err
 	}
+	witnesses, err := ledgerWitnesses(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if s.Ledger, err = ledger.New(a.Store, ledger.Config{Origin: origin, Signer: s.LedgerKey.Signer, Verifier: s.LedgerKey.Verifier, Now: now, ACL: s.LedgerACL,
+		Witnesses: witnesses,
 		Tx: func(ctx context.Context, f func(ledger.Store) error) error {
 			return a.Store.WithTx(ctx, func(tx store.Store) error { return f(tx) })
 		}}); err != nil {
@@ -531,6 +537,35 @@ func releaseAuthorities(cfg config.Config, own *token.Keyring, now func() time.T
 		v.Sources[oidc.NormalizeIssuer(a)] = disc
 	}
 	return v, nil
+}
+
+// ledgerWitnesses is the ledger's witness policy from cfg (nil: none).
+// Witnesses are asked over HTTPS trusting the system roots and
+// oidc_ca_file, with a 10-second bound per request.
+func ledgerWitnesses(cfg config.Config) (*ledger.Witnesses, error) {
+	if len(cfg.LedgerWitnesses) == 0 {
+		return nil, nil
+	}
+	d, err := discovery(cfg)
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	if d.Client != nil {
+		hc.Transport = d.Client.Transport
+	}
+	p := &ledger.Witnesses{Quorum: cfg.LedgerWitnessQuorum}
+	for _, w := range cfg.LedgerWitnesses {
+		u, v, err := witness.Parse(w)
+		if err != nil {
+			return nil, fmt.Errorf("ledger_witnesses: %w", err)
+		}
+		p.List = append(p.List, ledger.Witness{Verifier: v, Cosigner: &witness.Client{URL: u, HTTP: hc}})
+	}
+	if p.Quorum == 0 {
+		p.Quorum = len(p.List)
+	}
+	return p, nil
 }
 
 // discovery is the OIDC discovery client, trusting cfg.OIDCCAFile besides

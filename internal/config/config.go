@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/ledger/witness"
 )
 
 // Config configures `kura serve`.
@@ -75,6 +76,17 @@ type Config struct {
 	// names the log to its verifiers and never changes; default: the
 	// issuer's host and "/ledger".
 	LedgerOrigin string `json:"ledger_origin"`
+	// LedgerWitnesses are C2SP tlog-witness witnesses asked to cosign the
+	// ledger's checkpoints, each "URL VKEY": the witness's submission
+	// prefix and its cosignature verifier key. With any, the published
+	// checkpoint is the latest that LedgerWitnessQuorum of them cosigned.
+	LedgerWitnesses []string `json:"ledger_witnesses"`
+	// LedgerWitnessQuorum is how many witnesses must cosign a checkpoint
+	// before it is published; default all of them.
+	LedgerWitnessQuorum int `json:"ledger_witness_quorum"`
+	// LedgerWitnessInterval is how often the latest checkpoint is sent to
+	// the witnesses (when it grew); default 10s.
+	LedgerWitnessInterval Duration `json:"ledger_witness_interval"`
 
 	// ReleasePolicyStrictTypes evaluates release policies without Key
 	// Vault's leniency, in which {"equals": "true"} is met by the boolean
@@ -115,13 +127,14 @@ func (c Config) RateLimited() bool {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Addr:         "127.0.0.1:8443",
-		DataDir:      "./kura-data",
-		TokenAlg:     "RS256",
-		MaxBodyBytes: 1 << 20,
-		LogLevel:     "info",
-		AttestRate:   Rate{PerClient: 50, Global: 1000},
-		TokenRate:    Rate{PerClient: 10, Global: 200},
+		Addr:                  "127.0.0.1:8443",
+		DataDir:               "./kura-data",
+		TokenAlg:              "RS256",
+		MaxBodyBytes:          1 << 20,
+		LogLevel:              "info",
+		AttestRate:            Rate{PerClient: 50, Global: 1000},
+		LedgerWitnessInterval: Duration(10 * time.Second),
+		TokenRate:             Rate{PerClient: 10, Global: 200},
 	}
 }
 
@@ -204,6 +217,19 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 	fs.BoolVar(&cfg.KeyVaultStrictInputs, "keyvault-strict-inputs", cfg.KeyVaultStrictInputs, "refuse key_ops listed twice and exp before nbf (Key Vault is not documented to)")
 	fs.BoolVar(&cfg.ReleasePolicyStrictTypes, "release-policy-strict-types", cfg.ReleasePolicyStrictTypes, "release policies compare only values of the same JSON type (no Key Vault leniency: \"true\" does not equal true)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "also serve GET /metrics on this address, plain HTTP without authentication (a private network's scraper)")
+	fs.Func("ledger-witness", "a witness that cosigns the ledger's checkpoints: \"URL VKEY\" (repeat the flag for each)", func(v string) error {
+		cfg.LedgerWitnesses = append(cfg.LedgerWitnesses, v)
+		return nil
+	})
+	fs.IntVar(&cfg.LedgerWitnessQuorum, "ledger-witness-quorum", cfg.LedgerWitnessQuorum, "how many ledger witnesses must cosign a checkpoint before it is published (default all)")
+	fs.Func("ledger-witness-interval", "how often the latest ledger checkpoint goes to the witnesses (default 10s)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as \"10s\", got %q", v)
+		}
+		cfg.LedgerWitnessInterval = Duration(d)
+		return nil
+	})
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body size limit")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn, error")
 }
@@ -263,6 +289,23 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 	if v := getenv("KURA_KEYVAULT_RESOURCE"); v != "" {
 		cfg.KeyVaultResource = v
 	}
+	if v := getenv("KURA_LEDGER_WITNESSES"); v != "" {
+		cfg.LedgerWitnesses = strings.Split(v, ",")
+	}
+	if v := getenv("KURA_LEDGER_WITNESS_QUORUM"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("KURA_LEDGER_WITNESS_QUORUM=%q: not an integer", v)
+		}
+		cfg.LedgerWitnessQuorum = n
+	}
+	if v := getenv("KURA_LEDGER_WITNESS_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("KURA_LEDGER_WITNESS_INTERVAL=%q: want a positive duration such as \"10s\"", v)
+		}
+		cfg.LedgerWitnessInterval = Duration(d)
+	}
 	if v := getenv("KURA_TRUST_ROOTS"); v != "" {
 		cfg.TrustRoots = strings.Split(v, ",")
 	}
@@ -306,6 +349,14 @@ func (c Config) Validate() error {
 	for name, r := range map[string]Rate{"attest_rate": c.AttestRate, "token_rate": c.TokenRate} {
 		if r.PerClient < 0 || r.Global < 0 || math.IsNaN(r.PerClient) || math.IsNaN(r.Global) {
 			errs = append(errs, fmt.Errorf("%s: rates are requests per second, 0 (no limit) or more", name))
+		}
+	}
+	if n := len(c.LedgerWitnesses); c.LedgerWitnessQuorum < 0 || c.LedgerWitnessQuorum > n || (n == 0 && c.LedgerWitnessQuorum != 0) {
+		errs = append(errs, fmt.Errorf("ledger_witness_quorum %d: must be 1 to the %d ledger_witnesses (0: all)", c.LedgerWitnessQuorum, n))
+	}
+	for _, w := range c.LedgerWitnesses {
+		if _, _, err := witness.Parse(w); err != nil {
+			errs = append(errs, fmt.Errorf("ledger_witnesses: %w", err))
 		}
 	}
 	if c.MaxBodyBytes < 4096 {

@@ -47,6 +47,8 @@ type Store interface {
 	PutLedgerCheckpoint(ctx context.Context, size int64, signed []byte) error
 	GetLedgerCheckpoint(ctx context.Context, size int64) ([]byte, error)
 	LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, error)
+	PutLedgerCosigned(ctx context.Context, size int64, signed []byte) error
+	LatestLedgerCosigned(ctx context.Context) (int64, []byte, error)
 
 	LedgerACLSize(ctx context.Context) (int64, error)
 	LedgerACLHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
@@ -99,6 +101,10 @@ type Config struct {
 	// ACL, when set, signs the ACL-shaped tree with every checkpoint, for
 	// receipts in Azure Confidential Ledger's shape (acl.go).
 	ACL *ACLKey
+	// Witnesses, when set, cosign checkpoints (witnessing.go): Published
+	// then serves the latest cosigned one, and receipts carry it when it
+	// holds their entry.
+	Witnesses *Witnesses
 }
 
 // Log is the ledger over a Store.
@@ -118,6 +124,9 @@ type Log struct {
 	queue    []*queued
 	leading  bool         // a goroutine is committing batches
 	signedAt atomic.Int64 // when Checkpoint last ran (Unix ns), for Latest's cadence
+
+	wit      witnessState
+	cosigned atomic.Pointer[cosigned] // the latest cosigned checkpoint known here
 }
 
 // New returns the log over st.
@@ -134,7 +143,25 @@ func New(st Store, cfg Config) (*Log, error) {
 	if cfg.Tx == nil {
 		return nil, errors.New("ledger: no transaction runner")
 	}
-	return &Log{cfg: cfg, st: st}, nil
+	l := &Log{cfg: cfg, st: st}
+	if p := cfg.Witnesses; p != nil {
+		if len(p.List) == 0 || p.Quorum < 1 || p.Quorum > len(p.List) {
+			return nil, fmt.Errorf("ledger: a witness quorum of %d of %d witnesses", p.Quorum, len(p.List))
+		}
+		seen := map[string]bool{}
+		for _, w := range p.List {
+			if w.Verifier == nil || w.Cosigner == nil {
+				return nil, errors.New("ledger: a witness without its key or its client")
+			}
+			k := fmt.Sprintf("%s+%08x", w.Verifier.Name(), w.Verifier.KeyHash())
+			if seen[k] {
+				return nil, fmt.Errorf("ledger: witness %s is listed twice", w.Verifier.Name())
+			}
+			seen[k] = true
+		}
+		l.wit.sizes = make([]int64, len(p.List))
+	}
+	return l, nil
 }
 
 // reader reads the committed tree through the hash cache.
@@ -539,7 +566,13 @@ func (l *Log) Receipt(ctx context.Context, seq int64) (Record, []byte, error) {
 	if err != nil {
 		return Record{}, nil, err
 	}
-	t, signed, err := l.covering(ctx, seq+1)
+	var t tlog.Tree
+	var signed []byte
+	if c := l.cosigned.Load(); c != nil && c.tree.N > seq {
+		t, signed = c.tree, c.signed // the strongest proof there is: cosigned
+	} else {
+		t, signed, err = l.covering(ctx, seq+1)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return Record{}, nil, fmt.Errorf("ledger: the tree is incomplete: %v", err)
 	}

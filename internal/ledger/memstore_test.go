@@ -21,6 +21,8 @@ type memStore struct {
 	cps     map[int64][]byte
 	acl     [][32]byte
 	aclSigs map[int64][]byte
+	cosSize int64
+	cos     []byte
 }
 
 func newMem() *memStore { return &memStore{cps: map[int64][]byte{}, aclSigs: map[int64][]byte{}} }
@@ -141,6 +143,31 @@ func (v view) GetLedgerCheckpoint(_ context.Context, size int64) ([]byte, error)
 		return cp, nil
 	}
 	return nil, fmt.Errorf("checkpoint %d: %w", size, store.ErrNotFound)
+}
+
+func (m *memStore) PutLedgerCosigned(ctx context.Context, size int64, signed []byte) error {
+	_, err := locked(m, func(v view) (struct{}, error) { return struct{}{}, v.PutLedgerCosigned(ctx, size, signed) })
+	return err
+}
+
+func (m *memStore) LatestLedgerCosigned(ctx context.Context) (int64, []byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return view{m}.LatestLedgerCosigned(ctx)
+}
+
+func (v view) PutLedgerCosigned(_ context.Context, size int64, signed []byte) error {
+	if v.m.cos == nil || size >= v.m.cosSize {
+		v.m.cosSize, v.m.cos = size, signed
+	}
+	return nil
+}
+
+func (v view) LatestLedgerCosigned(context.Context) (int64, []byte, error) {
+	if v.m.cos == nil {
+		return 0, nil, fmt.Errorf("cosigned checkpoint: %w", store.ErrNotFound)
+	}
+	return v.m.cosSize, v.m.cos, nil
 }
 
 // locked runs f on the view under the lock.

@@ -589,6 +589,9 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	go s.every(ctx, time.Minute, s.refreshKeys)
 	go s.every(ctx, time.Minute, s.maintain)
+	if len(s.cfg.LedgerWitnesses) > 0 {
+		go s.every(ctx, time.Duration(s.cfg.LedgerWitnessInterval), s.witness)
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -628,6 +631,18 @@ func (s *Server) refreshKeys(ctx context.Context) {
 	}
 	if err := svc.Keyring.Refresh(ctx); err != nil {
 		s.log.Error("reload token signing keys", "err", err)
+	}
+}
+
+// witness runs a round of the ledger's witnessing: the latest checkpoint
+// to the witnesses, published once enough cosigned.
+func (s *Server) witness(ctx context.Context) {
+	svc := s.svc.Load()
+	if svc == nil {
+		return
+	}
+	if _, err := svc.Ledger.Witness(ctx); err != nil {
+		s.log.Error("ledger witnesses", "err", err)
 	}
 }
 

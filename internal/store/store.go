@@ -194,6 +194,11 @@ type Ledger interface {
 	PutLedgerCheckpoint(ctx context.Context, size int64, signed []byte) error
 	GetLedgerCheckpoint(ctx context.Context, size int64) ([]byte, error) // ErrNotFound
 	LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, error)   // ErrNotFound when none
+	// PutLedgerCosigned keeps signed (a checkpoint with its witnesses'
+	// cosignatures) as the latest cosigned checkpoint, unless one of a
+	// larger size is kept: one row, replaced as witnesses cosign.
+	PutLedgerCosigned(ctx context.Context, size int64, signed []byte) error
+	LatestLedgerCosigned(ctx context.Context) (int64, []byte, error) // ErrNotFound when none
 
 	// The ACL-shaped tree (Azure Confidential Ledger receipts) over the
 	// same entries, kept by the ledger's integrator: its stored hashes at

@@ -166,6 +166,33 @@ func (s *Store) LatestLedgerCheckpoint(ctx context.Context) (int64, []byte, erro
 	return latestOnce(ctx, s, "ledger_checkpoints")
 }
 
+const ledgerCosignedSchema = `
+CREATE TABLE IF NOT EXISTS ledger_cosigned (
+	id     INTEGER PRIMARY KEY CHECK (id = 1),
+	size   INTEGER NOT NULL,
+	signed BLOB NOT NULL
+);
+`
+
+func (s *Store) PutLedgerCosigned(ctx context.Context, size int64, signed []byte) error {
+	_, err := s.q.ExecContext(ctx, `INSERT INTO ledger_cosigned (id, size, signed) VALUES (1, ?, ?)
+ON CONFLICT (id) DO UPDATE SET size = excluded.size, signed = excluded.signed WHERE excluded.size >= ledger_cosigned.size`, size, signed)
+	if err != nil {
+		return fmt.Errorf("ledger cosigned checkpoint %d: %w", size, err)
+	}
+	return nil
+}
+
+func (s *Store) LatestLedgerCosigned(ctx context.Context) (int64, []byte, error) {
+	var size int64
+	var b []byte
+	err := s.q.QueryRowContext(ctx, `SELECT size, signed FROM ledger_cosigned WHERE id = 1`).Scan(&size, &b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, fmt.Errorf("ledger cosigned checkpoint: %w", store.ErrNotFound)
+	}
+	return size, b, err
+}
+
 const ledgerACLSchema = `
 CREATE TABLE IF NOT EXISTS ledger_acl_hashes (
 	idx  INTEGER PRIMARY KEY,

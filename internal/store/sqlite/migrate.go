@@ -12,7 +12,7 @@ import (
 // user_version. A later change of the schema appends a step to migrations
 // and raises it; a database from a newer kura is refused rather than
 // misread.
-const schemaVersion = 5
+const schemaVersion = 6
 
 // migrations[i] takes a database from version i+1 to i+2.
 var migrations = []string{
@@ -24,8 +24,9 @@ var migrations = []string{
 	`ALTER TABLE principals ADD COLUMN mac BLOB;
 ALTER TABLE access_tokens ADD COLUMN mac BLOB;
 DELETE FROM access_tokens;`,
-	ledgerSchema,    // 3 → 4: the confidential ledger
-	ledgerACLSchema, // 4 → 5: the ledger's ACL-shaped tree, for Azure Confidential Ledger receipts
+	ledgerSchema,         // 3 → 4: the confidential ledger
+	ledgerACLSchema,      // 4 → 5: the ledger's ACL-shaped tree, for Azure Confidential Ledger receipts
+	ledgerCosignedSchema, // 5 → 6: the ledger's latest witness-cosigned checkpoint
 }
 
 // querier is what migrate needs of a connection.
@@ -91,7 +92,7 @@ func migrateTx(ctx context.Context, q querier) error {
 	return nil
 }
 
-const fullSchema = schema + keysSchema + principalsSchema + auditSchema + ledgerSchema + ledgerACLSchema
+const fullSchema = schema + keysSchema + principalsSchema + auditSchema + ledgerSchema + ledgerACLSchema + ledgerCosignedSchema
 
 // checkUnversioned refuses an unversioned database whose tables lack a
 // column of the current schema, naming the first one missing.

@@ -80,6 +80,23 @@ func ledger(t *testing.T, s store.Store) {
 	if _, err := s.GetLedgerCheckpoint(ctx, 7); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("checkpoint never signed: %v", err)
 	}
+	// The cosigned checkpoint: one, replaced by one as large or larger,
+	// never by a smaller one.
+	if _, _, err := s.LatestLedgerCosigned(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("cosigned checkpoint before any: %v", err)
+	}
+	for _, c := range []struct {
+		size int64
+		put  string
+		want string
+	}{{2, "co2", "co2"}, {2, "co2+w", "co2+w"}, {1, "co1", "co2+w"}, {5, "co5", "co5"}} {
+		if err := s.PutLedgerCosigned(ctx, c.size, []byte(c.put)); err != nil {
+			t.Fatalf("cosigned %d: %v", c.size, err)
+		}
+		if n, cp, err := s.LatestLedgerCosigned(ctx); err != nil || string(cp) != c.want || n != int64(c.want[2]-'0') {
+			t.Errorf("after cosigned %d %q: %d %q %v, want %q", c.size, c.put, n, cp, err, c.want)
+		}
+	}
 	// An append in a transaction that rolls back leaves nothing.
 	e2 := store.LedgerEntry{Seq: 2, Collection: "c", Leaf: []byte("leaf2"), Contents: []byte("x"), Salt: make([]byte, 32)}
 	err = s.WithTx(ctx, func(tx store.Store) error {
