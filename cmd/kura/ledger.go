@@ -20,7 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	apiledger "github.com/kura-project/kura/internal/api/ledger"
-	"github.com/kura-project/kura/internal/ledger"
+	"github.com/kura-project/kura/internal/ledger/receipt"
 )
 
 // ledgerCmd is `kura ledger`: fetch the verifier key, the checkpoint or an
@@ -114,7 +114,7 @@ func ledgerVerify(args []string, stdout io.Writer) error {
 		if len(witnesses) == 0 {
 			return "", nil
 		}
-		names, err := ledger.CheckCosignatures(cp, witnesses, *quorum)
+		names, err := receipt.CheckCosignatures(cp, witnesses, *quorum)
 		if err != nil {
 			return "", &exitError{1, err}
 		}
@@ -137,7 +137,7 @@ func ledgerVerify(args []string, stdout io.Writer) error {
 	}
 	if !bytes.HasPrefix(bytes.TrimSpace(eb), []byte("{")) {
 		// A checkpoint (what `kura ledger checkpoint` printed).
-		t, err := ledger.OpenCheckpoint(eb, v.Name(), v)
+		t, err := receipt.OpenCheckpoint(eb, v.Name(), v)
 		if err != nil {
 			return &exitError{1, fmt.Errorf("%s: neither an entry (JSON) nor a checkpoint of %s: %w", fs.Arg(0), v.Name(), err)}
 		}
@@ -160,13 +160,13 @@ func ledgerVerify(args []string, stdout io.Writer) error {
 	var s [32]byte
 	copy(s[:], salt)
 	// The origin is the key's: a receipt of another log does not verify.
-	leaf, tree, err := ledger.VerifyReceipt([]byte(e.Receipt), v.Name(), v, contents, s)
+	leaf, tree, err := receipt.Verify([]byte(e.Receipt), v.Name(), v, contents, s)
 	if err != nil {
 		return &exitError{1, err}
 	}
 	var tp proof.TLogProof
 	if err := tp.Unmarshal([]byte(e.Receipt)); err != nil {
-		return &exitError{1, err} // VerifyReceipt read it: not reached
+		return &exitError{1, err} // receipt.Verify read it: not reached
 	}
 	co, err := cosigned(tp.Checkpoint)
 	if err != nil {

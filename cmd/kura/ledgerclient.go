@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/kura-project/kura/internal/ledger"
+	"github.com/kura-project/kura/internal/ledger/receipt"
 )
 
 // The ledger commands that speak the Azure Confidential Ledger API
@@ -162,7 +163,7 @@ func ledgerTail(ctx context.Context, c *client, keyFile string, every time.Durat
 		if err != nil {
 			return err
 		}
-		t, err := ledger.OpenCheckpoint(signed, v.Name(), v)
+		t, err := receipt.OpenCheckpoint(signed, v.Name(), v)
 		if err != nil {
 			return fmt.Errorf("the server's checkpoint: %w", err)
 		}
@@ -237,7 +238,7 @@ func printLeaves(ctx context.Context, tc *tileClient, hr tlog.HashReader, from, 
 			if tlog.RecordHash(leaf) != hs[0] {
 				return false, fmt.Errorf("entry %d of the bundle is not the tree's leaf %d", seq, seq)
 			}
-			l, err := ledger.ParseLeaf(leaf)
+			l, err := receipt.ParseLeaf(leaf)
 			if err != nil || int64(l.Seq) != seq {
 				return false, fmt.Errorf("entry %d: %v", seq, err)
 			}

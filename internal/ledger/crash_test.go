@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/ledger"
+	"github.com/kura-project/kura/internal/ledger/receipt"
 	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store"
 	"github.com/kura-project/kura/internal/store/sqlite"
@@ -221,7 +222,7 @@ func checkAfterCrash(t *testing.T, dir string, acked, runAcked map[int64]string,
 		}
 	}
 	if lastCP != nil {
-		before, err := ledger.OpenCheckpoint(lastCP, crashOrigin, key.Verifier)
+		before, err := receipt.OpenCheckpoint(lastCP, crashOrigin, key.Verifier)
 		if err != nil {
 			t.Fatalf("run %d: the last checkpoint before the kill: %v", run, err)
 		}
@@ -229,7 +230,7 @@ func checkAfterCrash(t *testing.T, dir string, acked, runAcked map[int64]string,
 		if before.N > 0 && err != nil {
 			t.Fatalf("run %d: consistency %d → %d: %v", run, before.N, tree.N, err)
 		}
-		if err := ledger.VerifyConsistency(lastCP, signed, p, crashOrigin, key.Verifier); before.N > 0 && err != nil {
+		if err := receipt.VerifyConsistency(lastCP, signed, p, crashOrigin, key.Verifier); before.N > 0 && err != nil {
 			t.Fatalf("run %d: the tree after the kill does not extend the checkpoint before it: %v", run, err)
 		}
 	}
@@ -243,18 +244,18 @@ func checkAfterCrash(t *testing.T, dir string, acked, runAcked map[int64]string,
 		if seq < tree.N-64 && seq%97 != 0 {
 			continue
 		}
-		rec, receipt, err := l.Receipt(ctx, seq)
+		rec, rcpt, err := l.Receipt(ctx, seq)
 		if err != nil {
-			t.Fatalf("run %d: receipt of entry %d: %v", run, seq, err)
+			t.Fatalf("run %d: rcpt of entry %d: %v", run, seq, err)
 		}
 		if hex.EncodeToString(rec.Leaf.Commitment[:]) != c {
 			t.Fatalf("run %d: entry %d is not the one acknowledged", run, seq)
 		}
-		if _, _, err := ledger.VerifyReceipt(receipt, crashOrigin, key.Verifier, rec.Contents, rec.Salt); err != nil {
-			t.Fatalf("run %d: receipt of entry %d: %v", run, seq, err)
+		if _, _, err := receipt.Verify(rcpt, crashOrigin, key.Verifier, rec.Contents, rec.Salt); err != nil {
+			t.Fatalf("run %d: rcpt of entry %d: %v", run, seq, err)
 		}
 		if _, _, err := l.ACLReceipt(ctx, seq); err != nil {
-			t.Fatalf("run %d: ACL receipt of entry %d: %v", run, seq, err)
+			t.Fatalf("run %d: ACL rcpt of entry %d: %v", run, seq, err)
 		}
 	}
 }

@@ -1,9 +1,11 @@
 // Package ledger is kura's confidential ledger: an append-only RFC 9162
 // (RFC 6962 hashing) Merkle log of entries, each a leaf that commits to
-// its contents under a salt of its own (leaf.go); signed C2SP checkpoints
+// its contents under a salt of its own; signed C2SP checkpoints
 // (checkpoint.go); inclusion receipts in the c2sp.org/tlog-proof form and
 // consistency proofs, both verifiable offline with nothing but the log's
-// origin and verifier key (verify.go).
+// origin and verifier key (the leaf format and the verifiers are package
+// receipt, which links nothing of the server); witnesses' cosignatures
+// (witnessing.go).
 //
 // The logic is written once over Store, which a storage engine implements
 // (sequencing is fenced by the tree size there, so two appenders can never
@@ -26,13 +28,14 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/kura-project/kura/internal/fault"
+	"github.com/kura-project/kura/internal/ledger/receipt"
 	"github.com/kura-project/kura/internal/store"
 )
 
 // Record is one entry as stored: its leaf, its contents and the salt of
 // its commitment.
 type Record struct {
-	Leaf     Leaf
+	Leaf     receipt.Leaf
 	Contents []byte
 	Salt     [32]byte
 }
@@ -73,7 +76,7 @@ func entry(r Record) (store.LedgerEntry, error) {
 // record reads a stored entry; the store is untrusted, so what it says of
 // the entry must agree with the leaf (which the tree authenticates).
 func record(e store.LedgerEntry) (Record, error) {
-	leaf, err := ParseLeaf(e.Leaf)
+	leaf, err := receipt.ParseLeaf(e.Leaf)
 	if err != nil {
 		return Record{}, fmt.Errorf("ledger entry %d: %w", e.Seq, err)
 	}
@@ -82,7 +85,7 @@ func record(e store.LedgerEntry) (Record, error) {
 	}
 	r := Record{Leaf: leaf, Contents: e.Contents}
 	copy(r.Salt[:], e.Salt)
-	if Commit(r.Salt, r.Contents) != leaf.Commitment {
+	if receipt.Commit(r.Salt, r.Contents) != leaf.Commitment {
 		return Record{}, fmt.Errorf("ledger entry %d: the stored contents are not the ones its leaf commits to", e.Seq)
 	}
 	return r, nil
@@ -283,7 +286,7 @@ type item struct {
 }
 
 func checkCollection(c string) error {
-	if _, err := (Leaf{Collection: c}).Marshal(); err != nil {
+	if _, err := (receipt.Leaf{Collection: c}).Marshal(); err != nil {
 		return fault.Bad("collectionId", "%v", err)
 	}
 	return nil
@@ -309,7 +312,7 @@ func (l *Log) appendBatch(ctx context.Context, tx Store, items []item) ([]Record
 		rec := Record{Contents: it.contents}
 		copy(rec.Salt[:], salts[32*i:])
 		seq := n + int64(i)
-		rec.Leaf = Leaf{Seq: uint64(seq), Time: now, Collection: it.collection, Commitment: Commit(rec.Salt, it.contents)}
+		rec.Leaf = receipt.Leaf{Seq: uint64(seq), Time: now, Collection: it.collection, Commitment: receipt.Commit(rec.Salt, it.contents)}
 		if es[i], err = entry(rec); err != nil {
 			return nil, nil, err
 		}
@@ -444,7 +447,7 @@ func (l *Log) checkpoint(ctx context.Context, ifDue bool, need int64) (tlog.Tree
 	stored := err == nil
 	switch {
 	case err == nil:
-		got, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
+		got, err := receipt.OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
 		if err != nil || got != t {
 			return t, nil, fmt.Errorf("%w: the stored checkpoint of size %d is not the log's for this tree", ErrFork, t.N)
 		}
@@ -504,7 +507,7 @@ func (l *Log) stored(ctx context.Context) (tlog.Tree, []byte, error) {
 	if err != nil {
 		return tlog.Tree{}, nil, err
 	}
-	t, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
+	t, err := receipt.OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
 	if err != nil || t.N != size {
 		return tlog.Tree{}, nil, fmt.Errorf("%w: the stored checkpoint of size %d does not verify", ErrFork, size)
 	}
@@ -559,7 +562,7 @@ func (l *Log) extends(ctx context.Context, base, t tlog.Tree) error {
 
 // Receipt is entry seq with its c2sp.org/tlog-proof: the inclusion proof
 // in the current tree, that tree's signed checkpoint, and the leaf as the
-// proof's extra data. With the entry's contents and salt, VerifyReceipt
+// proof's extra data. With the entry's contents and salt, receipt.Verify
 // checks it offline.
 func (l *Log) Receipt(ctx context.Context, seq int64) (Record, []byte, error) {
 	rec, err := l.get(ctx, seq)

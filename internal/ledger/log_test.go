@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/kura-project/kura/internal/ledger/receipt"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -60,34 +61,34 @@ func TestReceipts(t *testing.T) {
 		recs = append(recs, r)
 	}
 	for _, seq := range []int64{0, 1, 17, 31, 36} {
-		rec, receipt, err := l.Receipt(ctx, seq)
+		rec, rcpt, err := l.Receipt(ctx, seq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		leaf, tree, err := VerifyReceipt(receipt, origin, v, rec.Contents, rec.Salt)
+		leaf, tree, err := receipt.Verify(rcpt, origin, v, rec.Contents, rec.Salt)
 		if err != nil || leaf.Seq != uint64(seq) || tree.N != 37 || leaf.Collection != recs[seq].Leaf.Collection {
 			t.Fatalf("receipt %d: %v (%+v, %d)", seq, err, leaf, tree.N)
 		}
-		if !strings.HasPrefix(string(receipt), "c2sp.org/tlog-proof@v1\nextra ") {
-			t.Errorf("receipt %d is not a c2sp.org/tlog-proof: %.60q", seq, receipt)
+		if !strings.HasPrefix(string(rcpt), "c2sp.org/tlog-proof@v1\nextra ") {
+			t.Errorf("receipt %d is not a c2sp.org/tlog-proof: %.60q", seq, rcpt)
 		}
 		other := recs[(seq+1)%37]
-		if _, _, err := VerifyReceipt(receipt, origin, v, other.Contents, rec.Salt); err == nil {
+		if _, _, err := receipt.Verify(rcpt, origin, v, other.Contents, rec.Salt); err == nil {
 			t.Errorf("receipt %d verified other contents", seq)
 		}
-		if _, _, err := VerifyReceipt(receipt, origin, v, rec.Contents, other.Salt); err == nil {
+		if _, _, err := receipt.Verify(rcpt, origin, v, rec.Contents, other.Salt); err == nil {
 			t.Errorf("receipt %d verified with another salt", seq)
 		}
-		if _, _, err := VerifyReceipt(receipt, "other.test/ledger", v, rec.Contents, rec.Salt); err == nil {
+		if _, _, err := receipt.Verify(rcpt, "other.test/ledger", v, rec.Contents, rec.Salt); err == nil {
 			t.Errorf("receipt %d verified for another origin", seq)
 		}
 		_, vkey2, _ := note.GenerateKey(rand.Reader, origin)
 		v2, _ := note.NewVerifier(vkey2)
-		if _, _, err := VerifyReceipt(receipt, origin, v2, rec.Contents, rec.Salt); err == nil {
+		if _, _, err := receipt.Verify(rcpt, origin, v2, rec.Contents, rec.Salt); err == nil {
 			t.Errorf("receipt %d verified with another log's key", seq)
 		}
 		// Flip one byte in each line of the proof: nothing still verifies.
-		lines := strings.SplitAfter(string(receipt), "\n")
+		lines := strings.SplitAfter(string(rcpt), "\n")
 		for i, line := range lines {
 			if len(line) < 8 || i == 0 {
 				continue
@@ -96,7 +97,7 @@ func TestReceipts(t *testing.T) {
 			b := []byte(line)
 			b[len(b)/2] ^= 0x01
 			bad[i] = string(b)
-			if _, _, err := VerifyReceipt([]byte(strings.Join(bad, "")), origin, v, rec.Contents, rec.Salt); err == nil {
+			if _, _, err := receipt.Verify([]byte(strings.Join(bad, "")), origin, v, rec.Contents, rec.Salt); err == nil {
 				t.Errorf("receipt %d verified with line %d altered: %q", seq, i, line)
 			}
 		}
@@ -145,10 +146,10 @@ func TestAgreesWithTransparencyDev(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyConsistency(old, newer, cp, origin, v); err != nil {
+	if err := receipt.VerifyConsistency(old, newer, cp, origin, v); err != nil {
 		t.Fatal(err)
 	}
-	oldTree, _ := OpenCheckpoint(old, origin, v)
+	oldTree, _ := receipt.OpenCheckpoint(old, origin, v)
 	hashes := make([][]byte, len(cp))
 	for i := range cp {
 		hashes[i] = cp[i][:]
@@ -156,7 +157,7 @@ func TestAgreesWithTransparencyDev(t *testing.T) {
 	if err := proof.VerifyConsistency(h, 10, uint64(tree.N), hashes, oldTree.Hash[:], tree.Hash[:]); err != nil {
 		t.Errorf("transparency-dev/merkle refuses the consistency proof: %v", err)
 	}
-	if err := VerifyConsistency(newer, old, cp, origin, v); err == nil {
+	if err := receipt.VerifyConsistency(newer, old, cp, origin, v); err == nil {
 		t.Error("a consistency proof verified backwards")
 	}
 	if _, err := l.Consistency(ctx, 0, 5); err == nil {
@@ -192,55 +193,17 @@ func TestConcurrentAppends(t *testing.T) {
 		t.Fatalf("%d distinct sequence numbers for 64 appends", len(seen))
 	}
 	for seq := range int64(64) {
-		rec, receipt, err := l.Receipt(ctx, seq)
+		rec, rcpt, err := l.Receipt(ctx, seq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := VerifyReceipt(receipt, origin, v, rec.Contents, rec.Salt); err != nil {
+		if _, _, err := receipt.Verify(rcpt, origin, v, rec.Contents, rec.Salt); err != nil {
 			t.Fatalf("entry %d: %v", seq, err)
 		}
 	}
 	if err := m.AppendLedger(ctx, []store.LedgerEntry{{Seq: 3}}, nil); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("an append out of sequence: %v", err)
 	}
-}
-
-func TestLeafRoundTrip(t *testing.T) {
-	l := Leaf{Seq: 42, Time: time.UnixMilli(1_800_000_000_123).UTC(), Collection: "keys", Commitment: [32]byte{1}, Claims: [32]byte{2}}
-	b, err := l.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := ParseLeaf(b)
-	if err != nil || got != l {
-		t.Fatalf("round trip: %+v %v", got, err)
-	}
-	for _, bad := range [][]byte{nil, []byte("ledger/v2\n"), b[:len(b)-1], append(append([]byte(nil), b...), 0)} {
-		if _, err := ParseLeaf(bad); err == nil {
-			t.Errorf("ParseLeaf(%q) accepted", bad)
-		}
-	}
-	if _, err := (Leaf{Collection: strings.Repeat("x", MaxCollection+1)}).Marshal(); err == nil {
-		t.Error("an overlong collection id was marshalled")
-	}
-}
-
-// FuzzParseLeaf: ParseLeaf never panics and what it accepts marshals
-// back to the same bytes.
-func FuzzParseLeaf(f *testing.F) {
-	b, _ := Leaf{Seq: 1, Time: time.UnixMilli(5).UTC(), Collection: "c"}.Marshal()
-	f.Add(b)
-	f.Add([]byte("ledger/v1\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		l, err := ParseLeaf(data)
-		if err != nil {
-			return
-		}
-		back, err := l.Marshal()
-		if err != nil || string(back) != string(data) {
-			t.Fatalf("accepted %x, marshals to %x (%v)", data, back, err)
-		}
-	})
 }
 
 // TestNoSignatureOverAFork: a tree rewritten in the store (a leaf and its
@@ -325,7 +288,7 @@ func TestCheckpointsUnderConcurrency(t *testing.T) {
 				} else {
 					var signed []byte
 					if _, signed, err = l.Checkpoint(ctx); err == nil {
-						_, err = OpenCheckpoint(signed, origin, v)
+						_, err = receipt.OpenCheckpoint(signed, origin, v)
 					}
 				}
 				if err != nil {
@@ -360,7 +323,7 @@ func warmAfterRewrite(t *testing.T, l *Log, at int64) {
 	// From memory, the receipt is of the entry as it was appended; from
 	// the store, it is refused.
 	if rec, _, err := l.Receipt(ctx, at); err == nil && string(rec.Contents) == "forged" {
-		t.Errorf("a receipt for the rewritten entry %d", at)
+		t.Errorf("a rcpt for the rewritten entry %d", at)
 	} else if err != nil && !errors.Is(err, ErrFork) {
 		t.Errorf("receipt of the rewritten entry %d: %v", at, err)
 	}
@@ -392,7 +355,7 @@ func rewrite(t *testing.T, m *memStore, at int) {
 		}
 		if i == at {
 			r.Contents = []byte("forged")
-			r.Leaf.Commitment = Commit(r.Salt, r.Contents)
+			r.Leaf.Commitment = receipt.Commit(r.Salt, r.Contents)
 		}
 		fe, _ := entry(r)
 		hs, err := tlog.StoredHashes(int64(i), fe.Leaf, reader{ctx, forged})

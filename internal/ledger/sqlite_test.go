@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/ledger"
+	"github.com/kura-project/kura/internal/ledger/receipt"
 	"github.com/kura-project/kura/internal/seal"
 	"github.com/kura-project/kura/internal/store"
 	"github.com/kura-project/kura/internal/store/sqlite"
@@ -62,11 +63,11 @@ func TestOnSQLite(t *testing.T) {
 		t.Fatalf("tree: %d %v", tree.N, err)
 	}
 	for seq := range int64(50) {
-		rec, receipt, err := l.Receipt(ctx, seq)
+		rec, rcpt, err := l.Receipt(ctx, seq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := ledger.VerifyReceipt(receipt, origin, key.Verifier, rec.Contents, rec.Salt); err != nil {
+		if _, _, err := receipt.Verify(rcpt, origin, key.Verifier, rec.Contents, rec.Salt); err != nil {
 			t.Fatalf("entry %d: %v", seq, err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/kura-project/kura/internal/fault"
+	"github.com/kura-project/kura/internal/ledger/receipt"
 )
 
 // tileReader is x/mod/sumdb/tlog's client view of the log's tiles.
@@ -53,7 +54,7 @@ func TestTiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tree, err := OpenCheckpoint(signed, origin, v)
+		tree, err := receipt.OpenCheckpoint(signed, origin, v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +88,7 @@ func TestTiles(t *testing.T) {
 				if tlog.RecordHash(leaf) != leaves[n*256+int64(i)] {
 					t.Fatalf("size %d: entry %d of the bundle is not the tree's leaf", size, n*256+int64(i))
 				}
-				if lf, err := ParseLeaf(leaf); err != nil || lf.Seq != uint64(n*256)+uint64(i) {
+				if lf, err := receipt.ParseLeaf(leaf); err != nil || lf.Seq != uint64(n*256)+uint64(i) {
 					t.Fatalf("size %d: entry %d: %v", size, n*256+int64(i), err)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/kura-project/kura/internal/ledger/receipt"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -193,11 +194,11 @@ var errPolicy = errors.New("ledger: the cosignatures do not meet the witness pol
 // (ErrFork if not), and valid cosignatures of at least Quorum of the
 // configured witnesses (errPolicy if not).
 func (l *Log) openCosigned(signed []byte) (tlog.Tree, error) {
-	t, err := OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
+	t, err := receipt.OpenCheckpoint(signed, l.cfg.Origin, l.cfg.Verifier)
 	if err != nil {
 		return tlog.Tree{}, fmt.Errorf("%w: a cosigned checkpoint: %v", ErrFork, err)
 	}
-	if _, err := CheckCosignatures(signed, l.cfg.Witnesses.verifiers(), l.cfg.Witnesses.Quorum); err != nil {
+	if _, err := receipt.CheckCosignatures(signed, l.cfg.Witnesses.verifiers(), l.cfg.Witnesses.Quorum); err != nil {
 		return tlog.Tree{}, fmt.Errorf("%w: %v", errPolicy, err)
 	}
 	return t, nil
@@ -209,36 +210,6 @@ func (p *Witnesses) verifiers() []note.Verifier {
 		vs[i] = w.Verifier
 	}
 	return vs
-}
-
-// CheckCosignatures checks that a checkpoint carries valid cosignatures
-// of at least quorum of witnesses (a signature by one of them that does
-// not verify is an error) and returns their names. It does not check the
-// log's own signature (OpenCheckpoint does).
-func CheckCosignatures(signed []byte, witnesses []note.Verifier, quorum int) ([]string, error) {
-	if quorum < 1 || quorum > len(witnesses) {
-		return nil, fmt.Errorf("ledger: a quorum of %d of %d witnesses", quorum, len(witnesses))
-	}
-	n, err := note.Open(signed, note.VerifierList(witnesses...))
-	var unverified *note.UnverifiedNoteError
-	if errors.As(err, &unverified) {
-		return nil, fmt.Errorf("ledger: the checkpoint carries no cosignature by the %d witnesses (%d needed)", len(witnesses), quorum)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ledger: the checkpoint's cosignatures: %w", err)
-	}
-	var names []string
-	seen := map[string]bool{}
-	for _, s := range n.Sigs {
-		if k := fmt.Sprintf("%s+%08x", s.Name, s.Hash); !seen[k] {
-			seen[k] = true
-			names = append(names, s.Name)
-		}
-	}
-	if len(names) < quorum {
-		return names, fmt.Errorf("ledger: the checkpoint carries cosignatures by %d of the witnesses (%s), %d needed", len(names), strings.Join(names, ", "), quorum)
-	}
-	return names, nil
 }
 
 // loadCosigned reads the stored cosigned checkpoint, verified, into the

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/kura-project/kura/internal/ledger/receipt"
 	"github.com/kura-project/kura/internal/ledger/witness"
 )
 
@@ -54,7 +55,7 @@ func (w *testWitness) AddCheckpoint(_ context.Context, old int64, proof tlog.Tre
 	if w.down != nil {
 		return nil, w.down
 	}
-	t, err := OpenCheckpoint(cp, w.logV.Name(), w.logV)
+	t, err := receipt.OpenCheckpoint(cp, w.logV.Name(), w.logV)
 	if err != nil {
 		return nil, fmt.Errorf("403: %v", err)
 	}
@@ -158,16 +159,16 @@ func TestWitnessing(t *testing.T) {
 	if err != nil || len(n.Sigs) != 3 {
 		t.Fatalf("the published checkpoint with the log's and witnesses' keys: %v %+v", err, n)
 	}
-	if names, err := CheckCosignatures(cp, []note.Verifier{w1.signer.Verifier(), w2.signer.Verifier()}, 2); err != nil || len(names) != 2 {
+	if names, err := receipt.CheckCosignatures(cp, []note.Verifier{w1.signer.Verifier(), w2.signer.Verifier()}, 2); err != nil || len(names) != 2 {
 		t.Errorf("cosignatures: %v %v", names, err)
 	}
 	// A receipt of an entry the cosigned checkpoint holds carries it.
-	rec, receipt, err := l.Receipt(ctx, 1)
-	if err != nil || !bytes.Contains(receipt, []byte("— w2.example/w ")) {
-		t.Fatalf("receipt: %v\n%s", err, receipt)
+	rec, rcpt, err := l.Receipt(ctx, 1)
+	if err != nil || !bytes.Contains(rcpt, []byte("— w2.example/w ")) {
+		t.Fatalf("receipt: %v\n%s", err, rcpt)
 	}
-	if _, _, err := VerifyReceipt(receipt, origin, v, rec.Contents, rec.Salt); err != nil {
-		t.Errorf("the cosigned receipt: %v", err)
+	if _, _, err := receipt.Verify(rcpt, origin, v, rec.Contents, rec.Salt); err != nil {
+		t.Errorf("the cosigned rcpt: %v", err)
 	}
 
 	// Nothing new: the witnesses are not asked again.
@@ -338,13 +339,13 @@ func TestWitnessPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	vs := []note.Verifier{w1.signer.Verifier(), w2.signer.Verifier()}
-	if _, err := CheckCosignatures(m.cos, vs, 2); err == nil || !strings.Contains(err.Error(), "1 of the witnesses") {
+	if _, err := receipt.CheckCosignatures(m.cos, vs, 2); err == nil || !strings.Contains(err.Error(), "1 of the witnesses") {
 		t.Errorf("1 cosignature, 2 needed: %v", err)
 	}
-	if _, err := CheckCosignatures(m.cos, vs[1:], 1); err == nil || !strings.Contains(err.Error(), "no cosignature") {
+	if _, err := receipt.CheckCosignatures(m.cos, vs[1:], 1); err == nil || !strings.Contains(err.Error(), "no cosignature") {
 		t.Errorf("none by the witness asked for: %v", err)
 	}
-	if _, err := CheckCosignatures(m.cos, vs, 3); err == nil {
+	if _, err := receipt.CheckCosignatures(m.cos, vs, 3); err == nil {
 		t.Error("a quorum over the list: accepted")
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	apiledger "github.com/kura-project/kura/internal/api/ledger"
-	"github.com/kura-project/kura/internal/ledger"
+	"github.com/kura-project/kura/internal/ledger/receipt"
 )
 
 // TestLedgerRecordsChanges: an audited change (here a key created and a
@@ -39,12 +39,12 @@ func TestLedgerRecordsChanges(t *testing.T) {
 	if after.N != before.N+1 {
 		t.Fatalf("the ledger grew by %d for one key created", after.N-before.N)
 	}
-	rec, receipt, err := svc.Ledger.Receipt(ctx, after.N-1)
+	rec, rcpt, err := svc.Ledger.Receipt(ctx, after.N-1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := svc.LedgerKey.Verifier
-	leaf, tree, err := ledger.VerifyReceipt(receipt, svc.LedgerKey.Verifier.Name(), v, rec.Contents, rec.Salt)
+	leaf, tree, err := receipt.Verify(rcpt, svc.LedgerKey.Verifier.Name(), v, rec.Contents, rec.Salt)
 	if err != nil || tree.N != after.N || leaf.Collection != "kura-audit" {
 		t.Fatalf("receipt: %v (%d, %q)", err, tree.N, leaf.Collection)
 	}
@@ -91,7 +91,7 @@ func TestLedgerRoutes(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("checkpoint: %d %s", code, older)
 	}
-	oldTree, err := ledger.OpenCheckpoint(older, origin, v)
+	oldTree, err := receipt.OpenCheckpoint(older, origin, v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestLedgerRoutes(t *testing.T) {
 	}
 	r.clk.t = r.clk.t.Add(2 * time.Second)
 	_, newer, _ := r.do("GET", "/kura/v1/ledger/checkpoint", nil)
-	newTree, err := ledger.OpenCheckpoint(newer, origin, v)
+	newTree, err := receipt.OpenCheckpoint(newer, origin, v)
 	if err != nil || newTree.N != oldTree.N+1 {
 		t.Fatalf("checkpoint after a change: %d → %d, %v", oldTree.N, newTree.N, err)
 	}
@@ -128,8 +128,8 @@ func TestLedgerRoutes(t *testing.T) {
 	saltB, _ := hex.DecodeString(e.Salt)
 	var salt [32]byte
 	copy(salt[:], saltB)
-	if _, _, err := ledger.VerifyReceipt([]byte(e.Receipt), origin, v, contents, salt); err != nil || !strings.Contains(string(contents), "key.create") {
-		t.Errorf("the entry's receipt: %v (%s)", err, contents)
+	if _, _, err := receipt.Verify([]byte(e.Receipt), origin, v, contents, salt); err != nil || !strings.Contains(string(contents), "key.create") {
+		t.Errorf("the entry's rcpt: %v (%s)", err, contents)
 	}
 	code, proofText, _ := r.do("GET", fmt.Sprintf("/kura/v1/ledger/consistency?from=%d&to=%d", oldTree.N, newTree.N), nil, "Authorization", "Bearer "+auditor)
 	if code != 200 {
@@ -142,7 +142,7 @@ func TestLedgerRoutes(t *testing.T) {
 		copy(h[:], b)
 		p = append(p, h)
 	}
-	if err := ledger.VerifyConsistency(older, newer, p, origin, v); err != nil {
+	if err := receipt.VerifyConsistency(older, newer, p, origin, v); err != nil {
 		t.Errorf("consistency proof: %v", err)
 	}
 	for _, bad := range []string{"/kura/v1/ledger/entries/x", "/kura/v1/ledger/entries/999999", "/kura/v1/ledger/consistency?from=0&to=1", "/kura/v1/ledger/consistency?from=a"} {
@@ -224,7 +224,7 @@ func TestLedgerTiles(t *testing.T) {
 	}
 	r.clk.t = r.clk.t.Add(2 * time.Second)
 	_, cp, _ := r.do("GET", "/kura/v1/ledger/checkpoint", nil)
-	tree, err := ledger.OpenCheckpoint(cp, v.Name(), v)
+	tree, err := receipt.OpenCheckpoint(cp, v.Name(), v)
 	if err != nil || tree.N < 5 {
 		t.Fatalf("checkpoint: %v (%d entries)", err, tree.N)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/kura-project/kura/internal/auth"
 	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/ledger"
+	"github.com/kura-project/kura/internal/ledger/receipt"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -146,8 +147,8 @@ func collection(r *http.Request, writing bool) (string, error) {
 	if c == "" {
 		return DefaultCollection, nil
 	}
-	if len(c) > ledger.MaxCollection || !utf8.ValidString(c) {
-		return "", fault.Bad("collectionId", "at most %d bytes of UTF-8", ledger.MaxCollection)
+	if len(c) > receipt.MaxCollection || !utf8.ValidString(c) {
+		return "", fault.Bad("collectionId", "at most %d bytes of UTF-8", receipt.MaxCollection)
 	}
 	if writing && system(c) {
 		return "", fault.Bad("collectionId", "collections named kura-* are kura's own (%s holds the audit records); choose another name", audit.LedgerCollection)

@@ -1,4 +1,4 @@
-package ledger
+package receipt
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,9 @@
-package ledger
+// Package receipt is what verifies kura's ledger offline, with nothing
+// but the log's origin and verifier key: the leaf format (leaf.go),
+// signed checkpoints, c2sp.org/tlog-proof receipts and consistency proofs
+// (verify.go), and witnesses' cosignatures (cosignatures.go). It links
+// nothing of the server, so the agent and third-party verifiers use it.
+package receipt
 
 import (
 	"crypto/subtle"
@@ -10,11 +15,11 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// VerifyReceipt checks a c2sp.org/tlog-proof receipt offline: the
+// Verify checks a c2sp.org/tlog-proof receipt offline: the
 // checkpoint is signed by the log (origin, verifier), the leaf in the
 // proof's extra data is included in that tree at the proof's index, and it
 // commits to contents under salt. It returns the leaf and the tree.
-func VerifyReceipt(receipt []byte, origin string, verifier note.Verifier, contents []byte, salt [32]byte) (Leaf, tlog.Tree, error) {
+func Verify(receipt []byte, origin string, verifier note.Verifier, contents []byte, salt [32]byte) (Leaf, tlog.Tree, error) {
 	var p proof.TLogProof
 	if err := p.Unmarshal(receipt); err != nil {
 		return Leaf{}, tlog.Tree{}, fmt.Errorf("ledger: receipt: %w", err)
