@@ -37,6 +37,7 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	simDebug := fs.Bool("sim-debug", false, "with --sim: simulate a debuggable guest")
 	enc := fs.String("enc", "", "release wrapping: CKM_RSA_AES_KEY_WRAP (default), RSA_AES_KEY_WRAP_256, RSA_AES_KEY_WRAP_384")
 	data := fs.String("sim-data", "", "with --sim: the data directory holding the simulated root (default: --data)")
+	ledgerKeyFile := fs.String("ledger-key", "", "the ledger's verifier key (what `kura ledger key` prints), pinned: each release must be proved on that ledger (default: fetched from kura over TLS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +69,14 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *clientID == "" || secret == "" {
 		return &exitError{2, errors.New("agent needs --client-id and a client secret (--client-secret-file or KURA_CLIENT_SECRET)")}
 	}
+	var ledgerKey string
+	if *ledgerKeyFile != "" {
+		b, err := os.ReadFile(*ledgerKeyFile)
+		if err != nil {
+			return err
+		}
+		ledgerKey = string(b)
+	}
 	c, err := mk()
 	if err != nil {
 		return err
@@ -85,7 +94,7 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	ag, err := agent.New(agent.Config{URL: c.url, HTTP: c.http, ClientID: *clientID, ClientSecret: secret, Keys: refs,
-		Enc: *enc, Source: src, OutDir: *out, Socket: *socket, Log: newLogger(stderr, "info")})
+		Enc: *enc, Source: src, OutDir: *out, Socket: *socket, Log: newLogger(stderr, "info"), LedgerKey: ledgerKey})
 	if err != nil {
 		return &exitError{2, err}
 	}

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kura-project/kura/internal/agent/evidence"
 	"github.com/kura-project/kura/internal/skr"
@@ -71,6 +72,10 @@ type Config struct {
 	OutDir       string // files: one per key, mode 0600 (use a tmpfs)
 	Socket       string // or/and: a Unix socket serving GET /keys/NAME
 	Log          *slog.Logger
+	// LedgerKey is the ledger's verifier key (note text form, what `kura
+	// ledger key` prints), pinned; empty: fetched from kura over the TLS
+	// channel the agent trusts, once per process.
+	LedgerKey string
 	// Now and Wait are the clock; Wait returns false when ctx ends first.
 	// Defaults: time.Now and a timer.
 	Now  func() time.Time
@@ -101,6 +106,9 @@ type Agent struct {
 
 	mu   sync.RWMutex
 	keys map[string]*Released
+
+	ledgerMu sync.Mutex
+	ledger   note.Verifier // the ledger's key, once known
 }
 
 // New returns an agent.
@@ -130,7 +138,15 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Wait = waitTimer
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
-	return &Agent{cfg: cfg, keys: map[string]*Released{}}, nil
+	ag := &Agent{cfg: cfg, keys: map[string]*Released{}}
+	if cfg.LedgerKey != "" {
+		v, err := note.NewVerifier(strings.TrimSpace(cfg.LedgerKey))
+		if err != nil {
+			return nil, fmt.Errorf("ledger key: %w", err)
+		}
+		ag.ledger = v
+	}
+	return ag, nil
 }
 
 // Run releases the keys; with once it returns after the first round (init
@@ -259,22 +275,34 @@ func randHex(n int) string {
 }
 
 func (a *Agent) post(ctx context.Context, path, ctype, bearer string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.URL+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
+	b, _, err := a.send(ctx, http.MethodPost, path, ctype, bearer, body)
+	return b, err
+}
+
+// send makes a request to kura and returns the body and headers of a 200.
+func (a *Agent) send(ctx context.Context, method, path, ctype, bearer string, body []byte) ([]byte, http.Header, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
-	req.Header.Set("Content-Type", ctype)
+	req, err := http.NewRequestWithContext(ctx, method, a.cfg.URL+path, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	resp, err := a.cfg.HTTP.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
@@ -283,11 +311,11 @@ func (a *Agent) post(ctx context.Context, path, ctype, bearer string, body []byt
 			} `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return nil, &ServerError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+			return nil, nil, &ServerError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
 		}
-		return nil, &ServerError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+		return nil, nil, &ServerError{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
 	}
-	return b, nil
+	return b, resp.Header, nil
 }
 
 // ServerError is an error answer from kura.
@@ -420,7 +448,7 @@ func (a *Agent) release(ctx context.Context, access, token, nonce, teeKid string
 		path += "/" + url.PathEscape(k.Version)
 	}
 	body, _ := json.Marshal(map[string]string{"target": token, "nonce": nonce, "enc": a.cfg.Enc})
-	resp, err := a.post(ctx, path+"/release?api-version=2025-07-01", "application/json", access, body)
+	resp, hdr, err := a.send(ctx, http.MethodPost, path+"/release?api-version=2025-07-01", "application/json", access, body)
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +462,17 @@ func (a *Agent) release(ctx context.Context, access, token, nonce, teeKid string
 	if err != nil {
 		return nil, err
 	}
-	return Open(payload, priv, Expect{Name: k.Name, Version: k.Version, Nonce: nonce, TEEKeyID: teeKid, Enc: a.cfg.Enc})
+	rel, err := Open(payload, priv, Expect{Name: k.Name, Version: k.Version, Nonce: nonce, TEEKeyID: teeKid, Enc: a.cfg.Enc})
+	if err != nil {
+		return nil, err
+	}
+	// Key-release transparency: the key goes to the workload only once
+	// its release is proved on kura's ledger.
+	id := hdr.Get("x-kura-ledger-transaction-id")
+	if err := a.onRecord(ctx, access, id, Record{Name: rel.Name, Version: rel.Version, Token: token, Answer: out.Value, Nonce: nonce, TEEKeyID: teeKid}); err != nil {
+		return nil, err
+	}
+	return rel, nil
 }
 
 // VerifyReleaseJWS checks a release response's signature with the

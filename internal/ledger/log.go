@@ -603,6 +603,11 @@ func (l *Log) Receipt(ctx context.Context, seq int64) (Record, []byte, error) {
 	return rec, tp.Marshal(), nil
 }
 
+// Entry is entry seq as stored, its contents checked against its leaf
+// but not yet proved in the tree (Receipt proves it): for deciding who
+// may have its receipt.
+func (l *Log) Entry(ctx context.Context, seq int64) (Record, error) { return l.get(ctx, seq) }
+
 // get is entry seq: from the records this process committed last, else
 // read and checked against its leaf (record).
 func (l *Log) get(ctx context.Context, seq int64) (Record, error) {

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -33,6 +34,7 @@ import (
 	"github.com/kura-project/kura/internal/agent"
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/config"
+	"github.com/kura-project/kura/internal/ledger"
 	"github.com/kura-project/kura/internal/ledger/acltest"
 )
 
@@ -341,7 +343,8 @@ func TestReleaseWithAzkeys(t *testing.T) {
 	l := startLive(t, issuerOpt)
 	ctx := context.Background()
 	officer := l.client(t, l.principal(t, "officer", "crypto-officer"))
-	releaser := l.client(t, l.principal(t, "releaser", "release-user"))
+	releaserCred := l.principal(t, "releaser", "release-user")
+	releaser := l.client(t, releaserCred)
 	local, _ := rsa.GenerateKey(rand.Reader, 2048)
 	policy := releasePolicy(kuraIssuer, nil, cond("x-ms-attestation-type", "equals", "sevsnpvm"))
 	if _, err := officer.ImportKey(ctx, "released", azkeys.ImportKeyParameters{
@@ -367,6 +370,39 @@ func TestReleaseWithAzkeys(t *testing.T) {
 		t.Fatalf("ReleaseKey: %v", err)
 	}
 	checkReleaseOnLedger(t, l, httpResp.Header.Get("x-kura-ledger-transaction-id"), *resp.Value)
+	// The releasing principal may read its own release's record (the
+	// agent checks it), no other entry; another principal may not.
+	otherCred := l.principal(t, "other-releaser", "release-user")
+	seq, err := ledger.ParseTxID(httpResp.Header.Get("x-kura-ledger-transaction-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		who  string
+		seq  int64
+		want int
+	}{{"releaser", seq, 200}, {"releaser", 0, 403}, {"other-releaser", seq, 403}, {"", seq, 401}} {
+		var bearer string
+		if cred := map[string]*clientCred{"releaser": releaserCred, "other-releaser": otherCred}[c.who]; cred != nil {
+			tok, err := cred.GetToken(ctx, azpolicy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bearer = tok.Token
+		}
+		req, _ := http.NewRequest("GET", l.url()+fmt.Sprintf("/kura/v1/ledger/entries/%d", c.seq), nil)
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := l.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%q reads entry %d: %d, want %d", c.who, c.seq, resp.StatusCode, c.want)
+		}
+	}
 	payload, err := agent.VerifyReleaseJWS(*resp.Value, r.releaseCerts(t))
 	if err != nil {
 		t.Fatal(err)

@@ -259,7 +259,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	})
 	(&identity.Handler{Auth: svc.Auth, Log: log, Now: s.now}).Register(mux)
 	(&apiledger.Handler{Log: svc.Ledger, Origin: svc.LedgerKey.Verifier.Name(), VerifierKey: svc.LedgerKey.VerifierKey,
-		Authorize: s.auditor, Logger: log}).Register(mux)
+		Authorize: s.auditor, Principal: s.principal, Logger: log}).Register(mux)
 	(&apiledger.ACL{Log: svc.Ledger, Auth: svc.Auth, Logger: log, Identity: s.ledgerIdentity(svc.LedgerACL)}).Register(mux)
 	// kura's own administration: rotate the token-signing key. The old key
 	// stays published until its last token has expired.
@@ -471,6 +471,21 @@ func (s *Server) auditor(r *http.Request) error {
 		return fault.Deny(fmt.Sprintf("principal %q is neither an auditor nor an administrator", p.Name))
 	}
 	return nil
+}
+
+// principal names the principal the request's bearer token
+// authenticates, whatever its roles.
+func (s *Server) principal(r *http.Request) (string, error) {
+	tok, ok := wire.Bearer(r)
+	svc := s.svc.Load()
+	if !ok || svc == nil {
+		return "", auth.ErrUnauthenticated
+	}
+	p, err := svc.Auth.Authenticate(r.Context(), tok)
+	if err != nil {
+		return "", err
+	}
+	return p.Name, nil
 }
 
 func hasRole(p *auth.Principal, role string) bool {

@@ -9,6 +9,7 @@ package ledger
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/api/wire"
+	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/fault"
 	"github.com/kura-project/kura/internal/ledger"
 	"github.com/kura-project/kura/internal/store"
@@ -31,6 +33,10 @@ type Handler struct {
 	// Authorize admits an auditor or an administrator; an error of kind
 	// Denied is a 403, any other a 401.
 	Authorize func(r *http.Request) error
+	// Principal names the authenticated principal of any role: it may
+	// read the entries of its own key releases (ownRelease), so that the
+	// agent can check that its release is on record.
+	Principal func(r *http.Request) (string, error)
 	Logger    *slog.Logger
 }
 
@@ -78,23 +84,34 @@ func (h *Handler) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if err == nil {
 		return true
 	}
-	if fault.Of(err) == fault.Denied {
-		wire.Error(w, http.StatusForbidden, "Forbidden", err.Error()+"; ledger entries require the auditor or administrator role")
-		return false
-	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
-	wire.Error(w, http.StatusUnauthorized, "Unauthorized", "ledger entries require a bearer token of the auditor or administrator role")
+	refuse(w, err)
 	return false
 }
 
-func (h *Handler) entry(w http.ResponseWriter, r *http.Request) {
-	if !h.authorized(w, r) {
+// refuse answers an Authorize error: 403 for a principal without the
+// role, 401 otherwise.
+func refuse(w http.ResponseWriter, err error) {
+	if fault.Of(err) == fault.Denied {
+		wire.Error(w, http.StatusForbidden, "Forbidden", err.Error()+"; ledger entries require the auditor or administrator role (a principal may read the records of its own key releases)")
 		return
 	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
+	wire.Error(w, http.StatusUnauthorized, "Unauthorized", "ledger entries require a bearer token of the auditor or administrator role")
+}
+
+func (h *Handler) entry(w http.ResponseWriter, r *http.Request) {
 	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
 	if err != nil || seq < 0 {
-		wire.Error(w, http.StatusBadRequest, "BadParameter", "seq: a non-negative integer")
+		if h.authorized(w, r) {
+			wire.Error(w, http.StatusBadRequest, "BadParameter", "seq: a non-negative integer")
+		}
 		return
+	}
+	if err := h.Authorize(r); err != nil {
+		if fault.Of(err) != fault.Denied || h.Principal == nil || !h.ownRelease(r, seq) {
+			refuse(w, err)
+			return
+		}
 	}
 	rec, receipt, err := h.Log.Receipt(r.Context(), seq)
 	if errors.Is(err, store.ErrNotFound) {
@@ -107,6 +124,25 @@ func (h *Handler) entry(w http.ResponseWriter, r *http.Request) {
 	}
 	wire.JSON(w, http.StatusOK, Entry{Seq: seq, Collection: rec.Leaf.Collection, Time: rec.Leaf.Time.UTC().Format(time.RFC3339Nano),
 		Contents: base64.StdEncoding.EncodeToString(rec.Contents), Salt: hex.EncodeToString(rec.Salt[:]), Receipt: string(receipt), Origin: h.Origin})
+}
+
+// ownRelease reports whether entry seq is the audit record of a key
+// release by the request's principal. Audit records name digests and
+// identifiers only; a principal sees no one else's.
+func (h *Handler) ownRelease(r *http.Request, seq int64) bool {
+	name, err := h.Principal(r)
+	if err != nil || name == "" {
+		return false
+	}
+	rec, err := h.Log.Entry(r.Context(), seq)
+	if err != nil || rec.Leaf.Collection != audit.LedgerCollection {
+		return false
+	}
+	var e struct {
+		Action string `json:"action"`
+		Actor  string `json:"actor"`
+	}
+	return json.Unmarshal(rec.Contents, &e) == nil && e.Action == "key.release" && e.Actor == name
 }
 
 // consistency answers ?from=N&to=M with the RFC 6962 consistency proof, a
