@@ -96,6 +96,11 @@ func ledgerVerify(args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("witness key %q: %w", v, err)
 		}
+		for _, o := range witnesses {
+			if o.Name() == w.Name() && o.KeyHash() == w.KeyHash() {
+				return fmt.Errorf("witness key %q given twice", v)
+			}
+		}
 		witnesses = append(witnesses, w)
 		return nil
 	})

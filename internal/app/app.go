@@ -550,10 +550,13 @@ func ledgerWitnesses(cfg config.Config) (*ledger.Witnesses, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: 10 * time.Second}
+	tr := http.DefaultTransport.(*http.Transport).Clone() // proxies from the environment, as elsewhere
 	if d.Client != nil {
-		hc.Transport = d.Client.Transport
+		if t, ok := d.Client.Transport.(*http.Transport); ok {
+			tr.TLSClientConfig = t.TLSClientConfig
+		}
 	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	p := &ledger.Witnesses{Quorum: cfg.LedgerWitnessQuorum}
 	for _, w := range cfg.LedgerWitnesses {
 		u, v, err := witness.Parse(w)

@@ -217,7 +217,11 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 	fs.BoolVar(&cfg.KeyVaultStrictInputs, "keyvault-strict-inputs", cfg.KeyVaultStrictInputs, "refuse key_ops listed twice and exp before nbf (Key Vault is not documented to)")
 	fs.BoolVar(&cfg.ReleasePolicyStrictTypes, "release-policy-strict-types", cfg.ReleasePolicyStrictTypes, "release policies compare only values of the same JSON type (no Key Vault leniency: \"true\" does not equal true)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "also serve GET /metrics on this address, plain HTTP without authentication (a private network's scraper)")
-	fs.Func("ledger-witness", "a witness that cosigns the ledger's checkpoints: \"URL VKEY\" (repeat the flag for each)", func(v string) error {
+	flagged := false
+	fs.Func("ledger-witness", "a witness that cosigns the ledger's checkpoints: \"URL VKEY\" (repeat the flag for each; the flags replace ledger_witnesses)", func(v string) error {
+		if !flagged { // flags override the file and the environment, as everywhere
+			cfg.LedgerWitnesses, flagged = nil, true
+		}
 		cfg.LedgerWitnesses = append(cfg.LedgerWitnesses, v)
 		return nil
 	})
@@ -354,10 +358,21 @@ func (c Config) Validate() error {
 	if n := len(c.LedgerWitnesses); c.LedgerWitnessQuorum < 0 || c.LedgerWitnessQuorum > n || (n == 0 && c.LedgerWitnessQuorum != 0) {
 		errs = append(errs, fmt.Errorf("ledger_witness_quorum %d: must be 1 to the %d ledger_witnesses (0: all)", c.LedgerWitnessQuorum, n))
 	}
+	seen := map[string]bool{}
 	for _, w := range c.LedgerWitnesses {
-		if _, _, err := witness.Parse(w); err != nil {
+		_, v, err := witness.Parse(w)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("ledger_witnesses: %w", err))
+			continue
 		}
+		if k := fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()); seen[k] {
+			errs = append(errs, fmt.Errorf("ledger_witnesses: witness %s is listed twice", v.Name()))
+		} else {
+			seen[k] = true
+		}
+	}
+	if len(c.LedgerWitnesses) > 0 && c.LedgerWitnessInterval <= 0 {
+		errs = append(errs, fmt.Errorf("ledger_witness_interval %s: must be positive", time.Duration(c.LedgerWitnessInterval)))
 	}
 	if c.MaxBodyBytes < 4096 {
 		errs = append(errs, fmt.Errorf("max-body-bytes %d is below 4096", c.MaxBodyBytes))

@@ -1,11 +1,16 @@
 package config
 
 import (
+	"crypto/rand"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/kura-project/kura/internal/attest"
 )
@@ -128,6 +133,51 @@ func TestEverySettingDocumented(t *testing.T) {
 		}
 		if !strings.Contains(string(readme), "`"+tag+"`") {
 			t.Errorf("config file setting %q is not documented in README.md", tag)
+		}
+	}
+}
+
+// TestLedgerWitnesses: witnesses from the file, replaced by the
+// environment, replaced by flags; a malformed one, one listed twice, a
+// quorum the list cannot meet and a bad interval are refused.
+func TestLedgerWitnesses(t *testing.T) {
+	_, k1, _ := note.GenerateKey(rand.Reader, "w1.example/w")
+	_, k2, _ := note.GenerateKey(rand.Reader, "w2.example/w")
+	w1, w2 := "https://w1.example/ "+k1, "https://w2.example/ "+k2
+	dir := t.TempDir()
+	file := filepath.Join(dir, "kura.json")
+	b, _ := json.Marshal(map[string]any{"dev": true, "ledger_witnesses": []string{w1, w2}, "ledger_witness_quorum": 1, "ledger_witness_interval": "2s"})
+	os.WriteFile(file, b, 0o600)
+	cfg, err := Load([]string{"--config", file}, env(nil), nil)
+	if err != nil || len(cfg.LedgerWitnesses) != 2 || cfg.LedgerWitnessQuorum != 1 || time.Duration(cfg.LedgerWitnessInterval) != 2*time.Second {
+		t.Fatalf("from the file: %+v %v", cfg, err)
+	}
+	cfg, err = Load([]string{"--config", file}, env(map[string]string{"KURA_LEDGER_WITNESSES": w2, "KURA_LEDGER_WITNESS_INTERVAL": "500ms"}), nil)
+	if err != nil || len(cfg.LedgerWitnesses) != 1 || cfg.LedgerWitnesses[0] != w2 || time.Duration(cfg.LedgerWitnessInterval) != 500*time.Millisecond {
+		t.Fatalf("from the environment: %+v %v", cfg.LedgerWitnesses, err)
+	}
+	cfg, err = Load([]string{"--config", file, "--ledger-witness", w1, "--ledger-witness-quorum", "1"}, env(nil), nil)
+	if err != nil || len(cfg.LedgerWitnesses) != 1 || cfg.LedgerWitnesses[0] != w1 {
+		t.Fatalf("the flag replaces the file's: %+v %v", cfg.LedgerWitnesses, err)
+	}
+	if cfg, err := Load([]string{"--dev"}, env(nil), nil); err != nil || time.Duration(cfg.LedgerWitnessInterval) != 10*time.Second || len(cfg.LedgerWitnesses) != 0 {
+		t.Errorf("defaults: %+v %v", cfg, err)
+	}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--dev", "--ledger-witness", "https://w.example/"}, nil, "separated by a space"},
+		{[]string{"--dev", "--ledger-witness", w1, "--ledger-witness", w1}, nil, "listed twice"},
+		{[]string{"--dev", "--ledger-witness", w1, "--ledger-witness-quorum", "2"}, nil, "ledger_witness_quorum 2"},
+		{[]string{"--dev", "--ledger-witness-quorum", "1"}, nil, "ledger_witness_quorum 1"},
+		{[]string{"--dev", "--ledger-witness", w1, "--ledger-witness-interval", "0s"}, nil, "positive duration"},
+		{[]string{"--dev"}, map[string]string{"KURA_LEDGER_WITNESS_QUORUM": "all"}, "KURA_LEDGER_WITNESS_QUORUM"},
+		{[]string{"--dev"}, map[string]string{"KURA_LEDGER_WITNESS_INTERVAL": "-1s"}, "KURA_LEDGER_WITNESS_INTERVAL"},
+	} {
+		if _, err := Load(c.args, env(c.env), nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Load(%v, %v): %v, want %q", c.args, c.env, err, c.want)
 		}
 	}
 }

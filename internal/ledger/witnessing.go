@@ -119,7 +119,12 @@ func (l *Log) Witness(ctx context.Context) (tlog.Tree, error) {
 	if err := l.st.PutLedgerCosigned(ctx, t.N, out); err != nil {
 		return tlog.Tree{}, err
 	}
-	l.cosigned.Store(&cosigned{t, out})
+	// The store keeps a larger one instead (another process's, or a
+	// tampered size): said, not ignored. Served from here meanwhile.
+	l.publish(&cosigned{t, out})
+	if n, _, err := l.st.LatestLedgerCosigned(ctx); err != nil || n < t.N {
+		return t, fmt.Errorf("ledger: the cosigned checkpoint of %d entries was not kept by the store (it holds size %d): %v", t.N, n, err)
+	}
 	if len(failed) > 0 {
 		return t, fmt.Errorf("ledger: published the checkpoint of %d entries with %d of %d cosignatures: %w", t.N, got, len(p.List), errors.Join(failed...))
 	}
@@ -134,6 +139,9 @@ func (l *Log) cosign(ctx context.Context, w Witness, size *int64, t tlog.Tree, s
 	for try := 0; ; try++ {
 		old := *size
 		if old > t.N {
+			// Asked again from 0 next round: a witness that was reset
+			// says so then.
+			*size = 0
 			return nil, fmt.Errorf("witness %s holds the log at %d entries, more than the %d signed here: the log was rolled back or another signer extended it", name, old, t.N)
 		}
 		var p tlog.TreeProof
@@ -145,9 +153,11 @@ func (l *Log) cosign(ctx context.Context, w Witness, size *int64, t tlog.Tree, s
 		}
 		answer, err := w.Cosigner.AddCheckpoint(ctx, old, p, signed)
 		var sc sizeConflict
-		if errors.As(err, &sc) && try == 0 && sc.WitnessSize() != old {
-			*size = sc.WitnessSize() // its size, learnt: once more from there
-			continue
+		if errors.As(err, &sc) {
+			*size = sc.WitnessSize() // its size, learnt
+			if try == 0 && *size != old {
+				continue // once more, from there
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("witness %s: %w", name, err)
@@ -162,18 +172,35 @@ func (l *Log) cosign(ctx context.Context, w Witness, size *int64, t tlog.Tree, s
 }
 
 // cosignatures are the lines of answer that are w's valid cosignatures of
-// the checkpoint signed, as note signature lines.
+// the checkpoint signed, as note signature lines. Each line is checked on
+// its own over signed, so that an answer cannot move the note's text
+// (a blank line in it would make note.Open verify over other text).
+// Lines by other keys are dropped; one by w's key that does not verify
+// refuses the answer.
 func cosignatures(signed, answer []byte, w note.Verifier) ([]byte, error) {
-	if len(answer) == 0 || !bytes.HasPrefix(answer, []byte("— ")) || answer[len(answer)-1] != '\n' {
+	if len(answer) == 0 || answer[len(answer)-1] != '\n' {
 		return nil, fmt.Errorf("the answer is not note signature lines: %q", snippet(answer))
 	}
-	n, err := note.Open(append(bytes.Clone(signed), answer...), note.VerifierList(w))
-	if err != nil {
-		return nil, fmt.Errorf("the answer holds no valid cosignature of the checkpoint by its key: %w", err)
-	}
 	var out []byte
-	for _, s := range n.Sigs {
-		out = append(out, "— "+s.Name+" "+s.Base64+"\n"...)
+	for _, line := range bytes.SplitAfter(answer, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if !bytes.HasPrefix(line, []byte("— ")) {
+			return nil, fmt.Errorf("the answer is not note signature lines: %q", snippet(line))
+		}
+		_, err := note.Open(append(bytes.Clone(signed), line...), note.VerifierList(w))
+		var unverified *note.UnverifiedNoteError
+		if errors.As(err, &unverified) {
+			continue // another key's
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the answer's cosignature does not verify with its key: %w", err)
+		}
+		out = append(out, line...)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the answer holds no cosignature of the checkpoint by its key")
 	}
 	return out, nil
 }
@@ -181,7 +208,7 @@ func cosignatures(signed, answer []byte, w note.Verifier) ([]byte, error) {
 func snippet(b []byte) string {
 	s := string(b)
 	if len(s) > 120 {
-		s = s[:120] + "…"
+		s = strings.ToValidUTF8(s[:120], "") + "…"
 	}
 	return strings.TrimSpace(s)
 }
@@ -233,9 +260,7 @@ func (l *Log) loadCosigned(ctx context.Context) (*cosigned, error) {
 		return nil, err
 	}
 	c := &cosigned{t, signed}
-	if old := l.cosigned.Load(); old == nil || old.tree.N <= t.N {
-		l.cosigned.Store(c)
-	}
+	l.publish(c)
 	return c, nil
 }
 
@@ -253,17 +278,39 @@ func (l *Log) extendsSigned(ctx context.Context, t tlog.Tree) error {
 
 // Published is the checkpoint the log publishes: with witnesses, the
 // latest that a quorum cosigned (until the first is, the latest signed);
-// without, the latest signed (Latest).
+// without, the latest signed (Latest). Either way Latest's cadenced check
+// runs, so a tree rewritten under a cosigned checkpoint is refused
+// (ErrFork) within a second, as without witnesses.
 func (l *Log) Published(ctx context.Context) (tlog.Tree, []byte, error) {
-	if l.cfg.Witnesses == nil {
-		return l.Latest(ctx)
+	lt, lsigned, err := l.Latest(ctx)
+	if err != nil || l.cfg.Witnesses == nil {
+		return lt, lsigned, err
 	}
 	c, err := l.loadCosigned(ctx)
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errPolicy) {
-		return l.Latest(ctx) // none yet under this policy
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, errPolicy) {
 		return tlog.Tree{}, nil, err
 	}
+	// The larger of the stored and the one this process verified: a row
+	// deleted or spoilt in the database does not take it back.
+	if mem := l.cosigned.Load(); mem != nil && (c == nil || mem.tree.N > c.tree.N) {
+		c = mem
+	}
+	if c == nil {
+		return lt, lsigned, nil // none yet under this policy
+	}
 	return c.tree, c.signed, nil
+}
+
+// publish makes c the cosigned checkpoint known here unless a larger one
+// is.
+func (l *Log) publish(c *cosigned) {
+	for {
+		old := l.cosigned.Load()
+		if old != nil && old.tree.N >= c.tree.N {
+			return
+		}
+		if l.cosigned.CompareAndSwap(old, c) {
+			return
+		}
+	}
 }

@@ -212,7 +212,7 @@ func TestWitnessing(t *testing.T) {
 		return signed[bytes.Index(signed, []byte("\n\n"))+2:]
 	}
 	appendN(t, l2, 1)
-	if _, err := l2.Witness(ctx); err == nil || !strings.Contains(err.Error(), "no valid cosignature") {
+	if _, err := l2.Witness(ctx); err == nil || !strings.Contains(err.Error(), "no cosignature of the checkpoint by its key") {
 		t.Errorf("a cosignature by another key: %v", err)
 	}
 	w2.answer = func() []byte { return []byte("ok\n") }
@@ -225,6 +225,79 @@ func TestWitnessing(t *testing.T) {
 	appendN(t, l2, 1)
 	if _, err := l2.Witness(ctx); err == nil || !strings.Contains(err.Error(), "holds the log at 1000 entries") {
 		t.Errorf("a witness ahead of the log: %v", err)
+	}
+	// None of the refused rounds published anything.
+	if pt, _, err := l2.Published(ctx); err != nil || pt.N != 8 {
+		t.Errorf("published after refused rounds: %v %d, want 8", err, pt.N)
+	}
+	// The witness reset (it holds nothing now): the next round asks it
+	// from 0 again and it cosigns.
+	w1.size, w1.root = 0, tlog.Hash{}
+	if tr, err := l2.Witness(ctx); err != nil || tr.N != 11 {
+		t.Errorf("after the witness was reset: %v %d", err, tr.N)
+	}
+}
+
+// TestWitnessAnswerCannotMoveTheText: a witness whose answer holds a
+// blank line (so that note.Open would read the lines after it as
+// signatures over other text) is not counted, and does not stop the
+// other witnesses' quorum from publishing.
+func TestWitnessAnswerCannotMoveTheText(t *testing.T) {
+	ctx := context.Background()
+	signer, v := logKey(t)
+	m := newMem()
+	w1, w2, bad := newTestWitness(t, "w1.example/w", v), newTestWitness(t, "w2.example/w", v), newTestWitness(t, "w3.example/w", v)
+	l := witnessedLog(t, m, signer, v, 2, w1, w2, bad)
+	appendN(t, l, 2)
+	bad.answer = func() []byte {
+		// A valid signature over the checkpoint, its log signature and a
+		// junk line: what note.Open would verify if the answer's blank
+		// line became the note's split.
+		cp := mustCheckpoint(t, l)
+		junk := "— w3.example/w AAAAAAAA\n"
+		n := &note.Note{Text: string(cp) + junk}
+		sig, err := note.Sign(n, bad.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []byte(junk + "\n" + string(sig[len(n.Text)+1:]))
+	}
+	tr, err := l.Witness(ctx)
+	if tr.N != 2 || err == nil || !strings.Contains(err.Error(), "w3.example/w") || !strings.Contains(err.Error(), "2 of 3") {
+		t.Fatalf("round: %d %v", tr.N, err)
+	}
+	if _, cp, err := l.Published(ctx); err != nil || bytes.Contains(cp, []byte("— w3.example/w")) || !bytes.Contains(cp, []byte("— w2.example/w")) {
+		t.Errorf("published: %v\n%s", err, cp)
+	}
+}
+
+// TestPublishedChecksTheTree: a tree cut back under the cosigned
+// checkpoint is refused (ErrFork) by Published once its cadenced check
+// runs; a cosigned row deleted from the database does not take back the
+// checkpoint this process verified.
+func TestPublishedChecksTheTree(t *testing.T) {
+	ctx := context.Background()
+	signer, v := logKey(t)
+	m := newMem()
+	w1 := newTestWitness(t, "w1.example/w", v)
+	l := witnessedLog(t, m, signer, v, 1, w1)
+	appendN(t, l, 3)
+	if _, err := l.Witness(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.cos = nil // the row deleted
+	if pt, cp, err := l.Published(ctx); err != nil || pt.N != 3 || !bytes.Contains(cp, []byte("— w1.example/w")) {
+		t.Errorf("published with the row deleted: %v %d\n%s", err, pt.N, cp)
+	}
+	// The tree cut back to 2 entries.
+	m.mu.Lock()
+	m.records = m.records[:2]
+	m.hashes = m.hashes[:tlog.StoredHashIndex(0, 2)]
+	m.mu.Unlock()
+	l.forget()
+	l.signedAt.Store(0) // the cadenced check is due
+	if _, _, err := l.Published(ctx); !errors.Is(err, ErrFork) {
+		t.Errorf("published over a tree cut back: %v, want a fork", err)
 	}
 }
 

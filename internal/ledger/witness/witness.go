@@ -63,11 +63,11 @@ func (c *Client) AddCheckpoint(ctx context.Context, old int64, proof tlog.TreePr
 	body.Write(checkpoint)
 	u, err := url.JoinPath(c.URL, "add-checkpoint")
 	if err != nil {
-		return nil, fmt.Errorf("witness %s: %w", c.URL, err)
+		return nil, fmt.Errorf("%s: %w", c.URL, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, &body)
 	if err != nil {
-		return nil, fmt.Errorf("witness %s: %w", c.URL, err)
+		return nil, fmt.Errorf("%s: %w", c.URL, err)
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -75,15 +75,15 @@ func (c *Client) AddCheckpoint(ctx context.Context, old int64, proof tlog.TreePr
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("witness %s: %w", u, err)
+		return nil, fmt.Errorf("%s: %w", u, err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
-		return nil, fmt.Errorf("witness %s: reading the answer: %w", u, err)
+		return nil, fmt.Errorf("%s: reading the answer: %w", u, err)
 	}
 	if len(answer) > maxAnswer {
-		return nil, fmt.Errorf("witness %s: the answer is over %d bytes", u, maxAnswer)
+		return nil, fmt.Errorf("%s: the answer is over %d bytes", u, maxAnswer)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -92,21 +92,26 @@ func (c *Client) AddCheckpoint(ctx context.Context, old int64, proof tlog.TreePr
 		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/x.tlog.size" {
 			n, err := strconv.ParseInt(strings.TrimSuffix(string(answer), "\n"), 10, 64)
 			if err != nil || n < 0 {
-				return nil, fmt.Errorf("witness %s: a 409 whose size %q is not a size", u, answer)
+				return nil, fmt.Errorf("%s: a 409 whose size %q is not a size", u, answer)
 			}
 			return nil, &ConflictError{Size: n}
 		}
 		// The sizes agree and the roots do not: the witness holds another
 		// tree of this size.
-		return nil, fmt.Errorf("witness %s: 409: the witness holds another tree of size %d (a split view or a rewritten log)%s", u, old, snippet(answer))
+		return nil, fmt.Errorf("%s: 409: the witness holds another tree of size %d (a split view or a rewritten log)%s", u, old, snippet(answer))
 	case http.StatusNotFound:
-		return nil, fmt.Errorf("witness %s: 404: the witness does not know this log's origin (add the log to the witness)%s", u, snippet(answer))
+		return nil, fmt.Errorf("%s: 404: the witness does not know this log's origin (add the log to the witness)%s", u, snippet(answer))
 	case http.StatusForbidden:
-		return nil, fmt.Errorf("witness %s: 403: the witness does not trust the key that signed the checkpoint%s", u, snippet(answer))
+		// litewitness answers 403 for an unknown origin too.
+		return nil, fmt.Errorf("%s: 403: the witness does not know this log or does not trust the key that signed the checkpoint%s", u, snippet(answer))
 	case http.StatusUnprocessableEntity:
-		return nil, fmt.Errorf("witness %s: 422: the witness refused the consistency proof from %d%s", u, old, snippet(answer))
+		if old == checkpointSize(checkpoint) {
+			// litewitness answers 422, not 409, for another root at its size.
+			return nil, fmt.Errorf("%s: 422: the witness holds another tree of size %d (a split view or a rewritten log)%s", u, old, snippet(answer))
+		}
+		return nil, fmt.Errorf("%s: 422: the witness refused the consistency proof from %d%s", u, old, snippet(answer))
 	default:
-		return nil, fmt.Errorf("witness %s: %s%s", u, resp.Status, snippet(answer))
+		return nil, fmt.Errorf("%s: %s%s", u, resp.Status, snippet(answer))
 	}
 }
 
@@ -117,9 +122,22 @@ func snippet(b []byte) string {
 		return ""
 	}
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		s = strings.ToValidUTF8(s[:200], "") + "…"
 	}
 	return ": " + strconv.Quote(s)
+}
+
+// checkpointSize is the tree size a checkpoint states (-1: none).
+func checkpointSize(cp []byte) int64 {
+	lines := strings.SplitN(string(cp), "\n", 3)
+	if len(lines) < 3 {
+		return -1
+	}
+	n, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // Parse reads a witness as configured: its submission URL and its

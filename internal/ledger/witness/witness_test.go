@@ -70,6 +70,15 @@ func TestAddCheckpoint(t *testing.T) {
 			}
 		})
 	}
+	// 422 at the checkpoint's own size (litewitness's answer to another
+	// root of that size): a split view, said so.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+	}))
+	defer srv.Close()
+	if _, err := (&Client{URL: srv.URL}).AddCheckpoint(context.Background(), 5, nil, []byte(cp)); err == nil || !strings.Contains(err.Error(), "another tree of size 5") {
+		t.Errorf("422 at the same size: %v", err)
+	}
 	// Over the protocol's 63 proof lines: not sent.
 	if _, err := (&Client{URL: "http://127.0.0.1:1"}).AddCheckpoint(context.Background(), 1, make(tlog.TreeProof, 64), []byte(cp)); err == nil || !strings.Contains(err.Error(), "63") {
 		t.Errorf("64 proof lines: %v", err)
