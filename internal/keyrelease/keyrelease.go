@@ -278,8 +278,10 @@ func (s *Service) release(ctx context.Context, r Request) (*Result, error) {
 		now = s.Now
 	}
 	b := payload.Release
+	csum := sha256.Sum256(d.Matched()) // the claims that granted it
 	ev := audit.Event{Action: "key.release", Object: "keys/" + k.Name + "/" + k.Version, Details: map[string]string{
-		"token_sha256": b.TokenSHA256, "policy_sha256": b.PolicySHA256, "issuer": b.Issuer, "tee_key": b.TEEKey,
+		"token_sha256": b.TokenSHA256, "policy_sha256": b.PolicySHA256, "claims_sha256": hex.EncodeToString(csum[:]),
+		"issuer": b.Issuer, "tee_key": b.TEEKey,
 		"enc": payload.Request.Enc, "nonce": payload.Request.Nonce, "answer_sha256": hex.EncodeToString(asum[:])}}
 	if len(d.Coerced) > 0 {
 		// Granted by Key Vault's type leniency: on record, so an operator

@@ -369,7 +369,9 @@ func TestReleaseWithAzkeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ReleaseKey: %v", err)
 	}
-	checkReleaseOnLedger(t, l, httpResp.Header.Get("x-kura-ledger-transaction-id"), *resp.Value)
+	// The record names the claims that granted it: the policy's one
+	// condition, with the token's value.
+	checkReleaseOnLedger(t, l, httpResp.Header.Get("x-kura-ledger-transaction-id"), *resp.Value, `[["x-ms-attestation-type","equals","\"sevsnpvm\""]]`)
 	// The releasing principal may read its own release's record (the
 	// agent checks it), no other entry; another principal may not.
 	otherCred := l.principal(t, "other-releaser", "release-user")
@@ -619,7 +621,7 @@ func TestReleasePolicyStrictTypes(t *testing.T) {
 // in the answer's x-kura-ledger-transaction-id) names the answer's digest,
 // and its ACL receipt verifies with ACL's algorithm against the ledger's
 // identity (the dev CA).
-func checkReleaseOnLedger(t *testing.T, l *live, txid, jws string) {
+func checkReleaseOnLedger(t *testing.T, l *live, txid, jws, matched string) {
 	t.Helper()
 	if txid == "" {
 		t.Fatal("the release answer has no x-kura-ledger-transaction-id")
@@ -653,6 +655,9 @@ func checkReleaseOnLedger(t *testing.T, l *live, txid, jws string) {
 		t.Fatalf("ledger record %s: %v", txid, err)
 	}
 	sum := sha256.Sum256([]byte(jws))
+	if csum := sha256.Sum256([]byte(matched)); rec.Details["claims_sha256"] != hex.EncodeToString(csum[:]) {
+		t.Errorf("ledger record %s: claims_sha256 %s, want SHA-256 of %s", txid, rec.Details["claims_sha256"], matched)
+	}
 	if entry.Entry.CollectionID != "kura-audit" || rec.Action != "key.release" || rec.Details["answer_sha256"] != hex.EncodeToString(sum[:]) ||
 		rec.Details["token_sha256"] == "" || rec.Details["policy_sha256"] == "" || rec.Details["tee_key"] == "" {
 		t.Errorf("ledger record %s of the release: %+v", txid, entry)
