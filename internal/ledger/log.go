@@ -199,7 +199,7 @@ func (l *Log) Append(ctx context.Context, collection string, contents []byte) (R
 	if err := checkCollection(collection); err != nil {
 		return Record{}, err // one bad entry must not fail the batch it would join
 	}
-	p := &queued{collection: collection, contents: contents, done: make(chan struct{})}
+	p := &queued{ctx: ctx, collection: collection, contents: contents, done: make(chan struct{})}
 	l.qmu.Lock()
 	l.queue = append(l.queue, p)
 	if !l.leading {
@@ -221,6 +221,7 @@ const maxAppendBatch = 4096
 
 // queued is one Append waiting for its batch.
 type queued struct {
+	ctx        context.Context // a caller gone before its batch is taken is left out
 	collection string
 	contents   []byte
 	rec        Record
@@ -238,9 +239,20 @@ func (l *Log) leadAppends() {
 			l.qmu.Unlock()
 			return
 		}
-		batch := append([]*queued(nil), l.queue[:n]...)
+		batch := make([]*queued, 0, n)
+		for _, q := range l.queue[:n] {
+			if err := q.ctx.Err(); err != nil {
+				q.err = fmt.Errorf("ledger append: %w", err) // never written
+				close(q.done)
+				continue
+			}
+			batch = append(batch, q)
+		}
 		l.queue = append(l.queue[:0], l.queue[n:]...)
 		l.qmu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
 		items := make([]item, len(batch))
 		for i, q := range batch {
 			items[i] = item{q.collection, q.contents}

@@ -206,6 +206,25 @@ func TestConcurrentAppends(t *testing.T) {
 	}
 }
 
+// TestCancelledAppendNotWritten: an append whose caller has gone before
+// its batch is taken is answered with the context's error and never
+// written; the next append takes its place.
+func TestCancelledAppendNotWritten(t *testing.T) {
+	l, _, _ := newLog(t)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Append(gone, "c", []byte("gone")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled append: %v", err)
+	}
+	r, err := l.Append(context.Background(), "c", []byte("kept"))
+	if err != nil || r.Leaf.Seq != 0 || string(r.Contents) != "kept" {
+		t.Fatalf("the next append: %+v %v", r, err)
+	}
+	if tr, err := l.Tree(context.Background()); err != nil || tr.N != 1 {
+		t.Errorf("tree %d %v, want 1 entry", tr.N, err)
+	}
+}
+
 // TestNoSignatureOverAFork: a tree rewritten in the store (a leaf and its
 // hashes replaced) is not signed: the new tree must extend the last
 // signed checkpoint.

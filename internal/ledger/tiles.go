@@ -3,11 +3,13 @@ package ledger
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/kura-project/kura/internal/fault"
+	"github.com/kura-project/kura/internal/store"
 )
 
 // TileHeight is the height of the log's tiles: C2SP tlog-tiles fixes it at
@@ -19,7 +21,7 @@ const TileHeight = 8
 const maxTileLevel = 7
 
 // Tile returns the data of hash tile t (t.L >= 0) or of entry bundle t
-// (t.L == -1), once the tree holds every hash or entry in it; a tile past
+// (t.L == -1), once a signed tree holds every hash or entry in it; a tile past
 // the end is a fault.NotFound. The data comes from the untrusted store as
 // it is: a client checks tiles against a checkpoint (tlog.TileHashReader)
 // and entries against the tiles, as C2SP tlog-tiles clients do.
@@ -27,9 +29,21 @@ func (l *Log) Tile(ctx context.Context, t tlog.Tile) ([]byte, error) {
 	if t.H != TileHeight || t.L < -1 || t.L > maxTileLevel || t.N < 0 || t.N >= 1<<50 || t.W < 1 || t.W > 1<<TileHeight {
 		return nil, fault.Bad("tile", "no tile %s in this log (height %d, levels -1 to %d)", t.Path(), TileHeight, maxTileLevel)
 	}
-	n, err := l.st.LedgerSize(ctx)
+	// Only trees signed are tiled: a tile is immutable once served (and
+	// cached by whoever follows the log), and only a signed tree never
+	// changes. The entries after the last checkpoint are tiled once one
+	// covers them (Latest signs at least once a second).
+	n, _, err := l.st.LatestLedgerCheckpoint(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		n, err = 0, nil
+	}
 	if err != nil {
 		return nil, err
+	}
+	if size, err := l.st.LedgerSize(ctx); err != nil {
+		return nil, err
+	} else if size < n {
+		return nil, fmt.Errorf("%w: the tree has %d entries, a checkpoint was signed at %d", ErrFork, size, n)
 	}
 	level := t.L
 	if level < 0 {
@@ -38,7 +52,7 @@ func (l *Log) Tile(ctx context.Context, t tlog.Tile) ([]byte, error) {
 	// The tile's last hash (or entry) is number t.N*256+t.W-1 at level
 	// 8*level; the tree holds it when that many fit in n at that level.
 	if need := t.N<<TileHeight + int64(t.W); need > n>>(TileHeight*level) {
-		return nil, fault.Missing("tile %s is past the end of the log (%d entries)", t.Path(), n)
+		return nil, fault.Missing("tile %s is past the end of the log (%d entries signed)", t.Path(), n)
 	}
 	if t.L >= 0 {
 		return tlog.ReadTileData(t, l.reader(ctx))

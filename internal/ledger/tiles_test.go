@@ -50,6 +50,12 @@ func TestTiles(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// Not signed yet: the new entries are not tiled (a tile served is
+		// immutable; only a signed tree is).
+		last := tlog.Tile{H: TileHeight, L: 0, N: int64(size-1) / 256, W: (size-1)%256 + 1}
+		if _, err := l.Tile(ctx, last); fault.Of(err) != fault.NotFound {
+			t.Errorf("size %d: the tile %s of entries not yet signed: %v", size, last.Path(), err)
+		}
 		_, signed, err := l.Checkpoint(ctx)
 		if err != nil {
 			t.Fatal(err)
