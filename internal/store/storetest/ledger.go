@@ -161,6 +161,41 @@ func ledger(t *testing.T, s store.Store) {
 	if e, err := s.GetLedgerEntry(ctx, 4); err != nil || string(e.Leaf) != "leaf4" {
 		t.Errorf("entry 4 of the batch: %+v %v", e, err)
 	}
+	// A large batch (an engine may split its writes; every entry and hash
+	// lands, in order): 1100 entries, some 2200 hashes.
+	var seqs []int64
+	for q := int64(6); q < 1106; q++ {
+		seqs = append(seqs, q)
+	}
+	big := nh(6, 1106)
+	for i := range big {
+		big[i] = [32]byte{byte(i), byte(i >> 8), 7}
+	}
+	if err := s.AppendLedger(ctx, batch(seqs...), big); err != nil {
+		t.Fatalf("a batch of 1100: %v", err)
+	}
+	if n, _ := s.LedgerSize(ctx); n != 1106 {
+		t.Errorf("after a batch of 1100: size %d", n)
+	}
+	idx := make([]int64, len(big))
+	for i := range idx {
+		idx[i] = tlog.StoredHashIndex(0, 6) + int64(i)
+	}
+	if got, err := s.LedgerHashes(ctx, idx); err != nil || len(got) != len(big) {
+		t.Errorf("the batch's hashes: %d %v", len(got), err)
+	} else {
+		for i := range got {
+			if got[i] != big[i] {
+				t.Errorf("the batch's hash %d is not the one stored", i)
+				break
+			}
+		}
+	}
+	for _, q := range []int64{6, 155, 156, 157, 600, 1105} {
+		if e, err := s.GetLedgerEntry(ctx, q); err != nil || string(e.Leaf) != fmt.Sprint("leaf", q) {
+			t.Errorf("entry %d of the large batch: %+v %v", q, e, err)
+		}
+	}
 }
 
 // ledgerACL checks the ACL tree's storage: leaves appended in ranges
