@@ -119,7 +119,7 @@ func benchLedger(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	peer, settings, peerErr := runTessera(ctx, *tessera, *writersFlag, *dur)
 
-	fmt.Fprintf(stdout, "floor: fsync (4 KiB write + fdatasync, one writer): %8.0f /s  (before %.0f, after %.0f): one durable commit each\n",
+	fmt.Fprintf(stdout, "floor: fsync (4 KiB write + fsync, one writer): %8.0f /s  (before %.0f, after %.0f): one durable commit each\n",
 		(fsyncBefore.PerSecond()+fsyncAfter.PerSecond())/2, fsyncBefore.PerSecond(), fsyncAfter.PerSecond())
 	fmt.Fprintf(stdout, "floor: hashing an entry (commitment, leaf, node; SHA-256):  %8.0f /s\n", hashes.PerSecond())
 	fmt.Fprintf(stdout, "floor: a checkpoint's signatures (Ed25519 + ECDSA P-256): %8.0f /s\n", signs.PerSecond())

@@ -175,7 +175,8 @@ func (r *LedgerRig) do(ctx context.Context, method, path string, body []byte) (*
 }
 
 // FsyncFloor is one durable commit's floor on the disk the databases are
-// on: a 4 KiB write and fdatasync, on one file (call it from one writer).
+// on: a 4 KiB write and fsync (os.File.Sync), on one file (call it from
+// one writer).
 func FsyncFloor(dir string) (op func() error, closeFn func(), err error) {
 	f, err := os.CreateTemp(dir, "fsync-floor-")
 	if err != nil {
