@@ -40,3 +40,10 @@ func Verify(q *Quote, o Options) (*Verified, error) {
 	}
 	return &Verified{Quote: q, PCK: pck, Leaf: leaf, CA: leaf.Issuer.CommonName}, nil
 }
+
+// TDXInputOf is what v gives Intel's TCB evaluation.
+func TDXInputOf(v *Verified) intel.TDXInput {
+	b := v.Quote.Body
+	return intel.TDXInput{PCK: v.PCK, QEReport: v.Quote.Signature.QEReport, TEETCBSVN: b.TEETCBSVN,
+		MRSignerSeam: b.MRSignerSeam, SeamAttributes: b.SeamAttributes}
+}

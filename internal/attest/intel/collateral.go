@@ -1,0 +1,327 @@
+package intel
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Collateral is Intel's collateral for one platform (FMSPC), as Intel's
+// PCS serves it: the TCB info and the QE identity, each the exact JSON
+// Intel signed with its signature and the issuer chain (TCB Signing
+// certificate to the root); the PCK CRL with its issuer chain; the Intel
+// SGX Root CA CRL.
+type Collateral struct {
+	TCBInfo, TCBInfoSig       []byte
+	TCBInfoChain              []*x509.Certificate
+	QEIdentity, QEIdentitySig []byte
+	QEIdentityChain           []*x509.Certificate
+	PCKCRL                    []byte // DER
+	PCKCRLChain               []*x509.Certificate
+	RootCRL                   []byte // DER
+}
+
+// ParseQVLBundle reads collateral in the JSON form of Phala's dcap-qvl
+// (tcb_info, tcb_info_signature, tcb_info_issuer_chain, qe_identity, ...,
+// pck_crl, root_ca_crl; signatures and CRLs in hex, chains in PEM).
+func ParseQVLBundle(b []byte) (*Collateral, error) {
+	var j struct {
+		TCBInfo         string `json:"tcb_info"`
+		TCBInfoSig      string `json:"tcb_info_signature"`
+		TCBInfoChain    string `json:"tcb_info_issuer_chain"`
+		QEIdentity      string `json:"qe_identity"`
+		QEIdentitySig   string `json:"qe_identity_signature"`
+		QEIdentityChain string `json:"qe_identity_issuer_chain"`
+		PCKCRL          string `json:"pck_crl"`
+		PCKCRLChain     string `json:"pck_crl_issuer_chain"`
+		RootCRL         string `json:"root_ca_crl"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("collateral bundle: %w", err)
+	}
+	c := &Collateral{TCBInfo: []byte(j.TCBInfo), QEIdentity: []byte(j.QEIdentity)}
+	var err error
+	for _, f := range []struct {
+		name string
+		hex  string
+		into *[]byte
+	}{{"tcb_info_signature", j.TCBInfoSig, &c.TCBInfoSig}, {"qe_identity_signature", j.QEIdentitySig, &c.QEIdentitySig},
+		{"pck_crl", j.PCKCRL, &c.PCKCRL}, {"root_ca_crl", j.RootCRL, &c.RootCRL}} {
+		if *f.into, err = hex.DecodeString(f.hex); err != nil || len(*f.into) == 0 {
+			return nil, fmt.Errorf("collateral bundle: %s is not hex: %v", f.name, err)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		pem  string
+		into *[]*x509.Certificate
+	}{{"tcb_info_issuer_chain", j.TCBInfoChain, &c.TCBInfoChain}, {"qe_identity_issuer_chain", j.QEIdentityChain, &c.QEIdentityChain},
+		{"pck_crl_issuer_chain", j.PCKCRLChain, &c.PCKCRLChain}} {
+		if *f.into, err = ParseChain([]byte(f.pem)); err != nil {
+			return nil, fmt.Errorf("collateral bundle: %s: %w", f.name, err)
+		}
+	}
+	return c, nil
+}
+
+// ParsePCSSigned reads a PCS answer of the form {"<member>": {...},
+// "signature": "<hex>"} and returns the member's JSON exactly as served
+// (what the signature covers) and the signature.
+func ParsePCSSigned(b []byte, member string) (signed, sig []byte, err error) {
+	var j map[string]json.RawMessage
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, nil, fmt.Errorf("PCS answer: %w", err)
+	}
+	raw, ok := j[member]
+	if !ok {
+		return nil, nil, fmt.Errorf("PCS answer: no %q member", member)
+	}
+	var s string
+	if err := json.Unmarshal(j["signature"], &s); err != nil {
+		return nil, nil, errors.New("PCS answer: no signature")
+	}
+	if sig, err = hex.DecodeString(s); err != nil {
+		return nil, nil, fmt.Errorf("PCS answer: the signature is not hex: %w", err)
+	}
+	return raw, sig, nil
+}
+
+// ParseChain reads PEM certificates.
+func ParseChain(b []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no PEM certificate")
+	}
+	return out, nil
+}
+
+// TCBInfo is Intel's TCB info (version 3, "SGX" or "TDX").
+type TCBInfo struct {
+	ID                      string    `json:"id"`
+	Version                 int       `json:"version"`
+	IssueDate               time.Time `json:"issueDate"`
+	NextUpdate              time.Time `json:"nextUpdate"`
+	FMSPC                   string    `json:"fmspc"`
+	PCEID                   string    `json:"pceId"`
+	TCBEvaluationDataNumber int       `json:"tcbEvaluationDataNumber"`
+	TDXModule               *struct {
+		MRSigner       string `json:"mrsigner"`
+		Attributes     string `json:"attributes"`
+		AttributesMask string `json:"attributesMask"`
+	} `json:"tdxModule"`
+	TDXModuleIdentities []struct {
+		ID             string `json:"id"`
+		MRSigner       string `json:"mrsigner"`
+		Attributes     string `json:"attributes"`
+		AttributesMask string `json:"attributesMask"`
+		TCBLevels      []struct {
+			TCB struct {
+				ISVSVN int `json:"isvsvn"`
+			} `json:"tcb"`
+			TCBDate   time.Time `json:"tcbDate"`
+			TCBStatus string    `json:"tcbStatus"`
+		} `json:"tcbLevels"`
+	} `json:"tdxModuleIdentities"`
+	TCBLevels []TCBLevel `json:"tcbLevels"`
+}
+
+// TCBLevel is one level of a TCB info.
+type TCBLevel struct {
+	TCB struct {
+		SGX    []svn `json:"sgxtcbcomponents"`
+		PCESVN int   `json:"pcesvn"`
+		TDX    []svn `json:"tdxtcbcomponents"`
+	} `json:"tcb"`
+	TCBDate     time.Time `json:"tcbDate"`
+	TCBStatus   string    `json:"tcbStatus"`
+	AdvisoryIDs []string  `json:"advisoryIDs"`
+}
+
+type svn struct {
+	SVN int `json:"svn"`
+}
+
+// QEIdentity is Intel's identity of a quoting enclave (version 2;
+// "QE" for SGX, "TD_QE" for TDX).
+type QEIdentity struct {
+	ID                      string    `json:"id"`
+	Version                 int       `json:"version"`
+	IssueDate               time.Time `json:"issueDate"`
+	NextUpdate              time.Time `json:"nextUpdate"`
+	TCBEvaluationDataNumber int       `json:"tcbEvaluationDataNumber"`
+	MiscSelect              string    `json:"miscselect"`
+	MiscSelectMask          string    `json:"miscselectMask"`
+	Attributes              string    `json:"attributes"`
+	AttributesMask          string    `json:"attributesMask"`
+	MRSigner                string    `json:"mrsigner"`
+	ISVProdID               int       `json:"isvprodid"`
+	TCBLevels               []struct {
+		TCB struct {
+			ISVSVN int `json:"isvsvn"`
+		} `json:"tcb"`
+		TCBDate   time.Time `json:"tcbDate"`
+		TCBStatus string    `json:"tcbStatus"`
+	} `json:"tcbLevels"`
+}
+
+// Verified is collateral whose signatures, chains, CRLs and validity
+// windows were checked.
+type Verified struct {
+	TCBInfo    *TCBInfo
+	QEIdentity *QEIdentity
+	pckCRL     *x509.RevocationList
+	rootCRL    *x509.RevocationList
+}
+
+// Verify checks c at now against roots: each issuer chain to the root,
+// each signature over the exact JSON, each document's and CRL's validity
+// window (collateral not yet valid or expired fails closed, naming it).
+func (c *Collateral) Verify(roots *x509.CertPool, now time.Time) (*Verified, error) {
+	var v Verified
+	ti, err := verifySigned("TCB info", c.TCBInfo, c.TCBInfoSig, c.TCBInfoChain, roots, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := strictJSON(ti, &v.TCBInfo); err != nil {
+		return nil, fmt.Errorf("TCB info: %w", err)
+	}
+	if err := window("TCB info", v.TCBInfo.IssueDate, v.TCBInfo.NextUpdate, now); err != nil {
+		return nil, err
+	}
+	if v.TCBInfo.Version != 3 {
+		return nil, fmt.Errorf("TCB info: version %d, want 3", v.TCBInfo.Version)
+	}
+	qi, err := verifySigned("QE identity", c.QEIdentity, c.QEIdentitySig, c.QEIdentityChain, roots, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := strictJSON(qi, &v.QEIdentity); err != nil {
+		return nil, fmt.Errorf("QE identity: %w", err)
+	}
+	if err := window("QE identity", v.QEIdentity.IssueDate, v.QEIdentity.NextUpdate, now); err != nil {
+		return nil, err
+	}
+	if len(c.PCKCRLChain) == 0 {
+		return nil, errors.New("the PCK CRL has no issuer chain")
+	}
+	root, err := chain("the PCK CRL's issuer", c.PCKCRLChain, roots, now)
+	if err != nil {
+		return nil, err
+	}
+	if v.pckCRL, err = crl("the PCK CRL", c.PCKCRL, c.PCKCRLChain[0], now); err != nil {
+		return nil, err
+	}
+	if v.rootCRL, err = crl("the Intel SGX Root CA CRL", c.RootCRL, root, now); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// CheckRevoked refuses a PCK chain (leaf first) whose PCK is on the PCK
+// CRL or whose CA is on the root CA CRL; the PCK CRL must be its CA's.
+func (v *Verified) CheckRevoked(pckChain []*x509.Certificate) error {
+	if len(pckChain) < 2 {
+		return errors.New("the PCK chain has no CA")
+	}
+	leaf, ca := pckChain[0], pckChain[1]
+	if !bytes.Equal(v.pckCRL.RawIssuer, ca.RawSubject) {
+		return fmt.Errorf("the PCK CRL is %q's, the PCK is issued by %q", v.pckCRL.Issuer.CommonName, ca.Subject.CommonName)
+	}
+	for _, r := range v.pckCRL.RevokedCertificateEntries {
+		if r.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+			return fmt.Errorf("the PCK certificate (serial %x) is revoked by %q's CRL", leaf.SerialNumber, ca.Subject.CommonName)
+		}
+	}
+	for _, r := range v.rootCRL.RevokedCertificateEntries {
+		if r.SerialNumber.Cmp(ca.SerialNumber) == 0 {
+			return fmt.Errorf("the PCK CA %q (serial %x) is revoked by the Intel SGX Root CA CRL", ca.Subject.CommonName, ca.SerialNumber)
+		}
+	}
+	return nil
+}
+
+func verifySigned(what string, doc, sig []byte, ch []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]byte, error) {
+	if len(doc) == 0 || len(ch) == 0 {
+		return nil, fmt.Errorf("%s: missing (document or issuer chain)", what)
+	}
+	if _, err := chain(what+"'s issuer", ch, roots, now); err != nil {
+		return nil, err
+	}
+	pub, ok := ch[0].PublicKey.(*ecdsa.PublicKey)
+	if !ok || len(sig) != SigSize || !verifyRS(pub, doc, sig) {
+		return nil, fmt.Errorf("%s: the signature does not verify with %q", what, ch[0].Subject.CommonName)
+	}
+	return doc, nil
+}
+
+// chain verifies ch (leaf first) to roots at now and returns the root.
+func chain(what string, ch []*x509.Certificate, roots *x509.CertPool, now time.Time) (*x509.Certificate, error) {
+	inter := x509.NewCertPool()
+	for _, c := range ch[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := ch[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return nil, fmt.Errorf("%s %q does not chain to the Intel SGX Root CA at %s: %w", what, ch[0].Subject.CommonName, now.UTC().Format(time.RFC3339), err)
+	}
+	return chains[0][len(chains[0])-1], nil
+}
+
+func crl(what string, der []byte, issuer *x509.Certificate, now time.Time) (*x509.RevocationList, error) {
+	l, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := l.CheckSignatureFrom(issuer); err != nil {
+		return nil, fmt.Errorf("%s is not signed by %q: %w", what, issuer.Subject.CommonName, err)
+	}
+	if err := window(what, l.ThisUpdate, l.NextUpdate, now); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func window(what string, from, to, now time.Time) error {
+	f := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	if now.Before(from) {
+		return fmt.Errorf("%s is not yet valid at %s (issued %s)", what, f(now), f(from))
+	}
+	if !to.IsZero() && now.After(to) {
+		return fmt.Errorf("%s expired at %s (verifying at %s)", what, f(to), f(now))
+	}
+	return nil
+}
+
+// strictJSON decodes one JSON object, refusing trailing data.
+func strictJSON(b []byte, into any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(into); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the object")
+	}
+	return nil
+}
+
+// hexEq compares hex strings case-insensitively.
+func hexEq(a, b string) bool { return strings.EqualFold(a, b) }
