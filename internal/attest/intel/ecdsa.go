@@ -64,8 +64,35 @@ func ParseSignatureData(b []byte) (*SignatureData, error) {
 	if typ != certTypeQERC {
 		return nil, fmt.Errorf("signature data: certification data type %d, want %d (QE report certification data)", typ, certTypeQERC)
 	}
+	if err := s.parseQEReportCertData(data); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// ParseSignatureDataV3 reads the signature data of an SGX quote v3: the
+// quote signature, the attestation key, then the QE report, its
+// signature, the QE authentication data and certification data of type 5
+// directly (no type-6 wrapper).
+func ParseSignatureDataV3(b []byte) (*SignatureData, error) {
+	var s SignatureData
+	if len(b) < SigSize+KeySize {
+		return nil, fmt.Errorf("signature data: %d bytes, fewer than the %d of a signature and a key", len(b), SigSize+KeySize)
+	}
+	copy(s.Signature[:], b)
+	copy(s.AttestationKey[:], b[SigSize:])
+	if err := s.parseQEReportCertData(b[SigSize+KeySize:]); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// parseQEReportCertData reads QE report, its signature, the QE
+// authentication data and the PCK chain (certification data type 5);
+// nothing may follow.
+func (s *SignatureData) parseQEReportCertData(data []byte) error {
 	if len(data) < ReportSize+SigSize+2 {
-		return nil, fmt.Errorf("QE report certification data: %d bytes, too short for a QE report, its signature and the authentication data size", len(data))
+		return fmt.Errorf("QE report certification data: %d bytes, too short for a QE report, its signature and the authentication data size", len(data))
 	}
 	copy(s.QEReport[:], data)
 	copy(s.QEReportSig[:], data[ReportSize:])
@@ -73,23 +100,23 @@ func ParseSignatureData(b []byte) (*SignatureData, error) {
 	n := int(binary.LittleEndian.Uint16(data))
 	data = data[2:]
 	if n > len(data) || n > maxAuthData {
-		return nil, fmt.Errorf("QE authentication data: %d bytes announced, %d present (at most %d)", n, len(data), maxAuthData)
+		return fmt.Errorf("QE authentication data: %d bytes announced, %d present (at most %d)", n, len(data), maxAuthData)
 	}
 	s.QEAuthData = bytes.Clone(data[:n])
 	typ, pemChain, rest, err := certData(data[n:])
 	if err != nil {
-		return nil, fmt.Errorf("QE report certification data: %w", err)
+		return fmt.Errorf("QE report certification data: %w", err)
 	}
 	if len(rest) != 0 {
-		return nil, fmt.Errorf("QE report certification data: %d bytes after the PCK chain", len(rest))
+		return fmt.Errorf("QE report certification data: %d bytes after the PCK chain", len(rest))
 	}
 	if typ != certTypePCK {
-		return nil, fmt.Errorf("QE report certification data: inner type %d, want %d (PCK certificate chain)", typ, certTypePCK)
+		return fmt.Errorf("QE report certification data: inner type %d, want %d (PCK certificate chain)", typ, certTypePCK)
 	}
 	if s.PCKChain, err = parsePEMChain(pemChain); err != nil {
-		return nil, err
+		return err
 	}
-	return &s, nil
+	return nil
 }
 
 // certData reads one certification data item: type (u16), size (u32),

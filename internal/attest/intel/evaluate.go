@@ -211,3 +211,39 @@ func qeStatus(qe *QEIdentity, id string, r [ReportSize]byte) (string, error) {
 	}
 	return "", nil
 }
+
+// EvaluateSGX matches an SGX platform against verified collateral (SGX
+// TCB info, QE identity): the first TCB level whose components and PCESVN
+// the PCK meets, converged with the QE's status, as Intel's library does.
+func (v *Verified) EvaluateSGX(pck *PCK, qeReport [ReportSize]byte) (TCB, error) {
+	ti := v.TCBInfo
+	out := TCB{TCBEvaluationDataNumber: ti.TCBEvaluationDataNumber}
+	if ti.ID != "SGX" {
+		return out, fmt.Errorf("TCB info %q is not SGX's", ti.ID)
+	}
+	if !hexEq(ti.FMSPC, hex.EncodeToString(pck.FMSPC[:])) || !hexEq(ti.PCEID, hex.EncodeToString(pck.PCEID[:])) {
+		return out, fmt.Errorf("the TCB info is for FMSPC %s / PCE-ID %s, the PCK for %x / %x", ti.FMSPC, ti.PCEID, pck.FMSPC, pck.PCEID)
+	}
+	var err error
+	if out.QEStatus, err = qeStatus(v.QEIdentity, "QE", qeReport); err != nil {
+		return out, err
+	}
+	for i := range ti.TCBLevels {
+		l := &ti.TCBLevels[i]
+		if len(l.TCB.SGX) != 16 {
+			return out, fmt.Errorf("TCB info: level %d has %d SGX components, want 16", i, len(l.TCB.SGX))
+		}
+		if !meets(pck.Components[:], l.TCB.SGX, 0) || int(pck.PCESVN) < l.TCB.PCESVN {
+			continue
+		}
+		out.LevelStatus, out.Date, out.AdvisoryIDs = l.TCBStatus, l.TCBDate, l.AdvisoryIDs
+		if out.AdvisoryIDs == nil {
+			out.AdvisoryIDs = []string{}
+		}
+		if out.QEStatus != "" {
+			out.Status = converge(l.TCBStatus, out.QEStatus)
+		}
+		return out, nil
+	}
+	return out, nil // no level matches: TCB not supported
+}

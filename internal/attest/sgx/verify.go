@@ -1,0 +1,41 @@
+package sgx
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kura-project/kura/internal/attest/intel"
+)
+
+// Options are what a quote is verified against.
+type Options struct {
+	Roots *x509.CertPool // the pinned Intel SGX Root CA (intel.Roots()); required
+	Now   time.Time
+}
+
+// Verified is a quote whose signatures and PCK chain verified.
+type Verified struct {
+	Quote *Quote
+	PCK   *intel.PCK
+	Leaf  *x509.Certificate
+	CA    string // Intel SGX PCK Platform CA or Processor CA
+}
+
+// Verify checks q's quote signature, QE report binding and signature and
+// the PCK chain to o.Roots at o.Now, saying which failed.
+func Verify(q *Quote, o Options) (*Verified, error) {
+	if o.Roots == nil || o.Now.IsZero() {
+		return nil, errors.New("sgx: verify needs the pinned roots and a time")
+	}
+	leaf, err := q.Signature.Verify(q.Signed, o.Roots, o.Now)
+	if err != nil {
+		return nil, fmt.Errorf("sgx quote: %w", err)
+	}
+	pck, err := intel.ParsePCK(leaf)
+	if err != nil {
+		return nil, fmt.Errorf("sgx quote: %w", err)
+	}
+	return &Verified{Quote: q, PCK: pck, Leaf: leaf, CA: leaf.Issuer.CommonName}, nil
+}
