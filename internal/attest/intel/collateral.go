@@ -325,3 +325,35 @@ func strictJSON(b []byte, into any) error {
 
 // hexEq compares hex strings case-insensitively.
 func hexEq(a, b string) bool { return strings.EqualFold(a, b) }
+
+// Window is when c can verify: from the latest issue date of its parts
+// (TCB info, QE identity, CRLs) to the earliest expiry. Nothing is
+// verified here.
+func (c *Collateral) Window() (from, to time.Time, err error) {
+	var ti TCBInfo
+	var qe QEIdentity
+	if err := json.Unmarshal(c.TCBInfo, &ti); err != nil {
+		return from, to, fmt.Errorf("TCB info: %w", err)
+	}
+	if err := json.Unmarshal(c.QEIdentity, &qe); err != nil {
+		return from, to, fmt.Errorf("QE identity: %w", err)
+	}
+	from, to = ti.IssueDate, ti.NextUpdate
+	widen := func(f, t time.Time) {
+		if f.After(from) {
+			from = f
+		}
+		if !t.IsZero() && t.Before(to) {
+			to = t
+		}
+	}
+	widen(qe.IssueDate, qe.NextUpdate)
+	for _, der := range [][]byte{c.PCKCRL, c.RootCRL} {
+		l, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return from, to, fmt.Errorf("CRL: %w", err)
+		}
+		widen(l.ThisUpdate, l.NextUpdate)
+	}
+	return from, to, nil
+}

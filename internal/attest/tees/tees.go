@@ -6,6 +6,7 @@ package tees
 import (
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/sevsnpvm"
+	"github.com/kura-project/kura/internal/attest/tdxvm"
 )
 
 // Registry returns a registry with every TEE kura supports.
@@ -13,6 +14,7 @@ func Registry() *attest.Registry {
 	r := attest.NewRegistry()
 	for _, m := range []attest.Module{
 		sevsnpvm.Module(),
+		tdxvm.Module(),
 	} {
 		if err := r.Register(m); err != nil {
 			panic(err) // a programming error, caught by this package's test

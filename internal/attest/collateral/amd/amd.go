@@ -11,6 +11,7 @@
 package amd
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/hex"
@@ -251,6 +252,9 @@ func (c *Cache) Intermediates(ctx context.Context, productLine string) ([]*x509.
 // or one DER item) and returns how many it stored; a file with one bad item
 // stores nothing.
 func (c *Cache) Import(ctx context.Context, data []byte) (int, error) {
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
+		return 0, attest.ErrNotMine // a JSON document: another vendor's (Intel's bundles)
+	}
 	return c.c.Import(ctx, data, "CERTIFICATE", "X509 CRL")
 }
 

@@ -1,0 +1,211 @@
+// Package tdxvm is the TdxVm attestation module: Intel TDX quotes v4 and
+// v5 (internal/attest/tdx) verified to the pinned Intel SGX Root CA and
+// appraised against Intel collateral (TCB info, QE identity, CRLs) from
+// the collateral store, which operators import (`kura collateral
+// import`: dcap-qvl JSON bundles). Missing, expired or unverifiable
+// collateral fails closed with a reason that names it; the TCB statuses
+// become claims and the policy decides.
+package tdxvm
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/intel"
+	"github.com/kura-project/kura/internal/attest/tdx"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Type is the MAA attestation type.
+const Type = "TdxVm"
+
+// Kind is the collateral kind of an Intel collateral bundle; its key is
+// "tdx/<FMSPC>" (upper-case hex).
+const Kind = "intel-collateral"
+
+// DefaultPolicy permits every quote that verified; the claims carry the
+// TCB statuses for relying parties to judge.
+const DefaultPolicy = "version=1.0;\nauthorizationrules\n{\n    => permit();\n};\nissuancerules\n{\n};\n"
+
+// Module returns the TdxVm registration.
+func Module() attest.Module {
+	return attest.Module{
+		Type:            Type,
+		Member:          "quote",
+		ReportDataField: "tdx_report_data[0:32]",
+		InitDataField:   "tdx_mrconfigid[0:32]",
+		DefaultPolicy:   DefaultPolicy,
+		Collateral:      []string{Kind},
+		New:             build,
+		Preflight:       func(attest.Deps) error { return nil },
+	}
+}
+
+func build(d attest.Deps) (*attest.TEE, error) {
+	v := &Verifier{Roots: intel.Roots(), Store: d.Collateral}
+	return &attest.TEE{Verifier: v, Import: v.Import}, nil
+}
+
+// Verifier verifies TdxVm evidence (the quote's bytes).
+type Verifier struct {
+	Roots *x509.CertPool
+	Store attest.CollateralStore
+}
+
+// Verify implements attest.Verifier.
+func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (*attest.Verified, error) {
+	q, err := tdx.Parse(evidence)
+	if err != nil {
+		return nil, attest.BadWrap("quote", err, "not a TDX quote")
+	}
+	vq, err := tdx.Verify(q, tdx.Options{Roots: v.Roots, Now: now})
+	if err != nil {
+		return nil, attest.BadWrap("quote", err, "does not verify")
+	}
+	tcb, err := v.appraise(ctx, vq, now)
+	if err != nil {
+		return nil, err
+	}
+	return &attest.Verified{AttestationType: "tdxvm", Claims: claims(vq, tcb),
+		ReportData: q.Body.ReportData[:], InitData: q.Body.MRConfigID[:]}, nil
+}
+
+// appraise finds the platform's collateral, verifies it at now and
+// evaluates the TCB; the newest collateral that verifies is used.
+func (v *Verifier) appraise(ctx context.Context, vq *tdx.Verified, now time.Time) (intel.TCB, error) {
+	fmspc := strings.ToUpper(hex.EncodeToString(vq.PCK.FMSPC[:]))
+	items, err := v.Store.Collateral(ctx, Kind, "tdx/"+fmspc)
+	if err != nil {
+		return intel.TCB{}, &attest.UnavailableError{Err: err}
+	}
+	if len(items) == 0 {
+		return intel.TCB{}, attest.Bad("quote", "no Intel collateral for FMSPC %s is on file (import Intel's TCB info, QE identity and CRLs for it with `kura collateral import`)", fmspc)
+	}
+	var errs []error
+	for _, it := range items {
+		col, err := intel.ParseQVLBundle(it.DER)
+		if err == nil {
+			var vc *intel.Verified
+			if vc, err = col.Verify(v.Roots, now); err == nil {
+				if err = vc.CheckRevoked(vq.Quote.Signature.PCKChain); err != nil {
+					return intel.TCB{}, attest.BadWrap("quote", err, "revoked")
+				}
+				tcb, err := vc.EvaluateTDX(tdx.TDXInputOf(vq))
+				if err != nil {
+					return intel.TCB{}, attest.BadWrap("quote", err, "does not match Intel's collateral")
+				}
+				if tcb.Status == "" {
+					return intel.TCB{}, attest.Bad("quote", "no TCB level of Intel's TCB info for FMSPC %s (evaluation %d) matches this platform, or the QE or TDX module has no matching level: TCB not supported", fmspc, tcb.TCBEvaluationDataNumber)
+				}
+				return tcb, nil
+			}
+		}
+		errs = append(errs, err)
+	}
+	return intel.TCB{}, attest.BadWrap("quote", errors.Join(errs...), "the Intel collateral on file for FMSPC %s does not verify at %s", fmspc, now.UTC().Format(time.RFC3339))
+}
+
+// claims are MAA's TdxVm claims, with the TCB appraisal.
+func claims(v *tdx.Verified, tcb intel.TCB) attest.Claims {
+	b := v.Quote.Body
+	h := hex.EncodeToString
+	attrs := binary.LittleEndian.Uint64(b.TDAttributes[:])
+	bit := func(n uint) bool { return attrs&(1<<n) != 0 }
+	advisories := make([]any, len(tcb.AdvisoryIDs))
+	for i, a := range tcb.AdvisoryIDs {
+		advisories[i] = a
+	}
+	c := attest.Claims{
+		{Type: "tdx_mrseam", Value: h(b.MRSeam[:])},
+		{Type: "tdx_mrsignerseam", Value: h(b.MRSignerSeam[:])},
+		{Type: "tdx_mrtd", Value: h(b.MRTD[:])},
+		{Type: "tdx_mrconfigid", Value: h(b.MRConfigID[:])},
+		{Type: "tdx_mrowner", Value: h(b.MROwner[:])},
+		{Type: "tdx_mrownerconfig", Value: h(b.MROwnerConfig[:])},
+		{Type: "tdx_rtmr0", Value: h(b.RTMR[0][:])},
+		{Type: "tdx_rtmr1", Value: h(b.RTMR[1][:])},
+		{Type: "tdx_rtmr2", Value: h(b.RTMR[2][:])},
+		{Type: "tdx_rtmr3", Value: h(b.RTMR[3][:])},
+		{Type: "tdx_report_data", Value: h(b.ReportData[:])},
+		{Type: "tdx_seam_attributes", Value: h(b.SeamAttributes[:])},
+		{Type: "tdx_td_attributes", Value: h(b.TDAttributes[:])},
+		{Type: "tdx_td_attributes_debug", Value: bit(0)},
+		{Type: "tdx_td_attributes_septve_disable", Value: bit(28)},
+		{Type: "tdx_td_attributes_protection_keys", Value: bit(30)},
+		{Type: "tdx_td_attributes_key_locker", Value: bit(31)},
+		{Type: "tdx_td_attributes_perfmon", Value: bit(63)},
+		{Type: "tdx_xfam", Value: h(b.XFAM[:])},
+		{Type: "tdx_tee_tcb_svn", Value: h(b.TEETCBSVN[:])},
+		{Type: "tdx_seamsvn", Value: float64(binary.LittleEndian.Uint16(b.TEETCBSVN[:2]))},
+		{Type: "attester_tcb_status", Value: tcb.Status},
+		{Type: "x-kura-tcb-level-status", Value: tcb.LevelStatus},
+		{Type: "x-kura-tcb-date", Value: tcb.Date.UTC().Format(time.RFC3339)},
+		{Type: "x-kura-tcb-advisory-ids", Value: advisories},
+		{Type: "x-kura-qe-tcb-status", Value: tcb.QEStatus},
+		{Type: "x-kura-tcb-evaluation-data-number", Value: float64(tcb.TCBEvaluationDataNumber)},
+		{Type: "x-kura-fmspc", Value: h(v.PCK.FMSPC[:])},
+		{Type: "eat_profile", Value: "https://aka.ms/maa-eat-profile-tdxvm"},
+		{Type: "intuse", Value: "generic"},
+	}
+	dbg := "disabled"
+	if bit(0) {
+		dbg = "enabled"
+	}
+	c = append(c, attest.Claim{Type: "dbgstat", Value: dbg})
+	if tcb.Module != "" {
+		c = append(c, attest.Claim{Type: "x-kura-tdx-module-identity", Value: tcb.Module},
+			attest.Claim{Type: "x-kura-tdx-module-tcb-status", Value: tcb.ModuleStatus})
+	}
+	if b.V15 {
+		c = append(c, attest.Claim{Type: "tdx_tee_tcb_svn2", Value: h(b.TEETCBSVN2[:])},
+			attest.Claim{Type: "tdx_mrservicetd", Value: h(b.MRServiceTD[:])})
+	}
+	return c
+}
+
+// Import stores an Intel collateral bundle (dcap-qvl's JSON: TCB info,
+// QE identity, their issuer chains and signatures, the PCK and root CA
+// CRLs) under its FMSPC. It is verified here against the Intel root at
+// the start of its window (an operator may stage collateral for later, or
+// keep an older one) and again, at the time of use, on every use.
+func (v *Verifier) Import(ctx context.Context, data []byte) (int, error) {
+	if !strings.Contains(string(data), `"tcb_info"`) {
+		return 0, attest.ErrNotMine
+	}
+	col, err := intel.ParseQVLBundle(data)
+	if err != nil {
+		return 0, err
+	}
+	var head struct {
+		ID    string `json:"id"`
+		FMSPC string `json:"fmspc"`
+	}
+	if err := json.Unmarshal(col.TCBInfo, &head); err != nil {
+		return 0, fmt.Errorf("intel collateral: TCB info: %w", err)
+	}
+	if head.ID != "TDX" {
+		return 0, attest.ErrNotMine // SGX's
+	}
+	from, to, err := col.Window()
+	if err != nil {
+		return 0, fmt.Errorf("intel collateral for FMSPC %s: %w", head.FMSPC, err)
+	}
+	if !from.Before(to) {
+		return 0, fmt.Errorf("intel collateral for FMSPC %s: its parts are never valid together (from %s to %s)", head.FMSPC, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	}
+	if _, err := col.Verify(v.Roots, from); err != nil {
+		return 0, fmt.Errorf("intel collateral for FMSPC %s: %w", head.FMSPC, err)
+	}
+	if err := v.Store.PutCollateral(ctx, store.Collateral{Kind: Kind, Key: "tdx/" + strings.ToUpper(head.FMSPC), DER: data, NotAfter: to}); err != nil {
+		return 0, err
+	}
+	return 1, nil
+}

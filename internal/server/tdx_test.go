@@ -1,0 +1,48 @@
+package server
+
+import (
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kura-project/kura/internal/evidence"
+)
+
+// TestTdxVmOverHTTP: Intel collateral imported through the collateral
+// route, then a real TDX quote attested at POST /attest/TdxVm: the token
+// carries MAA's TDX claims and Intel's TCB status; a platform the
+// collateral's TCB levels do not cover is a 400 saying so.
+func TestTdxVmOverHTTP(t *testing.T) {
+	r := newRig(t, time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC))
+	if code, resp, _ := r.do("POST", "/kura/v1/collateral", evidence.Read(t, "tdx/dcap-qvl/tdx_quote_collateral.json"), r.admin_()...); code != 200 {
+		t.Fatalf("import: %d %s", code, resp)
+	}
+	quote := evidence.Read(t, "tdx/dcap-qvl/tdx_quote")
+	code, resp, h := r.do("POST", "/attest/TdxVm?api-version=2025-06-01", []byte(`{"quote":"`+b64u(quote)+`","nonce":"n-1"}`))
+	if code != 200 {
+		_, msg := errBody(t, resp, h)
+		t.Fatalf("status %d: %s", code, msg)
+	}
+	c := claimsOf(t, resp)
+	for k, want := range map[string]any{"x-ms-attestation-type": "tdxvm", "attester_tcb_status": "UpToDate", "nonce": "n-1",
+		"tdx_mrtd": "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7"} {
+		if c[k] != want {
+			t.Errorf("%s = %v, want %v", k, c[k], want)
+		}
+	}
+	other := strings.TrimPrefix(strings.TrimSpace(string(evidence.Read(t, "tdx/dcap-qvl/tdx-quote.hex"))), "0x")
+	code, resp, h = r.do("POST", "/attest/TdxVm?api-version=2025-06-01", []byte(`{"quote":"`+b64u(mustHex(t, other))+`"}`))
+	if _, msg := errBody(t, resp, h); code != 400 || !strings.Contains(msg, "no TCB level") {
+		t.Errorf("uncovered platform: %d %s", code, msg)
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
