@@ -255,15 +255,7 @@ func (f *failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // with a doubling backoff, back to the renewal schedule once kura answers.
 func TestAgentRenewalRetries(t *testing.T) {
 	e := start(t)
-	policy, _ := json.Marshal(map[string]any{"version": "1.0.0", "anyOf": []any{map[string]any{"authority": e.url,
-		"allOf": []any{map[string]any{"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false}}}}})
-	e.call(t, "POST", "/keys/aes/create?api-version=2025-07-01", map[string]any{"kty": "oct-HSM", "key_size": 256,
-		"attributes": map[string]bool{"exportable": true}, "release_policy": map[string]any{"data": base64.RawURLEncoding.EncodeToString(policy)}})
-	p := e.call(t, "POST", "/kura/v1/principals", map[string]string{"name": "agent", "role": "release-user"})
-	a, err := sim.Load(filepath.Join(e.dir, "sim"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, a := releasable(t, e)
 	tr := &failingTransport{next: e.http.Transport}
 	out := filepath.Join(t.TempDir(), "keys")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -334,4 +326,21 @@ func TestAgentFirstRoundFailsLoudly(t *testing.T) {
 	if waited {
 		t.Error("the agent retried a first round")
 	}
+}
+
+// releasable makes an exportable AES key "aes" released to a
+// non-debuggable guest, and a release-user principal "agent"; it returns
+// the principal and the simulated TEE.
+func releasable(t *testing.T, e *env) (map[string]any, *sim.Authority) {
+	t.Helper()
+	policy, _ := json.Marshal(map[string]any{"version": "1.0.0", "anyOf": []any{map[string]any{"authority": e.url,
+		"allOf": []any{map[string]any{"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false}}}}})
+	e.call(t, "POST", "/keys/aes/create?api-version=2025-07-01", map[string]any{"kty": "oct-HSM", "key_size": 256,
+		"attributes": map[string]bool{"exportable": true}, "release_policy": map[string]any{"data": base64.RawURLEncoding.EncodeToString(policy)}})
+	p := e.call(t, "POST", "/kura/v1/principals", map[string]string{"name": "agent", "role": "release-user"})
+	a, err := sim.Load(filepath.Join(e.dir, "sim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, a
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/kura-project/kura/internal/agent"
 	"github.com/kura-project/kura/internal/agent/simsource"
-	"github.com/kura-project/kura/internal/attest/sim"
 )
 
 // rewriting is a transport that lets edit change each answer.
@@ -50,15 +49,7 @@ func setBody(resp *http.Response, b []byte) {
 // or against another pinned ledger key, nothing is delivered.
 func TestAgentChecksReleaseRecord(t *testing.T) {
 	e := start(t)
-	policy, _ := json.Marshal(map[string]any{"version": "1.0.0", "anyOf": []any{map[string]any{"authority": e.url,
-		"allOf": []any{map[string]any{"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false}}}}})
-	e.call(t, "POST", "/keys/aes/create?api-version=2025-07-01", map[string]any{"kty": "oct-HSM", "key_size": 256,
-		"attributes": map[string]bool{"exportable": true}, "release_policy": map[string]any{"data": base64.RawURLEncoding.EncodeToString(policy)}})
-	p := e.call(t, "POST", "/kura/v1/principals", map[string]string{"name": "agent", "role": "release-user"})
-	a, err := sim.Load(filepath.Join(e.dir, "sim"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, a := releasable(t, e)
 	req, _ := http.NewRequest("GET", e.url+"/kura/v1/ledger/key", nil)
 	resp, err := e.http.Do(req)
 	if err != nil {
@@ -137,15 +128,7 @@ func TestAgentChecksReleaseRecord(t *testing.T) {
 // or TEE key than the release is refused.
 func TestCheckRecord(t *testing.T) {
 	e := start(t)
-	policy, _ := json.Marshal(map[string]any{"version": "1.0.0", "anyOf": []any{map[string]any{"authority": e.url,
-		"allOf": []any{map[string]any{"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false}}}}})
-	e.call(t, "POST", "/keys/aes/create?api-version=2025-07-01", map[string]any{"kty": "oct-HSM", "key_size": 256,
-		"attributes": map[string]bool{"exportable": true}, "release_policy": map[string]any{"data": base64.RawURLEncoding.EncodeToString(policy)}})
-	p := e.call(t, "POST", "/kura/v1/principals", map[string]string{"name": "agent", "role": "release-user"})
-	a, err := sim.Load(filepath.Join(e.dir, "sim"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, a := releasable(t, e)
 	// Capture the entry and what the agent knew of the release.
 	var entry []byte
 	var release, token string

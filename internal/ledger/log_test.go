@@ -23,18 +23,7 @@ const origin = "kura.test/ledger"
 
 func newLog(t *testing.T) (*Log, *memStore, note.Verifier) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, verifier := logKey(t)
 	m := newMem()
 	l, err := New(m, Config{Origin: origin, Signer: signer, Verifier: verifier, Tx: m.tx, Now: func() time.Time { return time.Unix(1_800_000_000, 123_456_789) }})
 	if err != nil {

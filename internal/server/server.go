@@ -378,16 +378,10 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 // without the role is a fault.Denied error (403); anything else is
 // unauthenticated (401). Only for routes served once unsealed.
 func (s *Server) administrator(r *http.Request) (string, error) {
-	tok, ok := wire.Bearer(r)
-	svc := s.svc.Load()
-	if !ok || svc == nil {
-		return "", auth.ErrUnauthenticated
-	}
-	p, err := svc.Auth.Authenticate(r.Context(), tok)
+	p, err := s.authenticate(r)
 	if err != nil {
 		return "", err
 	}
-	wire.NotePrincipal(r.Context(), p.Name)
 	if !p.Can(auth.Admin, "") {
 		return "", fault.Deny(fmt.Sprintf("principal %q is not an administrator", p.Name))
 	}
@@ -458,15 +452,10 @@ func (s *Server) auditor(r *http.Request) error {
 		wire.NotePrincipal(r.Context(), "admin")
 		return nil
 	}
-	svc := s.svc.Load()
-	if !ok || svc == nil {
-		return auth.ErrUnauthenticated
-	}
-	p, err := svc.Auth.Authenticate(r.Context(), tok)
+	p, err := s.authenticate(r)
 	if err != nil {
 		return err
 	}
-	wire.NotePrincipal(r.Context(), p.Name)
 	if !p.Can(auth.Admin, "") && !hasRole(p, auth.Auditor) {
 		return fault.Deny(fmt.Sprintf("principal %q is neither an auditor nor an administrator", p.Name))
 	}
@@ -476,16 +465,27 @@ func (s *Server) auditor(r *http.Request) error {
 // principal names the principal the request's bearer token
 // authenticates, whatever its roles.
 func (s *Server) principal(r *http.Request) (string, error) {
-	tok, ok := wire.Bearer(r)
-	svc := s.svc.Load()
-	if !ok || svc == nil {
-		return "", auth.ErrUnauthenticated
-	}
-	p, err := svc.Auth.Authenticate(r.Context(), tok)
+	p, err := s.authenticate(r)
 	if err != nil {
 		return "", err
 	}
 	return p.Name, nil
+}
+
+// authenticate is the principal of the request's bearer token (noted for
+// the access log), or auth.ErrUnauthenticated.
+func (s *Server) authenticate(r *http.Request) (*auth.Principal, error) {
+	tok, ok := wire.Bearer(r)
+	svc := s.svc.Load()
+	if !ok || svc == nil {
+		return nil, auth.ErrUnauthenticated
+	}
+	p, err := svc.Auth.Authenticate(r.Context(), tok)
+	if err != nil {
+		return nil, err
+	}
+	wire.NotePrincipal(r.Context(), p.Name)
+	return p, nil
 }
 
 func hasRole(p *auth.Principal, role string) bool {
