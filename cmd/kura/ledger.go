@@ -97,8 +97,8 @@ func ledgerVerify(args []string, stdout io.Writer) error {
 			return fmt.Errorf("witness key %q: %w", v, err)
 		}
 		for _, o := range witnesses {
-			if o.Name() == w.Name() && o.KeyHash() == w.KeyHash() {
-				return fmt.Errorf("witness key %q given twice", v)
+			if o.Name() == w.Name() {
+				return fmt.Errorf("witness %s given twice (the quorum counts witnesses, one key each)", w.Name())
 			}
 		}
 		witnesses = append(witnesses, w)

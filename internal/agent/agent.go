@@ -470,6 +470,7 @@ func (a *Agent) release(ctx context.Context, access, token, nonce, teeKid string
 	// its release is proved on kura's ledger.
 	id := hdr.Get("x-kura-ledger-transaction-id")
 	if err := a.onRecord(ctx, access, id, Record{Name: rel.Name, Version: rel.Version, Token: token, Answer: out.Value, Nonce: nonce, TEEKeyID: teeKid}); err != nil {
+		clear(rel.Material)
 		return nil, err
 	}
 	return rel, nil

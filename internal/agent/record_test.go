@@ -208,6 +208,18 @@ func TestCheckRecord(t *testing.T) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
 	}
+	// An entry that verifies but is no release (the key's creation).
+	req, _ = http.NewRequest("GET", e.url+"/kura/v1/ledger/entries/0", nil)
+	req.Header.Set("Authorization", "Bearer "+e.admin)
+	resp, err = e.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if _, err := agent.CheckRecord(other, v, 0, good); err == nil || !strings.Contains(err.Error(), "action") {
+		t.Errorf("a record that is no release: %v", err)
+	}
 	if _, err := agent.CheckRecord([]byte("{"), v, ent.Seq, good); err == nil {
 		t.Error("a malformed entry: accepted")
 	}

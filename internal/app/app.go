@@ -550,7 +550,7 @@ func ledgerWitnesses(cfg config.Config) (*ledger.Witnesses, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone() // proxies from the environment, as elsewhere
+	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
 	if d.Client != nil {
 		if t, ok := d.Client.Transport.(*http.Transport); ok {
 			tr.TLSClientConfig = t.TLSClientConfig

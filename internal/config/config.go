@@ -365,10 +365,10 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("ledger_witnesses: %w", err))
 			continue
 		}
-		if k := fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()); seen[k] {
+		if seen[v.Name()] { // one key a witness: the quorum counts witnesses
 			errs = append(errs, fmt.Errorf("ledger_witnesses: witness %s is listed twice", v.Name()))
 		} else {
-			seen[k] = true
+			seen[v.Name()] = true
 		}
 	}
 	if len(c.LedgerWitnesses) > 0 && c.LedgerWitnessInterval <= 0 {

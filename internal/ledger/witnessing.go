@@ -182,6 +182,7 @@ func cosignatures(signed, answer []byte, w note.Verifier) ([]byte, error) {
 		return nil, fmt.Errorf("the answer is not note signature lines: %q", snippet(answer))
 	}
 	var out []byte
+	seen := map[string]bool{} // one line a key: note.Open refuses notes of over 100 signatures
 	for _, line := range bytes.SplitAfter(answer, []byte("\n")) {
 		if len(line) == 0 {
 			continue
@@ -189,7 +190,7 @@ func cosignatures(signed, answer []byte, w note.Verifier) ([]byte, error) {
 		if !bytes.HasPrefix(line, []byte("— ")) {
 			return nil, fmt.Errorf("the answer is not note signature lines: %q", snippet(line))
 		}
-		_, err := note.Open(append(bytes.Clone(signed), line...), note.VerifierList(w))
+		n, err := note.Open(append(bytes.Clone(signed), line...), note.VerifierList(w))
 		var unverified *note.UnverifiedNoteError
 		if errors.As(err, &unverified) {
 			continue // another key's
@@ -197,7 +198,10 @@ func cosignatures(signed, answer []byte, w note.Verifier) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("the answer's cosignature does not verify with its key: %w", err)
 		}
-		out = append(out, line...)
+		if k := fmt.Sprintf("%s+%08x", n.Sigs[0].Name, n.Sigs[0].Hash); !seen[k] {
+			seen[k] = true
+			out = append(out, line...)
+		}
 	}
 	if len(out) == 0 {
 		return nil, errors.New("the answer holds no cosignature of the checkpoint by its key")

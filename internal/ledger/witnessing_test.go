@@ -451,3 +451,26 @@ func FuzzCosignatures(f *testing.F) {
 		}
 	})
 }
+
+// TestWitnessRepeatedLines: a witness that repeats its valid cosignature
+// (a note of over 100 signatures would not open) counts once, and the
+// published checkpoint carries it once.
+func TestWitnessRepeatedLines(t *testing.T) {
+	ctx := context.Background()
+	signer, v := logKey(t)
+	m := newMem()
+	w1, w2 := newTestWitness(t, "w1.example/w", v), newTestWitness(t, "w2.example/w", v)
+	l := witnessedLog(t, m, signer, v, 2, w1, w2)
+	appendN(t, l, 2)
+	w2.answer = func() []byte {
+		n, _ := note.Open(mustCheckpoint(t, l), note.VerifierList(v))
+		sig, _ := note.Sign(&note.Note{Text: n.Text}, w2.signer)
+		return bytes.Repeat(sig[len(n.Text)+1:], 120)
+	}
+	if tr, err := l.Witness(ctx); err != nil || tr.N != 2 {
+		t.Fatalf("round: %v %d", err, tr.N)
+	}
+	if _, cp, err := l.Published(ctx); err != nil || bytes.Count(cp, []byte("— w2.example/w ")) != 1 {
+		t.Errorf("published: %v\n%s", err, cp)
+	}
+}

@@ -84,15 +84,15 @@ func (h *Handler) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if err == nil {
 		return true
 	}
-	refuse(w, err)
+	refuse(w, err, "")
 	return false
 }
 
 // refuse answers an Authorize error: 403 for a principal without the
-// role, 401 otherwise.
-func refuse(w http.ResponseWriter, err error) {
+// role (note added), 401 otherwise.
+func refuse(w http.ResponseWriter, err error, note string) {
 	if fault.Of(err) == fault.Denied {
-		wire.Error(w, http.StatusForbidden, "Forbidden", err.Error()+"; ledger entries require the auditor or administrator role (a principal may read the records of its own key releases)")
+		wire.Error(w, http.StatusForbidden, "Forbidden", err.Error()+"; ledger entries require the auditor or administrator role"+note)
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="kura"`)
@@ -108,8 +108,17 @@ func (h *Handler) entry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.Authorize(r); err != nil {
-		if fault.Of(err) != fault.Denied || h.Principal == nil || !h.ownRelease(r, seq) {
-			refuse(w, err)
+		if fault.Of(err) != fault.Denied || h.Principal == nil {
+			refuse(w, err, ownNote)
+			return
+		}
+		own, oerr := h.ownRelease(r, seq)
+		if oerr != nil {
+			h.fail(w, oerr) // the store, not the caller
+			return
+		}
+		if !own {
+			refuse(w, err, ownNote)
 			return
 		}
 	}
@@ -129,21 +138,30 @@ func (h *Handler) entry(w http.ResponseWriter, r *http.Request) {
 // ownRelease reports whether entry seq is the audit record of a key
 // release by the request's principal. Audit records name digests and
 // identifiers only; a principal sees no one else's.
-func (h *Handler) ownRelease(r *http.Request, seq int64) bool {
+func (h *Handler) ownRelease(r *http.Request, seq int64) (bool, error) {
 	name, err := h.Principal(r)
 	if err != nil || name == "" {
-		return false
+		return false, nil
 	}
 	rec, err := h.Log.Entry(r.Context(), seq)
-	if err != nil || rec.Leaf.Collection != audit.LedgerCollection {
-		return false
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil // as for an entry not its own: 403
+	}
+	if err != nil {
+		return false, err
+	}
+	if rec.Leaf.Collection != audit.LedgerCollection {
+		return false, nil
 	}
 	var e struct {
 		Action string `json:"action"`
 		Actor  string `json:"actor"`
 	}
-	return json.Unmarshal(rec.Contents, &e) == nil && e.Action == "key.release" && e.Actor == name
+	return json.Unmarshal(rec.Contents, &e) == nil && e.Action == "key.release" && e.Actor == name, nil
 }
+
+// ownNote is what the entry route's 403 adds.
+const ownNote = " (a principal may read the records of its own key releases)"
 
 // consistency answers ?from=N&to=M with the RFC 6962 consistency proof, a
 // base64 hash a line.

@@ -27,8 +27,9 @@ func CheckCosignatures(signed []byte, witnesses []note.Verifier, quorum int) ([]
 	var names []string
 	seen := map[string]bool{}
 	for _, s := range n.Sigs {
-		if k := fmt.Sprintf("%s+%08x", s.Name, s.Hash); !seen[k] {
-			seen[k] = true
+		// A witness is its name: two keys of one witness are one cosigner.
+		if !seen[s.Name] {
+			seen[s.Name] = true
 			names = append(names, s.Name)
 		}
 	}
