@@ -46,3 +46,21 @@ func mustHex(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// TestSgxEnclaveOverHTTP: Intel SGX collateral imported, then the real
+// SGX quote attested at POST /attest/SgxEnclave with Intel's status.
+func TestSgxEnclaveOverHTTP(t *testing.T) {
+	r := newRig(t, time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC))
+	if code, resp, _ := r.do("POST", "/kura/v1/collateral", evidence.Read(t, "sgx/dcap-qvl/sgx_quote_collateral.json"), r.admin_()...); code != 200 {
+		t.Fatalf("import: %d %s", code, resp)
+	}
+	code, resp, h := r.do("POST", "/attest/SgxEnclave?api-version=2025-06-01", []byte(`{"quote":"`+b64u(evidence.Read(t, "sgx/dcap-qvl/sgx_quote"))+`"}`))
+	if code != 200 {
+		_, msg := errBody(t, resp, h)
+		t.Fatalf("status %d: %s", code, msg)
+	}
+	c := claimsOf(t, resp)
+	if c["x-ms-attestation-type"] != "sgx" || c["attester_tcb_status"] != "ConfigurationAndSWHardeningNeeded" || c["x-ms-sgx-mrenclave"] != "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb" {
+		t.Errorf("claims: %v %v %v", c["x-ms-attestation-type"], c["attester_tcb_status"], c["x-ms-sgx-mrenclave"])
+	}
+}

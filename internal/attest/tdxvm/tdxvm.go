@@ -12,24 +12,15 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/intel"
 	"github.com/kura-project/kura/internal/attest/tdx"
-	"github.com/kura-project/kura/internal/store"
 )
 
 // Type is the MAA attestation type.
 const Type = "TdxVm"
-
-// Kind is the collateral kind of an Intel collateral bundle; its key is
-// "tdx/<FMSPC>" (upper-case hex).
-const Kind = "intel-collateral"
 
 // DefaultPolicy permits every quote that verified; the claims carry the
 // TCB statuses for relying parties to judge.
@@ -43,21 +34,21 @@ func Module() attest.Module {
 		ReportDataField: "tdx_report_data[0:32]",
 		InitDataField:   "tdx_mrconfigid[0:32]",
 		DefaultPolicy:   DefaultPolicy,
-		Collateral:      []string{Kind},
+		Collateral:      []string{intel.Kind},
 		New:             build,
 		Preflight:       func(attest.Deps) error { return nil },
 	}
 }
 
 func build(d attest.Deps) (*attest.TEE, error) {
-	v := &Verifier{Roots: intel.Roots(), Store: d.Collateral}
-	return &attest.TEE{Verifier: v, Import: v.Import}, nil
+	v := &Verifier{Roots: intel.Roots(), Collateral: &intel.Appraiser{TEE: "TDX", Roots: intel.Roots(), Store: d.Collateral}}
+	return &attest.TEE{Verifier: v, Import: v.Collateral.Import}, nil
 }
 
 // Verifier verifies TdxVm evidence (the quote's bytes).
 type Verifier struct {
-	Roots *x509.CertPool
-	Store attest.CollateralStore
+	Roots      *x509.CertPool
+	Collateral *intel.Appraiser
 }
 
 // Verify implements attest.Verifier.
@@ -70,47 +61,14 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (
 	if err != nil {
 		return nil, attest.BadWrap("quote", err, "does not verify")
 	}
-	tcb, err := v.appraise(ctx, vq, now)
+	tcb, err := v.Collateral.Appraise(ctx, vq.PCK, q.Signature.PCKChain, now, func(c *intel.Verified) (intel.TCB, error) {
+		return c.EvaluateTDX(tdx.TDXInputOf(vq))
+	})
 	if err != nil {
 		return nil, err
 	}
 	return &attest.Verified{AttestationType: "tdxvm", Claims: claims(vq, tcb),
 		ReportData: q.Body.ReportData[:], InitData: q.Body.MRConfigID[:]}, nil
-}
-
-// appraise finds the platform's collateral, verifies it at now and
-// evaluates the TCB; the newest collateral that verifies is used.
-func (v *Verifier) appraise(ctx context.Context, vq *tdx.Verified, now time.Time) (intel.TCB, error) {
-	fmspc := strings.ToUpper(hex.EncodeToString(vq.PCK.FMSPC[:]))
-	items, err := v.Store.Collateral(ctx, Kind, "tdx/"+fmspc)
-	if err != nil {
-		return intel.TCB{}, &attest.UnavailableError{Err: err}
-	}
-	if len(items) == 0 {
-		return intel.TCB{}, attest.Bad("quote", "no Intel collateral for FMSPC %s is on file (import Intel's TCB info, QE identity and CRLs for it with `kura collateral import`)", fmspc)
-	}
-	var errs []error
-	for _, it := range items {
-		col, err := intel.ParseQVLBundle(it.DER)
-		if err == nil {
-			var vc *intel.Verified
-			if vc, err = col.Verify(v.Roots, now); err == nil {
-				if err = vc.CheckRevoked(vq.Quote.Signature.PCKChain); err != nil {
-					return intel.TCB{}, attest.BadWrap("quote", err, "revoked")
-				}
-				tcb, err := vc.EvaluateTDX(tdx.TDXInputOf(vq))
-				if err != nil {
-					return intel.TCB{}, attest.BadWrap("quote", err, "does not match Intel's collateral")
-				}
-				if tcb.Status == "" {
-					return intel.TCB{}, attest.Bad("quote", "no TCB level of Intel's TCB info for FMSPC %s (evaluation %d) matches this platform, or the QE or TDX module has no matching level: TCB not supported", fmspc, tcb.TCBEvaluationDataNumber)
-				}
-				return tcb, nil
-			}
-		}
-		errs = append(errs, err)
-	}
-	return intel.TCB{}, attest.BadWrap("quote", errors.Join(errs...), "the Intel collateral on file for FMSPC %s does not verify at %s", fmspc, now.UTC().Format(time.RFC3339))
 }
 
 // claims are MAA's TdxVm claims, with the TCB appraisal.
@@ -169,43 +127,4 @@ func claims(v *tdx.Verified, tcb intel.TCB) attest.Claims {
 			attest.Claim{Type: "tdx_mrservicetd", Value: h(b.MRServiceTD[:])})
 	}
 	return c
-}
-
-// Import stores an Intel collateral bundle (dcap-qvl's JSON: TCB info,
-// QE identity, their issuer chains and signatures, the PCK and root CA
-// CRLs) under its FMSPC. It is verified here against the Intel root at
-// the start of its window (an operator may stage collateral for later, or
-// keep an older one) and again, at the time of use, on every use.
-func (v *Verifier) Import(ctx context.Context, data []byte) (int, error) {
-	if !strings.Contains(string(data), `"tcb_info"`) {
-		return 0, attest.ErrNotMine
-	}
-	col, err := intel.ParseQVLBundle(data)
-	if err != nil {
-		return 0, err
-	}
-	var head struct {
-		ID    string `json:"id"`
-		FMSPC string `json:"fmspc"`
-	}
-	if err := json.Unmarshal(col.TCBInfo, &head); err != nil {
-		return 0, fmt.Errorf("intel collateral: TCB info: %w", err)
-	}
-	if head.ID != "TDX" {
-		return 0, attest.ErrNotMine // SGX's
-	}
-	from, to, err := col.Window()
-	if err != nil {
-		return 0, fmt.Errorf("intel collateral for FMSPC %s: %w", head.FMSPC, err)
-	}
-	if !from.Before(to) {
-		return 0, fmt.Errorf("intel collateral for FMSPC %s: its parts are never valid together (from %s to %s)", head.FMSPC, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
-	}
-	if _, err := col.Verify(v.Roots, from); err != nil {
-		return 0, fmt.Errorf("intel collateral for FMSPC %s: %w", head.FMSPC, err)
-	}
-	if err := v.Store.PutCollateral(ctx, store.Collateral{Kind: Kind, Key: "tdx/" + strings.ToUpper(head.FMSPC), DER: data, NotAfter: to}); err != nil {
-		return 0, err
-	}
-	return 1, nil
 }

@@ -94,7 +94,7 @@ func TestTdxVm(t *testing.T) {
 		want  string
 	}{
 		{"no matching TCB level", hexQuote(t, "tdx/dcap-qvl/tdx-quote.hex"), at, "no TCB level"},
-		{"no collateral for the FMSPC", evidence.Read(t, "tdx/trustee/tdx_quote_4.dat"), at, "no Intel collateral for FMSPC 50806F000000"},
+		{"no collateral for the FMSPC", evidence.Read(t, "tdx/trustee/tdx_quote_4.dat"), at, "no Intel TDX collateral for FMSPC 50806F000000"},
 		{"collateral expired", evidence.Read(t, "tdx/dcap-qvl/tdx_quote"), at.AddDate(0, 1, 0), "expired"},
 		{"not a quote", []byte("junk"), at, "not a TDX quote"},
 	} {

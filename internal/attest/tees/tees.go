@@ -6,6 +6,7 @@ package tees
 import (
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/sevsnpvm"
+	"github.com/kura-project/kura/internal/attest/sgxenclave"
 	"github.com/kura-project/kura/internal/attest/tdxvm"
 )
 
@@ -15,6 +16,7 @@ func Registry() *attest.Registry {
 	for _, m := range []attest.Module{
 		sevsnpvm.Module(),
 		tdxvm.Module(),
+		sgxenclave.Module(),
 	} {
 		if err := r.Register(m); err != nil {
 			panic(err) // a programming error, caught by this package's test

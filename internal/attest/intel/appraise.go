@@ -1,0 +1,111 @@
+package intel
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Kind is the collateral kind of an Intel collateral bundle; its key is
+// "<tdx|sgx>/<FMSPC>" (upper-case hex).
+const Kind = "intel-collateral"
+
+// Appraiser finds, verifies and applies Intel collateral from the
+// collateral store, for one TEE ("TDX" or "SGX", as TCB infos name them).
+type Appraiser struct {
+	TEE   string
+	Roots *x509.CertPool
+	Store attest.CollateralStore
+}
+
+func (a *Appraiser) key(fmspc string) string {
+	return strings.ToLower(a.TEE) + "/" + strings.ToUpper(fmspc)
+}
+
+// Appraise finds the collateral of pck's FMSPC, verifies it at now, checks
+// the PCK chain against its CRLs and evaluates the platform with eval;
+// the newest collateral that verifies is used. No collateral on file,
+// none that verifies, a revoked PCK and no matching TCB level are
+// evidence errors that say so.
+func (a *Appraiser) Appraise(ctx context.Context, pck *PCK, pckChain []*x509.Certificate, now time.Time, eval func(*Verified) (TCB, error)) (TCB, error) {
+	fmspc := strings.ToUpper(hex.EncodeToString(pck.FMSPC[:]))
+	items, err := a.Store.Collateral(ctx, Kind, a.key(fmspc))
+	if err != nil {
+		return TCB{}, &attest.UnavailableError{Err: err}
+	}
+	if len(items) == 0 {
+		return TCB{}, attest.Bad("quote", "no Intel %s collateral for FMSPC %s is on file (import Intel's TCB info, QE identity and CRLs for it with `kura collateral import`)", a.TEE, fmspc)
+	}
+	var errs []error
+	for _, it := range items {
+		col, err := ParseQVLBundle(it.DER)
+		var vc *Verified
+		if err == nil {
+			vc, err = col.Verify(a.Roots, now)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := vc.CheckRevoked(pckChain); err != nil {
+			return TCB{}, attest.BadWrap("quote", err, "revoked")
+		}
+		tcb, err := eval(vc)
+		if err != nil {
+			return TCB{}, attest.BadWrap("quote", err, "does not match Intel's collateral")
+		}
+		if tcb.Status == "" {
+			return TCB{}, attest.Bad("quote", "no TCB level of Intel's TCB info for FMSPC %s (evaluation %d) matches this platform, or its quoting enclave or TDX module has no matching level: TCB not supported", fmspc, tcb.TCBEvaluationDataNumber)
+		}
+		return tcb, nil
+	}
+	return TCB{}, attest.BadWrap("quote", errors.Join(errs...), "the Intel collateral on file for FMSPC %s does not verify at %s", fmspc, now.UTC().Format(time.RFC3339))
+}
+
+// Import stores an Intel collateral bundle (dcap-qvl's JSON: TCB info, QE
+// identity, their issuer chains and signatures, the PCK and root CA CRLs)
+// of a.TEE under its FMSPC; another TEE's, or a file that is no bundle,
+// is attest.ErrNotMine. It is verified here at the start of its window
+// (an operator may stage collateral for later, or keep an older one) and
+// again, at the time of use, on every use.
+func (a *Appraiser) Import(ctx context.Context, data []byte) (int, error) {
+	if !strings.Contains(string(data), `"tcb_info"`) {
+		return 0, attest.ErrNotMine
+	}
+	col, err := ParseQVLBundle(data)
+	if err != nil {
+		return 0, err
+	}
+	var head struct {
+		ID    string `json:"id"`
+		FMSPC string `json:"fmspc"`
+	}
+	if err := json.Unmarshal(col.TCBInfo, &head); err != nil {
+		return 0, fmt.Errorf("intel collateral: TCB info: %w", err)
+	}
+	if head.ID != a.TEE {
+		return 0, attest.ErrNotMine
+	}
+	from, to, err := col.Window()
+	if err != nil {
+		return 0, fmt.Errorf("intel collateral for FMSPC %s: %w", head.FMSPC, err)
+	}
+	if !from.Before(to) {
+		return 0, fmt.Errorf("intel collateral for FMSPC %s: its parts are never valid together (from %s to %s)", head.FMSPC, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	}
+	if _, err := col.Verify(a.Roots, from); err != nil {
+		return 0, fmt.Errorf("intel collateral for FMSPC %s: %w", head.FMSPC, err)
+	}
+	if err := a.Store.PutCollateral(ctx, store.Collateral{Kind: Kind, Key: a.key(head.FMSPC), DER: data, NotAfter: to}); err != nil {
+		return 0, err
+	}
+	return 1, nil
+}

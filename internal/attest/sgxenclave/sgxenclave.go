@@ -1,0 +1,98 @@
+// Package sgxenclave is the SgxEnclave attestation module: Intel SGX DCAP
+// quotes v3 (internal/attest/sgx) verified to the pinned Intel SGX Root CA
+// and appraised against imported Intel SGX collateral, as TdxVm is.
+package sgxenclave
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"time"
+
+	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/intel"
+	"github.com/kura-project/kura/internal/attest/sgx"
+)
+
+// Type is the MAA attestation type.
+const Type = "SgxEnclave"
+
+// DefaultPolicy permits every quote that verified; the claims carry the
+// TCB statuses for relying parties to judge.
+const DefaultPolicy = "version=1.0;\nauthorizationrules\n{\n    => permit();\n};\nissuancerules\n{\n};\n"
+
+// Module returns the SgxEnclave registration.
+func Module() attest.Module {
+	return attest.Module{
+		Type:            Type,
+		Member:          "quote",
+		ReportDataField: "x-ms-sgx-report-data[0:32]",
+		InitDataField:   "x-ms-sgx-config-id[0:32]",
+		DefaultPolicy:   DefaultPolicy,
+		Collateral:      []string{intel.Kind},
+		New:             build,
+		Preflight:       func(attest.Deps) error { return nil },
+	}
+}
+
+func build(d attest.Deps) (*attest.TEE, error) {
+	v := &Verifier{Roots: intel.Roots(), Collateral: &intel.Appraiser{TEE: "SGX", Roots: intel.Roots(), Store: d.Collateral}}
+	return &attest.TEE{Verifier: v, Import: v.Collateral.Import}, nil
+}
+
+// Verifier verifies SgxEnclave evidence (the quote's bytes).
+type Verifier struct {
+	Roots      *x509.CertPool
+	Collateral *intel.Appraiser
+}
+
+// Verify implements attest.Verifier.
+func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (*attest.Verified, error) {
+	q, err := sgx.Parse(evidence)
+	if err != nil {
+		return nil, attest.BadWrap("quote", err, "not an SGX quote")
+	}
+	vq, err := sgx.Verify(q, sgx.Options{Roots: v.Roots, Now: now})
+	if err != nil {
+		return nil, attest.BadWrap("quote", err, "does not verify")
+	}
+	tcb, err := v.Collateral.Appraise(ctx, vq.PCK, q.Signature.PCKChain, now, func(c *intel.Verified) (intel.TCB, error) {
+		return c.EvaluateSGX(vq.PCK, q.Signature.QEReport)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &attest.Verified{AttestationType: "sgx", Claims: claims(evidence, vq, tcb),
+		ReportData: q.Report.ReportData[:], InitData: q.Report.ConfigID[:]}, nil
+}
+
+// claims are MAA's SGX claims with the TCB appraisal.
+func claims(raw []byte, v *sgx.Verified, tcb intel.TCB) attest.Claims {
+	r, h := v.Quote.Report, hex.EncodeToString
+	advisories := make([]any, len(tcb.AdvisoryIDs))
+	for i, a := range tcb.AdvisoryIDs {
+		advisories[i] = a
+	}
+	qh := sha256.Sum256(raw)
+	return attest.Claims{
+		{Type: "x-ms-sgx-is-debuggable", Value: r.Attributes[0]&0x02 != 0}, // ATTRIBUTES.DEBUG
+		{Type: "x-ms-sgx-product-id", Value: float64(r.ISVProdID)},
+		{Type: "x-ms-sgx-mrsigner", Value: h(r.MRSigner[:])},
+		{Type: "x-ms-sgx-mrenclave", Value: h(r.MREnclave[:])},
+		{Type: "x-ms-sgx-svn", Value: float64(r.ISVSVN)},
+		{Type: "x-ms-sgx-report-data", Value: h(r.ReportData[:])},
+		{Type: "x-ms-sgx-config-id", Value: h(r.ConfigID[:])},
+		{Type: "x-ms-sgx-config-svn", Value: float64(r.ConfigSVN)},
+		{Type: "x-ms-sgx-isv-extended-product-id", Value: h(r.ISVExtProd[:])},
+		{Type: "x-ms-sgx-isv-family-id", Value: h(r.ISVFamily[:])},
+		{Type: "x-ms-sgx-collateral", Value: map[string]any{"quotehash": h(qh[:])}},
+		{Type: "attester_tcb_status", Value: tcb.Status},
+		{Type: "x-kura-tcb-level-status", Value: tcb.LevelStatus},
+		{Type: "x-kura-tcb-date", Value: tcb.Date.UTC().Format(time.RFC3339)},
+		{Type: "x-kura-tcb-advisory-ids", Value: advisories},
+		{Type: "x-kura-qe-tcb-status", Value: tcb.QEStatus},
+		{Type: "x-kura-tcb-evaluation-data-number", Value: float64(tcb.TCBEvaluationDataNumber)},
+		{Type: "x-kura-fmspc", Value: h(v.PCK.FMSPC[:])},
+	}
+}
