@@ -37,25 +37,44 @@ func Module() attest.Module {
 }
 
 func build(d attest.Deps) (*attest.TEE, error) {
-	v := &Verifier{Roots: intel.Roots(), Collateral: &intel.Appraiser{TEE: "SGX", Roots: intel.Roots(), Store: d.Collateral}}
+	v := NewVerifier(d)
 	return &attest.TEE{Verifier: v, Import: v.Collateral.Import}, nil
+}
+
+// NewVerifier is the SGX verifier over d's collateral store.
+func NewVerifier(d attest.Deps) *Verifier {
+	return &Verifier{Roots: intel.Roots(), Collateral: &intel.Appraiser{TEE: "SGX", Roots: intel.Roots(), Store: d.Collateral}}
 }
 
 // Verifier verifies SgxEnclave evidence (the quote's bytes).
 type Verifier struct {
 	Roots      *x509.CertPool
 	Collateral *intel.Appraiser
+	// Unwrap, when set, takes the quote out of the evidence first (Open
+	// Enclave's report header); its error is the evidence's.
+	Unwrap func([]byte) ([]byte, error)
+	Field  string // the request member named in errors; default "quote"
 }
 
 // Verify implements attest.Verifier.
 func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (*attest.Verified, error) {
+	field := v.Field
+	if field == "" {
+		field = "quote"
+	}
+	if v.Unwrap != nil {
+		var err error
+		if evidence, err = v.Unwrap(evidence); err != nil {
+			return nil, attest.BadWrap(field, err, "not an Open Enclave report")
+		}
+	}
 	q, err := sgx.Parse(evidence)
 	if err != nil {
-		return nil, attest.BadWrap("quote", err, "not an SGX quote")
+		return nil, attest.BadWrap(field, err, "not an SGX quote")
 	}
 	vq, err := sgx.Verify(q, sgx.Options{Roots: v.Roots, Now: now})
 	if err != nil {
-		return nil, attest.BadWrap("quote", err, "does not verify")
+		return nil, attest.BadWrap(field, err, "does not verify")
 	}
 	tcb, err := v.Collateral.Appraise(ctx, vq.PCK, q.Signature.PCKChain, now, func(c *intel.Verified) (intel.TCB, error) {
 		return c.EvaluateSGX(vq.PCK, q.Signature.QEReport)

@@ -5,6 +5,7 @@ package tees
 
 import (
 	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/openenclave"
 	"github.com/kura-project/kura/internal/attest/sevsnpvm"
 	"github.com/kura-project/kura/internal/attest/sgxenclave"
 	"github.com/kura-project/kura/internal/attest/tdxvm"
@@ -17,6 +18,7 @@ func Registry() *attest.Registry {
 		sevsnpvm.Module(),
 		tdxvm.Module(),
 		sgxenclave.Module(),
+		openenclave.Module(),
 	} {
 		if err := r.Register(m); err != nil {
 			panic(err) // a programming error, caught by this package's test
