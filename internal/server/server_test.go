@@ -286,7 +286,7 @@ func TestAPIVersionAndRoutes(t *testing.T) {
 		{"POST", "/attest/SevSnpVm?api-version=2019-01-01", 400, "UnsupportedApiVersion"},
 		{"POST", "/attest/Martian?api-version=2022-08-01", 400, "InvalidAttestationType"},
 		{"POST", "/attest/OpenEnclave?api-version=2022-08-01", 400, "InvalidParameter"}, // served: the body has no report
-		{"POST", "/attest/TdxVm?api-version=2022-08-01", 400, "InvalidParameter"}, // served: the body has no quote
+		{"POST", "/attest/TdxVm?api-version=2022-08-01", 400, "InvalidParameter"},       // served: the body has no quote
 		{"GET", "/nothing", 404, "NotFound"},
 		{"GET", "/policies/SevSnpVm?api-version=2022-08-01", 401, "Unauthorized"},
 	} {
