@@ -27,6 +27,10 @@ type Module struct {
 	// 32 bytes), for the binding errors; an empty InitDataField means the
 	// TEE has no launch-time field and init-time data is refused.
 	ReportDataField, InitDataField string
+	// BinaryRuntimeClaim is the claim that runtime data of dataType
+	// Binary becomes, base64url (MAA: x-ms-sgx-ehd for the SGX types);
+	// empty: none.
+	BinaryRuntimeClaim string
 	// DefaultPolicy is the appraisal policy in force until an operator
 	// sets one.
 	DefaultPolicy string

@@ -173,6 +173,9 @@ func (s *Service) Appraise(ctx context.Context, req Request, at time.Time) (*Out
 	if runtime != nil {
 		incoming = append(incoming, maa.Claim{Type: "x-ms-runtime", Value: runtime, Issuer: "AttestationService"})
 	}
+	if d := req.RuntimeData; d != nil && !d.JSON && len(d.Bytes) > 0 && tee.BinaryRuntimeClaim != "" {
+		incoming = append(incoming, maa.Claim{Type: tee.BinaryRuntimeClaim, Value: base64.RawURLEncoding.EncodeToString(d.Bytes), Issuer: "AttestationService"})
+	}
 	if inittime != nil {
 		incoming = append(incoming, maa.Claim{Type: "x-ms-inittime", Value: inittime, Issuer: "AttestationService"})
 	}

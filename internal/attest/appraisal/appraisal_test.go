@@ -144,7 +144,7 @@ func newRig(t *testing.T) *rig {
 		now:    testNow,
 	}
 	tees := map[string]attest.Built{
-		fakeType: {Module: attest.Module{Type: fakeType, Member: "quote", ReportDataField: "report_data", DefaultPolicy: permitAll},
+		fakeType: {Module: attest.Module{Type: fakeType, Member: "quote", ReportDataField: "report_data", DefaultPolicy: permitAll, BinaryRuntimeClaim: "x-ms-sgx-ehd"},
 			TEE: &attest.TEE{Verifier: r.fake}},
 		initType: {Module: attest.Module{Type: initType, Member: "report", ReportDataField: "report_data", InitDataField: "host_data", DefaultPolicy: permitAll},
 			TEE: &attest.TEE{Verifier: r.init}},
@@ -290,11 +290,19 @@ func TestAppraiseRuntimeData(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, ok := out.Claims["x-ms-runtime"]
+			ehd, hasEHD := out.Claims["x-ms-sgx-ehd"]
 			if c.runtime == nil {
 				if ok {
 					t.Errorf("x-ms-runtime = %v for binary data", got)
 				}
+				// The module's binary claim carries it, base64url.
+				if c.data != nil && len(c.data.Bytes) > 0 && (!hasEHD || ehd != base64.RawURLEncoding.EncodeToString(c.data.Bytes)) {
+					t.Errorf("x-ms-sgx-ehd = %v for binary data %q", ehd, c.data.Bytes)
+				}
 				return
+			}
+			if hasEHD {
+				t.Errorf("x-ms-sgx-ehd = %v for JSON data", ehd)
 			}
 			if !reflect.DeepEqual(got, c.runtime) {
 				t.Errorf("x-ms-runtime = %#v, want %#v", got, c.runtime)

@@ -27,12 +27,13 @@ const (
 // Module returns the OpenEnclave registration.
 func Module() attest.Module {
 	return attest.Module{
-		Type:            Type,
-		Member:          "report",
-		ReportDataField: "x-ms-sgx-report-data[0:32]",
-		InitDataField:   "x-ms-sgx-config-id[0:32]",
-		DefaultPolicy:   sgxenclave.DefaultPolicy,
-		Collateral:      []string{intel.Kind},
+		Type:               Type,
+		Member:             "report",
+		ReportDataField:    "x-ms-sgx-report-data[0:32]",
+		InitDataField:      "x-ms-sgx-config-id[0:32]",
+		BinaryRuntimeClaim: "x-ms-sgx-ehd",
+		DefaultPolicy:      sgxenclave.DefaultPolicy,
+		Collateral:         []string{intel.Kind},
 		New: func(d attest.Deps) (*attest.TEE, error) {
 			v := sgxenclave.NewVerifier(d)
 			v.Unwrap, v.Field = Unwrap, "report"

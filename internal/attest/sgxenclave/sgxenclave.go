@@ -25,14 +25,15 @@ const DefaultPolicy = "version=1.0;\nauthorizationrules\n{\n    => permit();\n};
 // Module returns the SgxEnclave registration.
 func Module() attest.Module {
 	return attest.Module{
-		Type:            Type,
-		Member:          "quote",
-		ReportDataField: "x-ms-sgx-report-data[0:32]",
-		InitDataField:   "x-ms-sgx-config-id[0:32]",
-		DefaultPolicy:   DefaultPolicy,
-		Collateral:      []string{intel.Kind},
-		New:             build,
-		Preflight:       func(attest.Deps) error { return nil },
+		Type:               Type,
+		Member:             "quote",
+		ReportDataField:    "x-ms-sgx-report-data[0:32]",
+		InitDataField:      "x-ms-sgx-config-id[0:32]",
+		BinaryRuntimeClaim: "x-ms-sgx-ehd",
+		DefaultPolicy:      DefaultPolicy,
+		Collateral:         []string{intel.Kind},
+		New:                build,
+		Preflight:          func(attest.Deps) error { return nil },
 	}
 }
 
