@@ -173,8 +173,10 @@ func (s *Service) Appraise(ctx context.Context, req Request, at time.Time) (*Out
 	if runtime != nil {
 		incoming = append(incoming, maa.Claim{Type: "x-ms-runtime", Value: runtime, Issuer: "AttestationService"})
 	}
+	var ehd string // binary runtime data, for the TEE's claim
 	if d := req.RuntimeData; d != nil && !d.JSON && len(d.Bytes) > 0 && tee.BinaryRuntimeClaim != "" {
-		incoming = append(incoming, maa.Claim{Type: tee.BinaryRuntimeClaim, Value: base64.RawURLEncoding.EncodeToString(d.Bytes), Issuer: "AttestationService"})
+		ehd = base64.RawURLEncoding.EncodeToString(d.Bytes)
+		incoming = append(incoming, maa.Claim{Type: tee.BinaryRuntimeClaim, Value: ehd, Issuer: "AttestationService"})
 	}
 	if inittime != nil {
 		incoming = append(incoming, maa.Claim{Type: "x-ms-inittime", Value: inittime, Issuer: "AttestationService"})
@@ -220,6 +222,9 @@ func (s *Service) Appraise(ctx context.Context, req Request, at time.Time) (*Out
 	}
 	if inittime != nil {
 		claims["x-ms-inittime"] = inittime
+	}
+	if ehd != "" {
+		claims[tee.BinaryRuntimeClaim] = ehd
 	}
 	issued := map[string][]any{}
 	var order []string
