@@ -11,6 +11,12 @@ import (
 	"github.com/kura-project/kura/internal/store"
 )
 
+// PermitAll is the default appraisal policy of the TEE modules: every
+// piece of evidence that verified is permitted (hardware verification has
+// refused anything forged), and the token's claims carry everything a
+// relying party, such as a key-release policy, judges.
+const PermitAll = "version=1.0;\nauthorizationrules\n{\n    => permit();\n};\nissuancerules\n{\n};\n"
+
 // A Module is one TEE's registration: everything the server, the appraisal,
 // the MAA surface, the configuration and the CLI need to know about a TEE,
 // so that none of them names one. Adding a TEE is one package that returns

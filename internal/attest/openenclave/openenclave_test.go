@@ -5,39 +5,14 @@ import (
 	"context"
 	"encoding/binary"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/attesttest"
 	"github.com/kura-project/kura/internal/attest/sgxenclave"
 	"github.com/kura-project/kura/internal/evidence"
-	"github.com/kura-project/kura/internal/store"
 )
-
-type memCollateral struct {
-	mu    sync.Mutex
-	items []store.Collateral
-}
-
-func (m *memCollateral) PutCollateral(_ context.Context, c store.Collateral) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.items = append(m.items, c)
-	return nil
-}
-
-func (m *memCollateral) Collateral(_ context.Context, kind, key string) ([]store.Collateral, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []store.Collateral
-	for _, c := range m.items {
-		if c.Kind == kind && c.Key == key {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
 
 func wrap(q []byte, version, typ uint32, size uint64) []byte {
 	h := binary.LittleEndian.AppendUint32(nil, version)
@@ -52,7 +27,7 @@ func wrap(q []byte, version, typ uint32, size uint64) []byte {
 // the member "report".
 func TestOpenEnclave(t *testing.T) {
 	ctx := context.Background()
-	st := &memCollateral{}
+	st := &attesttest.Collateral{}
 	d := attest.Deps{Collateral: st, Now: time.Now}
 	sgxTEE, _ := sgxenclave.Module().New(d)
 	if _, err := sgxTEE.Import(ctx, evidence.Read(t, "sgx/dcap-qvl/sgx_quote_collateral.json")); err != nil {

@@ -3,38 +3,13 @@ package sgxenclave
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/attesttest"
 	"github.com/kura-project/kura/internal/evidence"
-	"github.com/kura-project/kura/internal/store"
 )
-
-type memCollateral struct {
-	mu    sync.Mutex
-	items []store.Collateral
-}
-
-func (m *memCollateral) PutCollateral(_ context.Context, c store.Collateral) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.items = append(m.items, c)
-	return nil
-}
-
-func (m *memCollateral) Collateral(_ context.Context, kind, key string) ([]store.Collateral, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []store.Collateral
-	for _, c := range m.items {
-		if c.Kind == kind && c.Key == key {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
 
 // TestSgxEnclave: the real SGX quote with its imported collateral
 // verifies to MAA's SGX claims and Intel's status
@@ -42,7 +17,7 @@ func (m *memCollateral) Collateral(_ context.Context, kind, key string) ([]store
 // a quote without collateral on file is refused saying so.
 func TestSgxEnclave(t *testing.T) {
 	ctx := context.Background()
-	tee, err := build(attest.Deps{Collateral: &memCollateral{}, Now: time.Now})
+	tee, err := build(attest.Deps{Collateral: &attesttest.Collateral{}, Now: time.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ const Type = "TdxVm"
 
 // DefaultPolicy permits every quote that verified; the claims carry the
 // TCB statuses for relying parties to judge.
-const DefaultPolicy = "version=1.0;\nauthorizationrules\n{\n    => permit();\n};\nissuancerules\n{\n};\n"
+const DefaultPolicy = attest.PermitAll
 
 // Module returns the TdxVm registration.
 func Module() attest.Module {

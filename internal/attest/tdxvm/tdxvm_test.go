@@ -4,38 +4,13 @@ import (
 	"context"
 	"encoding/hex"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/attesttest"
 	"github.com/kura-project/kura/internal/evidence"
-	"github.com/kura-project/kura/internal/store"
 )
-
-type memCollateral struct {
-	mu    sync.Mutex
-	items []store.Collateral
-}
-
-func (m *memCollateral) PutCollateral(_ context.Context, c store.Collateral) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.items = append(m.items, c)
-	return nil
-}
-
-func (m *memCollateral) Collateral(_ context.Context, kind, key string) ([]store.Collateral, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []store.Collateral
-	for _, c := range m.items {
-		if c.Kind == kind && c.Key == key {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
 
 func hexQuote(t *testing.T, rel string) []byte {
 	s := strings.TrimPrefix(strings.TrimSpace(string(evidence.Read(t, rel))), "0x")
@@ -53,7 +28,7 @@ func hexQuote(t *testing.T, rel string) []byte {
 // reason; SGX collateral and other files are not the module's.
 func TestTdxVm(t *testing.T) {
 	ctx := context.Background()
-	st := &memCollateral{}
+	st := &attesttest.Collateral{}
 	tee, err := build(attest.Deps{Collateral: st, Now: time.Now})
 	if err != nil {
 		t.Fatal(err)
