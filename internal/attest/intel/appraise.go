@@ -62,6 +62,9 @@ func (a *Appraiser) Appraise(ctx context.Context, pck *PCK, pckChain []*x509.Cer
 		if err != nil {
 			return TCB{}, attest.BadWrap("quote", err, "does not match Intel's collateral")
 		}
+		if tcb.Status == Revoked {
+			return TCB{}, attest.Bad("quote", "Intel's collateral for FMSPC %s (evaluation %d) marks this platform's TCB, quoting enclave or TDX module revoked", fmspc, tcb.TCBEvaluationDataNumber)
+		}
 		if tcb.Status == "" {
 			return TCB{}, attest.Bad("quote", "no TCB level of Intel's TCB info for FMSPC %s (evaluation %d) matches this platform, or its quoting enclave or TDX module has no matching level: TCB not supported", fmspc, tcb.TCBEvaluationDataNumber)
 		}

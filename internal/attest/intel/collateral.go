@@ -197,29 +197,7 @@ type Verified struct {
 // window (collateral not yet valid or expired fails closed, naming it).
 func (c *Collateral) Verify(roots *x509.CertPool, now time.Time) (*Verified, error) {
 	var v Verified
-	ti, err := verifySigned("TCB info", c.TCBInfo, c.TCBInfoSig, c.TCBInfoChain, roots, now)
-	if err != nil {
-		return nil, err
-	}
-	if err := strictJSON(ti, &v.TCBInfo); err != nil {
-		return nil, fmt.Errorf("TCB info: %w", err)
-	}
-	if err := window("TCB info", v.TCBInfo.IssueDate, v.TCBInfo.NextUpdate, now); err != nil {
-		return nil, err
-	}
-	if v.TCBInfo.Version != 3 {
-		return nil, fmt.Errorf("TCB info: version %d, want 3", v.TCBInfo.Version)
-	}
-	qi, err := verifySigned("QE identity", c.QEIdentity, c.QEIdentitySig, c.QEIdentityChain, roots, now)
-	if err != nil {
-		return nil, err
-	}
-	if err := strictJSON(qi, &v.QEIdentity); err != nil {
-		return nil, fmt.Errorf("QE identity: %w", err)
-	}
-	if err := window("QE identity", v.QEIdentity.IssueDate, v.QEIdentity.NextUpdate, now); err != nil {
-		return nil, err
-	}
+	// The root CRL first: the signers below are checked against it.
 	if len(c.PCKCRLChain) == 0 {
 		return nil, errors.New("the PCK CRL has no issuer chain")
 	}
@@ -227,48 +205,101 @@ func (c *Collateral) Verify(roots *x509.CertPool, now time.Time) (*Verified, err
 	if err != nil {
 		return nil, err
 	}
+	if v.rootCRL, err = crl("the Intel SGX Root CA CRL", c.RootCRL, root, now); err != nil {
+		return nil, err
+	}
 	if v.pckCRL, err = crl("the PCK CRL", c.PCKCRL, c.PCKCRLChain[0], now); err != nil {
 		return nil, err
 	}
-	if v.rootCRL, err = crl("the Intel SGX Root CA CRL", c.RootCRL, root, now); err != nil {
+	ti, err := v.verifySigned("TCB info", c.TCBInfo, c.TCBInfoSig, c.TCBInfoChain, roots, now)
+	if err != nil {
 		return nil, err
+	}
+	if err := strictJSON(ti, &v.TCBInfo); err != nil || v.TCBInfo == nil {
+		return nil, fmt.Errorf("TCB info: not a TCB info: %v", err)
+	}
+	if err := window("TCB info", v.TCBInfo.IssueDate, v.TCBInfo.NextUpdate, now); err != nil {
+		return nil, err
+	}
+	if v.TCBInfo.Version != 3 {
+		return nil, fmt.Errorf("TCB info: version %d, want 3", v.TCBInfo.Version)
+	}
+	qi, err := v.verifySigned("QE identity", c.QEIdentity, c.QEIdentitySig, c.QEIdentityChain, roots, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := strictJSON(qi, &v.QEIdentity); err != nil || v.QEIdentity == nil {
+		return nil, fmt.Errorf("QE identity: not a QE identity: %v", err)
+	}
+	if err := window("QE identity", v.QEIdentity.IssueDate, v.QEIdentity.NextUpdate, now); err != nil {
+		return nil, err
+	}
+	if v.QEIdentity.Version != 2 {
+		return nil, fmt.Errorf("QE identity: version %d, want 2", v.QEIdentity.Version)
 	}
 	return &v, nil
 }
 
-// CheckRevoked refuses a PCK chain (leaf first) whose PCK is on the PCK
-// CRL or whose CA is on the root CA CRL; the PCK CRL must be its CA's.
+// CheckRevoked refuses a PCK chain as verified (PCK, PCK CA, root) whose
+// PCK is on the PCK CRL or whose CA is on the root CA CRL. The PCK CRL
+// must be signed by that very CA, which must be Intel's Platform or
+// Processor CA.
 func (v *Verified) CheckRevoked(pckChain []*x509.Certificate) error {
-	if len(pckChain) < 2 {
-		return errors.New("the PCK chain has no CA")
+	if len(pckChain) != 3 {
+		return errors.New("the PCK chain is not PCK, PCK CA, root")
 	}
 	leaf, ca := pckChain[0], pckChain[1]
-	if !bytes.Equal(v.pckCRL.RawIssuer, ca.RawSubject) {
-		return fmt.Errorf("the PCK CRL is %q's, the PCK is issued by %q", v.pckCRL.Issuer.CommonName, ca.Subject.CommonName)
+	if n := ca.Subject.CommonName; n != "Intel SGX PCK Platform CA" && n != "Intel SGX PCK Processor CA" {
+		return fmt.Errorf("the PCK is issued by %q, not an Intel SGX PCK CA", n)
+	}
+	if !bytes.Equal(v.pckCRL.RawIssuer, ca.RawSubject) || v.pckCRL.CheckSignatureFrom(ca) != nil {
+		return fmt.Errorf("the PCK CRL on file is %q's, not signed by the PCK's CA %q", v.pckCRL.Issuer.CommonName, ca.Subject.CommonName)
 	}
 	for _, r := range v.pckCRL.RevokedCertificateEntries {
 		if r.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
 			return fmt.Errorf("the PCK certificate (serial %x) is revoked by %q's CRL", leaf.SerialNumber, ca.Subject.CommonName)
 		}
 	}
-	for _, r := range v.rootCRL.RevokedCertificateEntries {
-		if r.SerialNumber.Cmp(ca.SerialNumber) == 0 {
-			return fmt.Errorf("the PCK CA %q (serial %x) is revoked by the Intel SGX Root CA CRL", ca.Subject.CommonName, ca.SerialNumber)
-		}
+	if v.revokedByRoot(ca) {
+		return fmt.Errorf("the PCK CA %q (serial %x) is revoked by the Intel SGX Root CA CRL", ca.Subject.CommonName, ca.SerialNumber)
 	}
 	return nil
 }
 
-func verifySigned(what string, doc, sig []byte, ch []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]byte, error) {
+func (v *Verified) revokedByRoot(c *x509.Certificate) bool {
+	for _, r := range v.rootCRL.RevokedCertificateEntries {
+		if r.SerialNumber.Cmp(c.SerialNumber) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// verifySigned checks a document Intel signs: its signer must be the
+// Intel SGX TCB Signing certificate, issued by the root itself and not
+// revoked by the root CRL (a PCK, which also chains to the root, must
+// never pass for it), and its key must verify the exact JSON.
+func (v *Verified) verifySigned(what string, doc, sig []byte, ch []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]byte, error) {
 	if len(doc) == 0 || len(ch) == 0 {
 		return nil, fmt.Errorf("%s: missing (document or issuer chain)", what)
 	}
-	if _, err := chain(what+"'s issuer", ch, roots, now); err != nil {
-		return nil, err
+	signer := ch[0]
+	if signer.Subject.CommonName != "Intel SGX TCB Signing" {
+		return nil, fmt.Errorf("%s: signed by %q, not the Intel SGX TCB Signing certificate", what, signer.Subject.CommonName)
 	}
-	pub, ok := ch[0].PublicKey.(*ecdsa.PublicKey)
+	chains, err := signer.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return nil, fmt.Errorf("%s's signer %q is not issued by the Intel SGX Root CA at %s: %w", what, signer.Subject.CommonName, now.UTC().Format(time.RFC3339), err)
+	}
+	if len(chains[0]) != 2 {
+		return nil, fmt.Errorf("%s's signer is not issued by the root directly", what)
+	}
+	if v.revokedByRoot(signer) {
+		return nil, fmt.Errorf("%s's signer (serial %x) is revoked by the Intel SGX Root CA CRL", what, signer.SerialNumber)
+	}
+	pub, ok := signer.PublicKey.(*ecdsa.PublicKey)
 	if !ok || len(sig) != SigSize || !verifyRS(pub, doc, sig) {
-		return nil, fmt.Errorf("%s: the signature does not verify with %q", what, ch[0].Subject.CommonName)
+		return nil, fmt.Errorf("%s: the signature does not verify with %q", what, signer.Subject.CommonName)
 	}
 	return doc, nil
 }
@@ -305,7 +336,10 @@ func window(what string, from, to, now time.Time) error {
 	if now.Before(from) {
 		return fmt.Errorf("%s is not yet valid at %s (issued %s)", what, f(now), f(from))
 	}
-	if !to.IsZero() && now.After(to) {
+	if to.IsZero() {
+		return fmt.Errorf("%s has no next update: it would never expire", what)
+	}
+	if now.After(to) {
 		return fmt.Errorf("%s expired at %s (verifying at %s)", what, f(to), f(now))
 	}
 	return nil

@@ -166,8 +166,10 @@ func parsePEMChain(b []byte) ([]*x509.Certificate, error) {
 // signed: the quote signature by the attestation key, the QE report's
 // binding of that key and the authentication data (REPORTDATA =
 // SHA-256(key || auth data) || 32 zero bytes), the QE report's signature by
-// the PCK, and the PCK chain to roots at now. It returns the PCK leaf.
-func (s *SignatureData) Verify(signed []byte, roots *x509.CertPool, now time.Time) (*x509.Certificate, error) {
+// the PCK, and the PCK chain to roots at now. It returns the chain as
+// verified: PCK, PCK CA, root (never the quote's own listing, which no
+// signature covers).
+func (s *SignatureData) Verify(signed []byte, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, error) {
 	ak, err := p256Key(s.AttestationKey[:])
 	if err != nil {
 		return nil, fmt.Errorf("attestation key: %w", err)
@@ -195,10 +197,16 @@ func (s *SignatureData) Verify(signed []byte, roots *x509.CertPool, now time.Tim
 	for _, c := range s.PCKChain[1:] {
 		inter.AddCert(c)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
 		return nil, fmt.Errorf("the PCK certificate %q does not chain to the Intel SGX Root CA at %s: %w", leaf.Subject.CommonName, now.UTC().Format(time.RFC3339), err)
 	}
-	return leaf, nil
+	for _, c := range chains {
+		if len(c) == 3 { // PCK, PCK CA, root: as Intel issues them
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("the PCK certificate %q does not chain through one PCK CA to the root", leaf.Subject.CommonName)
 }
 
 // QEISVSVN is the QE's ISV SVN, from its report.

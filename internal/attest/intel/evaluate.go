@@ -3,6 +3,7 @@ package intel
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -143,7 +144,11 @@ func moduleStatus(ti *TCBInfo, in TDXInput) (string, string, error) {
 	ver, isvsvn := in.TEETCBSVN[1], in.TEETCBSVN[0]
 	signer := hex.EncodeToString(in.MRSignerSeam[:])
 	if ver == 0 {
-		if m := ti.TDXModule; m != nil {
+		m := ti.TDXModule
+		if m == nil {
+			return "", "", errors.New("the TCB info has no tdxModule to judge the TD's module (version 0) by")
+		}
+		{
 			if !hexEq(m.MRSigner, signer) || !attrsMatch(in.SeamAttributes[:], m.Attributes, m.AttributesMask) {
 				return "", "", fmt.Errorf("the TDX module (signer %s) is not the TCB info's", signer)
 			}

@@ -51,7 +51,7 @@ func TestEvidence(t *testing.T) {
 				if err != nil {
 					t.Fatalf("collateral: %v", err)
 				}
-				if err := vc.CheckRevoked(q.Signature.PCKChain); err != nil {
+				if err := vc.CheckRevoked(v.Chain); err != nil {
 					t.Fatal(err)
 				}
 				tcb, err := vc.EvaluateSGX(v.PCK, q.Signature.QEReport)

@@ -20,6 +20,7 @@ type Verified struct {
 	Quote *Quote
 	PCK   *intel.PCK
 	Leaf  *x509.Certificate
+	Chain []*x509.Certificate // as verified: PCK, PCK CA, root
 	CA    string // Intel SGX PCK Platform CA or Processor CA
 }
 
@@ -29,13 +30,14 @@ func Verify(q *Quote, o Options) (*Verified, error) {
 	if o.Roots == nil || o.Now.IsZero() {
 		return nil, errors.New("sgx: verify needs the pinned roots and a time")
 	}
-	leaf, err := q.Signature.Verify(q.Signed, o.Roots, o.Now)
+	chain, err := q.Signature.Verify(q.Signed, o.Roots, o.Now)
 	if err != nil {
 		return nil, fmt.Errorf("sgx quote: %w", err)
 	}
+	leaf := chain[0]
 	pck, err := intel.ParsePCK(leaf)
 	if err != nil {
 		return nil, fmt.Errorf("sgx quote: %w", err)
 	}
-	return &Verified{Quote: q, PCK: pck, Leaf: leaf, CA: leaf.Issuer.CommonName}, nil
+	return &Verified{Quote: q, PCK: pck, Leaf: leaf, CA: leaf.Issuer.CommonName, Chain: chain}, nil
 }

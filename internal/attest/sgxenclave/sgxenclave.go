@@ -77,7 +77,7 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (
 	if err != nil {
 		return nil, attest.BadWrap(field, err, "does not verify")
 	}
-	tcb, err := v.Collateral.Appraise(ctx, vq.PCK, q.Signature.PCKChain, now, func(c *intel.Verified) (intel.TCB, error) {
+	tcb, err := v.Collateral.Appraise(ctx, vq.PCK, vq.Chain, now, func(c *intel.Verified) (intel.TCB, error) {
 		return c.EvaluateSGX(vq.PCK, q.Signature.QEReport)
 	})
 	if err != nil {

@@ -71,7 +71,7 @@ func TestCollateral(t *testing.T) {
 			if err != nil {
 				t.Fatalf("collateral: %v", err)
 			}
-			if err := col.CheckRevoked(q.Signature.PCKChain); err != nil {
+			if err := col.CheckRevoked(v.Chain); err != nil {
 				t.Fatalf("revocation: %v", err)
 			}
 			tcb, err := col.EvaluateTDX(TDXInputOf(v))

@@ -19,6 +19,7 @@ type Verified struct {
 	Quote *Quote
 	PCK   *intel.PCK        // the platform's TCB as its PCK certificate states it
 	Leaf  *x509.Certificate // the PCK certificate
+	Chain []*x509.Certificate // as verified: PCK, PCK CA, root
 	CA    string            // the PCK's issuer: Intel SGX PCK Platform CA or Processor CA
 }
 
@@ -30,15 +31,16 @@ func Verify(q *Quote, o Options) (*Verified, error) {
 	if o.Roots == nil || o.Now.IsZero() {
 		return nil, fmt.Errorf("tdx: verify needs the pinned roots and a time")
 	}
-	leaf, err := q.Signature.Verify(q.Signed, o.Roots, o.Now)
+	chain, err := q.Signature.Verify(q.Signed, o.Roots, o.Now)
 	if err != nil {
 		return nil, fmt.Errorf("tdx quote: %w", err)
 	}
+	leaf := chain[0]
 	pck, err := intel.ParsePCK(leaf)
 	if err != nil {
 		return nil, fmt.Errorf("tdx quote: %w", err)
 	}
-	return &Verified{Quote: q, PCK: pck, Leaf: leaf, CA: leaf.Issuer.CommonName}, nil
+	return &Verified{Quote: q, PCK: pck, Leaf: leaf, CA: leaf.Issuer.CommonName, Chain: chain}, nil
 }
 
 // TDXInputOf is what v gives Intel's TCB evaluation.
