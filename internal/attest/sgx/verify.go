@@ -21,7 +21,7 @@ type Verified struct {
 	PCK   *intel.PCK
 	Leaf  *x509.Certificate
 	Chain []*x509.Certificate // as verified: PCK, PCK CA, root
-	CA    string // Intel SGX PCK Platform CA or Processor CA
+	CA    string              // Intel SGX PCK Platform CA or Processor CA
 }
 
 // Verify checks q's quote signature, QE report binding and signature and

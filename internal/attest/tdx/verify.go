@@ -17,10 +17,10 @@ type Options struct {
 // Verified is a quote whose signatures and PCK chain verified.
 type Verified struct {
 	Quote *Quote
-	PCK   *intel.PCK        // the platform's TCB as its PCK certificate states it
-	Leaf  *x509.Certificate // the PCK certificate
+	PCK   *intel.PCK          // the platform's TCB as its PCK certificate states it
+	Leaf  *x509.Certificate   // the PCK certificate
 	Chain []*x509.Certificate // as verified: PCK, PCK CA, root
-	CA    string            // the PCK's issuer: Intel SGX PCK Platform CA or Processor CA
+	CA    string              // the PCK's issuer: Intel SGX PCK Platform CA or Processor CA
 }
 
 // Verify checks q's DCAP signatures: the quote signature by the
