@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/hex"
 	"strings"
 	"testing"
@@ -62,5 +63,24 @@ func TestSgxEnclaveOverHTTP(t *testing.T) {
 	c := claimsOf(t, resp)
 	if c["x-ms-attestation-type"] != "sgx" || c["attester_tcb_status"] != "ConfigurationAndSWHardeningNeeded" || c["x-ms-sgx-mrenclave"] != "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb" {
 		t.Errorf("claims: %v %v %v", c["x-ms-attestation-type"], c["attester_tcb_status"], c["x-ms-sgx-mrenclave"])
+	}
+}
+
+// TestBadIntelBundle: malformed Intel collateral bundles through the
+// collateral route are 400s that say what is wrong, and store nothing.
+func TestBadIntelBundle(t *testing.T) {
+	r := newRig(t, time.Now())
+	for _, c := range []struct{ body, want string }{
+		{`{"tcb_info": 5}`, "cannot unmarshal number"},
+		{`{"tcb_info":"{}","tcb_info_signature":"zz"}`, "tcb_info_signature is not hex"},
+		{`{"tcb_info":"x"`, "unexpected end of JSON input"},
+	} {
+		code, resp, _ := r.do("POST", "/kura/v1/collateral", []byte(c.body), r.admin_()...)
+		if code != 400 || !strings.Contains(string(resp), c.want) {
+			t.Errorf("%s: %d %s, want 400 %q", c.body, code, resp, c.want)
+		}
+	}
+	if exp, err := r.srv.app.Store.CollateralExpiry(context.Background()); err != nil || len(exp) != 0 {
+		t.Errorf("refused bundles stored collateral: %v %v", exp, err)
 	}
 }

@@ -61,3 +61,17 @@ func TestOpenEnclave(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnwrap: the report header never panics, and what it accepts is the
+// header it announces and the bytes after it.
+func FuzzUnwrap(f *testing.F) {
+	f.Add(wrap([]byte("quote"), 1, 2, 5))
+	f.Add(wrap(nil, 1, 2, 0))
+	f.Add([]byte{1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, err := Unwrap(b)
+		if err == nil && (len(q) != len(b)-headerSize || binary.LittleEndian.Uint64(b[8:]) != uint64(len(q))) {
+			t.Fatalf("accepted %x as %x", b, q)
+		}
+	})
+}
