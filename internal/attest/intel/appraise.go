@@ -55,6 +55,10 @@ func (a *Appraiser) Appraise(ctx context.Context, pck *PCK, pckChain []*x509.Cer
 			errs = append(errs, err)
 			continue
 		}
+		if len(pckChain) == 0 || !vc.Root.Equal(pckChain[len(pckChain)-1]) {
+			errs = append(errs, errors.New("collateral of another root than the PCK's"))
+			continue
+		}
 		if err := vc.CheckRevoked(pckChain); err != nil {
 			return TCB{}, attest.BadWrap("quote", err, "revoked")
 		}

@@ -188,8 +188,10 @@ type QEIdentity struct {
 type Verified struct {
 	TCBInfo    *TCBInfo
 	QEIdentity *QEIdentity
-	pckCRL     *x509.RevocationList
-	rootCRL    *x509.RevocationList
+	// Root is the root the collateral chains to.
+	Root    *x509.Certificate
+	pckCRL  *x509.RevocationList
+	rootCRL *x509.RevocationList
 }
 
 // Verify checks c at now against roots: each issuer chain to the root,
@@ -205,6 +207,7 @@ func (c *Collateral) Verify(roots *x509.CertPool, now time.Time) (*Verified, err
 	if err != nil {
 		return nil, err
 	}
+	v.Root = root
 	if v.rootCRL, err = crl("the Intel SGX Root CA CRL", c.RootCRL, root, now); err != nil {
 		return nil, err
 	}
@@ -248,7 +251,12 @@ func (v *Verified) CheckRevoked(pckChain []*x509.Certificate) error {
 	if len(pckChain) != 3 {
 		return errors.New("the PCK chain is not PCK, PCK CA, root")
 	}
-	leaf, ca := pckChain[0], pckChain[1]
+	leaf, ca, root := pckChain[0], pckChain[1], pckChain[2]
+	// With several roots pinned (a --dev server's simulated one), a
+	// platform is judged only by collateral of its own root.
+	if !v.Root.Equal(root) {
+		return fmt.Errorf("the collateral on file chains to %q (%s), the PCK to another root", v.Root.Subject.CommonName, strings.Join(v.Root.Subject.Organization, ", "))
+	}
 	if n := ca.Subject.CommonName; n != "Intel SGX PCK Platform CA" && n != "Intel SGX PCK Processor CA" {
 		return fmt.Errorf("the PCK is issued by %q, not an Intel SGX PCK CA", n)
 	}
@@ -293,6 +301,9 @@ func (v *Verified) verifySigned(what string, doc, sig []byte, ch []*x509.Certifi
 	}
 	if len(chains[0]) != 2 {
 		return nil, fmt.Errorf("%s's signer is not issued by the root directly", what)
+	}
+	if !chains[0][1].Equal(v.Root) {
+		return nil, fmt.Errorf("%s's signer is issued by another root than the CRLs'", what)
 	}
 	if v.revokedByRoot(signer) {
 		return nil, fmt.Errorf("%s's signer (serial %x) is revoked by the Intel SGX Root CA CRL", what, signer.SerialNumber)

@@ -35,7 +35,10 @@ func Module() attest.Module {
 		DefaultPolicy:      sgxenclave.DefaultPolicy,
 		Collateral:         []string{intel.Kind},
 		New: func(d attest.Deps) (*attest.TEE, error) {
-			v := sgxenclave.NewVerifier(d)
+			v, err := sgxenclave.NewVerifier(d)
+			if err != nil {
+				return nil, err
+			}
 			v.Unwrap, v.Field = Unwrap, "report"
 			// SGX collateral is imported once, by SgxEnclave's importer.
 			return &attest.TEE{Verifier: v}, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kura-project/kura/internal/attest/intel"
+	"github.com/kura-project/kura/internal/attest/intelsim"
 	"github.com/kura-project/kura/internal/evidence"
 )
 
@@ -126,13 +127,25 @@ func TestTampered(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(make([]byte, HeaderSize+BodySize+4))
 	f.Add(append([]byte{3, 0, 2, 0}, make([]byte, HeaderSize+BodySize+200)...))
+	a, err := intelsim.New(time.Now())
+	if err != nil {
+		f.Fatal(err)
+	}
+	raw, err := a.SGXQuote(intelsim.SGXOptions{ReportData: [64]byte{1, 2, 3}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		q, err := Parse(b)
 		if err != nil {
 			return
 		}
-		if !bytes.HasPrefix(b, q.Signed) || len(q.Signature.PCKChain) < 2 {
-			t.Fatal("accepted a quote without its parts")
+		// What parsed is read from where the layout puts it.
+		const sig = HeaderSize + BodySize + 4
+		if len(q.Signed) != HeaderSize+BodySize || !bytes.Equal(q.Report.ReportData[:], b[HeaderSize+320:HeaderSize+384]) ||
+			!bytes.Equal(q.Signature.AttestationKey[:], b[sig+64:sig+128]) || len(q.Signature.PCKChain) < 2 {
+			t.Fatal("accepted a quote whose parts are not where the layout puts them")
 		}
 	})
 }

@@ -8,10 +8,12 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"path/filepath"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/intel"
+	"github.com/kura-project/kura/internal/attest/intelsim"
 	"github.com/kura-project/kura/internal/attest/sgx"
 )
 
@@ -38,13 +40,27 @@ func Module() attest.Module {
 }
 
 func build(d attest.Deps) (*attest.TEE, error) {
-	v := NewVerifier(d)
+	v, err := NewVerifier(d)
+	if err != nil {
+		return nil, err
+	}
 	return &attest.TEE{Verifier: v, Import: v.Collateral.Import}, nil
 }
 
-// NewVerifier is the SGX verifier over d's collateral store.
-func NewVerifier(d attest.Deps) *Verifier {
-	return &Verifier{Roots: intel.Roots(), Collateral: &intel.Appraiser{TEE: "SGX", Roots: intel.Roots(), Store: d.Collateral}}
+// NewVerifier is the SGX verifier over d's collateral store; with
+// d.Simulator it also trusts the simulated Intel root of d.DataDir and its
+// collateral.
+func NewVerifier(d attest.Deps) (*Verifier, error) {
+	roots, st := intel.Roots(), d.Collateral
+	v := &Verifier{SimDir: filepath.Join(d.DataDir, "sim"), SimTrusted: d.Simulator}
+	if d.Simulator {
+		var err error
+		if roots, st, err = intelsim.Dev(v.SimDir, d.Now(), "SGX", st); err != nil {
+			return nil, err
+		}
+	}
+	v.Roots, v.Collateral = roots, &intel.Appraiser{TEE: "SGX", Roots: roots, Store: st}
+	return v, nil
 }
 
 // Verifier verifies SgxEnclave evidence (the quote's bytes).
@@ -55,6 +71,10 @@ type Verifier struct {
 	// Enclave's report header); its error is the evidence's.
 	Unwrap func([]byte) ([]byte, error)
 	Field  string // the request member named in errors; default "quote"
+	// SimDir is where the trusted simulated root lives (SimTrusted), for
+	// the hint on simulated evidence that does not verify.
+	SimDir     string
+	SimTrusted bool
 }
 
 // Verify implements attest.Verifier.
@@ -75,6 +95,9 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (
 	}
 	vq, err := sgx.Verify(q, sgx.Options{Roots: v.Roots, Now: now})
 	if err != nil {
+		if h := intelsim.Hint(q.Signature.PCKChain[0], v.SimDir, v.SimTrusted); h != "" {
+			return nil, attest.BadWrap(field, err, "does not verify (%s)", h)
+		}
 		return nil, attest.BadWrap(field, err, "does not verify")
 	}
 	tcb, err := v.Collateral.Appraise(ctx, vq.PCK, vq.Chain, now, func(c *intel.Verified) (intel.TCB, error) {
@@ -95,7 +118,7 @@ func claims(raw []byte, v *sgx.Verified, tcb intel.TCB) attest.Claims {
 		advisories[i] = a
 	}
 	qh := sha256.Sum256(raw)
-	return attest.Claims{
+	c := attest.Claims{
 		{Type: "x-ms-sgx-is-debuggable", Value: r.Attributes[0]&0x02 != 0}, // ATTRIBUTES.DEBUG
 		{Type: "x-ms-sgx-product-id", Value: float64(r.ISVProdID)},
 		{Type: "x-ms-sgx-mrsigner", Value: h(r.MRSigner[:])},
@@ -115,4 +138,8 @@ func claims(raw []byte, v *sgx.Verified, tcb intel.TCB) attest.Claims {
 		{Type: "x-kura-tcb-evaluation-data-number", Value: float64(tcb.TCBEvaluationDataNumber)},
 		{Type: "x-kura-fmspc", Value: h(v.PCK.FMSPC[:])},
 	}
+	if intelsim.IsSimulated(v.Chain[len(v.Chain)-1]) {
+		c = append(c, attest.Claim{Type: "x-kura-simulated", Value: true})
+	}
+	return c
 }

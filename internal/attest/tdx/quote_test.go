@@ -232,8 +232,17 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !bytes.HasPrefix(b, q.Signed) || q.Signature == nil || len(q.Signature.PCKChain) < 2 {
-			t.Fatalf("accepted a quote without its parts")
+		// What parsed is read from where the layout puts it.
+		off, size := HeaderSize, Body10Size
+		if q.Header.Version == 5 {
+			off += 6
+		}
+		if q.Body.V15 {
+			size = Body15Size
+		}
+		if len(q.Signed) != off+size || !bytes.Equal(q.Body.ReportData[:], b[off+520:off+584]) ||
+			!bytes.Equal(q.Signature.AttestationKey[:], b[off+size+4+64:off+size+4+128]) || len(q.Signature.PCKChain) < 2 {
+			t.Fatalf("accepted a quote whose parts are not where the layout puts them")
 		}
 	})
 }

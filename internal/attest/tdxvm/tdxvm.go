@@ -12,10 +12,12 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
+	"path/filepath"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/intel"
+	"github.com/kura-project/kura/internal/attest/intelsim"
 	"github.com/kura-project/kura/internal/attest/tdx"
 )
 
@@ -41,7 +43,15 @@ func Module() attest.Module {
 }
 
 func build(d attest.Deps) (*attest.TEE, error) {
-	v := &Verifier{Roots: intel.Roots(), Collateral: &intel.Appraiser{TEE: "TDX", Roots: intel.Roots(), Store: d.Collateral}}
+	roots, st := intel.Roots(), d.Collateral
+	v := &Verifier{SimDir: filepath.Join(d.DataDir, "sim"), SimTrusted: d.Simulator}
+	if d.Simulator {
+		var err error
+		if roots, st, err = intelsim.Dev(v.SimDir, d.Now(), "TDX", st); err != nil {
+			return nil, err
+		}
+	}
+	v.Roots, v.Collateral = roots, &intel.Appraiser{TEE: "TDX", Roots: roots, Store: st}
 	return &attest.TEE{Verifier: v, Import: v.Collateral.Import}, nil
 }
 
@@ -49,6 +59,10 @@ func build(d attest.Deps) (*attest.TEE, error) {
 type Verifier struct {
 	Roots      *x509.CertPool
 	Collateral *intel.Appraiser
+	// SimDir is where the trusted simulated root lives (SimTrusted), for
+	// the hint on simulated evidence that does not verify.
+	SimDir     string
+	SimTrusted bool
 }
 
 // Verify implements attest.Verifier.
@@ -59,6 +73,9 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (
 	}
 	vq, err := tdx.Verify(q, tdx.Options{Roots: v.Roots, Now: now})
 	if err != nil {
+		if h := intelsim.Hint(q.Signature.PCKChain[0], v.SimDir, v.SimTrusted); h != "" {
+			return nil, attest.BadWrap("quote", err, "does not verify (%s)", h)
+		}
 		return nil, attest.BadWrap("quote", err, "does not verify")
 	}
 	tcb, err := v.Collateral.Appraise(ctx, vq.PCK, vq.Chain, now, func(c *intel.Verified) (intel.TCB, error) {
@@ -121,6 +138,9 @@ func claims(v *tdx.Verified, tcb intel.TCB) attest.Claims {
 	if tcb.Module != "" {
 		c = append(c, attest.Claim{Type: "x-kura-tdx-module-identity", Value: tcb.Module},
 			attest.Claim{Type: "x-kura-tdx-module-tcb-status", Value: tcb.ModuleStatus})
+	}
+	if intelsim.IsSimulated(v.Chain[len(v.Chain)-1]) {
+		c = append(c, attest.Claim{Type: "x-kura-simulated", Value: true})
 	}
 	if b.V15 {
 		c = append(c, attest.Claim{Type: "tdx_tee_tcb_svn2", Value: h(b.TEETCBSVN2[:])},

@@ -1,0 +1,63 @@
+package intelsim
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/intel"
+	"github.com/kura-project/kura/internal/store"
+)
+
+// Dev is what a --dev server's TDX or SGX module trusts: Intel's root and
+// the simulated root saved in dir (made on first use), and a collateral
+// store that serves, next to base's, fresh simulated collateral for tee
+// ("TDX" or "SGX") valid for a year from now. The simulated collateral is
+// never written to base.
+func Dev(dir string, now time.Time, tee string, base attest.CollateralStore) (*x509.CertPool, attest.CollateralStore, error) {
+	a, err := LoadOrCreate(dir, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("simulated Intel TEE: %w", err)
+	}
+	from := now.Add(-time.Hour)
+	b, err := a.Collateral(CollateralOptions{TEE: tee, From: from, To: from.AddDate(1, 0, 0)}, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("simulated Intel collateral: %w", err)
+	}
+	roots := intel.Roots()
+	roots.AddCert(a.Root)
+	key := strings.ToLower(tee) + "/" + FMSPC
+	return roots, &overlay{CollateralStore: base, key: key, item: store.Collateral{Kind: intel.Kind, Key: key, DER: b, NotAfter: from.AddDate(1, 0, 0)}}, nil
+}
+
+type overlay struct {
+	attest.CollateralStore
+	key  string
+	item store.Collateral
+}
+
+func (o *overlay) Collateral(ctx context.Context, kind, key string) ([]store.Collateral, error) {
+	items, err := o.CollateralStore.Collateral(ctx, kind, key)
+	if err != nil {
+		return nil, err
+	}
+	if kind == intel.Kind && key == o.key {
+		items = append(items, o.item)
+	}
+	return items, nil
+}
+
+// Hint explains why a quote whose PCK chain is leaf does not verify, when
+// it is simulated; "" otherwise.
+func Hint(leaf *x509.Certificate, dir string, trusted bool) string {
+	if leaf == nil || !IsSimulated(leaf) {
+		return ""
+	}
+	if trusted {
+		return "simulated evidence from another data directory's test root: this kura trusts only the simulated root in its own data directory (" + dir + "); make the evidence with `kura sim` naming the server's data directory"
+	}
+	return "simulated evidence: this kura trusts the simulated TEE only with --dev or trust_simulator"
+}
