@@ -46,6 +46,7 @@ Usage:
   kura auth create|list|get|delete|reset-secret|grant|revoke|adopt [flags]
   kura operator init|unseal|seal|rekey|status [flags]
   kura sim snp --runtime-data FILE --out FILE [--data DIR]
+  kura sim tdx|sgx --runtime-data FILE --out FILE [--data DIR] [--v5]
   kura bench attest [--clients N] [--duration 5s] [--alg RS256|ES256|ES384]
   kura bench keys [--clients N] [--duration 3s]
   kura bench release [--clients N] [--duration 5s]
@@ -181,10 +182,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if s != "snp" {
-			return &exitError{2, fmt.Errorf("unknown sim subcommand %q (snp)", s)}
+		switch s {
+		case "snp":
+			return simSNP(r, stdout)
+		case "tdx", "sgx":
+			return simIntel(s, r, stdout)
 		}
-		return simSNP(r, stdout)
+		return &exitError{2, fmt.Errorf("unknown sim subcommand %q (snp, tdx, sgx)", s)}
 	case "bench":
 		s, r, err := sub()
 		if err != nil {

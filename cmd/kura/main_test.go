@@ -323,3 +323,42 @@ func TestSubcommandFlags(t *testing.T) {
 		t.Errorf("a flag of another subcommand: %v", err)
 	}
 }
+
+// TestSimIntelAndVerify: `kura sim tdx` (v4 and v5) and `kura sim sgx`
+// evidence verifies offline, runtime data bound, only when the simulator
+// is trusted explicitly.
+func TestSimIntelAndVerify(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	rt := filepath.Join(dir, "rt.json")
+	os.WriteFile(rt, []byte(`{"keys":[{"kid":"k1","kty":"RSA","e":"AQAB","n":"AQAB"}]}`), 0o600)
+	for _, c := range []struct {
+		sim, typ, claim string
+		extra           []string
+	}{
+		{"tdx", "TdxVm", `"x-ms-attestation-type": "tdxvm"`, nil},
+		{"tdx", "TdxVm", `"tdx_mrservicetd"`, []string{"--v5"}},
+		{"sgx", "SgxEnclave", `"x-ms-attestation-type": "sgx"`, nil},
+	} {
+		body := filepath.Join(dir, c.sim+".json")
+		args := append([]string{"sim", c.sim, "--data", data, "--runtime-data", rt, "--out", body, "--nonce", "abc"}, c.extra...)
+		if _, err := runKura(t, args...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := runKura(t, "attest", "verify", "--type", c.typ, "--data", data, body); err == nil || !strings.Contains(err.Error(), "only with --dev or trust_simulator") {
+			t.Errorf("%s: untrusted simulator: %v", c.typ, err)
+		}
+		out, err := runKura(t, "attest", "verify", "--type", c.typ, "--trust-simulator", "--data", data, body)
+		if err != nil {
+			t.Fatalf("%s %v: %v", c.typ, c.extra, err)
+		}
+		for _, want := range []string{`"kid": "k1"`, `"x-kura-simulated": true`, `"nonce": "abc"`, `"attester_tcb_status": "UpToDate"`, c.claim} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s %v: claims lack %s: %s", c.typ, c.extra, want, out)
+			}
+		}
+	}
+	if _, err := runKura(t, "sim", "sgx", "--v5", "--runtime-data", rt, "--out", filepath.Join(dir, "x")); err == nil {
+		t.Error("sim sgx --v5 accepted")
+	}
+}

@@ -23,8 +23,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -373,4 +375,19 @@ func (a *Authority) SGXQuote(o SGXOptions) ([]byte, error) {
 	sd = append(sd, qerc...)
 	q := binary.LittleEndian.AppendUint32(bytes.Clone(signed), uint32(len(sd)))
 	return append(q, sd...), nil
+}
+
+// Body returns an MAA TdxVm or SgxEnclave request body for a quote and
+// the runtime data bound into it (dataType "JSON" or "Binary"; runtime and
+// nonce may be empty).
+func Body(quote, runtime []byte, dataType, nonce string) ([]byte, error) {
+	b64u := base64.RawURLEncoding.EncodeToString
+	req := map[string]any{"quote": b64u(quote)}
+	if runtime != nil {
+		req["runtimeData"] = map[string]string{"data": b64u(runtime), "dataType": dataType}
+	}
+	if nonce != "" {
+		req["nonce"] = nonce
+	}
+	return json.MarshalIndent(req, "", "  ")
 }
