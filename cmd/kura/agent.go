@@ -13,6 +13,7 @@ import (
 	"github.com/kura-project/kura/internal/agent"
 	"github.com/kura-project/kura/internal/agent/evidence"
 	"github.com/kura-project/kura/internal/agent/simsource"
+	"github.com/kura-project/kura/internal/attest/intelsim"
 	"github.com/kura-project/kura/internal/attest/sim"
 )
 
@@ -35,6 +36,7 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	once := fs.Bool("once", false, "release once and exit (init containers); default: renew before the token expires")
 	simulate := fs.Bool("sim", false, "use the simulated TEE (root in DATA/sim; only a --dev kura trusts it)")
 	simDebug := fs.Bool("sim-debug", false, "with --sim: simulate a debuggable guest")
+	simTEE := fs.String("sim-tee", "snp", "with --sim: the simulated TEE, snp or tdx")
 	enc := fs.String("enc", "", "release wrapping: CKM_RSA_AES_KEY_WRAP (default), RSA_AES_KEY_WRAP_256, RSA_AES_KEY_WRAP_384")
 	data := fs.String("sim-data", "", "with --sim: the data directory holding the simulated root (default: --data)")
 	ledgerKeyFile := fs.String("ledger-key", "", "the ledger's verifier key (what `kura ledger key` prints), pinned: each release must be proved on that ledger (default: fetched from kura over TLS)")
@@ -82,13 +84,22 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	var src evidence.Source
-	if *simulate {
+	switch {
+	case *simulate && *simTEE == "snp":
 		a, err := sim.Load(filepath.Join(*data, "sim"))
 		if err != nil {
 			return fmt.Errorf("simulated TEE: %w (run a --dev kura on %s first)", err, *data)
 		}
 		src = simsource.Source{Authority: a, Debug: *simDebug}
-	} else {
+	case *simulate && *simTEE == "tdx":
+		a, err := intelsim.Load(filepath.Join(*data, "sim"))
+		if err != nil {
+			return fmt.Errorf("simulated TDX: %w (run a --dev kura on %s first)", err, *data)
+		}
+		src = simsource.TDX{Authority: a, Debug: *simDebug}
+	case *simulate:
+		return &exitError{2, fmt.Errorf("--sim-tee %q: want snp or tdx", *simTEE)}
+	default:
 		if src, err = evidence.Detect(); err != nil {
 			return err
 		}

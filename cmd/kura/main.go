@@ -26,7 +26,7 @@ const usage = `kura — a self-hosted trust plane for confidential computing
 Usage:
   kura serve [--dev] [--addr 127.0.0.1:8443] [--data ./kura-data] [flags]
   kura demo                       the whole secure-key-release path on this machine
-  kura agent --key NAME [--once] [--sim] --client-id ID --client-secret-file F [--out DIR|--socket PATH]
+  kura agent --key NAME [--once] [--sim [--sim-tee snp|tdx]] --client-id ID --client-secret-file F [--out DIR|--socket PATH]
   kura attest verify --type SevSnpVm [--at RFC3339] [--data DIR] BODY.json
   kura attest send --type TYPE [--url URL] [--data DIR] BODY.json
   kura attest snp [--url URL] [--data DIR] BODY.json   (attest send --type SevSnpVm)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kura-project/kura/internal/agent"
 	"github.com/kura-project/kura/internal/agent/simsource"
+	"github.com/kura-project/kura/internal/attest/intelsim"
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/config"
 	"github.com/kura-project/kura/internal/server"
@@ -343,4 +344,38 @@ func releasable(t *testing.T, e *env) (map[string]any, *sim.Authority) {
 		t.Fatal(err)
 	}
 	return p, a
+}
+
+// TestAgentReleasesOnTDX runs the agent on the simulated Intel TDX guest
+// against a dev kura, under a release policy on TDX claims: the key is
+// released; a debuggable TD is refused with the rule.
+func TestAgentReleasesOnTDX(t *testing.T) {
+	e := start(t)
+	policy, _ := json.Marshal(map[string]any{"version": "1.0.0", "anyOf": []any{map[string]any{"authority": e.url,
+		"allOf": []any{map[string]any{"claim": "x-ms-attestation-type", "equals": "tdxvm"}, map[string]any{"claim": "tdx_td_attributes_debug", "equals": false}}}}})
+	rp := map[string]any{"data": base64.RawURLEncoding.EncodeToString(policy)}
+	e.call(t, "POST", "/keys/td/create?api-version=2025-07-01", map[string]any{"kty": "oct-HSM", "key_size": 256, "attributes": map[string]bool{"exportable": true}, "release_policy": rp})
+	p := e.call(t, "POST", "/kura/v1/principals", map[string]string{"name": "agent", "role": "release-user"})
+	a, err := intelsim.Load(filepath.Join(e.dir, "sim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, debug := range []bool{false, true} {
+		ag, err := agent.New(agent.Config{URL: e.url, HTTP: e.http, ClientID: p["id"].(string), ClientSecret: p["client_secret"].(string),
+			Keys: []agent.KeyRef{{Name: "td"}}, Source: simsource.TDX{Authority: a, Debug: debug}, OutDir: filepath.Join(t.TempDir(), "keys")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ag.Run(context.Background(), true)
+		if !debug {
+			if k, _ := ag.Key("td"); err != nil || k == nil || len(k.Material) != 32 {
+				t.Fatalf("TD release: %v", err)
+			}
+			continue
+		}
+		var se *agent.ServerError
+		if !errorsAs(err, &se) || se.Status != 403 || !strings.Contains(se.Message, "tdx_td_attributes_debug") {
+			t.Errorf("debuggable TD: %v", err)
+		}
+	}
 }

@@ -93,12 +93,17 @@ func (c *ConfigfsTSM) SNPReport(ctx context.Context, reportData [64]byte) (*SNP,
 
 // getOnce runs one configfs-tsm request in a fresh report entry.
 func (c *ConfigfsTSM) getOnce(client configfsi.Client, reportData [64]byte) (*report.Response, error) {
-	rec := &tsmRecorder{Client: client}
-	r, err := report.Create(rec, &report.Request{
+	return tsmGet(client, &report.Request{
 		InBlob:     reportData[:],
 		GetAuxBlob: true,
 		Privilege:  &report.Privilege{Level: uint(c.VMPL)},
 	})
+}
+
+// tsmGet runs one configfs-tsm request in a fresh report entry.
+func tsmGet(client configfsi.Client, req *report.Request) (*report.Response, error) {
+	rec := &tsmRecorder{Client: client}
+	r, err := report.Create(rec, req)
 	if err != nil {
 		return nil, rec.cause(err)
 	}

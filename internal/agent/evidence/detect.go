@@ -13,25 +13,27 @@ import (
 )
 
 // NotPresentError is returned by Detect when the machine offers no SEV-SNP
-// attestation interface. The agent reports it and points at --sim.
+// or TDX attestation interface. The agent reports it and points at --sim.
 type NotPresentError struct {
 	// TSMReportDir and SevGuestPath are the locations that were examined.
 	TSMReportDir, SevGuestPath string
 	// TSMProvider is the configfs-tsm provider found instead of sev_guest
-	// (for example "tdx_guest"), or empty when configfs-tsm is absent.
+	// or tdx_guest (for example "arm_cca_guest"), or empty when
+	// configfs-tsm is absent.
 	TSMProvider string
 }
 
 func (e *NotPresentError) Error() string {
 	tsm := fmt.Sprintf("%s is not present (needs Linux 6.7 or later with CONFIG_TSM_REPORTS)", e.TSMReportDir)
 	if e.TSMProvider != "" {
-		tsm = fmt.Sprintf("%s is served by %q, not %q", e.TSMReportDir, e.TSMProvider, tsmProviderSNP)
+		tsm = fmt.Sprintf("%s is served by %q, not %q or %q", e.TSMReportDir, e.TSMProvider, tsmProviderSNP, tsmProviderTDX)
 	}
-	return fmt.Sprintf("evidence: no SEV-SNP attestation interface: %s, and %s is not present (not an SEV-SNP guest, or the sev-guest driver is not loaded); on machines without SEV-SNP run the agent with --sim", tsm, e.SevGuestPath)
+	return fmt.Sprintf("evidence: no SEV-SNP or TDX attestation interface: %s, and %s is not present (not an SEV-SNP or TDX guest, or its guest driver is not loaded); on machines without a TEE run the agent with --sim", tsm, e.SevGuestPath)
 }
 
 // Detect returns the configfs-tsm source when /sys/kernel/config/tsm/report
-// exists and reports the provider "sev_guest", else the /dev/sev-guest source
+// exists and reports the provider "sev_guest" (SEV-SNP) or "tdx_guest"
+// (TDX), else the /dev/sev-guest source
 // when that device exists, else a *NotPresentError saying neither is present
 // (and that --sim exists for machines without SEV-SNP).
 func Detect() (Source, error) {
@@ -66,8 +68,11 @@ func detect(p detectPaths) (Source, error) {
 			// permissions); falling back silently would hide it.
 			return nil, fmt.Errorf("evidence: %s: asking %s for its provider: %w%s", ifaceConfigfs, p.tsmReportDir, err, configfsHint(err, 0))
 		}
-		if provider == tsmProviderSNP {
+		switch provider {
+		case tsmProviderSNP:
 			return &ConfigfsTSM{Client: c}, nil
+		case tsmProviderTDX:
+			return &TDXConfigfs{Client: c}, nil
 		}
 		otherProvider = provider
 	case err == nil:

@@ -27,15 +27,16 @@ func TestDetect(t *testing.T) {
 		{name: "configfs-tsm with the sev_guest provider", tsmDir: true, provider: "sev_guest", device: true, want: "configfs"},
 		{name: "configfs-tsm only", tsmDir: true, provider: "sev_guest", want: "configfs"},
 		{name: "device only", device: true, want: "device"},
-		{name: "configfs-tsm with another provider falls back to the device", tsmDir: true, provider: "tdx_guest", device: true, want: "device"},
+		{name: "configfs-tsm with the tdx_guest provider", tsmDir: true, provider: "tdx_guest", want: "tdx"},
+		{name: "configfs-tsm with another provider falls back to the device", tsmDir: true, provider: "arm_cca_guest", device: true, want: "device"},
 		{
 			name: "neither present", wantMissing: &NotPresentError{},
-			wantErr: []string{"no SEV-SNP attestation interface", "is not present", "--sim"},
+			wantErr: []string{"no SEV-SNP or TDX attestation interface", "is not present", "--sim"},
 		},
 		{
-			name: "configfs-tsm with another provider and no device", tsmDir: true, provider: "tdx_guest",
-			wantMissing: &NotPresentError{TSMProvider: "tdx_guest"},
-			wantErr:     []string{`is served by "tdx_guest", not "sev_guest"`, "--sim"},
+			name: "configfs-tsm with another provider and no device", tsmDir: true, provider: "arm_cca_guest",
+			wantMissing: &NotPresentError{TSMProvider: "arm_cca_guest"},
+			wantErr:     []string{`is served by "arm_cca_guest", not "sev_guest" or "tdx_guest"`, "--sim"},
 		},
 		{
 			name: "configfs-tsm present but not permitted", tsmDir: true, provider: "sev_guest", mkdirErrno: syscall.EACCES, device: true,
@@ -88,6 +89,12 @@ func TestDetect(t *testing.T) {
 				}
 				if c.Client != fc || c.VMPL != 0 {
 					t.Errorf("ConfigfsTSM = %+v, want the probed client and VMPL 0", c)
+				}
+				return
+			case "tdx":
+				c, ok := src.(*TDXConfigfs)
+				if err != nil || !ok || c.Client != fc {
+					t.Fatalf("detect = %T, %v; want *TDXConfigfs with the probed client", src, err)
 				}
 				return
 			case "device":
