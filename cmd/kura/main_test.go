@@ -150,7 +150,7 @@ func TestSimAndVerify(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"frobnicate"}, {"attest"}, {"attest", "x"}, {"sim", "tdx"}, {"attest", "verify"}, {"sim", "snp"}, {"serve", "--token-alg", "none"},
-		{"bench", "attest", "-clients", "0"}, {"bench", "keys", "-duration", "-1s"}, {"bench", "release", "-clients", "5000"}, {"bench", "attest", "-alg", "HS256"}, {"bench", "nope"},
+		{"bench", "attest", "-clients", "0"}, {"bench", "keys", "-duration", "-1s"}, {"bench", "release", "-clients", "5000"}, {"bench", "attest", "-alg", "HS256"}, {"bench", "attest", "-tee", "cca"}, {"bench", "nope"},
 		{"keys", "update", "--name", "k", "--enabled", "yes"}} {
 		_, err := runKura(t, args...)
 		var ee *exitError
@@ -188,6 +188,17 @@ func TestBenchPrintsFloors(t *testing.T) {
 	for _, want := range []string{"floor: crypto/ecdsa P-384 verify + ES256 sign", "kura's crypto: cached-VCEK table verify", "attestations/s", "% of the crypto/ecdsa floor (issue #2's aim: >= 80%)", "% of kura's own crypto"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bench attest output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, tee := range []string{"tdx", "sgx"} {
+		out, err = runKura(t, "bench", "attest", "-tee", tee, "-alg", "ES256", "-duration", "200ms", "-clients", "2")
+		if err != nil {
+			t.Fatalf("bench attest -tee %s: %v\n%s", tee, err, out)
+		}
+		for _, want := range []string{"floor: quote + QE report P-256 verify", "without caches:", "attestations/s", "% of the floor", "the uncached cost"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("bench attest -tee %s output lacks %q:\n%s", tee, want, out)
+			}
 		}
 	}
 	out, err = runKura(t, "bench", "release", "-duration", "200ms", "-clients", "2")

@@ -107,6 +107,13 @@ func (c *Cache) forget() {
 	c.mu.Unlock()
 }
 
+// PutItem stores an item its adapter has already judged, and forgets what
+// memory holds, so the item applies at once.
+func (c *Cache) PutItem(ctx context.Context, item store.Collateral) error {
+	defer c.forget()
+	return c.st.PutCollateral(ctx, item)
+}
+
 // Put classifies and stores one DER item.
 func (c *Cache) Put(ctx context.Context, der []byte) error {
 	item, err := c.cls.Classify(der)

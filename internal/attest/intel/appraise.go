@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/collateral"
 	"github.com/kura-project/kura/internal/store"
 )
 
@@ -24,6 +26,24 @@ type Appraiser struct {
 	TEE   string
 	Roots *x509.CertPool
 	Store attest.CollateralStore
+
+	// Now is the clock of the memory cache of store reads (nil:
+	// time.Now); verification times are Appraise's.
+	Now func() time.Time
+
+	// rows serves store reads from memory for up to collateral.TTL (an
+	// import through this node applies at once, through another within
+	// the TTL); verified remembers collateral verified under Roots by the
+	// hash of its stored bytes while all its parts are valid, so its
+	// signatures are not checked on every quote.
+	once     sync.Once
+	rows     *collateral.Cache
+	verified collateralCache
+}
+
+func (a *Appraiser) cache() *collateral.Cache {
+	a.once.Do(func() { a.rows = collateral.New(a.Store, nil, a.Now) })
+	return a.rows
 }
 
 func (a *Appraiser) key(fmspc string) string {
@@ -37,7 +57,7 @@ func (a *Appraiser) key(fmspc string) string {
 // evidence errors that say so.
 func (a *Appraiser) Appraise(ctx context.Context, pck *PCK, pckChain []*x509.Certificate, now time.Time, eval func(*Verified) (TCB, error)) (TCB, error) {
 	fmspc := strings.ToUpper(hex.EncodeToString(pck.FMSPC[:]))
-	items, err := a.Store.Collateral(ctx, Kind, a.key(fmspc))
+	items, err := collateral.Cached(ctx, a.cache(), Kind, a.key(fmspc), func(items []store.Collateral) []store.Collateral { return items })
 	if err != nil {
 		return TCB{}, &attest.UnavailableError{Err: err}
 	}
@@ -46,14 +66,17 @@ func (a *Appraiser) Appraise(ctx context.Context, pck *PCK, pckChain []*x509.Cer
 	}
 	var errs []error
 	for _, it := range items {
-		col, err := ParseQVLBundle(it.DER)
-		var vc *Verified
-		if err == nil {
-			vc, err = col.Verify(a.Roots, now)
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		vc, ok := a.verified.get(it.DER, now)
+		if !ok {
+			col, err := ParseQVLBundle(it.DER)
+			if err == nil {
+				vc, err = col.Verify(a.Roots, now)
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			a.verified.put(it.DER, col, vc)
 		}
 		if len(pckChain) == 0 || !vc.Root.Equal(pckChain[len(pckChain)-1]) {
 			errs = append(errs, errors.New("collateral of another root than the PCK's"))
@@ -111,7 +134,7 @@ func (a *Appraiser) Import(ctx context.Context, data []byte) (int, error) {
 	if _, err := col.Verify(a.Roots, from); err != nil {
 		return 0, fmt.Errorf("intel collateral for FMSPC %s: %w", head.FMSPC, err)
 	}
-	if err := a.Store.PutCollateral(ctx, store.Collateral{Kind: Kind, Key: a.key(head.FMSPC), DER: data, NotAfter: to}); err != nil {
+	if err := a.cache().PutItem(ctx, store.Collateral{Kind: Kind, Key: a.key(head.FMSPC), DER: data, NotAfter: to}); err != nil {
 		return 0, err
 	}
 	return 1, nil

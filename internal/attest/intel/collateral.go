@@ -189,9 +189,11 @@ type Verified struct {
 	TCBInfo    *TCBInfo
 	QEIdentity *QEIdentity
 	// Root is the root the collateral chains to.
-	Root    *x509.Certificate
-	pckCRL  *x509.RevocationList
-	rootCRL *x509.RevocationList
+	Root   *x509.Certificate
+	pckCRL *x509.RevocationList
+	// pckCRLIssuer verified the PCK CRL's signature in Verify.
+	pckCRLIssuer *x509.Certificate
+	rootCRL      *x509.RevocationList
 }
 
 // Verify checks c at now against roots: each issuer chain to the root,
@@ -211,6 +213,7 @@ func (c *Collateral) Verify(roots *x509.CertPool, now time.Time) (*Verified, err
 	if v.rootCRL, err = crl("the Intel SGX Root CA CRL", c.RootCRL, root, now); err != nil {
 		return nil, err
 	}
+	v.pckCRLIssuer = c.PCKCRLChain[0]
 	if v.pckCRL, err = crl("the PCK CRL", c.PCKCRL, c.PCKCRLChain[0], now); err != nil {
 		return nil, err
 	}
@@ -260,7 +263,10 @@ func (v *Verified) CheckRevoked(pckChain []*x509.Certificate) error {
 	if n := ca.Subject.CommonName; n != "Intel SGX PCK Platform CA" && n != "Intel SGX PCK Processor CA" {
 		return fmt.Errorf("the PCK is issued by %q, not an Intel SGX PCK CA", n)
 	}
-	if !bytes.Equal(v.pckCRL.RawIssuer, ca.RawSubject) || v.pckCRL.CheckSignatureFrom(ca) != nil {
+	// The CRL's signature was checked in Verify by the issuer its chain
+	// names; another certificate of the PCK's CA (a reissue) is checked
+	// here.
+	if !bytes.Equal(v.pckCRL.RawIssuer, ca.RawSubject) || (!ca.Equal(v.pckCRLIssuer) && v.pckCRL.CheckSignatureFrom(ca) != nil) {
 		return fmt.Errorf("the PCK CRL on file is %q's, not signed by the PCK's CA %q", v.pckCRL.Issuer.CommonName, ca.Subject.CommonName)
 	}
 	for _, r := range v.pckCRL.RevokedCertificateEntries {

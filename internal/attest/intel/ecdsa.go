@@ -170,6 +170,12 @@ func parsePEMChain(b []byte) ([]*x509.Certificate, error) {
 // verified: PCK, PCK CA, root (never the quote's own listing, which no
 // signature covers).
 func (s *SignatureData) Verify(signed []byte, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, error) {
+	return s.VerifyCached(signed, roots, now, nil)
+}
+
+// VerifyCached is Verify with the PCK chain's verification remembered in
+// chains (nil: none), which must belong to roots.
+func (s *SignatureData) VerifyCached(signed []byte, roots *x509.CertPool, now time.Time, chains *ChainCache) ([]*x509.Certificate, error) {
 	ak, err := p256Key(s.AttestationKey[:])
 	if err != nil {
 		return nil, fmt.Errorf("attestation key: %w", err)
@@ -193,16 +199,21 @@ func (s *SignatureData) Verify(signed []byte, roots *x509.CertPool, now time.Tim
 	if !verifyRS(pk, s.QEReport[:], s.QEReportSig[:]) {
 		return nil, errors.New("the QE report signature does not verify with the PCK certificate's key")
 	}
+	key := chainKey(s.PCKChain)
+	if c, ok := chains.get(key, now); ok {
+		return c, nil
+	}
 	inter := x509.NewCertPool()
 	for _, c := range s.PCKChain[1:] {
 		inter.AddCert(c)
 	}
-	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	verified, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
 		return nil, fmt.Errorf("the PCK certificate %q does not chain to the Intel SGX Root CA at %s: %w", leaf.Subject.CommonName, now.UTC().Format(time.RFC3339), err)
 	}
-	for _, c := range chains {
+	for _, c := range verified {
 		if len(c) == 3 { // PCK, PCK CA, root: as Intel issues them
+			chains.put(key, c)
 			return c, nil
 		}
 	}

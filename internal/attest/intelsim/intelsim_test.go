@@ -360,3 +360,47 @@ func TestSaveLoad(t *testing.T) {
 		t.Errorf("loaded authority's quote: %v", err)
 	}
 }
+
+// TestCaches: a module's PCK-chain and collateral caches never outlive
+// what they cache — a quote verified now is refused once its PCK has
+// expired, and collateral once it has — and an import applies at once.
+func TestCaches(t *testing.T) {
+	ctx := context.Background()
+	a := newAuthority(t)
+	st := &attesttest.Collateral{}
+	tee, err := tdxvm.Module().New(attest.Deps{Collateral: st, Now: func() time.Time { return now }, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := tee.Verifier.(*tdxvm.Verifier)
+	v.Roots = a.Roots() // this authority's root, not --dev's
+	v.Collateral.Roots = a.Roots()
+	raw, _ := a.TDXQuote(intelsim.TDXOptions{})
+	if _, err := v.Verify(ctx, raw, now); err == nil || !strings.Contains(err.Error(), "no Intel TDX collateral") {
+		t.Fatalf("before the import: %v", err)
+	}
+	b, _ := a.Collateral(intelsim.CollateralOptions{TEE: "TDX", To: now.AddDate(20, 0, 0)}, now)
+	if _, err := tee.Import(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, raw, now); err != nil {
+		t.Fatalf("after the import (at once, within the memory TTL): %v", err)
+	}
+	if _, err := v.Verify(ctx, raw, a.PCK.NotAfter.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "does not chain") {
+		t.Errorf("after the PCK's expiry: %v", err)
+	}
+	short, _ := a.Collateral(intelsim.CollateralOptions{TEE: "TDX"}, now)
+	st2 := &attesttest.Collateral{}
+	tee2, _ := tdxvm.Module().New(attest.Deps{Collateral: st2, Now: func() time.Time { return now }, DataDir: t.TempDir()})
+	v2 := tee2.Verifier.(*tdxvm.Verifier)
+	v2.Roots, v2.Collateral.Roots = a.Roots(), a.Roots()
+	if _, err := tee2.Import(ctx, short); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v2.Verify(ctx, raw, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v2.Verify(ctx, raw, now.AddDate(0, 2, 0)); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("after the collateral's expiry: %v", err)
+	}
+}

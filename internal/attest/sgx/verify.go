@@ -13,6 +13,8 @@ import (
 type Options struct {
 	Roots *x509.CertPool // the pinned Intel SGX Root CA (intel.Roots()); required
 	Now   time.Time
+	// Chains, when set, remembers PCK chains verified to Roots.
+	Chains *intel.ChainCache
 }
 
 // Verified is a quote whose signatures and PCK chain verified.
@@ -30,7 +32,7 @@ func Verify(q *Quote, o Options) (*Verified, error) {
 	if o.Roots == nil || o.Now.IsZero() {
 		return nil, errors.New("sgx: verify needs the pinned roots and a time")
 	}
-	chain, err := q.Signature.Verify(q.Signed, o.Roots, o.Now)
+	chain, err := q.Signature.VerifyCached(q.Signed, o.Roots, o.Now, o.Chains)
 	if err != nil {
 		return nil, fmt.Errorf("sgx quote: %w", err)
 	}

@@ -59,7 +59,7 @@ func NewVerifier(d attest.Deps) (*Verifier, error) {
 			return nil, err
 		}
 	}
-	v.Roots, v.Collateral = roots, &intel.Appraiser{TEE: "SGX", Roots: roots, Store: st}
+	v.Roots, v.Collateral = roots, &intel.Appraiser{TEE: "SGX", Roots: roots, Store: st, Now: d.Now}
 	return v, nil
 }
 
@@ -75,6 +75,8 @@ type Verifier struct {
 	// the hint on simulated evidence that does not verify.
 	SimDir     string
 	SimTrusted bool
+
+	chains intel.ChainCache // PCK chains verified to Roots
 }
 
 // Verify implements attest.Verifier.
@@ -93,7 +95,7 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (
 	if err != nil {
 		return nil, attest.BadWrap(field, err, "not an SGX quote")
 	}
-	vq, err := sgx.Verify(q, sgx.Options{Roots: v.Roots, Now: now})
+	vq, err := sgx.Verify(q, sgx.Options{Roots: v.Roots, Now: now, Chains: &v.chains})
 	if err != nil {
 		if h := intelsim.Hint(q.Signature.PCKChain[0], v.SimDir, v.SimTrusted); h != "" {
 			return nil, attest.BadWrap(field, err, "does not verify (%s)", h)

@@ -12,6 +12,8 @@ import (
 type Options struct {
 	Roots *x509.CertPool // the pinned Intel SGX Root CA (intel.Roots()); required
 	Now   time.Time      // the verification time; required
+	// Chains, when set, remembers PCK chains verified to Roots.
+	Chains *intel.ChainCache
 }
 
 // Verified is a quote whose signatures and PCK chain verified.
@@ -31,7 +33,7 @@ func Verify(q *Quote, o Options) (*Verified, error) {
 	if o.Roots == nil || o.Now.IsZero() {
 		return nil, fmt.Errorf("tdx: verify needs the pinned roots and a time")
 	}
-	chain, err := q.Signature.Verify(q.Signed, o.Roots, o.Now)
+	chain, err := q.Signature.VerifyCached(q.Signed, o.Roots, o.Now, o.Chains)
 	if err != nil {
 		return nil, fmt.Errorf("tdx quote: %w", err)
 	}

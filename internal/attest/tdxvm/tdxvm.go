@@ -51,7 +51,7 @@ func build(d attest.Deps) (*attest.TEE, error) {
 			return nil, err
 		}
 	}
-	v.Roots, v.Collateral = roots, &intel.Appraiser{TEE: "TDX", Roots: roots, Store: st}
+	v.Roots, v.Collateral = roots, &intel.Appraiser{TEE: "TDX", Roots: roots, Store: st, Now: d.Now}
 	return &attest.TEE{Verifier: v, Import: v.Collateral.Import}, nil
 }
 
@@ -63,6 +63,8 @@ type Verifier struct {
 	// the hint on simulated evidence that does not verify.
 	SimDir     string
 	SimTrusted bool
+
+	chains intel.ChainCache // PCK chains verified to Roots
 }
 
 // Verify implements attest.Verifier.
@@ -71,7 +73,7 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (
 	if err != nil {
 		return nil, attest.BadWrap("quote", err, "not a TDX quote")
 	}
-	vq, err := tdx.Verify(q, tdx.Options{Roots: v.Roots, Now: now})
+	vq, err := tdx.Verify(q, tdx.Options{Roots: v.Roots, Now: now, Chains: &v.chains})
 	if err != nil {
 		if h := intelsim.Hint(q.Signature.PCKChain[0], v.SimDir, v.SimTrusted); h != "" {
 			return nil, attest.BadWrap("quote", err, "does not verify (%s)", h)
