@@ -51,13 +51,19 @@ type live struct {
 
 func startLive(t *testing.T, opts ...rigOpt) *live {
 	t.Helper()
+	return startLiveAt(t, time.Now, opts...)
+}
+
+// startLiveAt is startLive with the server's clock now.
+func startLiveAt(t *testing.T, now func() time.Time, opts ...rigOpt) *live {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.DataDir, cfg.Dev, cfg.Addr = dir, true, "127.0.0.1:0"
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), time.Now)
+	srv, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -237,6 +237,15 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 			return fmt.Errorf("dev TLS: %w", err)
 		}
 		s.tlsCert, s.app.ReleaseCertify = cert, iss.certify
+		// A certificate of the operator's own serves TLS in dev mode too
+		// (release answers stay certified by the dev CA).
+		if s.cfg.TLSCert != "" {
+			c, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+			if err != nil {
+				return fmt.Errorf("TLS: %w", err)
+			}
+			s.tlsCert = &c
+		}
 	}
 	svc, err := s.app.Start(ctx, sealer)
 	if err != nil {
