@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,9 +30,11 @@ import (
 	apiledger "github.com/kura-project/kura/internal/api/ledger"
 	apimaa "github.com/kura-project/kura/internal/api/maa"
 	"github.com/kura-project/kura/internal/api/operator"
+	"github.com/kura-project/kura/internal/api/pccs"
 	"github.com/kura-project/kura/internal/api/wire"
 	"github.com/kura-project/kura/internal/app"
 	"github.com/kura-project/kura/internal/attest"
+	"github.com/kura-project/kura/internal/attest/intel"
 	"github.com/kura-project/kura/internal/attest/tees"
 	"github.com/kura-project/kura/internal/audit"
 	"github.com/kura-project/kura/internal/auth"
@@ -255,6 +259,18 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	mux := http.NewServeMux()
 	s.common(mux)
 	mux.HandleFunc("GET /readyz", s.ready)
+	// Intel collateral for guests, over the PCCS v4 shape, from whichever
+	// TEE modules hold it (the first of each TEE, in type order).
+	pc := &pccs.Handler{Sources: map[string]pccs.Source{}, Now: s.now}
+	for _, t := range slices.Sorted(maps.Keys(svc.Attestation.TEEs)) {
+		if src, ok := svc.Attestation.TEEs[t].Verifier.(intel.CollateralSource); ok {
+			tee, a := src.IntelCollateral()
+			if pc.Sources[tee] == nil {
+				pc.Sources[tee] = a
+			}
+		}
+	}
+	pc.Register(mux)
 	(&apimaa.Handler{
 		Service: svc.Appraisal, Keys: svc.Keyring, Log: log, Now: s.now,
 		Policies:  &apimaa.PolicyStore{PolicyStore: svc.Attestation.Policies, Signers: svc.Signers},

@@ -3,9 +3,13 @@ package server
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	tdxabi "github.com/google/go-tdx-guest/abi"
+	tdxverify "github.com/google/go-tdx-guest/verify"
 
 	"github.com/kura-project/kura/internal/evidence"
 )
@@ -82,5 +86,63 @@ func TestBadIntelBundle(t *testing.T) {
 	}
 	if exp, err := r.srv.app.Store.CollateralExpiry(context.Background()); err != nil || len(exp) != 0 {
 		t.Errorf("refused bundles stored collateral: %v %v", exp, err)
+	}
+}
+
+// pccsGetter is go-tdx-guest's collateral getter pointed at kura: the
+// URLs of Intel's PCS (and the root CA's CRL distribution point) are
+// served by kura's PCCS routes.
+type pccsGetter struct {
+	r    *rig
+	urls []string
+}
+
+func (g *pccsGetter) Get(u string) (map[string][]string, []byte, error) {
+	g.urls = append(g.urls, u)
+	path := u
+	for _, p := range []string{"https://api.trustedservices.intel.com", "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"} {
+		if strings.HasPrefix(u, p) {
+			path = strings.TrimPrefix(u, p)
+			if path == "" {
+				path = "/sgx/certification/v4/rootcacrl"
+			}
+		}
+	}
+	code, body, h := g.r.do("GET", path, nil)
+	if code != 200 {
+		return nil, nil, fmt.Errorf("GET %s: %d %s", path, code, body)
+	}
+	return h, body, nil
+}
+
+// TestPCCSWithGoTdxGuest: Google's go-tdx-guest verifier, fetching its
+// collateral (TCB info, QE identity, PCK CRL, root CA CRL) from kura's
+// PCCS v4 routes instead of Intel's PCS, verifies a real TDX quote with
+// revocation checks on, from what kura imported; with nothing imported
+// it gets 404s and fails.
+func TestPCCSWithGoTdxGuest(t *testing.T) {
+	at := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	r := newRig(t, at)
+	quote, err := tdxabi.QuoteToProto(evidence.Read(t, "tdx/dcap-qvl/tdx_quote"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := func(g *pccsGetter) *tdxverify.Options {
+		return &tdxverify.Options{GetCollateral: true, CheckRevocations: true, Getter: g,
+			Now: &tdxverify.TimeSet{PckCertChain: at, TcbInfo: at, QeIdentity: at, PckCrl: at, RootCaCrl: at}}
+	}
+	empty := &pccsGetter{r: r}
+	if err := tdxverify.TdxQuote(quote, opts(empty)); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("nothing imported: %v", err)
+	}
+	if code, resp, _ := r.do("POST", "/kura/v1/collateral", evidence.Read(t, "tdx/dcap-qvl/tdx_quote_collateral.json"), r.admin_()...); code != 200 {
+		t.Fatalf("import: %d %s", code, resp)
+	}
+	g := &pccsGetter{r: r}
+	if err := tdxverify.TdxQuote(quote, opts(g)); err != nil {
+		t.Fatalf("go-tdx-guest over kura's PCCS routes: %v (fetched %v)", err, g.urls)
+	}
+	if len(g.urls) < 4 {
+		t.Errorf("go-tdx-guest fetched %v, want TCB info, QE identity and both CRLs", g.urls)
 	}
 }

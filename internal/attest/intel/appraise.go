@@ -134,8 +134,64 @@ func (a *Appraiser) Import(ctx context.Context, data []byte) (int, error) {
 	if _, err := col.Verify(a.Roots, from); err != nil {
 		return 0, fmt.Errorf("intel collateral for FMSPC %s: %w", head.FMSPC, err)
 	}
-	if err := a.cache().PutItem(ctx, store.Collateral{Kind: Kind, Key: a.key(head.FMSPC), DER: data, NotAfter: to}); err != nil {
-		return 0, err
+	// Filed under its FMSPC for quotes, and under AnyPlatform for what
+	// is not per platform (QE identity, CRLs) when served to guests.
+	for _, key := range []string{a.key(head.FMSPC), a.key(AnyPlatform)} {
+		if err := a.cache().PutItem(ctx, store.Collateral{Kind: Kind, Key: key, DER: data, NotAfter: to}); err != nil {
+			return 0, err
+		}
 	}
 	return 1, nil
+}
+
+// AnyPlatform is the key suffix under which every bundle of a TEE is also
+// filed ("tdx/ANY"); no FMSPC (hex) is spelled so.
+const AnyPlatform = "ANY"
+
+// Current returns the newest collateral on file for fmspc (AnyPlatform:
+// for any platform of a.TEE) that verifies at now, Intel's before any
+// other root's, as stored: the exact
+// documents Intel signed, for serving to guests that verify it
+// themselves. None on file, or none current, is an error that says so.
+func (a *Appraiser) Current(ctx context.Context, fmspc string, now time.Time) (*Collateral, error) {
+	items, err := collateral.Cached(ctx, a.cache(), Kind, a.key(fmspc), func(items []store.Collateral) []store.Collateral { return items })
+	if err != nil {
+		return nil, &attest.UnavailableError{Err: err}
+	}
+	// Intel's own collateral first (a --dev server also holds the
+	// simulator's), then the newest.
+	var best *Collateral
+	var bestIssued time.Time
+	bestIntel, intelRoot := false, RootCert()
+	for _, it := range items {
+		col, err := ParseQVLBundle(it.DER)
+		if err != nil {
+			continue
+		}
+		vc, ok := a.verified.get(it.DER, now)
+		if !ok {
+			if vc, err = col.Verify(a.Roots, now); err != nil {
+				continue
+			}
+			a.verified.put(it.DER, col, vc)
+		}
+		isIntel := vc.Root.Equal(intelRoot)
+		if best == nil || isIntel && !bestIntel || isIntel == bestIntel && vc.TCBInfo.IssueDate.After(bestIssued) {
+			best, bestIssued, bestIntel = col, vc.TCBInfo.IssueDate, isIntel
+		}
+	}
+	if best == nil {
+		if len(items) == 0 {
+			return nil, fmt.Errorf("no Intel %s collateral for %s is on file", a.TEE, fmspc)
+		}
+		return nil, fmt.Errorf("none of the %d Intel %s collateral bundles on file for %s verifies at %s", len(items), a.TEE, fmspc, now.UTC().Format(time.RFC3339))
+	}
+	return best, nil
+}
+
+// CollateralSource is implemented by the TDX and SGX verifiers: their
+// TEE's name as Intel's services spell it ("tdx", "sgx") and the
+// appraiser holding their collateral.
+type CollateralSource interface {
+	IntelCollateral() (tee string, a *Appraiser)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,12 +31,15 @@ func Dev(dir string, now time.Time, tee string, base attest.CollateralStore) (*x
 	roots := intel.Roots()
 	roots.AddCert(a.Root)
 	key := strings.ToLower(tee) + "/" + FMSPC
-	return roots, &overlay{CollateralStore: base, key: key, item: store.Collateral{Kind: intel.Kind, Key: key, DER: b, NotAfter: from.AddDate(1, 0, 0)}}, nil
+	return roots, &overlay{CollateralStore: base, keys: []string{key, strings.ToLower(tee) + "/" + intel.AnyPlatform},
+		item: store.Collateral{Kind: intel.Kind, Key: key, DER: b, NotAfter: from.AddDate(1, 0, 0)}}, nil
 }
 
+// overlay serves the simulated bundle under the platform's key and under
+// the TEE's any-platform key, as Import files a bundle.
 type overlay struct {
 	attest.CollateralStore
-	key  string
+	keys []string
 	item store.Collateral
 }
 
@@ -44,7 +48,7 @@ func (o *overlay) Collateral(ctx context.Context, kind, key string) ([]store.Col
 	if err != nil {
 		return nil, err
 	}
-	if kind == intel.Kind && key == o.key {
+	if kind == intel.Kind && slices.Contains(o.keys, key) {
 		items = append(items, o.item)
 	}
 	return items, nil

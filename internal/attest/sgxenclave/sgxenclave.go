@@ -79,6 +79,9 @@ type Verifier struct {
 	chains intel.ChainCache // PCK chains verified to Roots
 }
 
+// IntelCollateral implements intel.CollateralSource.
+func (v *Verifier) IntelCollateral() (string, *intel.Appraiser) { return "sgx", v.Collateral }
+
 // Verify implements attest.Verifier.
 func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (*attest.Verified, error) {
 	field := v.Field
