@@ -151,4 +151,3 @@ func TestRoutes(t *testing.T) {
 		t.Errorf("expired root CRL: %d", w.Code)
 	}
 }
-
