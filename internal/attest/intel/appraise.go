@@ -79,11 +79,15 @@ func (a *Appraiser) Appraise(ctx context.Context, pck *PCK, pckChain []*x509.Cer
 			a.verified.put(it.DER, col, vc)
 		}
 		if len(pckChain) == 0 || !vc.Root.Equal(pckChain[len(pckChain)-1]) {
-			errs = append(errs, errors.New("collateral of another root than the PCK's"))
+			errs = append(errs, fmt.Errorf("collateral of another root (%s) than the PCK's (%s)", rootName(vc.Root), rootName(pckChain[len(pckChain)-1])))
 			continue
 		}
 		if err := vc.CheckRevoked(pckChain); err != nil {
-			return TCB{}, attest.BadWrap("quote", err, "revoked")
+			if errors.Is(err, ErrRevoked) {
+				return TCB{}, attest.BadWrap("quote", err, "refused")
+			}
+			errs = append(errs, err) // collateral that does not fit this chain
+			continue
 		}
 		tcb, err := eval(vc)
 		if err != nil {
@@ -194,4 +198,9 @@ func (a *Appraiser) Current(ctx context.Context, fmspc string, now time.Time) (*
 // appraiser holding their collateral.
 type CollateralSource interface {
 	IntelCollateral() (tee string, a *Appraiser)
+}
+
+// rootName names a root in errors: its common name and organization.
+func rootName(c *x509.Certificate) string {
+	return fmt.Sprintf("%q of %q", c.Subject.CommonName, strings.Join(c.Subject.Organization, ", "))
 }

@@ -246,6 +246,10 @@ func (c *Collateral) Verify(roots *x509.CertPool, now time.Time) (*Verified, err
 	return &v, nil
 }
 
+// ErrRevoked is what CheckRevoked's refusals of a revoked certificate
+// wrap; its other errors say the collateral does not fit the chain.
+var ErrRevoked = errors.New("revoked")
+
 // CheckRevoked refuses a PCK chain as verified (PCK, PCK CA, root) whose
 // PCK is on the PCK CRL or whose CA is on the root CA CRL. The PCK CRL
 // must be signed by that very CA, which must be Intel's Platform or
@@ -271,11 +275,11 @@ func (v *Verified) CheckRevoked(pckChain []*x509.Certificate) error {
 	}
 	for _, r := range v.pckCRL.RevokedCertificateEntries {
 		if r.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
-			return fmt.Errorf("the PCK certificate (serial %x) is revoked by %q's CRL", leaf.SerialNumber, ca.Subject.CommonName)
+			return fmt.Errorf("the PCK certificate (serial %x) is %w by %q's CRL", leaf.SerialNumber, ErrRevoked, ca.Subject.CommonName)
 		}
 	}
 	if v.revokedByRoot(ca) {
-		return fmt.Errorf("the PCK CA %q (serial %x) is revoked by the Intel SGX Root CA CRL", ca.Subject.CommonName, ca.SerialNumber)
+		return fmt.Errorf("the PCK CA %q (serial %x) is %w by the Intel SGX Root CA CRL", ca.Subject.CommonName, ca.SerialNumber, ErrRevoked)
 	}
 	return nil
 }

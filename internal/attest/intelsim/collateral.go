@@ -33,16 +33,8 @@ type CollateralOptions struct {
 	TamperTCBInfo bool
 }
 
-// PCKSerial and PCKCASerial are the serials of the simulated PCK and PCK
-// CA, for revocation tests; TCBSignerSerial the TCB Signing certificate's.
-var (
-	PCKSerial       = big.NewInt(4)
-	PCKCASerial     = big.NewInt(2)
-	TCBSignerSerial = big.NewInt(3)
-)
-
-// TCBDate is the date of the simulated UpToDate TCB level.
-var TCBDate = time.Date(2025, 2, 12, 0, 0, 0, 0, time.UTC)
+// tcbDate is the date of the simulated UpToDate TCB level.
+func tcbDate() time.Time { return time.Date(2025, 2, 12, 0, 0, 0, 0, time.UTC) }
 
 func comps(c []byte) []any {
 	out := make([]any, len(c))
@@ -63,12 +55,13 @@ func TCBInfo(tee string, from, to time.Time) Doc {
 		return map[string]any{"tcb": t, "tcbDate": date.Format(time.RFC3339), "tcbStatus": status, "advisoryIDs": adv}
 	}
 	zero := make([]byte, 16)
+	sgx, tdx := SGXComponents(), TDXComponents()
 	d := Doc{
 		"id": tee, "version": 3, "issueDate": from.UTC().Format(time.RFC3339), "nextUpdate": to.UTC().Format(time.RFC3339),
 		"fmspc": FMSPC, "pceId": PCEID, "tcbType": 0, "tcbEvaluationDataNumber": 17,
 		"tcbLevels": []any{
-			level("UpToDate", SGXComponents[:], TDXComponents[:], PCESVN, TCBDate, []any{}),
-			level("OutOfDate", zero, zero, 0, TCBDate.AddDate(-2, 0, 0), []any{"INTEL-SA-00837"}),
+			level("UpToDate", sgx[:], tdx[:], PCESVN, tcbDate(), []any{}),
+			level("OutOfDate", zero, zero, 0, tcbDate().AddDate(-2, 0, 0), []any{"INTEL-SA-00837"}),
 		},
 	}
 	if tee == "TDX" {
@@ -77,8 +70,8 @@ func TCBInfo(tee string, from, to time.Time) Doc {
 		d["tdxModuleIdentities"] = []any{map[string]any{
 			"id": fmt.Sprintf("TDX_%02X", ModuleVersion), "mrsigner": signer, "attributes": "0000000000000000", "attributesMask": "FFFFFFFFFFFFFFFF",
 			"tcbLevels": []any{
-				map[string]any{"tcb": map[string]any{"isvsvn": ModuleSVN}, "tcbDate": TCBDate.Format(time.RFC3339), "tcbStatus": "UpToDate"},
-				map[string]any{"tcb": map[string]any{"isvsvn": 0}, "tcbDate": TCBDate.AddDate(-2, 0, 0).Format(time.RFC3339), "tcbStatus": "OutOfDate"},
+				map[string]any{"tcb": map[string]any{"isvsvn": ModuleSVN}, "tcbDate": tcbDate().Format(time.RFC3339), "tcbStatus": "UpToDate"},
+				map[string]any{"tcb": map[string]any{"isvsvn": 0}, "tcbDate": tcbDate().AddDate(-2, 0, 0).Format(time.RFC3339), "tcbStatus": "OutOfDate"},
 			},
 		}}
 	}
@@ -88,18 +81,18 @@ func TCBInfo(tee string, from, to time.Time) Doc {
 // QEIdentity returns the identity document of the simulated quoting
 // enclave ("TD_QE" for TDX, "QE" for SGX).
 func QEIdentity(tee string, from, to time.Time) Doc {
-	id, prod := "QE", qeProdSGX
+	id, prod, signer := "QE", qeProdSGX, qeSigner()
 	if tee == "TDX" {
 		id, prod = "TD_QE", qeProdTDX
 	}
 	return Doc{
 		"id": id, "version": 2, "issueDate": from.UTC().Format(time.RFC3339), "nextUpdate": to.UTC().Format(time.RFC3339),
 		"tcbEvaluationDataNumber": 17, "miscselect": "00000000", "miscselectMask": "FFFFFFFF",
-		"attributes": qeAttributes, "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
-		"mrsigner": strings.ToUpper(hex.EncodeToString(qeSigner[:])), "isvprodid": prod,
+		"attributes": qeAttributes, "attributesMask": qeAttributesMask,
+		"mrsigner": strings.ToUpper(hex.EncodeToString(signer[:])), "isvprodid": prod,
 		"tcbLevels": []any{
-			map[string]any{"tcb": map[string]any{"isvsvn": QESVN}, "tcbDate": TCBDate.Format(time.RFC3339), "tcbStatus": "UpToDate"},
-			map[string]any{"tcb": map[string]any{"isvsvn": 0}, "tcbDate": TCBDate.AddDate(-2, 0, 0).Format(time.RFC3339), "tcbStatus": "OutOfDate"},
+			map[string]any{"tcb": map[string]any{"isvsvn": QESVN}, "tcbDate": tcbDate().Format(time.RFC3339), "tcbStatus": "UpToDate"},
+			map[string]any{"tcb": map[string]any{"isvsvn": 0}, "tcbDate": tcbDate().AddDate(-2, 0, 0).Format(time.RFC3339), "tcbStatus": "OutOfDate"},
 		},
 	}
 }

@@ -2,6 +2,7 @@ package intelsim
 
 import (
 	"context"
+	"errors"
 	"crypto/x509"
 	"fmt"
 	"slices"
@@ -54,14 +55,19 @@ func (o *overlay) Collateral(ctx context.Context, kind, key string) ([]store.Col
 	return items, nil
 }
 
-// Hint explains why a quote whose PCK chain is leaf does not verify, when
-// it is simulated; "" otherwise.
-func Hint(leaf *x509.Certificate, dir string, trusted bool) string {
-	if leaf == nil || !IsSimulated(leaf) {
+// Hint explains why a quote whose PCK chain (leaf first) is chain does
+// not verify (err), when it is simulated; "" otherwise, or when err says
+// enough itself.
+func Hint(chain []*x509.Certificate, err error, dir string, trusted bool) string {
+	if len(chain) == 0 || !IsSimulated(chain[0]) {
 		return ""
 	}
-	if trusted {
-		return "simulated evidence from another data directory's test root: this kura trusts only the simulated root in its own data directory (" + dir + "); make the evidence with `kura sim` naming the server's data directory"
+	if !trusted {
+		return "simulated evidence: this kura trusts the simulated TEE only with --dev or trust_simulator"
 	}
-	return "simulated evidence: this kura trusts the simulated TEE only with --dev or trust_simulator"
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		return "" // tampered or expired: the error says which
+	}
+	return "simulated evidence from another data directory's test root: this kura trusts only the simulated root in its own data directory (" + dir + "); make the evidence with `kura sim` naming the server's data directory"
 }

@@ -86,9 +86,12 @@ func Load(dir string) (*Authority, error) {
 			certs[role] = c
 		case "PRIVATE KEY":
 			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("simulated Intel authority %s: %s key: %w", dir, role, err)
+			}
 			ek, ok := k.(*ecdsa.PrivateKey)
-			if err != nil || !ok {
-				return nil, fmt.Errorf("simulated Intel authority %s: %s key is not an ECDSA key: %v", dir, role, err)
+			if !ok {
+				return nil, fmt.Errorf("simulated Intel authority %s: %s key is a %T, not an ECDSA key", dir, role, k)
 			}
 			keys[role] = ek
 		}
@@ -97,6 +100,11 @@ func Load(dir string) (*Authority, error) {
 		rootKey: keys["root"], caKey: keys["pck-ca"], pckKey: keys["pck"], tcbKey: keys["tcb-signing"], akKey: keys["attestation-key"]}
 	if a.Root == nil || a.PCKCA == nil || a.PCK == nil || a.TCBSigner == nil || a.rootKey == nil || a.caKey == nil || a.pckKey == nil || a.tcbKey == nil || a.akKey == nil {
 		return nil, fmt.Errorf("simulated Intel authority %s: %s lacks a certificate or key", dir, File)
+	}
+	for _, role := range roles[:4] {
+		if !keys[role].PublicKey.Equal(certs[role].PublicKey) {
+			return nil, fmt.Errorf("simulated Intel authority %s: the %s key is not its certificate's", dir, role)
+		}
 	}
 	return a, nil
 }

@@ -49,13 +49,15 @@ const (
 	ModuleSVN     = 3
 )
 
-// Components are the simulated platform's 16 SGX TCB components (the
-// PCK's) and TDX TCB components (the TD's TEE_TCB_SVN; index 0 and 1 are
-// the module's SVN and version).
-var (
-	SGXComponents = [16]byte{3, 3, 2, 2, 2, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0}
-	TDXComponents = [16]byte{ModuleSVN, ModuleVersion, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-)
+// SGXComponents are the simulated platform's 16 SGX TCB components (the
+// PCK's); TDXComponents the TD's TEE_TCB_SVN (index 0 and 1 are the TDX
+// module's SVN and version).
+func SGXComponents() [16]byte { return [16]byte{3, 3, 2, 2, 2, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0} }
+
+// TDXComponents: see SGXComponents.
+func TDXComponents() [16]byte {
+	return [16]byte{ModuleSVN, ModuleVersion, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+}
 
 // Authority is a simulated Intel root with one platform.
 type Authority struct {
@@ -64,16 +66,19 @@ type Authority struct {
 	tcbKey, akKey               *ecdsa.PrivateKey
 }
 
-// Quoting enclave identity (the QE and TD_QE share the signer).
-var (
-	qeSigner = sha256.Sum256([]byte("kura simulated quoting enclave signer"))
-)
+// qeSigner is the quoting enclaves' MRSIGNER (the QE and the TD_QE share
+// it).
+func qeSigner() [32]byte { return sha256.Sum256([]byte("kura simulated quoting enclave signer")) }
 
 const (
 	qeProdSGX = 1
 	qeProdTDX = 2
-	// qeAttributes are the QE report's ATTRIBUTES (INIT, MODE64BIT).
-	qeAttributes = "11000000000000000000000000000000"
+	// qeAttributes is what the QE identity requires of ATTRIBUTES under
+	// qeAttributesMask (INIT, PROVISIONKEY, not DEBUG); the report has
+	// more set (MODE64BIT, XFRM), as Intel's QEs do, so the masks matter.
+	qeAttributes     = "11000000000000000000000000000000"
+	qeAttributesMask = "FBFFFFFFFFFFFFFF0000000000000000"
+	qeReportAttrs    = "1500000000000000e700000000000000"
 )
 
 var oidSGX = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1}
@@ -94,10 +99,10 @@ func New(now time.Time) (*Authority, error) {
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn, Organization: []string{sim.Organization}},
 			NotBefore: nb, NotAfter: na, IsCA: ca, BasicConstraintsValid: true, ExtraExtensions: exts,
-			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+			KeyUsage: x509.KeyUsageDigitalSignature,
 		}
 		if ca {
-			tmpl.KeyUsage |= x509.KeyUsageCertSign
+			tmpl.KeyUsage |= x509.KeyUsageCertSign | x509.KeyUsageCRLSign
 		}
 		if parent == nil {
 			parent = tmpl
@@ -137,10 +142,11 @@ func pckExtension() ([]byte, error) {
 	}
 	sub := func(n ...int) asn1.ObjectIdentifier { return append(append(asn1.ObjectIdentifier{}, oidSGX...), n...) }
 	var tcb []kv
-	for i, c := range SGXComponents {
+	comps := SGXComponents()
+	for i, c := range comps {
 		tcb = append(tcb, kv{sub(2, i+1), int(c)})
 	}
-	tcb = append(tcb, kv{sub(2, 17), PCESVN}, kv{sub(2, 18), SGXComponents[:]})
+	tcb = append(tcb, kv{sub(2, 17), PCESVN}, kv{sub(2, 18), comps[:]})
 	fmspc, _ := hex.DecodeString(FMSPC)
 	pceid, _ := hex.DecodeString(PCEID)
 	ppid := sha256.Sum256([]byte("kura simulated platform"))
@@ -184,12 +190,13 @@ func signRS(k *ecdsa.PrivateKey, msg []byte) ([]byte, error) {
 // and auth data (REPORTDATA = SHA-256(key || auth) || zeros).
 func (a *Authority) qeReport(prodID uint16, akXY, auth []byte) []byte {
 	r := make([]byte, 384)
-	copy(r[0:16], SGXComponents[:]) // CPUSVN
-	attrs, _ := hex.DecodeString(qeAttributes)
+	comps, signer := SGXComponents(), qeSigner()
+	copy(r[0:16], comps[:]) // CPUSVN
+	attrs, _ := hex.DecodeString(qeReportAttrs)
 	copy(r[48:64], attrs)
 	mre := sha256.Sum256([]byte("kura simulated quoting enclave"))
 	copy(r[64:96], mre[:])
-	copy(r[128:160], qeSigner[:])
+	copy(r[128:160], signer[:])
 	binary.LittleEndian.PutUint16(r[256:], prodID)
 	binary.LittleEndian.PutUint16(r[258:], QESVN)
 	bind := sha256.Sum256(append(bytes.Clone(akXY), auth...))
@@ -202,15 +209,18 @@ func (a *Authority) akXY() []byte {
 	return b[1:]
 }
 
-// header is a quote header: version, ECDSA P-256 key, TEE type, QE and
-// PCE SVN, Intel's QE vendor id.
+// header is a quote header: version, ECDSA P-256 key, TEE type, Intel's
+// QE vendor id and, for SGX, the QE and PCE SVN (reserved, zero, in TDX
+// quotes, as real ones have them).
 func header(version uint16, teeType uint32) []byte {
 	h := make([]byte, 48)
 	binary.LittleEndian.PutUint16(h[0:], version)
 	binary.LittleEndian.PutUint16(h[2:], 2)
 	binary.LittleEndian.PutUint32(h[4:], teeType)
-	binary.LittleEndian.PutUint16(h[8:], QESVN)
-	binary.LittleEndian.PutUint16(h[10:], PCESVN)
+	if teeType == 0 {
+		binary.LittleEndian.PutUint16(h[8:], QESVN)
+		binary.LittleEndian.PutUint16(h[10:], PCESVN)
+	}
 	vendor, _ := hex.DecodeString("939a7233f79c4ca9940a0db3957f0607") // Intel's QE
 	copy(h[12:28], vendor)
 	return h
@@ -240,7 +250,8 @@ func DefaultMRTD() []byte {
 // TDXQuote returns a signed TDX quote.
 func (a *Authority) TDXQuote(o TDXOptions) ([]byte, error) {
 	body := make([]byte, 584)
-	copy(body[0:16], TDXComponents[:])
+	tdxComps := TDXComponents()
+	copy(body[0:16], tdxComps[:])
 	// MRSEAM (16:64) is the module's measurement; MRSIGNERSEAM (64:112)
 	// and SEAMATTRIBUTES (112:120) stay zero, as Intel's modules have them.
 	mrseam := sha256.Sum256([]byte("kura simulated TDX module"))
@@ -251,7 +262,7 @@ func (a *Authority) TDXQuote(o TDXOptions) ([]byte, error) {
 	}
 	attrs |= 1 << 28 // SEPT_VE_DISABLE, as Linux TDs set it
 	binary.LittleEndian.PutUint64(body[120:], attrs)
-	binary.LittleEndian.PutUint64(body[128:], 0x61ae7) // XFAM of a typical TD
+	binary.LittleEndian.PutUint64(body[128:], 0x602e7) // XFAM as real TDs report it
 	mrtd := o.MRTD
 	if mrtd == nil {
 		mrtd = DefaultMRTD()
@@ -331,7 +342,8 @@ type SGXOptions struct {
 // SGXQuote returns a signed SGX quote (version 3).
 func (a *Authority) SGXQuote(o SGXOptions) ([]byte, error) {
 	r := make([]byte, 384)
-	copy(r[0:16], SGXComponents[:])
+	comps := SGXComponents()
+	copy(r[0:16], comps[:])
 	r[48] = 0x05 // INIT, MODE64BIT
 	if o.Debug {
 		r[48] |= 0x02

@@ -2,6 +2,9 @@ package intelsim_test
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"math/big"
 	"strings"
 	"testing"
@@ -122,13 +125,13 @@ func TestTDXAppraisal(t *testing.T) {
 		}, status: "OutOfDateConfigurationNeeded", module: "UpToDate", qe: "OutOfDate"},
 		{name: "TCB level revoked", edit: func(ti, _ intelsim.Doc) {
 			level(ti, "tcbLevels", 0)["tcbStatus"] = "Revoked"
-		}, err: "revoked"},
+		}, err: "marks this platform's TCB, quoting enclave or TDX module revoked"},
 		{name: "module revoked", edit: func(ti, _ intelsim.Doc) {
 			level(module(ti), "tcbLevels", 0)["tcbStatus"] = "Revoked"
-		}, err: "revoked"},
+		}, err: "marks this platform's TCB, quoting enclave or TDX module revoked"},
 		{name: "QE revoked", edit: func(_, qe intelsim.Doc) {
 			level(qe, "tcbLevels", 0)["tcbStatus"] = "Revoked"
-		}, err: "revoked"},
+		}, err: "marks this platform's TCB, quoting enclave or TDX module revoked"},
 		{name: "no TCB level matches", edit: func(ti, _ intelsim.Doc) {
 			ti["tcbLevels"] = ti["tcbLevels"].([]any)[:1]
 			level(ti, "tcbLevels", 0)["tcb"].(map[string]any)["pcesvn"] = 99
@@ -155,9 +158,9 @@ func TestTDXAppraisal(t *testing.T) {
 		{name: "SGX TCB info", edit: func(ti, _ intelsim.Doc) { ti["id"] = "SGX" }, err: "is not TDX's"},
 		{name: "TCB info version 2", edit: func(ti, _ intelsim.Doc) { ti["version"] = 2 }, err: "version 2, want 3"},
 		{name: "QE identity version 1", edit: func(_, qe intelsim.Doc) { qe["version"] = 1 }, err: "version 1, want 2"},
-		{name: "PCK revoked", o: intelsim.CollateralOptions{RevokedPCK: []*big.Int{intelsim.PCKSerial}}, err: "PCK certificate (serial 4) is revoked"},
-		{name: "PCK CA revoked", o: intelsim.CollateralOptions{RevokedByRoot: []*big.Int{intelsim.PCKCASerial}}, err: "PCK CA \"Intel SGX PCK Platform CA\" (serial 2) is revoked"},
-		{name: "TCB signer revoked", o: intelsim.CollateralOptions{RevokedByRoot: []*big.Int{intelsim.TCBSignerSerial}}, err: "signer (serial 3) is revoked"},
+		{name: "PCK revoked", o: intelsim.CollateralOptions{RevokedPCK: []*big.Int{a.PCK.SerialNumber}}, err: "PCK certificate (serial 4) is revoked"},
+		{name: "PCK CA revoked", o: intelsim.CollateralOptions{RevokedByRoot: []*big.Int{a.PCKCA.SerialNumber}}, err: "PCK CA \"Intel SGX PCK Platform CA\" (serial 2) is revoked"},
+		{name: "TCB signer revoked", o: intelsim.CollateralOptions{RevokedByRoot: []*big.Int{a.TCBSigner.SerialNumber}}, err: "signer (serial 3) is revoked"},
 		{name: "other serials revoked", o: intelsim.CollateralOptions{RevokedPCK: []*big.Int{big.NewInt(77)}, RevokedByRoot: []*big.Int{big.NewInt(78)}}, status: "UpToDate", module: "UpToDate", qe: "UpToDate"},
 		{name: "TCB info tampered", o: intelsim.CollateralOptions{TamperTCBInfo: true}, err: "TCB info: the signature does not verify"},
 		{name: "expired", at: now.AddDate(0, 2, 0), err: "expired"},
@@ -333,8 +336,9 @@ func TestDevTrust(t *testing.T) {
 	}
 }
 
-// TestSaveLoad: a saved authority loads with every key (its quotes verify
-// under the loaded root), and a truncated file is refused.
+// TestSaveLoad: a saved authority loads with every key (its quotes and
+// collateral verify under the first root), and a truncated file is
+// refused.
 func TestSaveLoad(t *testing.T) {
 	dir := t.TempDir()
 	a, err := intelsim.LoadOrCreate(dir, now)
@@ -358,6 +362,21 @@ func TestSaveLoad(t *testing.T) {
 	}
 	if _, err := tdx.Verify(q, tdx.Options{Roots: a.Roots(), Now: now}); err != nil {
 		t.Errorf("loaded authority's quote: %v", err)
+	}
+	bundle, err := b.Collateral(intelsim.CollateralOptions{TEE: "TDX"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if col, err := intel.ParseQVLBundle(bundle); err != nil {
+		t.Fatal(err)
+	} else if _, err := col.Verify(a.Roots(), now); err != nil {
+		t.Errorf("loaded authority's collateral: %v", err)
+	}
+	f := filepath.Join(dir, intelsim.File)
+	full, _ := os.ReadFile(f)
+	os.WriteFile(f, full[:len(full)/2], 0o600)
+	if _, err := intelsim.Load(dir); err == nil || !strings.Contains(err.Error(), "lacks a certificate or key") {
+		t.Errorf("truncated file: %v", err)
 	}
 }
 
@@ -402,5 +421,61 @@ func TestCaches(t *testing.T) {
 	}
 	if _, err := v2.Verify(ctx, raw, now.AddDate(0, 2, 0)); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("after the collateral's expiry: %v", err)
+	}
+}
+
+// TestSplicedCollateral: with two roots pinned (a --dev server's), a
+// bundle that takes its CRLs and their chain from one root and its TCB
+// info or QE identity from the other's TCB Signing certificate is
+// refused: every signed part must come from the root of the CRLs. And a
+// bundle of another root filed under the platform's key is passed over
+// for the platform's own.
+func TestSplicedCollateral(t *testing.T) {
+	a, b := newAuthority(t), newAuthority(t)
+	roots := a.Roots()
+	roots.AddCert(b.Root)
+	raw, _ := a.TDXQuote(intelsim.TDXOptions{})
+	q, _ := tdx.Parse(raw)
+	vq, err := tdx.Verify(q, tdx.Options{Roots: roots, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := func(x *intelsim.Authority) map[string]string {
+		raw, err := x.Collateral(intelsim.CollateralOptions{TEE: "TDX"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]string
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	appraise := func(items ...[]byte) error {
+		st := &attesttest.Collateral{}
+		for _, it := range items {
+			st.PutCollateral(context.Background(), store.Collateral{Kind: intel.Kind, Key: "tdx/" + intelsim.FMSPC, DER: it})
+		}
+		ap := &intel.Appraiser{TEE: "TDX", Roots: roots, Store: st}
+		_, err := ap.Appraise(context.Background(), vq.PCK, vq.Chain, now, func(c *intel.Verified) (intel.TCB, error) { return c.EvaluateTDX(tdx.TDXInputOf(vq)) })
+		return err
+	}
+	for _, parts := range [][]string{{"tcb_info", "tcb_info_signature", "tcb_info_issuer_chain"}, {"qe_identity", "qe_identity_signature", "qe_identity_issuer_chain"}} {
+		m, other := bundle(a), bundle(b)
+		for _, k := range parts {
+			m[k] = other[k]
+		}
+		spliced, _ := json.Marshal(m)
+		if err := appraise(spliced); err == nil || !strings.Contains(err.Error(), "issued by another root than the CRLs'") {
+			t.Errorf("%s from another root: %v", parts[0], err)
+		}
+	}
+	own, _ := json.Marshal(bundle(a))
+	foreign, _ := json.Marshal(bundle(b))
+	if err := appraise(foreign, own); err != nil {
+		t.Errorf("another root's bundle before the platform's own: %v", err)
+	}
+	if err := appraise(foreign); err == nil || !strings.Contains(err.Error(), "collateral of another root") {
+		t.Errorf("only another root's bundle: %v", err)
 	}
 }

@@ -219,8 +219,8 @@ func TestSynthetic(t *testing.T) {
 	}
 }
 
-// FuzzParse: Parse never panics, and what it accepts is a quote whose
-// signed part is a prefix of the input.
+// FuzzParse: Parse never panics, and what it accepts has its signed part,
+// report data and attestation key where the layout puts them.
 func FuzzParse(f *testing.F) {
 	for _, v5 := range []bool{false, true} {
 		raw, _ := synthQuote(f, v5)

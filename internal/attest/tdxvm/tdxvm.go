@@ -78,7 +78,7 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (
 	}
 	vq, err := tdx.Verify(q, tdx.Options{Roots: v.Roots, Now: now, Chains: &v.chains})
 	if err != nil {
-		if h := intelsim.Hint(q.Signature.PCKChain[0], v.SimDir, v.SimTrusted); h != "" {
+		if h := intelsim.Hint(q.Signature.PCKChain, err, v.SimDir, v.SimTrusted); h != "" {
 			return nil, attest.BadWrap("quote", err, "does not verify (%s)", h)
 		}
 		return nil, attest.BadWrap("quote", err, "does not verify")
