@@ -2,8 +2,8 @@ package intelsim
 
 import (
 	"context"
-	"errors"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"

@@ -3,9 +3,9 @@ package intelsim_test
 import (
 	"context"
 	"encoding/json"
+	"math/big"
 	"os"
 	"path/filepath"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
