@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,5 +40,45 @@ func TestAttestVerifyIntelOffline(t *testing.T) {
 		if exitCode(err) != 1 || !strings.Contains(err.Error(), "expired") {
 			t.Errorf("%s after the collateral's window: %v", c.typ, err)
 		}
+	}
+}
+
+// TestCollateralExportImport: `kura collateral export` writes the
+// collateral of one data directory (Intel bundles once each, AMD items)
+// as files that `kura collateral import` takes into a fresh one, where
+// the same real quotes verify offline; an export into a non-empty
+// directory is refused.
+func TestCollateralExportImport(t *testing.T) {
+	src, dst, out := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "export")
+	files := []string{"tdx/dcap-qvl/tdx_quote_collateral.json", "sgx/dcap-qvl/sgx_quote_collateral.json", "snp/milan-gce-2022/vcek.der"}
+	for i, f := range files {
+		p := filepath.Join(t.TempDir(), fmt.Sprintf("c%d%s", i, filepath.Ext(f)))
+		os.WriteFile(p, evidence.Read(t, f), 0o600)
+		if _, err := runKura(t, "collateral", "import", "--data", src, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg, err := runKura(t, "collateral", "export", "--data", src, "--out", out)
+	if err != nil || !strings.Contains(msg, "wrote 3 collateral file(s)") {
+		t.Fatalf("export: %v %s", err, msg)
+	}
+	ents, _ := os.ReadDir(out)
+	args := []string{"collateral", "import", "--data", dst}
+	for _, e := range ents {
+		args = append(args, filepath.Join(out, e.Name()))
+	}
+	if out, err := runKura(t, args...); err != nil || strings.Count(out, "imported 1 item(s)") != 3 {
+		t.Fatalf("import of the export: %v\n%s", err, out)
+	}
+	for _, c := range []struct{ typ, quote string }{{"TdxVm", "tdx/dcap-qvl/tdx_quote"}, {"SgxEnclave", "sgx/dcap-qvl/sgx_quote"}} {
+		b, _ := json.Marshal(map[string]string{"quote": base64.RawURLEncoding.EncodeToString(evidence.Read(t, c.quote))})
+		body := filepath.Join(t.TempDir(), "body.json")
+		os.WriteFile(body, b, 0o600)
+		if out, err := runKura(t, "attest", "verify", "--type", c.typ, "--at", "2025-07-01T00:00:00Z", "--data", dst, body); err != nil || !strings.Contains(out, "attester_tcb_status") {
+			t.Errorf("%s with the imported export: %v", c.typ, err)
+		}
+	}
+	if _, err := runKura(t, "collateral", "export", "--data", src, "--out", out); exitCode(err) != 1 || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("export into a non-empty directory: %v", err)
 	}
 }

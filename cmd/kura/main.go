@@ -31,6 +31,7 @@ Usage:
   kura attest send --type TYPE [--url URL] [--data DIR] BODY.json
   kura attest snp [--url URL] [--data DIR] BODY.json   (attest send --type SevSnpVm)
   kura collateral import [--data DIR] FILE...
+  kura collateral export [--data DIR] --out DIR
   kura policy get|set|reset --type SevSnpVm [--file POLICY] [--url URL] [--data DIR]
   kura token rotate [--url URL] [--data DIR]
   kura ledger key|checkpoint|get --seq N [--url URL]     the confidential ledger's key, checkpoint, an entry
@@ -167,10 +168,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if s != "import" {
-			return &exitError{2, fmt.Errorf("unknown collateral subcommand %q (import)", s)}
+		switch s {
+		case "import":
+			return collateralImport(ctx, r, stdout)
+		case "export":
+			return collateralExport(ctx, r, stdout)
 		}
-		return collateralImport(ctx, r, stdout)
+		return &exitError{2, fmt.Errorf("unknown collateral subcommand %q (import, export)", s)}
 	case "policy":
 		s, r, err := sub()
 		if err != nil {

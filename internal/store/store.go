@@ -60,6 +60,9 @@ type Store interface {
 	// kind and key again is a no-op.
 	PutCollateral(ctx context.Context, c Collateral) error
 	Collateral(ctx context.Context, kind, key string) ([]Collateral, error)
+	// AllCollateral returns every item, by kind, key and expiry (for
+	// `kura collateral export`).
+	AllCollateral(ctx context.Context) ([]Collateral, error)
 	// CollateralExpiry returns, for each kind on file, when the first of
 	// its keys runs out: the earliest NotAfter among each key's newest item.
 	CollateralExpiry(ctx context.Context) (map[string]time.Time, error)

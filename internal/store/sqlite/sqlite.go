@@ -402,6 +402,20 @@ func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Colla
 	return out, nil
 }
 
+func (s *Store) AllCollateral(ctx context.Context) ([]store.Collateral, error) {
+	out, err := queryAll(ctx, s.q, func(r scanner) (store.Collateral, error) {
+		var c store.Collateral
+		var na int64
+		err := r.Scan(&c.Kind, &c.Key, &c.DER, &na)
+		c.NotAfter = fromUnix(na)
+		return c, err
+	}, `SELECT kind, key, der, not_after FROM collateral ORDER BY kind, key, not_after, der`)
+	if err != nil {
+		return nil, fmt.Errorf("list collateral: %w", err)
+	}
+	return out, nil
+}
+
 func (s *Store) CollateralExpiry(ctx context.Context) (map[string]time.Time, error) {
 	type row struct {
 		kind string

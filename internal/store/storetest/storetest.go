@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -169,6 +170,17 @@ func collateral(t *testing.T, s store.Store) {
 	}
 	if len(exp) != 2 || !exp["crl"].Equal(day(10)) || !exp["vcek"].Equal(na) {
 		t.Errorf("collateral expiry: %v", exp)
+	}
+	all, err := s.AllCollateral(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got5 []string
+	for _, c := range all {
+		got5 = append(got5, fmt.Sprintf("%s/%s/%x/%d", c.Kind, c.Key, c.DER, c.NotAfter.Day()))
+	}
+	if want := []string{"crl/a/0a/10", "crl/b/0b/3", "crl/b/0c/20", "vcek/Milan/ab/01/010203/1", "vcek/Milan/ab/01/04/1"}; !slices.Equal(got5, want) {
+		t.Errorf("all collateral: %v, want %v", got5, want)
 	}
 }
 
