@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/kura-project/kura/internal/app"
 	"github.com/kura-project/kura/internal/attest"
 	"github.com/kura-project/kura/internal/attest/appraisal"
+	"github.com/kura-project/kura/internal/attest/intel"
 	"github.com/kura-project/kura/internal/attest/sim"
 	"github.com/kura-project/kura/internal/attest/tees"
 	"github.com/kura-project/kura/internal/config"
@@ -302,7 +304,11 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 		return err
 	}
 	if fs.NArg() == 0 {
-		return &exitError{2, errors.New("collateral import takes one or more files (VCEK, VLEK as DER or PEM; AMD CRLs)")}
+		return &exitError{2, errors.New("collateral import takes one or more files (AMD: VCEK, VLEK, ASK as DER or PEM, CRLs; Intel: dcap-qvl bundles, or PCS answers with their certificates and CRLs)")}
+	}
+	items, err := collateralFiles(fs.Args())
+	if err != nil {
+		return err
 	}
 	// With --url, or KURA_ADDR and no local store named (--data, --store,
 	// --config), the files go to the server's API.
@@ -313,11 +319,8 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 		if err != nil {
 			return err
 		}
-		for _, f := range fs.Args() {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return err
-			}
+		for _, it := range items {
+			f, b := it.name, it.data
 			resp, err := c.do(ctx, http.MethodPost, "/kura/v1/collateral", "application/octet-stream", b)
 			if err != nil {
 				return &exitError{1, fmt.Errorf("%s: %w", f, err)}
@@ -344,11 +347,8 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	for _, f := range fs.Args() {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
+	for _, it := range items {
+		f, b := it.name, it.data
 		n, err := a.Import(ctx, b)
 		if err != nil {
 			return &exitError{1, fmt.Errorf("%s: %w", f, err)}
@@ -356,6 +356,44 @@ func collateralImport(ctx context.Context, args []string, stdout io.Writer) erro
 		fmt.Fprintf(stdout, "%s: imported %d item(s)\n", f, n)
 	}
 	return nil
+}
+
+// collateralFile is one file to import (or a bundle assembled from several).
+type collateralFile struct {
+	name string
+	data []byte
+}
+
+// collateralFiles reads the files and assembles Intel PCS answers among
+// them (TCB info, enclave identity, certificates and CRLs, as Intel
+// serves them) into bundles; the other files are imported as they are.
+func collateralFiles(paths []string) ([]collateralFile, error) {
+	var raw [][]byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		raw = append(raw, b)
+	}
+	bundles, used, err := intel.AssemblePCS(raw)
+	if err != nil {
+		return nil, &exitError{1, err}
+	}
+	var out []collateralFile
+	var from []string
+	for _, i := range used {
+		from = append(from, filepath.Base(paths[i]))
+	}
+	for _, b := range bundles {
+		out = append(out, collateralFile{"Intel PCS answers (" + strings.Join(from, ", ") + ")", b})
+	}
+	for i, p := range paths {
+		if !slices.Contains(used, i) {
+			out = append(out, collateralFile{p, raw[i]})
+		}
+	}
+	return out, nil
 }
 
 func policyCmd(ctx context.Context, op string, args []string, stdout io.Writer) error {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,5 +82,55 @@ func TestCollateralExportImport(t *testing.T) {
 	}
 	if _, err := runKura(t, "collateral", "export", "--data", src, "--out", out); exitCode(err) != 1 || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("export into a non-empty directory: %v", err)
+	}
+}
+
+// TestCollateralImportPCSAnswers: `kura collateral import` takes Intel's
+// PCS answers as Intel serves them — the TCB info and QE identity
+// answers, the TCB Signing and PCK CA certificates (PEM), the PCK CRL
+// (DER) and the root CA CRL (PEM) — with an AMD file among them, and the
+// real TDX quote then verifies offline.
+func TestCollateralImportPCSAnswers(t *testing.T) {
+	var b map[string]string
+	if err := json.Unmarshal(evidence.Read(t, "tdx/dcap-qvl/tdx_quote_collateral.json"), &b); err != nil {
+		t.Fatal(err)
+	}
+	dir, data := t.TempDir(), t.TempDir()
+	first := func(chain string) []byte { blk, _ := pem.Decode([]byte(chain)); return pem.EncodeToMemory(blk) }
+	pck, _ := hex.DecodeString(b["pck_crl"])
+	root, _ := hex.DecodeString(b["root_ca_crl"])
+	files := map[string][]byte{
+		"tcbinfo.json":     []byte(`{"tcbInfo":` + b["tcb_info"] + `,"signature":"` + b["tcb_info_signature"] + `"}`),
+		"qeidentity.json":  []byte(`{"enclaveIdentity":` + b["qe_identity"] + `,"signature":"` + b["qe_identity_signature"] + `"}`),
+		"tcb-signing.pem":  first(b["tcb_info_issuer_chain"]),
+		"pck-platform.pem": first(b["pck_crl_issuer_chain"]),
+		"pckcrl.der":       pck,
+		"rootcacrl.pem":    pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: root}),
+		"vcek.der":         evidence.Read(t, "snp/milan-gce-2022/vcek.der"),
+	}
+	args := []string{"collateral", "import", "--data", data}
+	for n, c := range files {
+		p := filepath.Join(dir, n)
+		os.WriteFile(p, c, 0o600)
+		args = append(args, p)
+	}
+	out, err := runKura(t, args...)
+	if err != nil || !strings.Contains(out, "Intel PCS answers (") || strings.Count(out, "imported 1 item(s)") != 2 {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	q, _ := json.Marshal(map[string]string{"quote": base64.RawURLEncoding.EncodeToString(evidence.Read(t, "tdx/dcap-qvl/tdx_quote"))})
+	body := filepath.Join(dir, "body.json")
+	os.WriteFile(body, q, 0o600)
+	if out, err := runKura(t, "attest", "verify", "--type", "TdxVm", "--at", "2025-07-01T00:00:00Z", "--data", data, body); err != nil || !strings.Contains(out, `"attester_tcb_status": "UpToDate"`) {
+		t.Errorf("verify after importing PCS answers: %v\n%s", err, out)
+	}
+	os.Remove(filepath.Join(dir, "tcb-signing.pem"))
+	delete(files, "tcb-signing.pem")
+	args = []string{"collateral", "import", "--data", t.TempDir()}
+	for n := range files {
+		args = append(args, filepath.Join(dir, n))
+	}
+	if _, err := runKura(t, args...); exitCode(err) != 1 || !strings.Contains(err.Error(), "no Intel SGX TCB Signing certificate") {
+		t.Errorf("without the TCB Signing certificate: %v", err)
 	}
 }
