@@ -26,7 +26,8 @@ import (
 type Event struct {
 	Action  string            // "key.create", "key.release", "policy.set", ...
 	Object  string            // "keys/NAME/VERSION", "policies/SevSnpVm", "principals/ID"
-	Actor   string            // the principal, when the domain knows it
+	Actor   string            // the principal's name, when the domain knows it
+	ActorID string            // its id: names can be reused after a delete, ids are not
 	Details map[string]string // digests and non-secret attributes
 }
 
@@ -81,6 +82,20 @@ func Actor(ctx context.Context) string {
 	return a
 }
 
+type actorIDKey struct{}
+
+// WithPrincipal is WithActor for an authenticated principal: its name and
+// its id, which recorders fill into Event.ActorID.
+func WithPrincipal(ctx context.Context, id, name string) context.Context {
+	return context.WithValue(WithActor(ctx, name), actorIDKey{}, id)
+}
+
+// ActorID returns the principal id WithPrincipal set, or "".
+func ActorID(ctx context.Context) string {
+	a, _ := ctx.Value(actorIDKey{}).(string)
+	return a
+}
+
 // Store records events in the store's audit log, in the change's
 // transaction.
 type Store struct {
@@ -93,6 +108,9 @@ type Store struct {
 func (s Store) Record(ctx context.Context, e Event, change func(tx store.Store) error) (Receipt, error) {
 	if e.Actor == "" {
 		e.Actor = Actor(ctx)
+	}
+	if e.ActorID == "" {
+		e.ActorID = ActorID(ctx)
 	}
 	details, err := json.Marshal(e.Details)
 	if err != nil {
@@ -117,9 +135,10 @@ func (s Store) Record(ctx context.Context, e Event, change func(tx store.Store) 
 			Action  string            `json:"action"`
 			Object  string            `json:"object"`
 			Actor   string            `json:"actor,omitempty"`
+			ActorID string            `json:"actor_id,omitempty"`
 			At      int64             `json:"at_ms"`
 			Details map[string]string `json:"details,omitempty"`
-		}{r.Seq, e.Action, e.Object, e.Actor, at.UnixMilli(), e.Details})
+		}{r.Seq, e.Action, e.Object, e.Actor, e.ActorID, at.UnixMilli(), e.Details})
 		if err != nil {
 			return &Error{Err: err}
 		}

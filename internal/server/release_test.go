@@ -405,6 +405,29 @@ func TestReleaseWithAzkeys(t *testing.T) {
 			t.Errorf("%q reads entry %d: %d, want %d", c.who, c.seq, resp.StatusCode, c.want)
 		}
 	}
+	// A principal that takes a deleted one's name reads nothing of its
+	// releases: records name the principal's id.
+	del, _ := http.NewRequest("DELETE", l.url()+"/kura/v1/principals/"+otherCred.id, nil)
+	del.Header.Set("Authorization", "Bearer "+l.admin)
+	if resp, err := l.http.Do(del); err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("delete principal: %v %v", err, resp)
+	}
+	delReleaser, _ := http.NewRequest("DELETE", l.url()+"/kura/v1/principals/"+releaserCred.id, nil)
+	delReleaser.Header.Set("Authorization", "Bearer "+l.admin)
+	if resp, err := l.http.Do(delReleaser); err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("delete releaser: %v %v", err, resp)
+	}
+	heir := l.principal(t, "releaser", "release-user")
+	heirTok, err := heir.GetToken(ctx, azpolicy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", l.url()+fmt.Sprintf("/kura/v1/ledger/entries/%d", seq), nil)
+	req.Header.Set("Authorization", "Bearer "+heirTok.Token)
+	if resp, err := l.http.Do(req); err != nil || resp.StatusCode != 403 {
+		t.Errorf("a new principal with a deleted one's name reads its release record: %v %v", err, resp)
+	}
+	releaser = l.client(t, heir)
 	payload, err := agent.VerifyReleaseJWS(*resp.Value, r.releaseCerts(t))
 	if err != nil {
 		t.Fatal(err)

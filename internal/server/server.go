@@ -494,7 +494,7 @@ func (s *Server) principal(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return p.Name, nil
+	return p.ID, nil
 }
 
 // authenticate is the principal of the request's bearer token (noted for

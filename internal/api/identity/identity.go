@@ -123,7 +123,7 @@ func (h *Handler) admin(f http.HandlerFunc) http.HandlerFunc {
 			kuraError(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("principal %q is not an administrator", p.Name))
 			return
 		}
-		f(w, r.WithContext(audit.WithActor(r.Context(), p.Name)))
+		f(w, r.WithContext(audit.WithPrincipal(r.Context(), p.ID, p.Name)))
 	}
 }
 

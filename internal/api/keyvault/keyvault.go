@@ -146,7 +146,7 @@ func (h *Handler) authenticated(perm auth.Permission, f func(http.ResponseWriter
 			Error(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("principal %q has no role that allows this operation on %s", p.Name, scopeOf(r)))
 			return
 		}
-		f(w, r.WithContext(audit.WithActor(r.Context(), p.Name)), p)
+		f(w, r.WithContext(audit.WithPrincipal(r.Context(), p.ID, p.Name)), p)
 	})
 }
 

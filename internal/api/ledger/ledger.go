@@ -33,9 +33,11 @@ type Handler struct {
 	// Authorize admits an auditor or an administrator; an error of kind
 	// Denied is a 403, any other a 401.
 	Authorize func(r *http.Request) error
-	// Principal names the authenticated principal of any role: it may
-	// read the entries of its own key releases (ownRelease), so that the
-	// agent can check that its release is on record.
+	// Principal is the id of the authenticated principal of any role: it
+	// may read the entries of its own key releases (ownRelease), so that
+	// the agent can check that its release is on record. Ids, not names:
+	// a name deleted and given to a new principal reads nothing of the
+	// old one's.
 	Principal func(r *http.Request) (string, error)
 	Logger    *slog.Logger
 }
@@ -139,8 +141,8 @@ func (h *Handler) entry(w http.ResponseWriter, r *http.Request) {
 // release by the request's principal. Audit records name digests and
 // identifiers only; a principal sees no one else's.
 func (h *Handler) ownRelease(r *http.Request, seq int64) (bool, error) {
-	name, err := h.Principal(r)
-	if err != nil || name == "" {
+	id, err := h.Principal(r)
+	if err != nil || id == "" {
 		return false, nil
 	}
 	rec, err := h.Log.Entry(r.Context(), seq)
@@ -154,10 +156,10 @@ func (h *Handler) ownRelease(r *http.Request, seq int64) (bool, error) {
 		return false, nil
 	}
 	var e struct {
-		Action string `json:"action"`
-		Actor  string `json:"actor"`
+		Action  string `json:"action"`
+		ActorID string `json:"actor_id"`
 	}
-	return json.Unmarshal(rec.Contents, &e) == nil && e.Action == "key.release" && e.Actor == name, nil
+	return json.Unmarshal(rec.Contents, &e) == nil && e.Action == "key.release" && e.ActorID == id, nil
 }
 
 // ownNote is what the entry route's 403 adds.
