@@ -136,3 +136,29 @@ func BenchmarkAttestLean(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAttestIntel measures POST /attest/TdxVm and /attest/SgxEnclave
+// over HTTPS (simulated evidence, collateral cached) with the lean load
+// generator, and their floor (quote and QE report P-256 verify + ES256
+// token), as `kura bench attest --tee tdx|sgx` prints them.
+func BenchmarkAttestIntel(b *testing.B) {
+	for _, tee := range []string{"tdx", "sgx"} {
+		b.Run(tee, func(b *testing.B) {
+			ctx := context.Background()
+			rig, err := StartIntel(ctx, b.TempDir(), "ES256", tee)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { b.StopTimer(); rig.Close() }()
+			if err := rig.Warm(); err != nil {
+				b.Fatal(err)
+			}
+			floor, err := rig.FloorOp()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run("https", func(b *testing.B) { b.SetParallelism(2); parallel(b, rig.AttestLean) })
+			b.Run("floor", func(b *testing.B) { b.SetParallelism(2); parallel(b, floor) })
+		})
+	}
+}
