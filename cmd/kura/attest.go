@@ -488,16 +488,9 @@ func simSNP(args []string, stdout io.Writer) error {
 	if *rt == "" || *out == "" {
 		return &exitError{2, errors.New("sim snp needs --runtime-data and --out")}
 	}
-	runtime, err := os.ReadFile(*rt)
+	runtime, dt, err := readRuntime(*rt, *dataType)
 	if err != nil {
 		return err
-	}
-	dt := *dataType
-	if dt == "" {
-		dt = "Binary"
-		if json.Valid(runtime) {
-			dt = "JSON"
-		}
 	}
 	a, err := sim.LoadOrCreate(filepath.Join(*data, "sim"), time.Now())
 	if err != nil {
@@ -512,6 +505,22 @@ func simSNP(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s: simulated SEV-SNP evidence (TEST ONLY root in %s), report_data = SHA-256(runtime data)\n", *out, filepath.Join(*data, "sim"))
 	return nil
+}
+
+// readRuntime reads a runtime data file and its MAA dataType: dataType
+// if set, else JSON when the file is JSON, else Binary.
+func readRuntime(path, dataType string) ([]byte, string, error) {
+	runtime, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if dataType == "" {
+		dataType = "Binary"
+		if json.Valid(runtime) {
+			dataType = "JSON"
+		}
+	}
+	return runtime, dataType, nil
 }
 
 // nilIfNone keeps a nil *seal.Sealer from becoming a non-nil interface.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,16 +38,9 @@ func simIntel(tee string, args []string, stdout io.Writer) error {
 	if *v5 && tee != "tdx" {
 		return &exitError{2, errors.New("--v5 is a TDX quote version")}
 	}
-	runtime, err := os.ReadFile(*rt)
+	runtime, dt, err := readRuntime(*rt, *dataType)
 	if err != nil {
 		return err
-	}
-	dt := *dataType
-	if dt == "" {
-		dt = "Binary"
-		if json.Valid(runtime) {
-			dt = "JSON"
-		}
 	}
 	dir := filepath.Join(*data, "sim")
 	a, err := intelsim.LoadOrCreate(dir, time.Now())

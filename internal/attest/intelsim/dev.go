@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,21 @@ import (
 	"github.com/kura-project/kura/internal/attest/intel"
 	"github.com/kura-project/kura/internal/store"
 )
+
+// Trust is the appraiser of a TDX or SGX module (tee "TDX" or "SGX")
+// built from d: over Intel's root and d's collateral store, and, with
+// d.Simulator, also the simulated root of d.DataDir and its collateral
+// (Dev). hint explains refusals of simulated evidence (Hint).
+func Trust(d attest.Deps, tee string) (a *intel.Appraiser, hint func([]*x509.Certificate, error) string, err error) {
+	roots, st, dir := intel.Roots(), d.Collateral, filepath.Join(d.DataDir, "sim")
+	if d.Simulator {
+		if roots, st, err = Dev(dir, d.Now(), tee, st); err != nil {
+			return nil, nil, err
+		}
+	}
+	hint = func(chain []*x509.Certificate, err error) string { return Hint(chain, err, dir, d.Simulator) }
+	return &intel.Appraiser{TEE: tee, Roots: roots, Store: st, Now: d.Now}, hint, nil
+}
 
 // Dev is what a --dev server's TDX or SGX module trusts: Intel's root and
 // the simulated root saved in dir (made on first use), and a collateral

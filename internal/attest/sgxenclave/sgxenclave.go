@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"path/filepath"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
@@ -51,16 +50,11 @@ func build(d attest.Deps) (*attest.TEE, error) {
 // d.Simulator it also trusts the simulated Intel root of d.DataDir and its
 // collateral.
 func NewVerifier(d attest.Deps) (*Verifier, error) {
-	roots, st := intel.Roots(), d.Collateral
-	v := &Verifier{SimDir: filepath.Join(d.DataDir, "sim"), SimTrusted: d.Simulator}
-	if d.Simulator {
-		var err error
-		if roots, st, err = intelsim.Dev(v.SimDir, d.Now(), "SGX", st); err != nil {
-			return nil, err
-		}
+	a, hint, err := intelsim.Trust(d, "SGX")
+	if err != nil {
+		return nil, err
 	}
-	v.Roots, v.Collateral = roots, &intel.Appraiser{TEE: "SGX", Roots: roots, Store: st, Now: d.Now}
-	return v, nil
+	return &Verifier{Roots: a.Roots, Collateral: a, Hint: hint}, nil
 }
 
 // Verifier verifies SgxEnclave evidence (the quote's bytes).
@@ -71,12 +65,18 @@ type Verifier struct {
 	// Enclave's report header); its error is the evidence's.
 	Unwrap func([]byte) ([]byte, error)
 	Field  string // the request member named in errors; default "quote"
-	// SimDir is where the trusted simulated root lives (SimTrusted), for
-	// the hint on simulated evidence that does not verify.
-	SimDir     string
-	SimTrusted bool
+	// Hint, when set, explains why a quote with this PCK chain did not
+	// verify (simulated evidence).
+	Hint func(chain []*x509.Certificate, err error) string
 
 	chains intel.ChainCache // PCK chains verified to Roots
+}
+
+func (v *Verifier) hint(chain []*x509.Certificate, err error) string {
+	if v.Hint == nil {
+		return ""
+	}
+	return v.Hint(chain, err)
 }
 
 // IntelCollateral implements intel.CollateralSource.
@@ -100,7 +100,7 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (
 	}
 	vq, err := sgx.Verify(q, sgx.Options{Roots: v.Roots, Now: now, Chains: &v.chains})
 	if err != nil {
-		if h := intelsim.Hint(q.Signature.PCKChain, err, v.SimDir, v.SimTrusted); h != "" {
+		if h := v.hint(q.Signature.PCKChain, err); h != "" {
 			return nil, attest.BadWrap(field, err, "does not verify (%s)", h)
 		}
 		return nil, attest.BadWrap(field, err, "does not verify")

@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
-	"path/filepath"
 	"time"
 
 	"github.com/kura-project/kura/internal/attest"
@@ -43,15 +42,11 @@ func Module() attest.Module {
 }
 
 func build(d attest.Deps) (*attest.TEE, error) {
-	roots, st := intel.Roots(), d.Collateral
-	v := &Verifier{SimDir: filepath.Join(d.DataDir, "sim"), SimTrusted: d.Simulator}
-	if d.Simulator {
-		var err error
-		if roots, st, err = intelsim.Dev(v.SimDir, d.Now(), "TDX", st); err != nil {
-			return nil, err
-		}
+	a, hint, err := intelsim.Trust(d, "TDX")
+	if err != nil {
+		return nil, err
 	}
-	v.Roots, v.Collateral = roots, &intel.Appraiser{TEE: "TDX", Roots: roots, Store: st, Now: d.Now}
+	v := &Verifier{Roots: a.Roots, Collateral: a, Hint: hint}
 	return &attest.TEE{Verifier: v, Import: v.Collateral.Import}, nil
 }
 
@@ -59,10 +54,9 @@ func build(d attest.Deps) (*attest.TEE, error) {
 type Verifier struct {
 	Roots      *x509.CertPool
 	Collateral *intel.Appraiser
-	// SimDir is where the trusted simulated root lives (SimTrusted), for
-	// the hint on simulated evidence that does not verify.
-	SimDir     string
-	SimTrusted bool
+	// Hint, when set, explains why a quote with this PCK chain did not
+	// verify (simulated evidence).
+	Hint func(chain []*x509.Certificate, err error) string
 
 	chains intel.ChainCache // PCK chains verified to Roots
 }
@@ -78,8 +72,10 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (
 	}
 	vq, err := tdx.Verify(q, tdx.Options{Roots: v.Roots, Now: now, Chains: &v.chains})
 	if err != nil {
-		if h := intelsim.Hint(q.Signature.PCKChain, err, v.SimDir, v.SimTrusted); h != "" {
-			return nil, attest.BadWrap("quote", err, "does not verify (%s)", h)
+		if v.Hint != nil {
+			if h := v.Hint(q.Signature.PCKChain, err); h != "" {
+				return nil, attest.BadWrap("quote", err, "does not verify (%s)", h)
+			}
 		}
 		return nil, attest.BadWrap("quote", err, "does not verify")
 	}

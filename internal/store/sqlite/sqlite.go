@@ -389,13 +389,7 @@ func (s *Store) PutCollateral(ctx context.Context, c store.Collateral) error {
 }
 
 func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Collateral, error) {
-	out, err := queryAll(ctx, s.q, func(r scanner) (store.Collateral, error) {
-		var c store.Collateral
-		var na int64
-		err := r.Scan(&c.Kind, &c.Key, &c.DER, &na)
-		c.NotAfter = fromUnix(na)
-		return c, err
-	}, `SELECT kind, key, der, not_after FROM collateral WHERE kind = ? AND key = ? ORDER BY not_after DESC`, kind, key)
+	out, err := queryAll(ctx, s.q, scanCollateral, `SELECT kind, key, der, not_after FROM collateral WHERE kind = ? AND key = ? ORDER BY not_after DESC`, kind, key)
 	if err != nil {
 		return nil, fmt.Errorf("look up collateral: %w", err)
 	}
@@ -403,17 +397,20 @@ func (s *Store) Collateral(ctx context.Context, kind, key string) ([]store.Colla
 }
 
 func (s *Store) AllCollateral(ctx context.Context) ([]store.Collateral, error) {
-	out, err := queryAll(ctx, s.q, func(r scanner) (store.Collateral, error) {
-		var c store.Collateral
-		var na int64
-		err := r.Scan(&c.Kind, &c.Key, &c.DER, &na)
-		c.NotAfter = fromUnix(na)
-		return c, err
-	}, `SELECT kind, key, der, not_after FROM collateral ORDER BY kind, key, not_after, der`)
+	out, err := queryAll(ctx, s.q, scanCollateral, `SELECT kind, key, der, not_after FROM collateral ORDER BY kind, key, not_after, der`)
 	if err != nil {
 		return nil, fmt.Errorf("list collateral: %w", err)
 	}
 	return out, nil
+}
+
+// scanCollateral reads a row of (kind, key, der, not_after).
+func scanCollateral(r scanner) (store.Collateral, error) {
+	var c store.Collateral
+	var na int64
+	err := r.Scan(&c.Kind, &c.Key, &c.DER, &na)
+	c.NotAfter = fromUnix(na)
+	return c, err
 }
 
 func (s *Store) CollateralExpiry(ctx context.Context) (map[string]time.Time, error) {
