@@ -1,5 +1,5 @@
 // Package fetch makes the bounded outbound GETs kura does (AMD's key
-// distribution service, OIDC discovery and key sets): a deadline on the
+// distribution service, Intel's PCS, OIDC discovery and key sets): a deadline on the
 // whole exchange and a cap on the body, so a slow or huge answer from the
 // network cannot hold or flood the server.
 package fetch
@@ -16,6 +16,7 @@ import (
 type Answer struct {
 	Status int
 	Text   string // e.g. "404 Not Found"
+	Header http.Header
 	Body   []byte
 }
 
@@ -44,5 +45,5 @@ func Get(ctx context.Context, client *http.Client, url string, timeout time.Dura
 	if int64(len(b)) > limit {
 		return Answer{}, fmt.Errorf("GET %s: the answer exceeds %d bytes", url, limit)
 	}
-	return Answer{Status: resp.StatusCode, Text: resp.Status, Body: b}, nil
+	return Answer{Status: resp.StatusCode, Text: resp.Status, Header: resp.Header, Body: b}, nil
 }

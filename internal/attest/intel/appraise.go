@@ -27,9 +27,13 @@ type Appraiser struct {
 	Roots *x509.CertPool
 	Store attest.CollateralStore
 
-	// Now is the clock of the memory cache of store reads (nil:
-	// time.Now); verification times are Appraise's.
+	// Now is the clock of the memory cache of store reads and of the
+	// fetch memo (nil: time.Now); verification times are Appraise's.
 	Now func() time.Time
+	// Fetch, when set, fetches collateral from Intel's PCS for a platform
+	// with none current on file (off unless the operator allows it).
+	Fetch *PCS
+	misses fetchMemo
 
 	// rows serves store reads from memory for up to collateral.TTL (an
 	// import through this node applies at once, through another within
@@ -57,12 +61,59 @@ func (a *Appraiser) key(fmspc string) string {
 // evidence errors that say so.
 func (a *Appraiser) Appraise(ctx context.Context, pck *PCK, pckChain []*x509.Certificate, now time.Time, eval func(*Verified) (TCB, error)) (TCB, error) {
 	fmspc := strings.ToUpper(hex.EncodeToString(pck.FMSPC[:]))
+	tcb, err := a.appraise(ctx, fmspc, pckChain, now, eval)
+	var stale *noCurrentError
+	if !errors.As(err, &stale) || a.Fetch == nil {
+		return tcb, err
+	}
+	// Nothing current on file: ask Intel's PCS (when the operator allows
+	// it), import what it answers — verified like any import — and try
+	// again once. A failed fetch is remembered for a while.
+	if clock := a.clock(); a.misses.recent(a.key(fmspc), clock) {
+		return tcb, err
+	}
+	if ferr := a.fetch(ctx, fmspc); ferr != nil {
+		a.misses.miss(a.key(fmspc), a.clock())
+		return TCB{}, attest.BadWrap("quote", errors.Join(err, ferr), "no current Intel %s collateral for FMSPC %s on file, and fetching it from Intel's PCS failed", a.TEE, fmspc)
+	}
+	return a.appraise(ctx, fmspc, pckChain, now, eval)
+}
+
+// fetch imports what Intel's PCS answers for fmspc.
+func (a *Appraiser) fetch(ctx context.Context, fmspc string) error {
+	bundles, err := a.Fetch.Fetch(ctx, a.TEE, fmspc)
+	if err != nil {
+		return err
+	}
+	for _, b := range bundles {
+		if _, err := a.Import(ctx, b); err != nil {
+			return fmt.Errorf("intel PCS answer for FMSPC %s: %w", fmspc, err)
+		}
+	}
+	return nil
+}
+
+func (a *Appraiser) clock() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// noCurrentError is an evidence error for a platform without current
+// collateral on file (none at all, or none that verifies now): the case
+// a fetch from Intel's PCS can mend.
+type noCurrentError struct{ error }
+
+func (e *noCurrentError) Unwrap() error { return e.error }
+
+func (a *Appraiser) appraise(ctx context.Context, fmspc string, pckChain []*x509.Certificate, now time.Time, eval func(*Verified) (TCB, error)) (TCB, error) {
 	items, err := collateral.Cached(ctx, a.cache(), Kind, a.key(fmspc), func(items []store.Collateral) []store.Collateral { return items })
 	if err != nil {
 		return TCB{}, &attest.UnavailableError{Err: err}
 	}
 	if len(items) == 0 {
-		return TCB{}, attest.Bad("quote", "no Intel %s collateral for FMSPC %s is on file (import Intel's TCB info, QE identity and CRLs for it with `kura collateral import`)", a.TEE, fmspc)
+		return TCB{}, &noCurrentError{attest.Bad("quote", "no Intel %s collateral for FMSPC %s is on file (import Intel's TCB info, QE identity and CRLs for it with `kura collateral import`)", a.TEE, fmspc)}
 	}
 	var errs []error
 	for _, it := range items {
@@ -101,7 +152,7 @@ func (a *Appraiser) Appraise(ctx context.Context, pck *PCK, pckChain []*x509.Cer
 		}
 		return tcb, nil
 	}
-	return TCB{}, attest.BadWrap("quote", errors.Join(errs...), "the Intel collateral on file for FMSPC %s does not verify at %s", fmspc, now.UTC().Format(time.RFC3339))
+	return TCB{}, &noCurrentError{attest.BadWrap("quote", errors.Join(errs...), "the Intel collateral on file for FMSPC %s does not verify at %s", fmspc, now.UTC().Format(time.RFC3339))}
 }
 
 // Import stores an Intel collateral bundle (dcap-qvl's JSON: TCB info, QE

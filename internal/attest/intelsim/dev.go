@@ -18,7 +18,8 @@ import (
 // Trust is the appraiser of a TDX or SGX module (tee "TDX" or "SGX")
 // built from d: over Intel's root and d's collateral store, and, with
 // d.Simulator, also the simulated root of d.DataDir and its collateral
-// (Dev). hint explains refusals of simulated evidence (Hint).
+// (Dev); fetching from Intel's PCS as d's settings say (intel_pcs_*).
+// hint explains refusals of simulated evidence (Hint).
 func Trust(d attest.Deps, tee string) (a *intel.Appraiser, hint func([]*x509.Certificate, error) string, err error) {
 	roots, st, dir := intel.Roots(), d.Collateral, filepath.Join(d.DataDir, "sim")
 	if d.Simulator {
@@ -26,8 +27,12 @@ func Trust(d attest.Deps, tee string) (a *intel.Appraiser, hint func([]*x509.Cer
 			return nil, nil, err
 		}
 	}
+	fetch, err := intel.PCSFromSettings(d.Setting)
+	if err != nil {
+		return nil, nil, err
+	}
 	hint = func(chain []*x509.Certificate, err error) string { return Hint(chain, err, dir, d.Simulator) }
-	return &intel.Appraiser{TEE: tee, Roots: roots, Store: st, Now: d.Now}, hint, nil
+	return &intel.Appraiser{TEE: tee, Roots: roots, Store: st, Now: d.Now, Fetch: fetch}, hint, nil
 }
 
 // Dev is what a --dev server's TDX or SGX module trusts: Intel's root and

@@ -36,8 +36,12 @@ func Module() attest.Module {
 		InitDataField:   "tdx_mrconfigid[0:32]",
 		DefaultPolicy:   DefaultPolicy,
 		Collateral:      []string{intel.Kind},
+		Settings:        intel.PCSSettings,
 		New:             build,
-		Preflight:       func(attest.Deps) error { return nil },
+		Preflight: func(d attest.Deps) error {
+			_, err := intel.PCSFromSettings(d.Setting)
+			return err
+		},
 	}
 }
 
