@@ -32,7 +32,7 @@ type Appraiser struct {
 	Now func() time.Time
 	// Fetch, when set, fetches collateral from Intel's PCS for a platform
 	// with none current on file (off unless the operator allows it).
-	Fetch *PCS
+	Fetch  *PCS
 	misses fetchMemo
 
 	// rows serves store reads from memory for up to collateral.TTL (an
