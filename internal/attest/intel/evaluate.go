@@ -18,6 +18,12 @@ const (
 	OutOfDate                         = "OutOfDate"
 	OutOfDateConfigurationNeeded      = "OutOfDateConfigurationNeeded"
 	Revoked                           = "Revoked"
+	// Statuses of Intel's TD relaunch check (TD report 1.5): the TD runs
+	// on an out-of-date TDX module, but the module now loaded (a TD
+	// preserving update) is current; relaunching the TD would bring it
+	// up to date.
+	TDRelaunchAdvised                    = "TDRelaunchAdvised"
+	TDRelaunchAdvisedConfigurationNeeded = "TDRelaunchAdvisedConfigurationNeeded"
 )
 
 // TCB is the appraisal of a platform against verified collateral. Status
@@ -41,6 +47,9 @@ type TDXInput struct {
 	TEETCBSVN      [16]byte
 	MRSignerSeam   [48]byte
 	SeamAttributes [8]byte
+	// TEETCBSVN2 is the TD report 1.5's TEE_TCB_SVN2 (the module now
+	// loaded, after a TD preserving update); nil for TD report 1.0.
+	TEETCBSVN2 *[16]byte
 }
 
 // EvaluateTDX matches a TDX platform against verified collateral (TDX TCB
@@ -99,6 +108,9 @@ func (v *Verified) EvaluateTDX(in TDXInput) (TCB, error) {
 		return out, nil // no module level matches: not supported
 	}
 	st := converge(tdx.TCBStatus, out.ModuleStatus)
+	if in.TEETCBSVN2 != nil {
+		st = relaunch(ti, *in.TEETCBSVN2, sgx.TCBStatus, st, out.ModuleStatus, out.QEStatus)
+	}
 	if st != Revoked && out.QEStatus != "" {
 		st = converge(st, out.QEStatus)
 	}
@@ -107,6 +119,54 @@ func (v *Verified) EvaluateTDX(in TDXInput) (TCB, error) {
 	}
 	out.Status = st
 	return out, nil
+}
+
+// relaunch is Intel's TD relaunch check (Quote Verification Library,
+// TDRelaunchCheck): a TD whose SGX level is current enough, whose TDX
+// status is out of date because of its TDX module, and whose
+// TEE_TCB_SVN2 (the module now loaded) meets the newest TCB level and
+// module level, is advised to relaunch; otherwise tdxStatus stands.
+func relaunch(ti *TCBInfo, svn2 [16]byte, sgxStatus, tdxStatus, moduleStatus, qeStatus string) string {
+	if qeStatus == OutOfDate || qeStatus == Revoked || qeStatus == "" {
+		return tdxStatus
+	}
+	switch sgxStatus {
+	case UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded:
+	default:
+		return tdxStatus
+	}
+	if tdxStatus != OutOfDate && tdxStatus != OutOfDateConfigurationNeeded || moduleStatus != OutOfDate || len(ti.TCBLevels) == 0 {
+		return tdxStatus
+	}
+	latest := ti.TCBLevels[0].TCB.TDX
+	minSVN := latest[0].SVN // module version 0: the TCB level's component 0
+	if svn2[1] != 0 {
+		id := fmt.Sprintf("TDX_%02X", svn2[1])
+		minSVN = -1
+		for _, m := range ti.TDXModuleIdentities {
+			if strings.EqualFold(m.ID, id) && len(m.TCBLevels) > 0 {
+				minSVN = m.TCBLevels[0].TCB.ISVSVN
+			}
+		}
+		if minSVN < 0 {
+			return tdxStatus // no such module identity: no advice
+		}
+	}
+	if int(svn2[0]) < minSVN || int(svn2[2]) < latest[2].SVN {
+		return tdxStatus
+	}
+	if configurationNeeded(sgxStatus) || configurationNeeded(tdxStatus) {
+		return TDRelaunchAdvisedConfigurationNeeded
+	}
+	return TDRelaunchAdvised
+}
+
+func configurationNeeded(s string) bool {
+	switch s {
+	case ConfigurationNeeded, OutOfDateConfigurationNeeded, ConfigurationAndSWHardeningNeeded, TDRelaunchAdvisedConfigurationNeeded:
+		return true
+	}
+	return false
 }
 
 // meets reports whether every component from index from is at least the

@@ -236,6 +236,9 @@ type TDXOptions struct {
 	Debug      bool
 	// V5 makes a quote version 5 with a TD report 1.5 body.
 	V5 bool
+	// TEETCBSVN2 (V5 only) is the TDX module loaded now; zero means the
+	// one the TD was launched on (TDXComponents).
+	TEETCBSVN2 [16]byte
 }
 
 // DefaultMRTD is a simulated TD's MRTD unless TDXOptions.MRTD is set.
@@ -279,7 +282,12 @@ func (a *Authority) TDXQuote(o TDXOptions) ([]byte, error) {
 	h := header(4, 0x81)
 	if o.V5 {
 		h = header(5, 0x81)
-		body = append(body, make([]byte, 64)...) // TEE_TCB_SVN2, MRSERVICETD
+		svn2 := o.TEETCBSVN2
+		if svn2 == ([16]byte{}) {
+			svn2 = tdxComps
+		}
+		body = append(body, svn2[:]...)          // TEE_TCB_SVN2
+		body = append(body, make([]byte, 48)...) // MRSERVICETD
 		h = append(h, 3, 0)
 		h = binary.LittleEndian.AppendUint32(h, uint32(len(body)))
 	}

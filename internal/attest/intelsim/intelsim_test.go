@@ -479,3 +479,56 @@ func TestSplicedCollateral(t *testing.T) {
 		t.Errorf("only another root's bundle: %v", err)
 	}
 }
+
+// TestTDRelaunch: Intel's TD relaunch check on TD report 1.5 quotes: a TD
+// out of date only by its TDX module, whose TEE_TCB_SVN2 shows a current
+// module loaded since, is TDRelaunchAdvised (…ConfigurationNeeded when
+// its level needs configuration); the claim says so. A module loaded
+// since that is still out of date, an out-of-date QE, TD report 1.0, or
+// a platform out of date for other reasons get no advice.
+func TestTDRelaunch(t *testing.T) {
+	a := newAuthority(t)
+	ctx := context.Background()
+	current := intelsim.TDXComponents()
+	current[0] = 9 // the module now loaded: SVN 9
+	moduleOutOfDate := func(ti, _ intelsim.Doc) { level(module(ti), "tcbLevels", 0)["tcb"] = map[string]any{"isvsvn": 9} }
+	for _, c := range []struct {
+		name   string
+		svn2   [16]byte
+		v5     bool
+		edit   func(ti, qe intelsim.Doc)
+		status string
+	}{
+		{"module updated since launch", current, true, moduleOutOfDate, "TDRelaunchAdvised"},
+		{"and configuration needed", current, true, func(ti, qe intelsim.Doc) {
+			moduleOutOfDate(ti, qe)
+			level(ti, "tcbLevels", 0)["tcbStatus"] = "ConfigurationNeeded"
+		}, "TDRelaunchAdvisedConfigurationNeeded"},
+		{"module loaded since still out of date", [16]byte{8, 1, 2}, true, moduleOutOfDate, "OutOfDate"},
+		{"TDX components loaded since out of date", [16]byte{9, 1, 1}, true, moduleOutOfDate, "OutOfDate"},
+		{"QE out of date", current, true, func(ti, qe intelsim.Doc) {
+			moduleOutOfDate(ti, qe)
+			level(qe, "tcbLevels", 0)["tcb"] = map[string]any{"isvsvn": 99}
+		}, "OutOfDate"},
+		{"TD report 1.0", current, false, moduleOutOfDate, "OutOfDate"},
+		{"module current", current, true, nil, "UpToDate"},
+	} {
+		raw, err := a.TDXQuote(intelsim.TDXOptions{V5: c.v5, TEETCBSVN2: c.svn2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := a.Collateral(intelsim.CollateralOptions{TEE: "TDX", Edit: c.edit}, now)
+		v := &tdxvm.Verifier{Roots: a.Roots(), Collateral: &intel.Appraiser{TEE: "TDX", Roots: a.Roots(), Store: stored(t, "tdx", b)}}
+		got, err := v.Verify(ctx, raw, now)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		st, _ := got.Claims.Get("attester_tcb_status")
+		adv, has := got.Claims.Get("x-kura-tdx-relaunch-advised")
+		wantAdv := strings.HasPrefix(c.status, "TDRelaunch")
+		if st != c.status || has != c.v5 || (has && adv != wantAdv) {
+			t.Errorf("%s: status %v, relaunch claim %v (present %v), want %s", c.name, st, adv, has, c.status)
+		}
+	}
+}

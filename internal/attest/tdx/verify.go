@@ -48,6 +48,11 @@ func Verify(q *Quote, o Options) (*Verified, error) {
 // TDXInputOf is what v gives Intel's TCB evaluation.
 func TDXInputOf(v *Verified) intel.TDXInput {
 	b := v.Quote.Body
-	return intel.TDXInput{PCK: v.PCK, QEReport: v.Quote.Signature.QEReport, TEETCBSVN: b.TEETCBSVN,
+	in := intel.TDXInput{PCK: v.PCK, QEReport: v.Quote.Signature.QEReport, TEETCBSVN: b.TEETCBSVN,
 		MRSignerSeam: b.MRSignerSeam, SeamAttributes: b.SeamAttributes}
+	if b.V15 {
+		svn2 := b.TEETCBSVN2
+		in.TEETCBSVN2 = &svn2
+	}
+	return in
 }

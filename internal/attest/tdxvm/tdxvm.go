@@ -148,8 +148,10 @@ func claims(v *tdx.Verified, tcb intel.TCB) attest.Claims {
 		c = append(c, attest.Claim{Type: "x-kura-simulated", Value: true})
 	}
 	if b.V15 {
+		relaunch := tcb.Status == intel.TDRelaunchAdvised || tcb.Status == intel.TDRelaunchAdvisedConfigurationNeeded
 		c = append(c, attest.Claim{Type: "tdx_tee_tcb_svn2", Value: h(b.TEETCBSVN2[:])},
-			attest.Claim{Type: "tdx_mrservicetd", Value: h(b.MRServiceTD[:])})
+			attest.Claim{Type: "tdx_mrservicetd", Value: h(b.MRServiceTD[:])},
+			attest.Claim{Type: "x-kura-tdx-relaunch-advised", Value: relaunch})
 	}
 	return c
 }
