@@ -124,3 +124,36 @@ func (c *collateralCache) put(der []byte, col *Collateral, v *Verified) {
 	}
 	c.m[k] = cached{verified: v, from: from, to: to}
 }
+
+// CertCache remembers parsed certificates by the hash of their DER, so
+// a platform's PCK chain, sent in every quote, is parsed once. The zero
+// value is ready and safe for concurrent use; a nil *CertCache parses
+// every time.
+type CertCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*x509.Certificate
+}
+
+func (c *CertCache) parse(der []byte) (*x509.Certificate, error) {
+	if c == nil {
+		return x509.ParseCertificate(der)
+	}
+	k := sha256.Sum256(der)
+	c.mu.Lock()
+	cert, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return cert, nil
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCached {
+		c.m = map[[32]byte]*x509.Certificate{}
+	}
+	c.m[k] = cert
+	c.mu.Unlock()
+	return cert, nil
+}

@@ -47,7 +47,11 @@ type SignatureData struct {
 // quote signature, the attestation key and certification data of type 6
 // (QE report certification data) holding certification data of type 5
 // (the PCK chain in PEM). Trailing bytes are refused.
-func ParseSignatureData(b []byte) (*SignatureData, error) {
+func ParseSignatureData(b []byte) (*SignatureData, error) { return ParseSignatureDataWith(b, nil) }
+
+// ParseSignatureDataWith is ParseSignatureData with the PCK chain's
+// certificates parsed through certs (nil: none).
+func ParseSignatureDataWith(b []byte, certs *CertCache) (*SignatureData, error) {
 	var s SignatureData
 	if len(b) < SigSize+KeySize+6 {
 		return nil, fmt.Errorf("signature data: %d bytes, fewer than the %d of a signature, a key and a certification data header", len(b), SigSize+KeySize+6)
@@ -64,7 +68,7 @@ func ParseSignatureData(b []byte) (*SignatureData, error) {
 	if typ != certTypeQERC {
 		return nil, fmt.Errorf("signature data: certification data type %d, want %d (QE report certification data)", typ, certTypeQERC)
 	}
-	if err := s.parseQEReportCertData(data); err != nil {
+	if err := s.parseQEReportCertData(data, certs); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -74,14 +78,18 @@ func ParseSignatureData(b []byte) (*SignatureData, error) {
 // quote signature, the attestation key, then the QE report, its
 // signature, the QE authentication data and certification data of type 5
 // directly (no type-6 wrapper).
-func ParseSignatureDataV3(b []byte) (*SignatureData, error) {
+func ParseSignatureDataV3(b []byte) (*SignatureData, error) { return ParseSignatureDataV3With(b, nil) }
+
+// ParseSignatureDataV3With is ParseSignatureDataV3 with the PCK chain's
+// certificates parsed through certs (nil: none).
+func ParseSignatureDataV3With(b []byte, certs *CertCache) (*SignatureData, error) {
 	var s SignatureData
 	if len(b) < SigSize+KeySize {
 		return nil, fmt.Errorf("signature data: %d bytes, fewer than the %d of a signature and a key", len(b), SigSize+KeySize)
 	}
 	copy(s.Signature[:], b)
 	copy(s.AttestationKey[:], b[SigSize:])
-	if err := s.parseQEReportCertData(b[SigSize+KeySize:]); err != nil {
+	if err := s.parseQEReportCertData(b[SigSize+KeySize:], certs); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -90,7 +98,7 @@ func ParseSignatureDataV3(b []byte) (*SignatureData, error) {
 // parseQEReportCertData reads QE report, its signature, the QE
 // authentication data and the PCK chain (certification data type 5);
 // nothing may follow.
-func (s *SignatureData) parseQEReportCertData(data []byte) error {
+func (s *SignatureData) parseQEReportCertData(data []byte, certs *CertCache) error {
 	if len(data) < ReportSize+SigSize+2 {
 		return fmt.Errorf("QE report certification data: %d bytes, too short for a QE report, its signature and the authentication data size", len(data))
 	}
@@ -113,7 +121,7 @@ func (s *SignatureData) parseQEReportCertData(data []byte) error {
 	if typ != certTypePCK {
 		return fmt.Errorf("QE report certification data: inner type %d, want %d (PCK certificate chain)", typ, certTypePCK)
 	}
-	if s.PCKChain, err = parsePEMChain(pemChain); err != nil {
+	if s.PCKChain, err = parsePEMChain(pemChain, certs); err != nil {
 		return err
 	}
 	return nil
@@ -135,7 +143,7 @@ func certData(b []byte) (typ uint16, data, rest []byte, err error) {
 
 // parsePEMChain reads the PCK chain: PEM certificates, leaf first (a
 // trailing NUL, which quoting libraries leave, is allowed).
-func parsePEMChain(b []byte) ([]*x509.Certificate, error) {
+func parsePEMChain(b []byte, certs *CertCache) ([]*x509.Certificate, error) {
 	b = bytes.TrimRight(b, "\x00")
 	var out []*x509.Certificate
 	for {
@@ -147,7 +155,7 @@ func parsePEMChain(b []byte) ([]*x509.Certificate, error) {
 		if blk.Type != "CERTIFICATE" {
 			return nil, fmt.Errorf("PCK chain: a PEM block of type %q", blk.Type)
 		}
-		c, err := x509.ParseCertificate(blk.Bytes)
+		c, err := certs.parse(blk.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("PCK chain: certificate %d: %w", len(out), err)
 		}

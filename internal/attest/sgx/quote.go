@@ -46,7 +46,11 @@ type Quote struct {
 
 // Parse reads an SGX quote v3 with an ECDSA P-256 attestation key; bytes
 // after the signature data are ignored, as for TDX quotes.
-func Parse(b []byte) (*Quote, error) {
+func Parse(b []byte) (*Quote, error) { return ParseWith(b, nil) }
+
+// ParseWith is Parse with the PCK chain's certificates parsed through
+// certs (nil: none).
+func ParseWith(b []byte, certs *intel.CertCache) (*Quote, error) {
 	if len(b) > maxQuote {
 		return nil, fmt.Errorf("sgx quote: %d bytes, more than %d", len(b), maxQuote)
 	}
@@ -79,7 +83,7 @@ func Parse(b []byte) (*Quote, error) {
 	if uint64(n) > uint64(len(rest)) {
 		return nil, fmt.Errorf("sgx quote: the signature data is announced as %d bytes, %d follow", n, len(rest))
 	}
-	sd, err := intel.ParseSignatureDataV3(rest[:n])
+	sd, err := intel.ParseSignatureDataV3With(rest[:n], certs)
 	if err != nil {
 		return nil, fmt.Errorf("sgx quote: %w", err)
 	}

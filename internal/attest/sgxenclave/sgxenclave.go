@@ -70,6 +70,7 @@ type Verifier struct {
 	Hint func(chain []*x509.Certificate, err error) string
 
 	chains intel.ChainCache // PCK chains verified to Roots
+	certs  intel.CertCache  // PCK chain certificates, parsed
 }
 
 func (v *Verifier) hint(chain []*x509.Certificate, err error) string {
@@ -94,7 +95,7 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (
 			return nil, attest.BadWrap(field, err, "not an Open Enclave report")
 		}
 	}
-	q, err := sgx.Parse(evidence)
+	q, err := sgx.ParseWith(evidence, &v.certs)
 	if err != nil {
 		return nil, attest.BadWrap(field, err, "not an SGX quote")
 	}

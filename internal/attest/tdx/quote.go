@@ -67,7 +67,11 @@ type Quote struct {
 
 // Parse reads a TDX quote v4 or v5 (attestation key type ECDSA P-256,
 // TEE type TDX); bytes after the signature data are ignored.
-func Parse(b []byte) (*Quote, error) {
+func Parse(b []byte) (*Quote, error) { return ParseWith(b, nil) }
+
+// ParseWith is Parse with the PCK chain's certificates parsed through
+// certs (nil: none).
+func ParseWith(b []byte, certs *intel.CertCache) (*Quote, error) {
 	if len(b) > maxQuote {
 		return nil, fmt.Errorf("tdx quote: %d bytes, more than %d", len(b), maxQuote)
 	}
@@ -126,7 +130,7 @@ func Parse(b []byte) (*Quote, error) {
 	// Bytes after the signature data are not the quote's: quoting
 	// libraries hand out their zero-padded buffer, and go-tdx-guest's
 	// sample carries text there. They are signed by nothing and ignored.
-	sd, err := intel.ParseSignatureData(rest[:n])
+	sd, err := intel.ParseSignatureDataWith(rest[:n], certs)
 	if err != nil {
 		return nil, fmt.Errorf("tdx quote: %w", err)
 	}

@@ -63,6 +63,7 @@ type Verifier struct {
 	Hint func(chain []*x509.Certificate, err error) string
 
 	chains intel.ChainCache // PCK chains verified to Roots
+	certs  intel.CertCache  // PCK chain certificates, parsed
 }
 
 // IntelCollateral implements intel.CollateralSource.
@@ -70,7 +71,7 @@ func (v *Verifier) IntelCollateral() (string, *intel.Appraiser) { return "tdx", 
 
 // Verify implements attest.Verifier.
 func (v *Verifier) Verify(ctx context.Context, evidence []byte, now time.Time) (*attest.Verified, error) {
-	q, err := tdx.Parse(evidence)
+	q, err := tdx.ParseWith(evidence, &v.certs)
 	if err != nil {
 		return nil, attest.BadWrap("quote", err, "not a TDX quote")
 	}
