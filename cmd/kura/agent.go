@@ -84,6 +84,11 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	var src evidence.Source
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !*simulate && (set["sim-tee"] || set["sim-debug"]) {
+		return &exitError{2, errors.New("--sim-tee and --sim-debug shape the simulated TEE: add --sim")}
+	}
 	switch {
 	case *simulate && *simTEE == "snp":
 		a, err := sim.Load(filepath.Join(*data, "sim"))

@@ -39,6 +39,11 @@ func collateralExport(ctx context.Context, args []string, stdout io.Writer) erro
 	if err := resolveStore(fs, storeDSN); err != nil {
 		return err
 	}
+	if *storeDSN == "" {
+		if _, err := os.Stat(*data); err != nil {
+			return &exitError{1, fmt.Errorf("data directory %s: %w", *data, err)}
+		}
+	}
 	if ents, err := os.ReadDir(*out); err == nil && len(ents) > 0 {
 		return &exitError{1, fmt.Errorf("%s is not empty: export into a new directory", *out)}
 	}

@@ -83,6 +83,13 @@ func TestCollateralExportImport(t *testing.T) {
 	if _, err := runKura(t, "collateral", "export", "--data", src, "--out", out); exitCode(err) != 1 || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("export into a non-empty directory: %v", err)
 	}
+	missing := filepath.Join(t.TempDir(), "no-such-data")
+	if _, err := runKura(t, "collateral", "export", "--data", missing, "--out", filepath.Join(t.TempDir(), "x")); exitCode(err) != 1 || !strings.Contains(err.Error(), "no-such-data") {
+		t.Errorf("export from a data directory that does not exist: %v", err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("export created the missing data directory")
+	}
 }
 
 // TestCollateralImportPCSAnswers: `kura collateral import` takes Intel's

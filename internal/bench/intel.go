@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/big"
@@ -139,11 +140,18 @@ func (r *IntelRig) UncachedOp() (func() error, error) {
 		return nil, err
 	}
 	roots := r.authority.Roots()
+	inter := x509.NewCertPool()
+	for _, c := range r.sig.PCKChain[1:] {
+		inter.AddCert(c)
+	}
+	leaf := r.sig.PCKChain[0]
 	return func() error {
 		if err := floor(); err != nil {
 			return err
 		}
-		if _, err := r.sig.Verify(r.signed, roots, time.Now()); err != nil {
+		// The PCK chain to the root (the floor has checked the quote's
+		// and the QE report's signatures already).
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: time.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 			return err
 		}
 		c, err := intel.ParseQVLBundle(bundle)

@@ -249,6 +249,7 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 				return fmt.Errorf("TLS: %w", err)
 			}
 			s.tlsCert = &c
+			s.log.Warn("dev mode serves TLS with the configured certificate: it trusts the simulated TEEs and is still no production server", "tls_cert", s.cfg.TLSCert)
 		}
 	}
 	svc, err := s.app.Start(ctx, sealer)
@@ -261,12 +262,16 @@ func (s *Server) finish(ctx context.Context, sealer *seal.Sealer) error {
 	mux.HandleFunc("GET /readyz", s.ready)
 	// Intel collateral for guests, over the PCCS v4 shape, from whichever
 	// TEE modules hold it (the first of each TEE, in type order).
+	// A module that imports its TEE's collateral comes first: its
+	// appraiser's memory is the one an import refreshes at once.
 	pc := &pccs.Handler{Sources: map[string]pccs.Source{}, Now: s.now}
+	importer := map[string]bool{}
 	for _, t := range slices.Sorted(maps.Keys(svc.Attestation.TEEs)) {
-		if src, ok := svc.Attestation.TEEs[t].Verifier.(intel.CollateralSource); ok {
+		b := svc.Attestation.TEEs[t]
+		if src, ok := b.Verifier.(intel.CollateralSource); ok {
 			tee, a := src.IntelCollateral()
-			if pc.Sources[tee] == nil {
-				pc.Sources[tee] = a
+			if pc.Sources[tee] == nil || b.Import != nil && !importer[tee] {
+				pc.Sources[tee], importer[tee] = a, b.Import != nil
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -112,7 +113,12 @@ func (g *pccsGetter) Get(u string) (map[string][]string, []byte, error) {
 	if code != 200 {
 		return nil, nil, fmt.Errorf("GET %s: %d %s", path, code, body)
 	}
-	return h, body, nil
+	// As a client reading the answer off the wire sees the header names.
+	canon := http.Header{}
+	for k, v := range h {
+		canon[http.CanonicalHeaderKey(k)] = v
+	}
+	return canon, body, nil
 }
 
 // TestPCCSWithGoTdxGuest: Google's go-tdx-guest verifier, fetching its

@@ -38,7 +38,7 @@ import (
 // Source finds the current collateral of a platform (FMSPC, or
 // intel.AnyPlatform) of one TEE.
 type Source interface {
-	Current(ctx context.Context, fmspc string, now time.Time) (*intel.Collateral, error)
+	Current(ctx context.Context, fmspc string, now time.Time, accept func(*intel.Collateral) bool) (*intel.Collateral, error)
 }
 
 // Handler serves the PCCS routes over one Source per TEE ("sgx", "tdx").
@@ -68,7 +68,7 @@ func (h *Handler) current(w http.ResponseWriter, r *http.Request, tee, fmspc str
 		wire.Error(w, http.StatusNotFound, "NotFound", fmt.Sprintf("this kura verifies no %s quotes", strings.ToUpper(tee)))
 		return nil
 	}
-	c, err := src.Current(r.Context(), fmspc, h.Now())
+	c, err := src.Current(r.Context(), fmspc, h.Now(), nil)
 	if err != nil {
 		var un *attest.UnavailableError
 		if errors.As(err, &un) {
@@ -127,7 +127,7 @@ func (h *Handler) pckCRL(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	w.Header().Set("SGX-PCK-CRL-Issuer-Chain", chainHeader(c.PCKCRLChain))
+	w.Header()["SGX-PCK-CRL-Issuer-Chain"] = []string{chainHeader(c.PCKCRLChain)}
 	if enc == "der" {
 		w.Header().Set("Content-Type", "application/pkix-crl")
 		w.Write(c.PCKCRL)
@@ -158,13 +158,13 @@ func (h *Handler) anyTEE(w http.ResponseWriter, r *http.Request, ok func(*intel.
 		if src == nil {
 			continue
 		}
-		c, err := src.Current(r.Context(), intel.AnyPlatform, h.Now())
+		c, err := src.Current(r.Context(), intel.AnyPlatform, h.Now(), ok)
 		var un *attest.UnavailableError
 		if errors.As(err, &un) {
 			wire.Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", "reading the collateral store failed (request id "+wire.RequestID(w)+")")
 			return nil
 		}
-		if err != nil || !ok(c) {
+		if err != nil {
 			continue
 		}
 		if ch := c.PCKCRLChain; len(ch) > 0 && ch[len(ch)-1].Equal(root) {
@@ -183,7 +183,9 @@ func (h *Handler) anyTEE(w http.ResponseWriter, r *http.Request, ok func(*intel.
 // signed writes {"<member>": doc, "signature": hex(sig)}, doc byte for
 // byte as Intel signed it, and the issuer chain header.
 func signed(w http.ResponseWriter, member string, doc, sig []byte, header string, chain []*x509.Certificate) {
-	w.Header().Set(header, chainHeader(chain))
+	// Intel's exact spelling, not Go's canonical form: some clients look
+	// the name up case-sensitively.
+	w.Header()[header] = []string{chainHeader(chain)}
 	w.Header().Set("Content-Type", "application/json")
 	body := make([]byte, 0, len(doc)+len(sig)*2+40)
 	body = append(body, `{"`+member+`":`...)

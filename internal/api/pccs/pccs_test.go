@@ -29,12 +29,20 @@ func serve(t *testing.T, clock *time.Time) (*http.ServeMux, *intelsim.Authority)
 	h := &pccs.Handler{Sources: map[string]pccs.Source{}, Now: func() time.Time { return *clock }}
 	for _, tee := range []string{"TDX", "SGX"} {
 		ap := &intel.Appraiser{TEE: tee, Roots: a.Roots(), Store: &attesttest.Collateral{}}
-		b, err := a.Collateral(intelsim.CollateralOptions{TEE: tee}, now)
-		if err != nil {
-			t.Fatal(err)
+		// Intel's PCS issues one bundle per PCK CA: the Platform CA's and,
+		// for SGX here, the Processor CA's.
+		issuers := []string{""}
+		if tee == "SGX" {
+			issuers = append(issuers, "processor")
 		}
-		if _, err := ap.Import(context.Background(), b); err != nil {
-			t.Fatal(err)
+		for _, issuer := range issuers {
+			b, err := a.Collateral(intelsim.CollateralOptions{TEE: tee, PCKCRLIssuer: issuer}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ap.Import(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
 		}
 		h.Sources[strings.ToLower(tee)] = ap
 	}
@@ -49,9 +57,15 @@ func get(mux *http.ServeMux, path string) *httptest.ResponseRecorder {
 	return w
 }
 
-// chainOf reads an issuer chain header as Intel's clients do.
-func chainOf(t *testing.T, h string) []*x509.Certificate {
+// chainOf reads an issuer chain header as Intel's clients do, by its
+// exact name.
+func chainOf(t *testing.T, hdr http.Header, name string) []*x509.Certificate {
 	t.Helper()
+	v := hdr[name]
+	if len(v) != 1 {
+		t.Fatalf("header %s (exact spelling): %v", name, v)
+	}
+	h := v[0]
 	s, err := url.QueryUnescape(h)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +100,7 @@ func TestRoutes(t *testing.T) {
 		if err != nil || !bytes.Contains(doc, []byte(c.id)) {
 			t.Fatalf("%s: %v %s", c.path, err, doc)
 		}
-		chain := chainOf(t, w.Header().Get(c.header))
+		chain := chainOf(t, w.Header(), c.header)
 		if !chain[0].Equal(a.TCBSigner) || !chain[1].Equal(a.Root) {
 			t.Errorf("%s: issuer chain %s, %s", c.path, chain[0].Subject, chain[1].Subject)
 		}
@@ -99,13 +113,13 @@ func TestRoutes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return doc, sig, chainOf(t, w.Header().Get(header))
+		return doc, sig, chainOf(t, w.Header(), header)
 	}
 	var col intel.Collateral
 	col.TCBInfo, col.TCBInfoSig, col.TCBInfoChain = part("/tdx/certification/v4/tcb?fmspc="+intelsim.FMSPC, "tcbInfo", "TCB-Info-Issuer-Chain")
 	col.QEIdentity, col.QEIdentitySig, col.QEIdentityChain = part("/tdx/certification/v4/qe/identity", "enclaveIdentity", "SGX-Enclave-Identity-Issuer-Chain")
 	crlW := get(mux, "/sgx/certification/v4/pckcrl?ca=platform&encoding=der")
-	col.PCKCRL, col.PCKCRLChain = crlW.Body.Bytes(), chainOf(t, crlW.Header().Get("SGX-PCK-CRL-Issuer-Chain"))
+	col.PCKCRL, col.PCKCRLChain = crlW.Body.Bytes(), chainOf(t, crlW.Header(), "SGX-PCK-CRL-Issuer-Chain")
 	col.RootCRL = get(mux, "/sgx/certification/v4/rootcacrl").Body.Bytes()
 	if _, err := col.Verify(a.Roots(), now); err != nil {
 		t.Errorf("the served collateral does not verify: %v", err)
@@ -115,8 +129,14 @@ func TestRoutes(t *testing.T) {
 	if w.Code != 200 || err != nil || l.CheckSignatureFrom(a.PCKCA) != nil {
 		t.Errorf("pckcrl der: %d %v", w.Code, err)
 	}
-	if ch := chainOf(t, w.Header().Get("SGX-PCK-CRL-Issuer-Chain")); !ch[0].Equal(a.PCKCA) {
+	if ch := chainOf(t, w.Header(), "SGX-PCK-CRL-Issuer-Chain"); !ch[0].Equal(a.PCKCA) {
 		t.Errorf("pckcrl issuer chain %s", ch[0].Subject)
+	}
+	w = get(mux, "/sgx/certification/v4/pckcrl?ca=processor&encoding=der")
+	if l, err := x509.ParseRevocationList(w.Body.Bytes()); w.Code != 200 || err != nil || l.Issuer.CommonName != "Intel SGX PCK Processor CA" {
+		t.Errorf("pckcrl processor: %d %v", w.Code, err)
+	} else if ch := chainOf(t, w.Header(), "SGX-PCK-CRL-Issuer-Chain"); ch[0].Subject.CommonName != "Intel SGX PCK Processor CA" || l.CheckSignatureFrom(ch[0]) != nil {
+		t.Errorf("pckcrl processor issuer chain %s", ch[0].Subject)
 	}
 	w = get(mux, "/sgx/certification/v4/pckcrl?ca=platform")
 	if blk, _ := pem.Decode(w.Body.Bytes()); w.Code != 200 || blk == nil || blk.Type != "X509 CRL" {
@@ -135,7 +155,6 @@ func TestRoutes(t *testing.T) {
 		{"/tdx/certification/v4/tcb?fmspc=zz", 400, "fmspc: want 12 hex digits"},
 		{"/tdx/certification/v4/tcb", 400, "fmspc"},
 		{"/sgx/certification/v4/pckcrl?ca=root", 400, "ca: want platform or processor"},
-		{"/sgx/certification/v4/pckcrl?ca=processor", 404, "Intel SGX PCK Processor CA"},
 		{"/sgx/certification/v4/pckcrl?ca=platform&encoding=base64", 400, "encoding"},
 		{"/sgx/certification/v4/pckcert?qeid=00", 404, "PCK chain"},
 	} {

@@ -129,7 +129,10 @@ func (a *Appraiser) appraise(ctx context.Context, fmspc string, pckChain []*x509
 			}
 			a.verified.put(it.DER, col, vc)
 		}
-		if len(pckChain) == 0 || !vc.Root.Equal(pckChain[len(pckChain)-1]) {
+		if len(pckChain) == 0 {
+			return TCB{}, attest.Bad("quote", "no verified PCK chain to judge")
+		}
+		if !vc.Root.Equal(pckChain[len(pckChain)-1]) {
 			errs = append(errs, fmt.Errorf("collateral of another root (%s) than the PCK's (%s)", rootName(vc.Root), rootName(pckChain[len(pckChain)-1])))
 			continue
 		}
@@ -204,11 +207,13 @@ func (a *Appraiser) Import(ctx context.Context, data []byte) (int, error) {
 const AnyPlatform = "ANY"
 
 // Current returns the newest collateral on file for fmspc (AnyPlatform:
-// for any platform of a.TEE) that verifies at now, Intel's before any
-// other root's, as stored: the exact
+// for any platform of a.TEE) that verifies at now and that accept (nil:
+// any) takes, Intel's before any other root's, as stored: the exact
 // documents Intel signed, for serving to guests that verify it
 // themselves. None on file, or none current, is an error that says so.
-func (a *Appraiser) Current(ctx context.Context, fmspc string, now time.Time) (*Collateral, error) {
+// Rows whose stored expiry has passed are not parsed at all (the routes
+// that call this are public).
+func (a *Appraiser) Current(ctx context.Context, fmspc string, now time.Time, accept func(*Collateral) bool) (*Collateral, error) {
 	items, err := collateral.Cached(ctx, a.cache(), Kind, a.key(fmspc), func(items []store.Collateral) []store.Collateral { return items })
 	if err != nil {
 		return nil, &attest.UnavailableError{Err: err}
@@ -219,16 +224,21 @@ func (a *Appraiser) Current(ctx context.Context, fmspc string, now time.Time) (*
 	var bestIssued time.Time
 	bestIntel, intelRoot := false, RootCert()
 	for _, it := range items {
-		col, err := ParseQVLBundle(it.DER)
-		if err != nil {
+		if !it.NotAfter.IsZero() && it.NotAfter.Before(now) {
 			continue
 		}
-		vc, ok := a.verified.get(it.DER, now)
+		col, vc, ok := a.verified.getBoth(it.DER, now)
 		if !ok {
+			if col, err = ParseQVLBundle(it.DER); err != nil {
+				continue
+			}
 			if vc, err = col.Verify(a.Roots, now); err != nil {
 				continue
 			}
 			a.verified.put(it.DER, col, vc)
+		}
+		if accept != nil && !accept(col) {
+			continue
 		}
 		isIntel := vc.Root.Equal(intelRoot)
 		if best == nil || isIntel && !bestIntel || isIntel == bestIntel && vc.TCBInfo.IssueDate.After(bestIssued) {

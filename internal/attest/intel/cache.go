@@ -26,6 +26,7 @@ type ChainCache struct {
 // cached is a verified result and when it holds.
 type cached struct {
 	chain    []*x509.Certificate
+	col      *Collateral
 	verified *Verified
 	from, to time.Time
 }
@@ -92,14 +93,20 @@ type collateralCache struct {
 }
 
 func (c *collateralCache) get(der []byte, now time.Time) (*Verified, bool) {
+	_, v, ok := c.getBoth(der, now)
+	return v, ok
+}
+
+// getBoth is get with the parsed collateral.
+func (c *collateralCache) getBoth(der []byte, now time.Time) (*Collateral, *Verified, bool) {
 	k := sha256.Sum256(der)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w, ok := c.m[k]
 	if !ok || !w.holds(now) {
-		return nil, false
+		return nil, nil, false
 	}
-	return w.verified, true
+	return w.col, w.verified, true
 }
 
 func (c *collateralCache) put(der []byte, col *Collateral, v *Verified) {
@@ -122,7 +129,7 @@ func (c *collateralCache) put(der []byte, col *Collateral, v *Verified) {
 	if c.m == nil || len(c.m) >= maxCached {
 		c.m = map[[32]byte]cached{}
 	}
-	c.m[k] = cached{verified: v, from: from, to: to}
+	c.m[k] = cached{col: col, verified: v, from: from, to: to}
 }
 
 // CertCache remembers parsed certificates by the hash of their DER, so

@@ -2,6 +2,7 @@ package intelsim
 
 import (
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
@@ -31,6 +32,11 @@ type CollateralOptions struct {
 	RevokedPCK, RevokedByRoot []*big.Int
 	// TamperTCBInfo flips a byte of the TCB info after it is signed.
 	TamperTCBInfo bool
+	// PCKCRLIssuer makes the PCK CRL another CA's: "processor" (an Intel
+	// SGX PCK Processor CA), "rekeyed" (a CA of the Platform CA's name
+	// with another key), "root" (the root itself); "" is the Platform
+	// CA's, which issued the simulated PCK.
+	PCKCRLIssuer string
 }
 
 // tcbDate is the date of the simulated UpToDate TCB level.
@@ -133,9 +139,17 @@ func (a *Authority) Collateral(o CollateralOptions, now time.Time) ([]byte, erro
 	if o.TamperTCBInfo {
 		tij = []byte(strings.Replace(string(tij), `"version":3`, `"version":3 `, 1))
 	}
-	pckCRL, err := a.crl(a.PCKCA, a.caKey, o.RevokedPCK, from, to)
+	issuer, issuerKey, err := a.pckCRLIssuer(o.PCKCRLIssuer, now)
 	if err != nil {
 		return nil, err
+	}
+	pckCRL, err := a.crl(issuer, issuerKey, o.RevokedPCK, from, to)
+	if err != nil {
+		return nil, err
+	}
+	pckCRLChain := pemCerts(issuer, a.Root)
+	if issuer == a.Root {
+		pckCRLChain = pemCerts(a.Root)
 	}
 	rootCRL, err := a.crl(a.Root, a.rootKey, o.RevokedByRoot, from, to)
 	if err != nil {
@@ -145,7 +159,7 @@ func (a *Authority) Collateral(o CollateralOptions, now time.Time) ([]byte, erro
 	return json.MarshalIndent(map[string]string{
 		"tcb_info": string(tij), "tcb_info_signature": hex.EncodeToString(tiSig), "tcb_info_issuer_chain": signerChain,
 		"qe_identity": string(qej), "qe_identity_signature": hex.EncodeToString(qeSig), "qe_identity_issuer_chain": signerChain,
-		"pck_crl": hex.EncodeToString(pckCRL), "pck_crl_issuer_chain": string(pemCerts(a.PCKCA, a.Root)),
+		"pck_crl": hex.EncodeToString(pckCRL), "pck_crl_issuer_chain": string(pckCRLChain),
 		"root_ca_crl": hex.EncodeToString(rootCRL),
 	}, "", "  ")
 }
@@ -158,4 +172,34 @@ func (a *Authority) crl(issuer *x509.Certificate, key *ecdsa.PrivateKey, revoked
 	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 		Number: big.NewInt(from.Unix()), ThisUpdate: from, NextUpdate: to, RevokedCertificateEntries: entries,
 	}, issuer, key)
+}
+
+// pckCRLIssuer is the CA whose CRL CollateralOptions.PCKCRLIssuer names.
+func (a *Authority) pckCRLIssuer(which string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	var cn string
+	switch which {
+	case "":
+		return a.PCKCA, a.caKey, nil
+	case "root":
+		return a.Root, a.rootKey, nil
+	case "processor":
+		cn = "Intel SGX PCK Processor CA"
+	case "rekeyed":
+		cn = a.PCKCA.Subject.CommonName
+	default:
+		return nil, nil, fmt.Errorf("intelsim: PCK CRL issuer %q", which)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: a.PCKCA.Subject, NotBefore: a.PCKCA.NotBefore, NotAfter: a.PCKCA.NotAfter,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	tmpl.Subject.CommonName = cn
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Root, &k.PublicKey, a.rootKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := x509.ParseCertificate(der)
+	return c, k, err
 }

@@ -405,7 +405,7 @@ func TestCaches(t *testing.T) {
 	if _, err := v.Verify(ctx, raw, now); err != nil {
 		t.Fatalf("after the import (at once, within the memory TTL): %v", err)
 	}
-	if _, err := v.Verify(ctx, raw, a.PCK.NotAfter.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "does not chain") {
+	if _, err := v.Verify(ctx, raw, a.PCK.NotAfter.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), `the PCK certificate "Intel SGX PCK Certificate" does not chain`) {
 		t.Errorf("after the PCK's expiry: %v", err)
 	}
 	short, _ := a.Collateral(intelsim.CollateralOptions{TEE: "TDX"}, now)
@@ -477,6 +477,21 @@ func TestSplicedCollateral(t *testing.T) {
 	}
 	if err := appraise(foreign); err == nil || !strings.Contains(err.Error(), "collateral of another root") {
 		t.Errorf("only another root's bundle: %v", err)
+	}
+	// A bundle whose PCK CRL is another CA's does not fit this PCK: the
+	// next bundle judges it; alone, it is refused, naming the CRL. A CA of
+	// the PCK CA's name but another key is another CA.
+	for _, issuer := range []string{"processor", "rekeyed", "root"} {
+		other, err := a.Collateral(intelsim.CollateralOptions{TEE: "TDX", PCKCRLIssuer: issuer}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := appraise(other, own); err != nil {
+			t.Errorf("a %s CRL's bundle before the platform's own: %v", issuer, err)
+		}
+		if err := appraise(other); err == nil || !strings.Contains(err.Error(), "not signed by the PCK's CA") {
+			t.Errorf("only a %s CRL's bundle: %v", issuer, err)
+		}
 	}
 }
 
